@@ -1,0 +1,7 @@
+"""Entry point for `python -m tracker`."""
+
+import sys
+
+from tracker.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Alembic migrations; applied with `python -m tracker db upgrade`."""

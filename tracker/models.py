@@ -1,0 +1,450 @@
+"""The data model: SQLAlchemy 2.0 typed models shared by app, worker and CLI.
+
+Money is `Decimal` in `NUMERIC(18, 6)`; token counts are `BIGINT`; timestamps are UTC and
+timezone-aware on both PostgreSQL and SQLite. Every natural key has a named unique constraint
+so that re-syncs upsert instead of duplicating. Schema changes go through Alembic
+(`tracker/migrations/`), never `create_all` in the product.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+PROVIDERS: dict[str, dict[str, Any]] = {
+    # name: display name, whether usage comes from an API (else CSV import), org required
+    "openai": {"display_name": "OpenAI", "has_usage_api": True},
+    "anthropic": {"display_name": "Anthropic", "has_usage_api": True},
+    "github_copilot": {
+        "display_name": "GitHub Copilot",
+        "has_usage_api": True,
+        "needs_organization": True,
+    },
+    "groq": {"display_name": "Groq", "has_usage_api": False},
+    "perplexity": {"display_name": "Perplexity", "has_usage_api": False},
+    "openrouter": {"display_name": "OpenRouter", "has_usage_api": True},
+    "deepseek": {"display_name": "DeepSeek", "has_usage_api": True},
+}
+ROLES = ("admin", "finance", "viewer")
+ACCOUNT_STATUSES = ("active", "error", "disabled")
+COST_SOURCES = ("billed", "estimated", "none")
+PRICING_STATUSES = ("pending", "priced", "approximate", "unpriced", "not_applicable")
+SYNC_STATUSES = ("running", "success", "failed", "skipped")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+MONEY = Numeric(18, 6)
+# Unit prices per million tokens need more decimals than amounts (e.g. $0.075 / 1M = 7.5e-8).
+UNIT_PRICE = Numeric(24, 12)
+ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        Decimal: MONEY,
+        dt.datetime: UTCDateTime(),
+        dt.date: Date(),
+        int: BigInteger(),
+        str: String(255),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    password_hash: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_login_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None]
+    last_login_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (CheckConstraint("role IN ('admin', 'finance', 'viewer')", name="role"),)
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id}, username={self.username!r}, role={self.role!r})"
+
+
+class PreauthorizedEmail(Base):
+    """An address an admin allowed to register, with the role it will get."""
+
+    __tablename__ = "preauthorized_emails"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[dt.datetime | None]
+
+
+class Service(Base):
+    """One row per provider; seeded by the first migration."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    has_usage_api: Mapped[bool] = mapped_column(Boolean)
+    monthly_budget: Mapped[Decimal | None]
+
+    accounts: Mapped[list[Account]] = relationship(back_populates="service")
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r})"
+
+
+class Account(Base):
+    """A connected provider account; the credential is stored encrypted only."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    credential_encrypted: Mapped[str] = mapped_column(Text)
+    credential_last4: Mapped[str] = mapped_column(String(4))
+    organization_id: Mapped[str | None]
+    base_url: Mapped[str | None] = mapped_column(String(512))
+    monthly_budget: Mapped[Decimal | None]
+    token_quota: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    last_sync_at: Mapped[dt.datetime | None]
+    last_complete_day: Mapped[dt.date | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None]
+    rate_limit_snapshot: Mapped[dict[str, Any] | None]
+    rate_limit_updated_at: Mapped[dt.datetime | None]
+    balance_remaining: Mapped[Decimal | None]
+    balance_currency: Mapped[str | None] = mapped_column(String(8))
+    balance_updated_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    service: Mapped[Service] = relationship(back_populates="accounts", lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'error', 'disabled')", name="status"),
+        CheckConstraint("monthly_budget IS NULL OR monthly_budget >= 0", name="budget"),
+        CheckConstraint("token_quota IS NULL OR token_quota >= 0", name="quota"),
+    )
+
+    @property
+    def provider(self) -> str:
+        return self.service.name
+
+    @property
+    def masked_key(self) -> str:
+        return f"…{self.credential_last4}" if self.credential_last4 else "…"
+
+    def __repr__(self) -> str:
+        return f"Account(id={self.id}, name={self.name!r}, key={self.masked_key!r})"
+
+
+class UsageRecord(Base):
+    """Daily grain: one row per account, UTC day, model, project, key, line item and tier.
+
+    Dimension columns are '' rather than NULL when a provider does not report them, so the
+    natural-key unique constraint holds (NULLs never collide in a unique index).
+    Token columns: `input_tokens` is uncached input only; cache reads and writes are apart.
+    """
+
+    __tablename__ = "usage_records"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    day: Mapped[dt.date]
+    model: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = mapped_column(String(255), default="")
+    api_key_id: Mapped[str] = mapped_column(String(255), default="")
+    usage_type: Mapped[str] = mapped_column(String(255), default="")
+    service_tier: Mapped[str] = mapped_column(String(64), default="")
+    project_name: Mapped[str | None]
+    api_key_name: Mapped[str | None]
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    requests: Mapped[int] = mapped_column(default=0)
+    other_units: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    other_unit_name: Mapped[str | None] = mapped_column(String(64))
+    billed_cost: Mapped[Decimal | None]
+    estimated_cost: Mapped[Decimal | None]
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    cost_source: Mapped[str] = mapped_column(String(16), default="none")
+    pricing_status: Mapped[str] = mapped_column(String(16), default="pending")
+    synced_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account] = relationship(lazy="raise")
+
+    __table_args__ = (
+        UniqueConstraint(
+            "account_id",
+            "day",
+            "model",
+            "project_id",
+            "api_key_id",
+            "usage_type",
+            "service_tier",
+            name="uq_usage_records_natural_key",
+        ),
+        Index("ix_usage_records_day", "day"),
+        Index("ix_usage_records_account_id_day", "account_id", "day"),
+        Index("ix_usage_records_day_model", "day", "model"),
+        CheckConstraint("cost_source IN ('billed', 'estimated', 'none')", name="cost_source"),
+        CheckConstraint(
+            "pricing_status IN ('pending', 'priced', 'approximate', 'unpriced', 'not_applicable')",
+            name="pricing_status",
+        ),
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"UsageRecord(account_id={self.account_id}, day={self.day}, model={self.model!r}, "
+            f"billed={self.billed_cost}, estimated={self.estimated_cost})"
+        )
+
+
+class SyncRun(Base):
+    """One sync pass of one account over one date range."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(16), default="worker")
+    range_start: Mapped[dt.date]
+    range_end: Mapped[dt.date]
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+    duration_ms: Mapped[int | None]
+    rows_written: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_sync_runs_account_id_started_at", "account_id", "started_at"),
+        CheckConstraint("status IN ('running', 'success', 'failed', 'skipped')", name="status"),
+    )
+
+
+class PriceOverride(Base):
+    """An organisation's own price or discount, effective-dated (valid_to exclusive).
+
+    Prices are USD per million tokens (per request for `request_price`); `model` NULL means
+    every model of the provider. Precedence: explicit price > discount > list price.
+    """
+
+    __tablename__ = "price_overrides"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str | None]
+    kind: Mapped[str] = mapped_column(String(16))
+    input_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
+    cached_input_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
+    cache_write_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
+    cache_write_1h_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
+    output_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
+    request_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
+    discount_pct: Mapped[Decimal | None] = mapped_column(Numeric(7, 4))
+    valid_from: Mapped[dt.date]
+    valid_to: Mapped[dt.date | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('price', 'discount')", name="kind"),
+        CheckConstraint(
+            "discount_pct IS NULL OR (discount_pct >= 0 AND discount_pct <= 100)",
+            name="discount_range",
+        ),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="valid_range"),
+        Index("ix_price_overrides_provider_model", "provider", "model"),
+    )
+
+
+class Setting(Base):
+    """Organisation-wide values set in the app (e.g. the organisation's monthly budget)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertRule(Base):
+    """An alert rule: what to watch (kind, scope, threshold) and where to send it."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(160), default="org")
+    threshold: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    channels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('budget', 'projected', 'quota', 'unpriced', 'variance', 'sync', "
+            "'anomaly', 'ratelimit')",
+            name="kind",
+        ),
+    )
+
+
+class AlertEvent(Base):
+    """A fired alert: at most one per rule, period and threshold; delivery tracked."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(160))
+    fired_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    message: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None]
+    delivery_status: Mapped[str] = mapped_column(String(16), default="pending")
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_delivery_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("alert_id", "period", "dedupe_key", name="uq_alert_events_once"),
+        Index("ix_alert_events_delivery_status", "delivery_status"),
+    )
+
+
+class CostProjection(Base):
+    """Month-end projection for a scope ('org', 'service:NAME', 'account:ID')."""
+
+    __tablename__ = "cost_projections"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(160))
+    month: Mapped[dt.date]
+    computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actual_to_date: Mapped[Decimal]
+    projected_total: Mapped[Decimal]
+    lower_bound: Mapped[Decimal]
+    upper_bound: Mapped[Decimal]
+    budget: Mapped[Decimal | None]
+    budget_exhausted_on: Mapped[dt.date | None]
+    backtest_mape: Mapped[Decimal | None] = mapped_column(Numeric(10, 6))
+    method: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any] | None]
+
+    __table_args__ = (UniqueConstraint("scope", "month", name="uq_cost_projections_scope_month"),)
+
+
+class Anomaly(Base):
+    """An unusual daily cost, explained as volume, mix and rate effects in dollars."""
+
+    __tablename__ = "anomalies"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(255), default="")
+    day: Mapped[dt.date]
+    actual_cost: Mapped[Decimal]
+    baseline_cost: Mapped[Decimal]
+    score: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    volume_effect: Mapped[Decimal | None]
+    mix_effect: Mapped[Decimal | None]
+    rate_effect: Mapped[Decimal | None]
+    explanation: Mapped[str | None] = mapped_column(Text)
+    detected_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "model", "day", name="uq_anomalies_account_model_day"),
+        Index("ix_anomalies_day", "day"),
+    )
+
+
+class AuditLog(Base):
+    """Who changed what, when; never holds a secret."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None]
+    details: Mapped[dict[str, Any] | None]
+
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
