@@ -1,0 +1,115 @@
+"""The migrated schema on SQLite and PostgreSQL: matches the models, exact money, UTC."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from tracker import migrate
+from tracker.db import make_engine
+from tracker.models import PROVIDERS, Account, Base, Service, UsageRecord
+
+
+def make_account(session, name="acct", provider="openai") -> Account:
+    service = session.scalar(select(Service).where(Service.name == provider))
+    account = Account(
+        service=service, name=name, credential_encrypted="v1.x.y", credential_last4="9876"
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def test_migrations_match_the_models(engine):
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], f"models and migrations differ: {diff}"
+    assert migrate.current_revision(engine) == migrate.head_revision()
+
+
+def test_every_provider_is_seeded(session):
+    names = set(session.scalars(select(Service.name)))
+    assert names == set(PROVIDERS)
+
+
+def test_indexes_for_dashboard_queries(engine):
+    indexes = {ix["name"] for ix in inspect(engine).get_indexes("usage_records")}
+    assert {"ix_usage_records_day", "ix_usage_records_account_id_day"} <= indexes
+    uniques = {uc["name"] for uc in inspect(engine).get_unique_constraints("usage_records")}
+    assert "uq_usage_records_natural_key" in uniques
+
+
+def test_money_is_exact_and_tokens_are_64_bit(session):
+    account = make_account(session)
+    # PostgreSQL's NUMERIC(18, 6) holds every value exactly; SQLite keeps NUMERIC as a double,
+    # exact to 15 significant digits (under $1B at micro-dollar precision): see docs/operations.md.
+    postgres = session.get_bind().dialect.name == "postgresql"
+    big = Decimal("999999999999.999999") if postgres else Decimal("999999999.999999")
+    tiny = Decimal("0.000001")
+    session.add_all(
+        [
+            UsageRecord(
+                account_id=account.id,
+                day=dt.date(2026, 11, 1),
+                model="m",
+                input_tokens=2**40,
+                output_tokens=2**33,
+                billed_cost=big,
+            ),
+            UsageRecord(
+                account_id=account.id, day=dt.date(2026, 11, 2), model="m", estimated_cost=tiny
+            ),
+        ]
+    )
+    session.flush()
+    session.expire_all()
+    rows = session.scalars(select(UsageRecord).order_by(UsageRecord.day)).all()
+    assert rows[0].billed_cost == big and rows[0].input_tokens == 2**40
+    assert rows[1].estimated_cost == tiny and rows[1].billed_cost is None
+    assert rows[0].cost_source == "none" and rows[0].currency == "USD"
+
+
+def test_natural_key_is_unique(session):
+    account = make_account(session)
+    key = dict(account_id=account.id, day=dt.date(2026, 11, 1), model="gpt-4o", project_id="p")
+    session.add(UsageRecord(**key))
+    session.flush()
+    session.add(UsageRecord(**key))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_timestamps_are_utc_aware(session):
+    account = make_account(session)
+    paris = dt.timezone(dt.timedelta(hours=1))
+    account.last_sync_at = dt.datetime(2026, 11, 23, 10, 30, tzinfo=paris)
+    session.flush()
+    session.expire_all()
+    fetched = session.get(Account, account.id)
+    assert fetched.last_sync_at == dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)
+    assert fetched.last_sync_at.utcoffset() == dt.timedelta(0)
+    assert fetched.created_at.tzinfo is not None
+    with pytest.raises(Exception, match="naive datetime"):
+        fetched.last_sync_at = dt.datetime(2026, 11, 23, 9, 30)
+        session.flush()
+
+
+def test_repr_never_shows_the_credential(session):
+    account = make_account(session)
+    assert "v1.x.y" not in repr(account) and "9876" in repr(account)
+
+
+def test_upgrade_is_idempotent_and_creates_sqlite_file(tmp_path):
+    path = tmp_path / "nested" / "fresh.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    migrate.upgrade(engine)
+    assert path.exists()
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    engine.dispose()
