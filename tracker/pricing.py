@@ -1,0 +1,809 @@
+"""The price book: list prices from genai-prices, dated corrections and organisation overrides.
+
+What it owns:
+- `price_usage` prices one usage by hand (the CLI's `price` command).
+- `estimate_range` fills `usage_records.estimated_cost`, `pricing_status` and `cost_source`
+  for a date range, right after a sync or on request (`reprice`).
+- `reprice` shows or applies the change that new overrides or corrections make to history.
+- `add_override`, `list_overrides`, `remove_override` manage `price_overrides`.
+
+Units and assumptions:
+- Prices are USD per million tokens; `request` prices are USD per request.
+- Our `input_tokens` is uncached input only; cache reads and cache writes (5-minute and
+  1-hour) are counted apart. genai-prices' `Usage.input_tokens` is the whole prompt: the
+  conversion is `catalog_usage()`.
+- Usage rows are daily totals, so a per-request price tier (long-context prices) cannot be
+  chosen: the base tier is used and the estimate is marked approximate. The same holds for
+  time-of-day prices (the price in effect for most of the UTC day is used).
+- Precedence: explicit organisation price > organisation discount > list price (catalog, or a
+  correction from `price_corrections.json` where the catalog misses a documented change).
+- A model the book cannot price has no estimate (NULL, status `unpriced`), never $0.
+- All arithmetic is `Decimal`; amounts are rounded to 6 decimals only when stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import genai_prices
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, TimeOfDateConstraint
+from sqlalchemy import Column, MetaData, Numeric, String, Table, select, text
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.orm import Session
+
+from tracker.errors import InvalidInput
+from tracker.models import PROVIDERS, Account, PriceOverride, Service, UsageRecord
+
+log = logging.getLogger(__name__)
+
+CATALOG_VERSION = genai_prices.__version__
+CURRENCY = "USD"
+MILLION = Decimal(1_000_000)
+STORE_QUANTUM = Decimal("0.000001")  # NUMERIC(18, 6)
+CORRECTIONS_PATH = Path(__file__).with_name("price_corrections.json")
+
+# Our provider names -> genai-prices provider ids (the same unless listed).
+CATALOG_PROVIDER_IDS = {"github_copilot": "github-copilot"}
+# Service tiers that mean "the standard price".
+STANDARD_TIERS = frozenset({"", "default", "standard", "auto", "on_demand"})
+BATCH_TIER = "batch"
+TOKEN_KINDS = ("input", "cached_input", "cache_write", "cache_write_1h", "output")
+
+
+# --- value objects ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitPrices:
+    """Unit prices used: USD per million tokens, and USD per request; None = no price known."""
+
+    input: Decimal | None = None
+    cached_input: Decimal | None = None
+    cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    output: Decimal | None = None
+    request: Decimal | None = None
+
+    def scaled(self, factor: Decimal) -> UnitPrices:
+        """These prices multiplied by `factor` (a discount or a batch multiplier)."""
+        return UnitPrices(
+            *(None if getattr(self, k) is None else getattr(self, k) * factor for k in _FIELDS)
+        )
+
+    def with_fallbacks(self) -> UnitPrices:
+        """Fill missing cache prices the way genai-prices does: reads and writes at input."""
+        cached = self.cached_input if self.cached_input is not None else self.input
+        write = self.cache_write if self.cache_write is not None else self.input
+        write_1h = self.cache_write_1h if self.cache_write_1h is not None else write
+        return replace(self, cached_input=cached, cache_write=write, cache_write_1h=write_1h)
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            **{f"{k}_per_mtok": _dec_str(getattr(self, k)) for k in TOKEN_KINDS},
+            "request": _dec_str(self.request),
+        }
+
+
+_FIELDS = (*TOKEN_KINDS, "request")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The prices for one (provider, model, day, tier): cached by the book."""
+
+    prices: UnitPrices | None
+    source: str  # catalog | correction | override | discount | none
+    approximate: bool = False
+    model_id: str | None = None
+    notes: tuple[str, ...] = ()
+    reason: str | None = None  # why there is no price
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    """One priced usage: `estimated_cost` is None when it cannot be priced (never $0)."""
+
+    estimated_cost: Decimal | None
+    currency: str
+    priced: bool
+    approximate: bool
+    unit_prices: UnitPrices | None
+    source: str
+    model_id: str | None = None
+    notes: tuple[str, ...] = ()
+    reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        """The `usage_records.pricing_status` this quote stands for."""
+        if not self.priced:
+            return "unpriced"
+        return "approximate" if self.approximate else "priced"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "estimated_cost": _dec_str(self.estimated_cost),
+            "currency": self.currency,
+            "priced": self.priced,
+            "approximate": self.approximate,
+            "status": self.status,
+            "source": self.source,
+            "catalog_model": self.model_id,
+            "unit_prices": None if self.unit_prices is None else self.unit_prices.as_json(),
+            "notes": list(self.notes),
+            "reason": self.reason,
+            "catalog_version": CATALOG_VERSION,
+        }
+
+
+@dataclass
+class EstimateSummary:
+    """What `estimate_range` did."""
+
+    rows: int = 0
+    updated: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    # (provider, model) -> unpriced token count
+    unpriced_tokens: dict[tuple[str, str], int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+# --- corrections (data, loaded lazily) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    provider: str
+    models: frozenset[str]
+    valid_from: dt.date
+    valid_to: dt.date | None
+    prices: UnitPrices
+    source: str
+
+    def applies(self, provider: str, names: Iterable[str], day: dt.date) -> bool:
+        return (
+            provider == self.provider
+            and any(n in self.models for n in names)
+            and self.valid_from <= day
+            and (self.valid_to is None or day < self.valid_to)
+        )
+
+
+@dataclass(frozen=True)
+class Corrections:
+    batch_multipliers: dict[str, Decimal]
+    price_changes: tuple[PriceChange, ...]
+
+
+@cache
+def load_corrections(path: Path = CORRECTIONS_PATH) -> Corrections:
+    """Read `price_corrections.json` once (it is data in the repository, not code)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    batch = {e["provider"]: Decimal(e["multiplier"]) for e in raw.get("batch_discounts", [])}
+    changes = tuple(
+        PriceChange(
+            provider=e["provider"],
+            models=frozenset(m.lower() for m in e["models"]),
+            valid_from=dt.date.fromisoformat(e["valid_from"]),
+            valid_to=dt.date.fromisoformat(e["valid_to"]) if e.get("valid_to") else None,
+            prices=UnitPrices(**{k: Decimal(v) for k, v in e["prices"].items()}),
+            source=e["source"],
+        )
+        for e in raw.get("price_changes", [])
+    )
+    return Corrections(batch, changes)
+
+
+# --- the catalog ------------------------------------------------------------------------
+
+
+def catalog_usage(
+    *,
+    input_tokens: int = 0,
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
+    output_tokens: int = 0,
+) -> genai_prices.Usage:
+    """Convert our counts (uncached input apart) to genai-prices' (input = whole prompt)."""
+    writes = cache_write_tokens + cache_write_1h_tokens
+    return genai_prices.Usage(
+        input_tokens=input_tokens + cached_tokens + writes,
+        cache_read_tokens=cached_tokens,
+        cache_write_tokens=writes,
+        cache_write_1h_tokens=cache_write_1h_tokens,
+        output_tokens=output_tokens,
+    )
+
+
+def _catalog_model(provider: str, model: str) -> ModelInfo | None:
+    """The catalog's model for our provider name and the provider's model name, if any."""
+    if not model:
+        return None
+    try:
+        _, info = get_snapshot().find_provider_model(
+            model, None, CATALOG_PROVIDER_IDS.get(provider, provider), None
+        )
+    except LookupError:
+        return None
+    return info
+
+
+def _day_timestamps(info: ModelInfo, day: dt.date) -> list[dt.datetime]:
+    # genai-prices needs a timezone-aware datetime (a date crashes it). A day is priced at
+    # noon UTC unless the model has time-of-day prices: then every half hour is sampled.
+    has_time_of_day = isinstance(info.prices, list) and any(
+        isinstance(p.constraint, TimeOfDateConstraint) for p in info.prices
+    )
+    midnight = dt.datetime.combine(day, dt.time(0, 15), tzinfo=dt.UTC)
+    if not has_time_of_day:
+        return [dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)]
+    return [midnight + dt.timedelta(minutes=30 * i) for i in range(48)]
+
+
+def _variant_active(info: ModelInfo, when: dict[str, str], at: dt.datetime) -> bool:
+    return any(
+        v.when == when
+        and any(value is not None for value in v.prices.__dict__.values())
+        and (v.constraint is None or v.constraint.active(at))
+        for v in info.price_variants or ()
+    )
+
+
+def _unit_prices(mp: ModelPrice) -> tuple[UnitPrices, bool]:
+    """Our unit prices from a catalog price set; True if a tier had to be ignored."""
+    tiered = False
+
+    def base(*keys: str) -> Decimal | None:
+        nonlocal tiered
+        for key in keys:
+            value = getattr(mp, key, None)
+            if isinstance(value, TieredPrices):
+                tiered = True
+                return value.base
+            if value is not None:
+                return Decimal(value)
+        return None
+
+    requests_k = base("requests_kcount")
+    prices = UnitPrices(
+        input=base("input_mtok"),
+        cached_input=base("cache_read_mtok"),
+        cache_write=base("cache_write_mtok", "cache_write_5m_mtok"),
+        cache_write_1h=base("cache_write_1h_mtok"),
+        output=base("output_mtok"),
+        request=None if requests_k is None else requests_k / 1000,
+    )
+    return prices, tiered
+
+
+def _catalog_prices(
+    info: ModelInfo, day: dt.date, context: dict[str, str] | None
+) -> tuple[UnitPrices, bool, list[str]]:
+    """List prices for a day: (prices, approximate, notes)."""
+    notes: list[str] = []
+    stamps = _day_timestamps(info, day)
+    candidates = Counter(repr(info.get_prices(ts, context)) for ts in stamps)
+    by_repr = {repr(mp): mp for mp in (info.get_prices(ts, context) for ts in stamps)}
+    approximate = len(stamps) > 1
+    if approximate:
+        notes.append("time-of-day prices: priced at the price in effect most of the UTC day")
+    prices, tiered = _unit_prices(by_repr[candidates.most_common(1)[0][0]])
+    if tiered:
+        approximate = True
+        notes.append("price tiers (e.g. long context) need per-request counts: base tier used")
+    return prices, approximate, notes
+
+
+# --- overrides --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OverrideView:
+    """A price override as shown and passed around (detached from the session)."""
+
+    id: int
+    provider: str
+    model: str | None
+    kind: str
+    input_price: Decimal | None
+    cached_input_price: Decimal | None
+    cache_write_price: Decimal | None
+    cache_write_1h_price: Decimal | None
+    output_price: Decimal | None
+    request_price: Decimal | None
+    discount_pct: Decimal | None
+    valid_from: dt.date
+    valid_to: dt.date | None
+    note: str | None
+    created_by: str | None
+
+    @classmethod
+    def of(cls, o: PriceOverride) -> OverrideView:
+        return cls(
+            id=o.id,
+            provider=o.provider,
+            model=o.model,
+            kind=o.kind,
+            input_price=o.input_price,
+            cached_input_price=o.cached_input_price,
+            cache_write_price=o.cache_write_price,
+            cache_write_1h_price=o.cache_write_1h_price,
+            output_price=o.output_price,
+            request_price=o.request_price,
+            discount_pct=o.discount_pct,
+            valid_from=o.valid_from,
+            valid_to=o.valid_to,
+            note=o.note,
+            created_by=o.created_by,
+        )
+
+    def active(self, day: dt.date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)
+
+    def matches(self, provider: str, names: Iterable[str]) -> bool:
+        if self.provider != provider:
+            return False
+        return self.model is None or self.model.lower() in set(names)
+
+    @property
+    def unit_prices(self) -> UnitPrices:
+        return UnitPrices(
+            input=self.input_price,
+            cached_input=self.cached_input_price,
+            cache_write=self.cache_write_price,
+            cache_write_1h=self.cache_write_1h_price,
+            output=self.output_price,
+            request=self.request_price,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "model": self.model,
+            "kind": self.kind,
+            "input_price": _dec_str(self.input_price),
+            "cached_input_price": _dec_str(self.cached_input_price),
+            "cache_write_price": _dec_str(self.cache_write_price),
+            "cache_write_1h_price": _dec_str(self.cache_write_1h_price),
+            "output_price": _dec_str(self.output_price),
+            "request_price": _dec_str(self.request_price),
+            "discount_pct": _dec_str(self.discount_pct),
+            "valid_from": self.valid_from.isoformat(),
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "note": self.note,
+            "created_by": self.created_by,
+        }
+
+
+def _pick(candidates: list[OverrideView]) -> OverrideView | None:
+    # A model-specific override beats a provider-wide one; then the latest start, then the
+    # newest row.
+    if not candidates:
+        return None
+    return max(candidates, key=lambda o: (o.model is not None, o.valid_from, o.id))
+
+
+# --- the book ---------------------------------------------------------------------------
+
+
+class PriceBook:
+    """Resolves unit prices per (provider, model, day, tier), cached; prices usages."""
+
+    def __init__(
+        self, overrides: Sequence[OverrideView] = (), corrections: Corrections | None = None
+    ) -> None:
+        self.overrides = list(overrides)
+        self.corrections = corrections or load_corrections()
+        self._cache: dict[tuple[str, str, dt.date, str], Resolved] = {}
+        self._by_provider: dict[str, list[OverrideView]] = defaultdict(list)
+        for o in self.overrides:
+            self._by_provider[o.provider].append(o)
+
+    @classmethod
+    def from_db(cls, session: Session) -> PriceBook:
+        """A book with every override stored in the database."""
+        rows = session.scalars(select(PriceOverride).order_by(PriceOverride.id))
+        return cls([OverrideView.of(o) for o in rows])
+
+    def resolve(self, provider: str, model: str, day: dt.date, tier: str = "") -> Resolved:
+        """Unit prices for one provider, model, UTC day and service tier (cached)."""
+        key = (provider, model, day, tier)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._resolve(provider, model, day, tier)
+        return found
+
+    def _resolve(self, provider: str, model: str, day: dt.date, tier: str) -> Resolved:
+        info = _catalog_model(provider, model)
+        names = {model.lower()} | ({info.id.lower()} if info else set())
+        notes: list[str] = []
+        approximate = False
+        tier = tier.lower()
+        batch = tier == BATCH_TIER
+
+        # 1. list price: a correction for a documented change, else the catalog.
+        source = "none"
+        listed: UnitPrices | None = None
+        tier_done = False
+        change = next(
+            (c for c in self.corrections.price_changes if c.applies(provider, names, day)), None
+        )
+        if change is not None:
+            listed, source = change.prices, "correction"
+            notes.append(f"corrected list price (source: {change.source})")
+        elif info is not None:
+            at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
+            context: dict[str, str] | None = None
+            if batch and _variant_active(info, {"processing": "batch"}, at):
+                context, tier_done = {"processing": "batch"}, True
+            elif tier not in STANDARD_TIERS and not batch:
+                if _variant_active(info, {"service_tier": tier}, at):
+                    context, tier_done = {"service_tier": tier}, True
+            listed, approximate, more = _catalog_prices(info, day, context)
+            notes.extend(more)
+            source = "catalog"
+
+        # 2. organisation overrides: explicit price > discount > list price.
+        candidates = [
+            o
+            for o in self._by_provider.get(provider, ())
+            if o.active(day) and o.matches(provider, names)
+        ]
+        explicit = _pick([o for o in candidates if o.kind == "price"])
+        discount = _pick([o for o in candidates if o.kind == "discount"])
+        prices: UnitPrices | None
+        if explicit is not None:
+            own = explicit.unit_prices
+            base = listed or UnitPrices()
+            prices = UnitPrices(
+                *(
+                    getattr(own, k) if getattr(own, k) is not None else getattr(base, k)
+                    for k in _FIELDS
+                )
+            )
+            source, tier_done = "override", False
+            notes.append(f"organisation price #{explicit.id}")
+        elif listed is not None and discount is not None and discount.discount_pct is not None:
+            prices = listed.scaled(1 - discount.discount_pct / 100)
+            source = "discount"
+            notes.append(f"organisation discount #{discount.id}: {discount.discount_pct}%")
+        else:
+            prices = listed
+
+        if prices is None:
+            reason = (
+                f"{model!r} is not in the price book for {provider}"
+                if model
+                else "no model reported"
+            )
+            return Resolved(None, "none", reason=reason)
+
+        # 3. the service tier, where the catalog had no price for it on that day.
+        if batch and not tier_done:
+            multiplier = self.corrections.batch_multipliers.get(provider)
+            if multiplier is not None:
+                prices = prices.scaled(multiplier)
+                if source == "catalog":
+                    source = "correction"
+                notes.append(f"batch: {provider} batch multiplier {multiplier} applied")
+            else:
+                approximate = True
+                notes.append(f"batch: no batch price known for {provider}; standard price used")
+        elif not batch and tier not in STANDARD_TIERS and not tier_done:
+            approximate = True
+            notes.append(f"service tier {tier!r} has no known price; standard price used")
+
+        return Resolved(
+            prices.with_fallbacks(),
+            source,
+            approximate=approximate,
+            model_id=info.id if info else None,
+            notes=tuple(notes),
+        )
+
+    def quote(
+        self,
+        *,
+        provider: str,
+        model: str,
+        day: dt.date,
+        input_tokens: int = 0,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
+        output_tokens: int = 0,
+        requests: int = 0,
+        tier: str = "",
+    ) -> PriceQuote:
+        """Price one usage (our convention: `input_tokens` is uncached input only)."""
+        counts = (input_tokens, cached_tokens, cache_write_tokens, cache_write_1h_tokens)
+        if min(*counts, output_tokens, requests) < 0:
+            raise InvalidInput("token and request counts must be zero or more")
+        r = self.resolve(provider, model, day, tier)
+        cost, reason = _cost(r.prices, (*counts, output_tokens), requests)
+        if cost is None:
+            return PriceQuote(
+                None,
+                CURRENCY,
+                False,
+                False,
+                r.prices,
+                r.source,
+                r.model_id,
+                r.notes,
+                reason or r.reason,
+            )
+        return PriceQuote(
+            cost, CURRENCY, True, r.approximate, r.prices, r.source, r.model_id, r.notes
+        )
+
+
+def _cost(
+    prices: UnitPrices | None, tokens: tuple[int, int, int, int, int], requests: int
+) -> tuple[Decimal | None, str | None]:
+    """Exact cost (unrounded), or None and why."""
+    if prices is None:
+        return None, None
+    total = Decimal(0)
+    for kind, count in zip(TOKEN_KINDS, tokens, strict=True):
+        if not count:
+            continue
+        price = getattr(prices, kind)
+        if price is None:
+            return None, f"no {kind.replace('_', ' ')} price for this model"
+        total += price * count
+    total /= MILLION
+    if requests and prices.request is not None:
+        total += prices.request * requests
+    return total, None
+
+
+def price_usage(
+    *,
+    provider: str,
+    model: str,
+    day: dt.date,
+    input_tokens: int = 0,
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
+    output_tokens: int = 0,
+    requests: int = 0,
+    batch: bool = False,
+    service_tier: str = "",
+    overrides: Sequence[OverrideView] | PriceBook = (),
+) -> PriceQuote:
+    """Price one usage by hand: `input_tokens` is uncached input; cache reads/writes apart.
+
+    `overrides` is a list of `OverrideView` (e.g. `list_overrides(session=...)`) or a
+    `PriceBook` to reuse its cache.
+    """
+    if provider not in PROVIDERS:
+        raise InvalidInput(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+    book = overrides if isinstance(overrides, PriceBook) else PriceBook(overrides)
+    return book.quote(
+        provider=provider,
+        model=model,
+        day=day,
+        input_tokens=input_tokens,
+        cached_tokens=cached_tokens,
+        cache_write_tokens=cache_write_tokens,
+        cache_write_1h_tokens=cache_write_1h_tokens,
+        output_tokens=output_tokens,
+        requests=requests,
+        tier=BATCH_TIER if batch else service_tier,
+    )
+
+
+def store_amount(amount: Decimal) -> Decimal:
+    """Round an amount for storage: 6 decimals, half up (the only rounding we do)."""
+    return amount.quantize(STORE_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+# --- pricing stored usage ---------------------------------------------------------------
+
+_tmp_meta = MetaData()
+_TMP = Table(
+    "tmp_pricing_updates",
+    _tmp_meta,
+    Column("id", Numeric(20, 0), primary_key=True),
+    Column("estimated_cost", Numeric(18, 6)),
+    Column("pricing_status", String(16)),
+    Column("cost_source", String(16)),
+    prefixes=["TEMPORARY"],
+)
+BATCH_SIZE = 5_000
+
+
+def row_outcome(
+    book: PriceBook,
+    *,
+    provider: str,
+    model: str,
+    day: dt.date,
+    usage_type: str,
+    service_tier: str,
+    tokens: tuple[int, int, int, int, int],
+    requests: int,
+    other_units: Decimal,
+) -> tuple[Decimal | None, str]:
+    """(estimated_cost rounded for storage or None, pricing_status) for one stored row."""
+    if usage_type.startswith("cost:"):
+        return None, "not_applicable"  # billed-cost-only line item: nothing to estimate
+    if not any(tokens) and not requests and not other_units:
+        return None, "not_applicable"  # e.g. a Copilot seat row, or an empty bucket
+    if not any(tokens) and other_units:
+        return None, "unpriced"  # priced per image, second, ...: not in the price book
+    r = book.resolve(provider, model, day, service_tier)
+    cost, _ = _cost(r.prices, tokens, requests)
+    if cost is None:
+        return None, "unpriced"
+    status = "approximate" if r.approximate or other_units else "priced"
+    return store_amount(cost), status
+
+
+def estimate_range(
+    *,
+    session: Session,
+    start: dt.date,
+    end: dt.date,
+    account_ids: list[int] | None = None,
+    book: PriceBook | None = None,
+) -> EstimateSummary:
+    """Price every usage row with `start <= day <= end` (all accounts if `account_ids` is None).
+
+    Sets `estimated_cost` (NULL when unpriceable, never $0 for an unknown model),
+    `pricing_status` and `cost_source`; writes only rows that change, in the caller's
+    transaction. `billed_cost` is never touched.
+    """
+    if end < start:
+        raise InvalidInput("the end date is before the start date")
+    started = time.perf_counter()
+    session.flush()
+    book = book or PriceBook.from_db(session)
+    summary = EstimateSummary()
+    u = UsageRecord
+    stmt = (
+        select(
+            u.id,
+            Service.name,
+            u.model,
+            u.day,
+            u.usage_type,
+            u.service_tier,
+            u.input_tokens,
+            u.cached_input_tokens,
+            u.cache_write_tokens,
+            u.cache_write_1h_tokens,
+            u.output_tokens,
+            u.requests,
+            u.other_units,
+            u.billed_cost,
+            u.estimated_cost,
+            u.pricing_status,
+            u.cost_source,
+        )
+        .join(Account, Account.id == u.account_id)
+        .join(Service, Service.id == Account.service_id)
+        .where(u.day >= start, u.day <= end)
+    )
+    if account_ids is not None:
+        if not account_ids:
+            return summary
+        stmt = stmt.where(u.account_id.in_(account_ids))
+
+    pending: list[dict[str, Any]] = []
+    unpriced: dict[tuple[str, str], int] = defaultdict(int)
+    created = False
+    result = session.execute(stmt.execution_options(yield_per=BATCH_SIZE))
+    rows = result.all()  # read fully before writing (SQLite cannot interleave safely)
+    for row in rows:
+        values: tuple[Any, ...] = tuple(row)
+        rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = values[:14]
+        old_cost, old_status, old_source = values[14:]
+        tokens: tuple[int, int, int, int, int] = (i or 0, c or 0, w or 0, w1 or 0, o or 0)
+        cost, status = row_outcome(
+            book,
+            provider=provider,
+            model=model,
+            day=day,
+            usage_type=usage_type,
+            service_tier=tier,
+            tokens=tokens,
+            requests=n or 0,
+            other_units=other or Decimal(0),
+        )
+        source = "billed" if billed is not None else ("estimated" if cost is not None else "none")
+        summary.rows += 1
+        summary.by_status[status] += 1
+        if status == "unpriced":
+            unpriced[(provider, model)] += sum(tokens)
+        if (
+            status != old_status
+            or source != old_source
+            or (cost is None) != (old_cost is None)
+            or (cost is not None and old_cost is not None and Decimal(old_cost) != cost)
+        ):
+            pending.append(
+                {"id": rid, "estimated_cost": cost, "pricing_status": status, "cost_source": source}
+            )
+            if len(pending) >= BATCH_SIZE * 20:
+                created = _write(session, pending, created)
+                summary.updated += len(pending)
+                pending = []
+    if pending:
+        created = _write(session, pending, created)
+        summary.updated += len(pending)
+    if created:
+        session.execute(text("DROP TABLE tmp_pricing_updates"))
+    _expire_usage(session)
+    summary.unpriced_tokens = dict(unpriced)
+    summary.seconds = time.perf_counter() - started
+    log.info(
+        "priced %d usage rows (%d changed) in %.2fs: %s",
+        summary.rows,
+        summary.updated,
+        summary.seconds,
+        dict(summary.by_status),
+    )
+    return summary
+
+
+def _write(session: Session, pending: list[dict[str, Any]], created: bool) -> bool:
+    """Write changed rows through a temporary table and one UPDATE ... FROM (fast everywhere)."""
+    if not created:
+        _TMP.create(session.connection(), checkfirst=False)
+    else:
+        session.execute(_TMP.delete())
+    session.execute(sa_insert(_TMP), pending)
+    session.execute(
+        text(
+            "UPDATE usage_records SET estimated_cost = t.estimated_cost, "
+            "pricing_status = t.pricing_status, cost_source = t.cost_source "
+            "FROM tmp_pricing_updates AS t WHERE usage_records.id = t.id"
+        )
+    )
+    return True
+
+
+def _expire_usage(session: Session) -> None:
+    # The UPDATE went around the ORM: make loaded rows re-read their priced columns.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, UsageRecord):
+            session.expire(obj, ["estimated_cost", "pricing_status", "cost_source"])
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _dec_str(value: Decimal | None) -> str | None:
+    if value is None:
+        return None
+    text_ = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+    return text_
+
+
+def parse_decimal(raw: str | Decimal | int | None, what: str) -> Decimal | None:
+    """A non-negative Decimal from user input (None stays None)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = raw if isinstance(raw, Decimal) else Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise InvalidInput(f"{what} must be a number, not {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise InvalidInput(f"{what} must be zero or more")
+    return value
