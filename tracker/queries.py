@@ -1,0 +1,724 @@
+"""The aggregated frames every page (and later the exports) read.
+
+Everything is grouped in SQL; no function pulls the usage table into pandas. Money stays
+exact: amounts are summed in the database as whole micro-dollars (the `NUMERIC(18, 6)` unit)
+and turned back into `Decimal` here, because SQLite keeps NUMERIC as floating point and a
+plain `SUM` there would drift by fractions of a cent.
+
+Cost basis: each usage row counts its provider-billed cost where the provider reports one,
+and our estimate otherwise (`COALESCE(billed_cost, estimated_cost)`); rows with neither are
+counted as unpriced. Every total comes with its billed / estimated split so pages can say
+which is which. Days are UTC calendar days; ranges are inclusive of both ends unless said.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, select
+from sqlalchemy.orm import Session
+
+from tracker.models import Account, AuditLog, Service, Setting, SyncRun, UsageRecord
+
+MICRO = Decimal("0.000001")
+# The organisation's monthly budget (USD) in the `settings` table; when it is not set, the
+# overview uses the sum of the accounts' own budgets.
+ORG_BUDGET_SETTING_KEY = "org_monthly_budget"
+TOKEN_KINDS: dict[str, str] = {
+    "input_tokens": "Input (uncached)",
+    "cached_input_tokens": "Cached input",
+    "cache_write_tokens": "Cache write",
+    "cache_write_1h_tokens": "Cache write (1 h)",
+    "output_tokens": "Output",
+}
+# Group-by choices of the usage explorer: label -> output column name.
+GROUP_BY_CHOICES: dict[str, str] = {
+    "Day": "day",
+    "Provider": "provider",
+    "Account": "account",
+    "Model": "model",
+    "Project": "project",
+    "API key": "api_key",
+    "Usage type": "usage_type",
+}
+STATUS_OK, STATUS_WARNING, STATUS_CRITICAL = "OK", "Warning", "Critical"
+
+_u = UsageRecord
+
+
+def _micros(column: Any) -> ColumnElement[int]:
+    """A money column as whole micro-dollars (exact on both backends)."""
+    return cast(func.round(column * 1_000_000), BigInteger)
+
+
+def _sum_micros(expr: ColumnElement[Any]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(expr), 0)
+
+
+# Per-row cost: billed where reported, else estimated; and the two parts of it.
+_ROW_COST = case(
+    (_u.billed_cost.is_not(None), _micros(_u.billed_cost)),
+    else_=_micros(func.coalesce(_u.estimated_cost, 0)),
+)
+_ROW_BILLED = case((_u.billed_cost.is_not(None), _micros(_u.billed_cost)), else_=0)
+_ROW_ESTIMATED = case(
+    (and_(_u.billed_cost.is_(None), _u.estimated_cost.is_not(None)), _micros(_u.estimated_cost)),
+    else_=0,
+)
+_ROW_UNPRICED = case((and_(_u.billed_cost.is_(None), _u.estimated_cost.is_(None)), 1), else_=0)
+_ROW_TOKENS = (
+    _u.input_tokens
+    + _u.cached_input_tokens
+    + _u.cache_write_tokens
+    + _u.cache_write_1h_tokens
+    + _u.output_tokens
+)
+
+
+def _cost_columns() -> list[ColumnElement[Any]]:
+    return [
+        _sum_micros(_ROW_COST).label("cost"),
+        _sum_micros(_ROW_BILLED).label("billed_cost"),
+        _sum_micros(_ROW_ESTIMATED).label("estimated_cost"),
+        func.coalesce(func.sum(_ROW_UNPRICED), 0).label("unpriced_rows"),
+    ]
+
+
+def to_dollars(micros: int | None) -> Decimal:
+    """Whole micro-dollars back to an exact Decimal with six places."""
+    return (Decimal(int(micros or 0)) * MICRO).quantize(MICRO)
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def same_days_last_month(day: dt.date) -> tuple[dt.date, dt.date]:
+    """The comparison window for month-to-date: the 1st of last month to the same day number.
+
+    When last month is shorter (e.g. 31 March -> February), the window ends on its last day.
+    """
+    last_month_end = month_start(day) - dt.timedelta(days=1)
+    start = last_month_end.replace(day=1)
+    return start, last_month_end.replace(day=min(day.day, last_month_end.day))
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+# --- month to date --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostTotals:
+    """A cost total (USD) with its billed / estimated split and the count of unpriced rows."""
+
+    cost: Decimal
+    billed: Decimal
+    estimated: Decimal
+    unpriced_rows: int
+
+    @property
+    def basis(self) -> str:
+        """Say which figures make up the total: billed, estimated or mixed."""
+        if self.billed and self.estimated:
+            return "mixed"
+        if self.estimated:
+            return "estimated"
+        if self.billed:
+            return "billed"
+        return "none"
+
+
+def cost_totals(*, session: Session, start: dt.date, end: dt.date) -> CostTotals:
+    """Total cost of usage on UTC days start..end inclusive, all accounts."""
+    row = session.execute(select(*_cost_columns()).where(_u.day >= start, _u.day <= end)).one()
+    return CostTotals(
+        cost=to_dollars(row.cost),
+        billed=to_dollars(row.billed_cost),
+        estimated=to_dollars(row.estimated_cost),
+        unpriced_rows=int(row.unpriced_rows or 0),
+    )
+
+
+@dataclass(frozen=True)
+class SpendSummary:
+    """Month-to-date spend, the same days last month, and the budget used."""
+
+    today: dt.date
+    month_start: dt.date
+    current: CostTotals
+    previous_start: dt.date
+    previous_end: dt.date
+    previous: CostTotals
+    budget: Decimal | None
+    budget_source: str  # "organisation", "accounts" or "none"
+
+    @property
+    def change_pct(self) -> Decimal | None:
+        """Change vs the same days last month, in percent; None when last month was zero."""
+        if not self.previous.cost:
+            return None
+        return (self.current.cost - self.previous.cost) / self.previous.cost * 100
+
+    @property
+    def budget_used_pct(self) -> Decimal | None:
+        if not self.budget:
+            return None
+        return self.current.cost / self.budget * 100
+
+
+def org_budget(*, session: Session) -> tuple[Decimal | None, str]:
+    """The organisation's monthly budget and where it came from."""
+    raw = session.scalar(select(Setting.value).where(Setting.key == ORG_BUDGET_SETTING_KEY))
+    if raw:
+        return Decimal(raw), "organisation"
+    summed = session.scalar(
+        select(func.sum(_micros(Account.monthly_budget))).where(
+            Account.monthly_budget.is_not(None), Account.status != "disabled"
+        )
+    )
+    if summed is None:
+        return None, "none"
+    return to_dollars(summed), "accounts"
+
+
+def spend_summary(*, session: Session, today: dt.date) -> SpendSummary:
+    """Month-to-date spend through `today` (UTC) compared with the same days last month."""
+    start = month_start(today)
+    prev_start, prev_end = same_days_last_month(today)
+    budget, source = org_budget(session=session)
+    return SpendSummary(
+        today=today,
+        month_start=start,
+        current=cost_totals(session=session, start=start, end=today),
+        previous_start=prev_start,
+        previous_end=prev_end,
+        previous=cost_totals(session=session, start=prev_start, end=prev_end),
+        budget=budget,
+        budget_source=source,
+    )
+
+
+# --- per-account cards ----------------------------------------------------------------------
+
+
+def status_for(pct: Decimal | None, *, warning_pct: Decimal, critical_pct: Decimal) -> str:
+    """OK / Warning / Critical for a usage percentage (of budget or quota)."""
+    if pct is None:
+        return STATUS_OK
+    if pct >= critical_pct:
+        return STATUS_CRITICAL
+    if pct >= warning_pct:
+        return STATUS_WARNING
+    return STATUS_OK
+
+
+@dataclass(frozen=True)
+class AccountCard:
+    """What the overview shows of one account this month (USD, UTC)."""
+
+    account_id: int
+    name: str
+    provider: str
+    provider_display_name: str
+    cost: Decimal
+    billed: Decimal
+    estimated: Decimal
+    tokens: int
+    monthly_budget: Decimal | None
+    budget_used_pct: Decimal | None
+    token_quota: int | None
+    quota_used_pct: Decimal | None
+    tokens_remaining: int | None
+    balance_remaining: Decimal | None
+    balance_currency: str | None
+    account_status: str
+    last_sync_at: dt.datetime | None
+    last_error: str | None
+    status: str
+
+
+def account_cards(
+    *,
+    session: Session,
+    today: dt.date,
+    warning_pct: Decimal,
+    critical_pct: Decimal,
+) -> list[AccountCard]:
+    """One card per account: month-to-date cost, budget and quota used, status."""
+    start = month_start(today)
+    usage = (
+        select(
+            _u.account_id.label("account_id"),
+            _sum_micros(_ROW_COST).label("cost"),
+            _sum_micros(_ROW_BILLED).label("billed"),
+            _sum_micros(_ROW_ESTIMATED).label("estimated"),
+            func.coalesce(func.sum(_ROW_TOKENS), 0).label("tokens"),
+        )
+        .where(_u.day >= start, _u.day <= today)
+        .group_by(_u.account_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Account.id,
+            Account.name,
+            Service.name.label("provider"),
+            Service.display_name,
+            Account.monthly_budget,
+            Account.token_quota,
+            Account.balance_remaining,
+            Account.balance_currency,
+            Account.status,
+            Account.last_sync_at,
+            Account.last_error,
+            usage.c.cost,
+            usage.c.billed,
+            usage.c.estimated,
+            usage.c.tokens,
+        )
+        .join(Service, Service.id == Account.service_id)
+        .outerjoin(usage, usage.c.account_id == Account.id)
+        .order_by(Account.name)
+    ).all()
+    cards = []
+    for r in rows:
+        cost = to_dollars(r.cost)
+        tokens = int(r.tokens or 0)
+        budget_pct = cost / r.monthly_budget * 100 if r.monthly_budget else None
+        quota_pct = Decimal(tokens) / r.token_quota * 100 if r.token_quota else None
+        worst = max((p for p in (budget_pct, quota_pct) if p is not None), default=None)
+        cards.append(
+            AccountCard(
+                account_id=r.id,
+                name=r.name,
+                provider=r.provider,
+                provider_display_name=r.display_name,
+                cost=cost,
+                billed=to_dollars(r.billed),
+                estimated=to_dollars(r.estimated),
+                tokens=tokens,
+                monthly_budget=r.monthly_budget,
+                budget_used_pct=budget_pct,
+                token_quota=r.token_quota,
+                quota_used_pct=quota_pct,
+                tokens_remaining=max(r.token_quota - tokens, 0) if r.token_quota else None,
+                balance_remaining=r.balance_remaining,
+                balance_currency=r.balance_currency,
+                account_status=r.status,
+                last_sync_at=r.last_sync_at,
+                last_error=r.last_error,
+                status=status_for(worst, warning_pct=warning_pct, critical_pct=critical_pct),
+            )
+        )
+    return cards
+
+
+# --- charts ----------------------------------------------------------------------------------
+
+
+def daily_cost_by_provider(*, session: Session, end: dt.date, days: int = 30) -> pd.DataFrame:
+    """Cost per UTC day and provider for the `days` days ending on `end` (inclusive).
+
+    Columns: day (date), provider (display name), cost, billed_cost, estimated_cost (Decimal).
+    Days without usage are absent; the chart fills them.
+    """
+    start = end - dt.timedelta(days=days - 1)
+    rows = session.execute(
+        select(
+            _u.day,
+            Service.display_name.label("provider"),
+            *_cost_columns()[:3],
+        )
+        .join(Account, Account.id == _u.account_id)
+        .join(Service, Service.id == Account.service_id)
+        .where(_u.day >= start, _u.day <= end)
+        .group_by(_u.day, Service.display_name)
+        .order_by(_u.day, Service.display_name)
+    ).all()
+    return pd.DataFrame(
+        [
+            {
+                "day": r.day,
+                "provider": r.provider,
+                "cost": to_dollars(r.cost),
+                "billed_cost": to_dollars(r.billed_cost),
+                "estimated_cost": to_dollars(r.estimated_cost),
+            }
+            for r in rows
+        ],
+        columns=["day", "provider", "cost", "billed_cost", "estimated_cost"],
+    )
+
+
+def top_models(*, session: Session, start: dt.date, end: dt.date, limit: int = 10) -> pd.DataFrame:
+    """The models with the highest cost over start..end (inclusive), highest first."""
+    cost = _sum_micros(_ROW_COST)
+    rows = session.execute(
+        select(
+            _u.model,
+            Service.display_name.label("provider"),
+            cost.label("cost"),
+            func.coalesce(func.sum(_ROW_TOKENS), 0).label("tokens"),
+            func.coalesce(func.sum(_u.requests), 0).label("requests"),
+        )
+        .join(Account, Account.id == _u.account_id)
+        .join(Service, Service.id == Account.service_id)
+        .where(_u.day >= start, _u.day <= end)
+        .group_by(_u.model, Service.display_name)
+        .order_by(cost.desc(), _u.model)
+        .limit(limit)
+    ).all()
+    return pd.DataFrame(
+        [
+            {
+                "model": r.model or "(not reported)",
+                "provider": r.provider,
+                "cost": to_dollars(r.cost),
+                "tokens": int(r.tokens),
+                "requests": int(r.requests),
+            }
+            for r in rows
+        ],
+        columns=["model", "provider", "cost", "tokens", "requests"],
+    )
+
+
+# --- usage explorer --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageFilter:
+    """Filters of the usage explorer; an empty tuple means "all"."""
+
+    start: dt.date
+    end: dt.date
+    providers: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = ()
+
+
+def _project_label() -> ColumnElement[str]:
+    return func.coalesce(func.nullif(_u.project_name, ""), _u.project_id)
+
+
+def _api_key_label() -> ColumnElement[str]:
+    return func.coalesce(func.nullif(_u.api_key_name, ""), _u.api_key_id)
+
+
+def _dimension(name: str) -> ColumnElement[Any]:
+    columns: dict[str, Any] = {
+        "day": _u.day,
+        "provider": Service.name,
+        "account": Account.name,
+        "model": _u.model,
+        "project": _project_label(),
+        "api_key": _api_key_label(),
+        "usage_type": _u.usage_type,
+    }
+    return columns[name]
+
+
+def _filtered(stmt: Select[Any], flt: UsageFilter) -> Select[Any]:
+    stmt = (
+        stmt.select_from(_u)
+        .join(Account, Account.id == _u.account_id)
+        .join(Service, Service.id == Account.service_id)
+        .where(_u.day >= flt.start, _u.day <= flt.end)
+    )
+    if flt.providers:
+        stmt = stmt.where(Service.name.in_(flt.providers))
+    if flt.accounts:
+        stmt = stmt.where(Account.name.in_(flt.accounts))
+    if flt.models:
+        stmt = stmt.where(_u.model.in_(flt.models))
+    if flt.projects:
+        stmt = stmt.where(_project_label().in_(flt.projects))
+    if flt.api_keys:
+        stmt = stmt.where(_api_key_label().in_(flt.api_keys))
+    return stmt
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """The values each explorer filter can take in a date range."""
+
+    providers: list[str] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list)
+    api_keys: list[str] = field(default_factory=list)
+
+
+def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterOptions:
+    """Distinct providers, accounts, models, projects and API keys used in start..end."""
+    base = UsageFilter(start=start, end=end)
+
+    def distinct(name: str) -> list[str]:
+        col = _dimension(name)
+        stmt = _filtered(select(col).distinct(), base).order_by(col)
+        return [str(v) for v in session.scalars(stmt) if v not in (None, "")]
+
+    return FilterOptions(
+        providers=distinct("provider"),
+        accounts=distinct("account"),
+        models=distinct("model"),
+        projects=distinct("project"),
+        api_keys=distinct("api_key"),
+    )
+
+
+USAGE_VALUE_COLUMNS = [
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "requests",
+    "cost",
+    "billed_cost",
+    "estimated_cost",
+    "unpriced_rows",
+]
+
+
+def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) -> pd.DataFrame:
+    """Usage and cost grouped by the chosen dimensions (names from GROUP_BY_CHOICES values).
+
+    Columns: the group columns, then USAGE_VALUE_COLUMNS; money as Decimal (USD), ordered
+    by the group columns (day ascending) or by cost descending when not grouped by day.
+    """
+    unknown = [g for g in group_by if g not in GROUP_BY_CHOICES.values()]
+    if unknown:
+        raise ValueError(f"unknown group-by column(s): {', '.join(unknown)}")
+    dims = [_dimension(g).label(g) for g in group_by]
+    cost = _sum_micros(_ROW_COST)
+    stmt = _filtered(
+        select(
+            *dims,
+            func.coalesce(func.sum(_u.input_tokens), 0).label("input_tokens"),
+            func.coalesce(func.sum(_u.cached_input_tokens), 0).label("cached_input_tokens"),
+            func.coalesce(func.sum(_u.cache_write_tokens), 0).label("cache_write_tokens"),
+            func.coalesce(func.sum(_u.cache_write_1h_tokens), 0).label("cache_write_1h_tokens"),
+            func.coalesce(func.sum(_u.output_tokens), 0).label("output_tokens"),
+            func.coalesce(func.sum(_u.requests), 0).label("requests"),
+            cost.label("cost"),
+            _sum_micros(_ROW_BILLED).label("billed_cost"),
+            _sum_micros(_ROW_ESTIMATED).label("estimated_cost"),
+            func.coalesce(func.sum(_ROW_UNPRICED), 0).label("unpriced_rows"),
+            func.count(_u.id).label("_rows"),
+        ),
+        flt,
+    )
+    if dims:
+        stmt = stmt.group_by(*[_dimension(g) for g in group_by])
+        if "day" in group_by:
+            stmt = stmt.order_by(*[_dimension(g) for g in group_by])
+        else:
+            stmt = stmt.order_by(cost.desc(), *[_dimension(g) for g in group_by])
+    records = []
+    for r in session.execute(stmt).mappings():
+        rec: dict[str, Any] = {g: r[g] for g in group_by}
+        for name in (*TOKEN_KINDS, "requests", "unpriced_rows", "_rows"):
+            rec[name] = int(r[name])
+        for name in ("cost", "billed_cost", "estimated_cost"):
+            rec[name] = to_dollars(r[name])
+        records.append(rec)
+    if not group_by and records and records[0]["_rows"] == 0:
+        records = []  # an ungrouped aggregate returns one row even when nothing matched
+    return pd.DataFrame(records, columns=[*group_by, *USAGE_VALUE_COLUMNS])
+
+
+def tokens_by_kind(*, session: Session, flt: UsageFilter) -> pd.DataFrame:
+    """Token totals per kind (input, cached input, cache writes, output) under the filters."""
+    stmt = _filtered(
+        select(*[func.coalesce(func.sum(getattr(_u, k)), 0).label(k) for k in TOKEN_KINDS]),
+        flt,
+    )
+    row = session.execute(stmt).mappings().one()
+    return pd.DataFrame(
+        [{"kind": label, "tokens": int(row[k])} for k, label in TOKEN_KINDS.items()],
+        columns=["kind", "tokens"],
+    )
+
+
+# --- sync health -----------------------------------------------------------------------------
+
+
+def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
+    """Per account: last sync, hours since, last complete day, last run and last error."""
+    latest = (
+        select(SyncRun.account_id, func.max(SyncRun.id).label("run_id"))
+        .group_by(SyncRun.account_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Account.name,
+            Service.display_name.label("provider"),
+            Account.status,
+            Account.last_sync_at,
+            Account.last_complete_day,
+            Account.last_error,
+            Account.last_error_at,
+            SyncRun.status.label("last_run_status"),
+            SyncRun.started_at.label("last_run_at"),
+        )
+        .join(Service, Service.id == Account.service_id)
+        .outerjoin(latest, latest.c.account_id == Account.id)
+        .outerjoin(SyncRun, SyncRun.id == latest.c.run_id)
+        .order_by(Account.name)
+    ).all()
+    records = []
+    for r in rows:
+        hours = (
+            Decimal(str(round((now - r.last_sync_at).total_seconds() / 3600, 1)))
+            if r.last_sync_at
+            else None
+        )
+        records.append(
+            {
+                "account": r.name,
+                "provider": r.provider,
+                "status": r.status,
+                "last_sync_at": r.last_sync_at,
+                "hours_since_sync": hours,
+                "last_complete_day": r.last_complete_day,
+                "last_run_status": r.last_run_status,
+                "last_run_at": r.last_run_at,
+                "last_error": r.last_error,
+                "last_error_at": r.last_error_at,
+            }
+        )
+    return pd.DataFrame(
+        records,
+        columns=[
+            "account",
+            "provider",
+            "status",
+            "last_sync_at",
+            "hours_since_sync",
+            "last_complete_day",
+            "last_run_status",
+            "last_run_at",
+            "last_error",
+            "last_error_at",
+        ],
+    )
+
+
+def recent_sync_runs(*, session: Session, limit: int = 50) -> pd.DataFrame:
+    """The latest sync runs of every account, newest first."""
+    rows = session.execute(
+        select(
+            SyncRun.started_at,
+            Account.name.label("account"),
+            SyncRun.trigger,
+            SyncRun.range_start,
+            SyncRun.range_end,
+            SyncRun.status,
+            SyncRun.rows_written,
+            SyncRun.duration_ms,
+            SyncRun.error,
+        )
+        .join(Account, Account.id == SyncRun.account_id)
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+        .limit(limit)
+    ).all()
+    return pd.DataFrame(
+        [dict(r._mapping) for r in rows],
+        columns=[
+            "started_at",
+            "account",
+            "trigger",
+            "range_start",
+            "range_end",
+            "status",
+            "rows_written",
+            "duration_ms",
+            "error",
+        ],
+    )
+
+
+def daily_gaps(*, session: Session, end: dt.date, days: int = 30) -> pd.DataFrame:
+    """Per account, the UTC days in the window with no usage row at all.
+
+    The window is the `days` days ending on `end`, cut to start at the account's first row
+    and to stop at its last complete day when known. A gap can also be a day without any
+    usage; the page says so.
+    """
+    start = end - dt.timedelta(days=days - 1)
+    seen = session.execute(
+        select(Account.name, _u.day)
+        .select_from(_u)
+        .join(Account, Account.id == _u.account_id)
+        .where(_u.day >= start, _u.day <= end)
+        .group_by(Account.name, _u.day)
+        .order_by(Account.name, _u.day)
+    ).all()
+    complete = {
+        name: day for name, day in session.execute(select(Account.name, Account.last_complete_day))
+    }
+    by_account: dict[str, set[dt.date]] = {}
+    for name, day in seen:
+        by_account.setdefault(name, set()).add(day)
+    records = []
+    for name, present in sorted(by_account.items()):
+        last = min(end, complete.get(name) or end)
+        day = min(present)
+        missing = []
+        while day <= last:
+            if day not in present:
+                missing.append(day)
+            day += dt.timedelta(days=1)
+        records.append(
+            {
+                "account": name,
+                "first_day": min(present),
+                "last_day": max(present),
+                "days_with_usage": len(present),
+                "missing_days": len(missing),
+                "missing": ", ".join(d.isoformat() for d in missing),
+            }
+        )
+    return pd.DataFrame(
+        records,
+        columns=["account", "first_day", "last_day", "days_with_usage", "missing_days", "missing"],
+    )
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+
+def recent_audit(*, session: Session, limit: int = 200) -> pd.DataFrame:
+    """The latest audit-log entries, newest first (details never hold secrets)."""
+    rows = session.execute(
+        select(AuditLog.at, AuditLog.actor, AuditLog.action, AuditLog.target, AuditLog.details)
+        .order_by(AuditLog.at.desc(), AuditLog.id.desc())
+        .limit(limit)
+    ).all()
+    return pd.DataFrame(
+        [
+            {
+                "at": r.at,
+                "actor": r.actor,
+                "action": r.action,
+                "target": r.target,
+                "details": ""
+                if not r.details
+                else ", ".join(f"{k}={v}" for k, v in r.details.items()),
+            }
+            for r in rows
+        ],
+        columns=["at", "actor", "action", "target", "details"],
+    )
