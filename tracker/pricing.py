@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
@@ -42,7 +42,8 @@ from sqlalchemy import Column, MetaData, Numeric, String, Table, select, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.orm import Session
 
-from tracker.errors import InvalidInput
+from tracker import audit
+from tracker.errors import InvalidInput, NotFound
 from tracker.models import PROVIDERS, Account, PriceOverride, Service, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -625,7 +626,7 @@ _TMP = Table(
     Column("cost_source", String(16)),
     prefixes=["TEMPORARY"],
 )
-BATCH_SIZE = 5_000
+CHUNK_SIZE = 50_000
 
 
 def row_outcome(
@@ -669,14 +670,38 @@ def estimate_range(
     `pricing_status` and `cost_source`; writes only rows that change, in the caller's
     transaction. `billed_cost` is never touched.
     """
+    return _price_stored(
+        session=session, start=start, end=end, account_ids=account_ids, book=book, write=True
+    )
+
+
+OnRow = Callable[[dt.date, Decimal | None, Decimal | None, str, str], None]
+
+
+def _price_stored(
+    *,
+    session: Session,
+    start: dt.date,
+    end: dt.date,
+    account_ids: list[int] | None,
+    book: PriceBook | None,
+    write: bool,
+    on_row: OnRow | None = None,
+) -> EstimateSummary:
+    """Price stored rows chunk by chunk; write changes if `write`; report each row to `on_row`.
+
+    `on_row(day, old_cost, new_cost, old_status, new_status)` sees every row.
+    """
     if end < start:
         raise InvalidInput("the end date is before the start date")
     started = time.perf_counter()
     session.flush()
     book = book or PriceBook.from_db(session)
     summary = EstimateSummary()
+    if account_ids is not None and not account_ids:
+        return summary
     u = UsageRecord
-    stmt = (
+    base = (
         select(
             u.id,
             Service.name,
@@ -699,63 +724,77 @@ def estimate_range(
         .join(Account, Account.id == u.account_id)
         .join(Service, Service.id == Account.service_id)
         .where(u.day >= start, u.day <= end)
+        .order_by(u.id)
+        .limit(CHUNK_SIZE)
     )
     if account_ids is not None:
-        if not account_ids:
-            return summary
-        stmt = stmt.where(u.account_id.in_(account_ids))
+        base = base.where(u.account_id.in_(account_ids))
 
-    pending: list[dict[str, Any]] = []
     unpriced: dict[tuple[str, str], int] = defaultdict(int)
     created = False
-    result = session.execute(stmt.execution_options(yield_per=BATCH_SIZE))
-    rows = result.all()  # read fully before writing (SQLite cannot interleave safely)
-    for row in rows:
-        values: tuple[Any, ...] = tuple(row)
-        rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = values[:14]
-        old_cost, old_status, old_source = values[14:]
-        tokens: tuple[int, int, int, int, int] = (i or 0, c or 0, w or 0, w1 or 0, o or 0)
-        cost, status = row_outcome(
-            book,
-            provider=provider,
-            model=model,
-            day=day,
-            usage_type=usage_type,
-            service_tier=tier,
-            tokens=tokens,
-            requests=n or 0,
-            other_units=other or Decimal(0),
-        )
-        source = "billed" if billed is not None else ("estimated" if cost is not None else "none")
-        summary.rows += 1
-        summary.by_status[status] += 1
-        if status == "unpriced":
-            unpriced[(provider, model)] += sum(tokens)
-        if (
-            status != old_status
-            or source != old_source
-            or (cost is None) != (old_cost is None)
-            or (cost is not None and old_cost is not None and Decimal(old_cost) != cost)
-        ):
-            pending.append(
-                {"id": rid, "estimated_cost": cost, "pricing_status": status, "cost_source": source}
+    last_id: int | None = None
+    while True:
+        # Keyset chunks: bounded memory, and no open cursor while we write.
+        stmt = base if last_id is None else base.where(u.id > last_id)
+        rows = session.execute(stmt).all()
+        if not rows:
+            break
+        last_id = rows[-1][0]
+        pending: list[dict[str, Any]] = []
+        for row in rows:
+            values: tuple[Any, ...] = tuple(row)
+            rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = values[
+                :14
+            ]
+            old_cost, old_status, old_source = values[14:]
+            tokens: tuple[int, int, int, int, int] = (i or 0, c or 0, w or 0, w1 or 0, o or 0)
+            cost, status = row_outcome(
+                book,
+                provider=provider,
+                model=model,
+                day=day,
+                usage_type=usage_type,
+                service_tier=tier,
+                tokens=tokens,
+                requests=n or 0,
+                other_units=other or Decimal(0),
             )
-            if len(pending) >= BATCH_SIZE * 20:
-                created = _write(session, pending, created)
-                summary.updated += len(pending)
-                pending = []
-    if pending:
-        created = _write(session, pending, created)
-        summary.updated += len(pending)
+            source = (
+                "billed" if billed is not None else ("estimated" if cost is not None else "none")
+            )
+            summary.rows += 1
+            summary.by_status[status] += 1
+            if status == "unpriced":
+                unpriced[(provider, model)] += sum(tokens)
+            if old_cost is not None:
+                old_cost = Decimal(old_cost)
+            if on_row is not None:
+                on_row(day, old_cost, cost, old_status, status)
+            if status != old_status or source != old_source or cost != old_cost:
+                summary.updated += 1
+                pending.append(
+                    {
+                        "id": rid,
+                        "estimated_cost": cost,
+                        "pricing_status": status,
+                        "cost_source": source,
+                    }
+                )
+        if write and pending:
+            created = _write(session, pending, created)
+        if len(rows) < CHUNK_SIZE:
+            break
     if created:
         session.execute(text("DROP TABLE tmp_pricing_updates"))
-    _expire_usage(session)
+    if write:
+        _expire_usage(session)
     summary.unpriced_tokens = dict(unpriced)
     summary.seconds = time.perf_counter() - started
     log.info(
-        "priced %d usage rows (%d changed) in %.2fs: %s",
+        "priced %d usage rows (%d %s) in %.2fs: %s",
         summary.rows,
         summary.updated,
+        "changed" if write else "would change",
         summary.seconds,
         dict(summary.by_status),
     )
@@ -807,3 +846,262 @@ def parse_decimal(raw: str | Decimal | int | None, what: str) -> Decimal | None:
     if not value.is_finite() or value < 0:
         raise InvalidInput(f"{what} must be zero or more")
     return value
+
+
+# --- re-pricing history -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepriceDay:
+    """One day's estimated total (USD) before and after re-pricing."""
+
+    day: dt.date
+    old_estimated: Decimal
+    new_estimated: Decimal
+    rows_changed: int
+    old_unpriced_rows: int
+    new_unpriced_rows: int
+
+    @property
+    def change(self) -> Decimal:
+        return self.new_estimated - self.old_estimated
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat(),
+            "old_estimated": _dec_str(self.old_estimated),
+            "new_estimated": _dec_str(self.new_estimated),
+            "change": _dec_str(self.change),
+            "rows_changed": self.rows_changed,
+            "old_unpriced_rows": self.old_unpriced_rows,
+            "new_unpriced_rows": self.new_unpriced_rows,
+        }
+
+
+@dataclass(frozen=True)
+class RepriceReport:
+    """What re-pricing changes (dry run) or changed: per day, and in total."""
+
+    start: dt.date
+    end: dt.date
+    dry_run: bool
+    days: list[RepriceDay]
+    rows: int
+    rows_changed: int
+
+    @property
+    def old_total(self) -> Decimal:
+        return sum((d.old_estimated for d in self.days), Decimal(0))
+
+    @property
+    def new_total(self) -> Decimal:
+        return sum((d.new_estimated for d in self.days), Decimal(0))
+
+    @property
+    def changed_days(self) -> list[RepriceDay]:
+        return [d for d in self.days if d.rows_changed]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "dry_run": self.dry_run,
+            "rows": self.rows,
+            "rows_changed": self.rows_changed,
+            "old_total": _dec_str(self.old_total),
+            "new_total": _dec_str(self.new_total),
+            "change": _dec_str(self.new_total - self.old_total),
+            "days": [d.as_json() for d in self.days],
+        }
+
+
+def reprice(
+    *,
+    session: Session,
+    start: dt.date,
+    end: dt.date,
+    dry_run: bool,
+    actor: str,
+    account_ids: list[int] | None = None,
+) -> RepriceReport:
+    """Re-price stored usage in [start, end] with today's book; per-day old vs new totals.
+
+    With `dry_run` nothing is written. Otherwise the change is applied in the caller's
+    transaction and audited. `billed_cost` is never changed.
+    """
+    old: dict[dt.date, Decimal] = defaultdict(Decimal)
+    new: dict[dt.date, Decimal] = defaultdict(Decimal)
+    changed: Counter[dt.date] = Counter()
+    old_unpriced: Counter[dt.date] = Counter()
+    new_unpriced: Counter[dt.date] = Counter()
+
+    def on_row(
+        day: dt.date, old_cost: Decimal | None, cost: Decimal | None, was: str, now: str
+    ) -> None:
+        old[day] += old_cost or 0
+        new[day] += cost or 0
+        if old_cost != cost or was != now:
+            changed[day] += 1
+        old_unpriced[day] += was == "unpriced"
+        new_unpriced[day] += now == "unpriced"
+
+    summary = _price_stored(
+        session=session,
+        start=start,
+        end=end,
+        account_ids=account_ids,
+        book=None,
+        write=not dry_run,
+        on_row=on_row,
+    )
+    days = [
+        RepriceDay(d, old[d], new[d], changed[d], old_unpriced[d], new_unpriced[d])
+        for d in sorted(old)
+    ]
+    report = RepriceReport(start, end, dry_run, days, summary.rows, summary.updated)
+    if not dry_run:
+        audit.record(
+            session=session,
+            actor=actor,
+            action="pricing.reprice",
+            target=f"{start.isoformat()}..{end.isoformat()}",
+            rows=report.rows,
+            rows_changed=report.rows_changed,
+            old_total=_dec_str(report.old_total),
+            new_total=_dec_str(report.new_total),
+            changed_days=[d.day.isoformat() for d in report.changed_days],
+            catalog_version=CATALOG_VERSION,
+        )
+    return report
+
+
+# --- managing overrides -----------------------------------------------------------------
+
+PRICE_FIELDS = (
+    "input_price",
+    "cached_input_price",
+    "cache_write_price",
+    "cache_write_1h_price",
+    "output_price",
+    "request_price",
+)
+
+
+def add_override(
+    *,
+    session: Session,
+    provider: str,
+    model: str | None,
+    kind: str,
+    valid_from: dt.date,
+    valid_to: dt.date | None = None,
+    input_price: Decimal | str | None = None,
+    cached_input_price: Decimal | str | None = None,
+    cache_write_price: Decimal | str | None = None,
+    cache_write_1h_price: Decimal | str | None = None,
+    output_price: Decimal | str | None = None,
+    request_price: Decimal | str | None = None,
+    discount_pct: Decimal | str | None = None,
+    note: str | None = None,
+    actor: str,
+) -> OverrideView:
+    """Add an organisation price (USD per million tokens / per request) or a % discount.
+
+    `model` None means every model of the provider (discounts only). `valid_to` is
+    exclusive. History is not re-priced here: run `reprice` for the affected dates.
+    """
+    if provider not in PROVIDERS:
+        raise InvalidInput(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+    model = (model or "").strip() or None
+    if valid_to is not None and valid_to <= valid_from:
+        raise InvalidInput("the end date (exclusive) must be after the start date")
+    raw = {
+        "input_price": input_price,
+        "cached_input_price": cached_input_price,
+        "cache_write_price": cache_write_price,
+        "cache_write_1h_price": cache_write_1h_price,
+        "output_price": output_price,
+        "request_price": request_price,
+    }
+    prices = {k: parse_decimal(v, k.replace("_", " ")) for k, v in raw.items()}
+    pct = parse_decimal(discount_pct, "discount")
+    if kind == "price":
+        if model is None:
+            raise InvalidInput("an explicit price needs a model; use a discount for all models")
+        if all(v is None for v in prices.values()):
+            raise InvalidInput("give at least one price (e.g. input and output per million)")
+        if pct is not None:
+            raise InvalidInput("a price override takes prices, not a discount")
+    elif kind == "discount":
+        if pct is None or not 0 < pct <= 100:
+            raise InvalidInput("a discount needs a percentage above 0 and at most 100")
+        if any(v is not None for v in prices.values()):
+            raise InvalidInput("a discount override takes a percentage, not prices")
+    else:
+        raise InvalidInput("kind must be 'price' or 'discount'")
+
+    same = session.scalars(
+        select(PriceOverride).where(
+            PriceOverride.provider == provider,
+            PriceOverride.kind == kind,
+            PriceOverride.model.is_(None) if model is None else PriceOverride.model == model,
+        )
+    )
+    for other in same:
+        if (other.valid_to is None or valid_from < other.valid_to) and (
+            valid_to is None or other.valid_from < valid_to
+        ):
+            raise InvalidInput(
+                f"overlaps {kind} override #{other.id} ({other.valid_from} to "
+                f"{other.valid_to or 'open'}); remove it or choose other dates"
+            )
+    row = PriceOverride(
+        provider=provider,
+        model=model,
+        kind=kind,
+        discount_pct=pct,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        note=(note or "").strip() or None,
+        created_by=actor,
+        **prices,
+    )
+    session.add(row)
+    session.flush()
+    view = OverrideView.of(row)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="price_override.add",
+        target=f"{provider}/{model or '*'}",
+        **view.as_json(),
+    )
+    return view
+
+
+def list_overrides(*, session: Session, provider: str | None = None) -> list[OverrideView]:
+    """Every price override (optionally of one provider), by provider, model and start."""
+    stmt = select(PriceOverride).order_by(
+        PriceOverride.provider, PriceOverride.model, PriceOverride.valid_from, PriceOverride.id
+    )
+    if provider is not None:
+        stmt = stmt.where(PriceOverride.provider == provider)
+    return [OverrideView.of(o) for o in session.scalars(stmt)]
+
+
+def remove_override(*, session: Session, override_id: int, actor: str) -> OverrideView:
+    """Delete one override (audited). History keeps its prices until re-priced."""
+    row = session.get(PriceOverride, override_id)
+    if row is None:
+        raise NotFound(f"no price override #{override_id}; see `prices override list`")
+    view = OverrideView.of(row)
+    session.delete(row)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor,
+        action="price_override.remove",
+        target=f"{view.provider}/{view.model or '*'}",
+        **view.as_json(),
+    )
+    return view
