@@ -21,7 +21,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import requests
@@ -40,7 +40,14 @@ KEY_LIKE = re.compile(r"\b(?:sk|gh[pousr]|github_pat|pplx|gsk)[-_A-Za-z0-9*.]{4,
 
 
 class ProviderError(TrackerError):
-    """A provider call failed; the message is safe to show and store."""
+    """A provider call failed; the message is safe to show and store.
+
+    `status` is the HTTP status the provider answered, when there was one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ProviderAuthError(ProviderError):
@@ -172,6 +179,11 @@ class Connector(ABC):
 
     provider: ClassVar[str]
     default_base_url: ClassVar[str]
+    # False: the provider has no usage API (usage comes by CSV import); sync only checks the key.
+    has_usage_api: ClassVar[bool] = True
+    # How far back the provider keeps usage (None: as far as anyone asks). Sync never asks for,
+    # and so never replaces, days older than this: they would come back empty.
+    max_history_days: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -210,7 +222,7 @@ class Connector(ABC):
         """Return the prepaid balance where the provider reports one."""
         return None
 
-    def get_json(self, path: str, params: Any = None) -> Any:
+    def get(self, path: str, params: Any = None) -> requests.Response:
         """GET base_url + path; map failures to the project's errors; record rate limits."""
         url = f"{self.base_url}{path}"
         try:
@@ -232,12 +244,52 @@ class Connector(ABC):
             ) from None
         self.rate_limits.update(response.headers)
         self.raise_for_status(response)
+        return response
+
+    def get_json(self, path: str, params: Any = None) -> Any:
+        """GET base_url + path and return the decoded JSON body."""
+        response = self.get(path, params)
         try:
             return response.json()
         except ValueError:
             raise ProviderResponseError(
                 f"{self.provider} answered {path} with something that is not JSON"
             ) from None
+
+    def get_object(self, path: str, params: Any = None) -> dict[str, Any]:
+        """GET a JSON object (not a list or scalar); anything else is a ProviderResponseError."""
+        body = self.get_json(path, params)
+        if not isinstance(body, dict):
+            raise ProviderResponseError(
+                f"{self.provider} answered {path} with {type(body).__name__}, not an object"
+            )
+        return body
+
+    def iter_cursor_pages(
+        self, path: str, params: dict[str, Any], *, max_pages: int = 10_000
+    ) -> Iterator[dict[str, Any]]:
+        """Yield each page of a `has_more`/`next_page` cursor listing (OpenAI, Anthropic).
+
+        The same query is repeated with `page=<next_page>` until `has_more` is false or the
+        cursor is empty; a cursor seen twice means the provider is looping, which is an error
+        rather than a reason to fetch forever.
+        """
+        seen: set[str] = set()
+        query = dict(params)
+        for _ in range(max_pages):
+            page = self.get_object(path, query)
+            yield page
+            cursor = page.get("next_page")
+            if not page.get("has_more") or not cursor:
+                return
+            cursor = str(cursor)
+            if cursor in seen:
+                raise ProviderResponseError(
+                    f"{self.provider} returned the same page cursor twice for {path}"
+                )
+            seen.add(cursor)
+            query = {**params, "page": cursor}
+        raise ProviderResponseError(f"{self.provider} returned more than {max_pages} pages")
 
     def raise_for_status(self, response: requests.Response) -> None:
         """Turn an error status into the matching ProviderError, with the provider's reason."""
@@ -247,16 +299,25 @@ class Connector(ABC):
         reason = redact(_error_text(response), self.credential)
         name = self.provider
         if status == 401:
-            raise ProviderAuthError(f"{name} rejected the key (401: {reason}); check or replace it")
+            raise ProviderAuthError(
+                f"{name} rejected the key (401: {reason}); check or replace it", status=status
+            )
         if status == 403:
             raise ProviderPermissionError(
-                f"{name} refused access (403: {reason}); the key lacks the needed scope or role"
+                f"{name} refused access (403: {reason}); the key lacks the needed scope or role",
+                status=status,
             )
         if status == 429:
-            raise ProviderRateLimited(f"{name} is rate limiting us (429: {reason}); try later")
+            raise ProviderRateLimited(
+                f"{name} is rate limiting us (429: {reason}); try later", status=status
+            )
         if status >= 500:
-            raise ProviderUnavailable(f"{name} had a server error ({status}: {reason}); try later")
-        raise ProviderResponseError(f"{name} refused the request ({status}: {reason})")
+            raise ProviderUnavailable(
+                f"{name} had a server error ({status}: {reason}); try later", status=status
+            )
+        raise ProviderResponseError(
+            f"{name} refused the request ({status}: {reason})", status=status
+        )
 
 
 def redact(text: str, credential: Secret | None = None) -> str:
@@ -281,3 +342,74 @@ def _error_text(response: requests.Response) -> str:
             message = error
         message = message or body.get("message") or body.get("detail")
     return str(message or response.reason or "error").strip()[:200]
+
+
+# --- helpers for connectors -------------------------------------------------------------
+
+
+def to_decimal(value: Any, what: str = "amount") -> Decimal:
+    """A provider amount (number or numeric string) as an exact Decimal; None counts as 0.
+
+    Floats go through `str()` so that 0.1 stays 0.1 rather than its binary expansion.
+    """
+    if value is None or value == "":
+        return Decimal(0)
+    if isinstance(value, bool):
+        raise ProviderResponseError(f"the provider sent a boolean as the {what}")
+    try:
+        result = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ProviderResponseError(f"the provider sent {value!r} as the {what}") from None
+    if not result.is_finite():
+        raise ProviderResponseError(f"the provider sent {value!r} as the {what}")
+    return result
+
+
+def to_int(value: Any, what: str = "count") -> int:
+    """A provider count (int, float or numeric string) as an int; None or missing counts as 0."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise ProviderResponseError(f"the provider sent a boolean as the {what}")
+    number = to_decimal(value, what)
+    if number != number.to_integral_value():
+        raise ProviderResponseError(f"the provider sent {value!r} as the {what}")
+    return int(number)
+
+
+def dim(value: Any) -> str:
+    """A grouping dimension as stored: '' for null (so the natural key holds), else text."""
+    return "" if value is None else str(value)[:255]
+
+
+def utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def epoch_seconds(day: dt.date) -> int:
+    """Unix seconds of 00:00 UTC on a day."""
+    return int(utc_midnight(day).timestamp())
+
+
+def day_of_epoch(value: Any) -> dt.date:
+    """The UTC day a Unix-seconds bucket start falls on."""
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC).date()
+    except (TypeError, ValueError, OverflowError):
+        raise ProviderResponseError(f"the provider sent {value!r} as a bucket time") from None
+
+
+def day_of_iso(value: Any) -> dt.date:
+    """The UTC day of an RFC 3339 timestamp or a bare YYYY-MM-DD date."""
+    if not isinstance(value, str) or not value:
+        raise ProviderResponseError(f"the provider sent {value!r} as a date")
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return dt.date.fromisoformat(text)
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ProviderResponseError(f"the provider sent {value!r} as a date") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).date()

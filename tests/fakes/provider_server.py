@@ -1,0 +1,417 @@
+"""A fake of every provider API the connectors call: a real threaded HTTP server on 127.0.0.1.
+
+It serves the documented example payloads (`payloads/`), filters report buckets by the time
+window asked for and pages them like the providers do (cursor `next_page`/`has_more`, GitHub
+`page`/`per_page`), checks each provider's auth header, and can be told to fail: scripted
+replies for a path (a 429 with Retry-After, a 500, ...), a storm (always 429), data changes
+between passes. Every request is recorded so tests can count them.
+
+Routes (base URL of an account -> path):
+- OpenAI      `<url>/v1`      /organization/usage/<endpoint>, /organization/costs,
+                              /organization/projects
+- Anthropic   `<url>`         /v1/organizations/usage_report/messages, /cost_report, /me
+- GitHub      `<url>`         /orgs/<org>/copilot/billing[/seats],
+                              /organizations/<org>/settings/billing/<report>/usage
+- OpenRouter  `<url>/api/v1`  /key, /credits, /activity
+- DeepSeek    `<url>`         /user/balance
+- Groq        `<url>/openai/v1` /models;  Perplexity `<url>` /models
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+PAYLOADS = Path(__file__).parent / "payloads"
+
+OPENAI_KEY = "sk-admin-fake-openai-key-0001"
+ANTHROPIC_KEY = "sk-ant-admin01-fake-anthropic-key-0002"
+GITHUB_TOKEN = "ghp_fakegithubtoken0000000000000003"
+GITHUB_ORG = "acme-corp"
+OPENROUTER_KEY = "sk-or-v1-fake-management-key-0004"
+OPENROUTER_INFERENCE_KEY = "sk-or-v1-fake-inference-key-0005"
+DEEPSEEK_KEY = "sk-fake-deepseek-key-0006"
+GROQ_KEY = "gsk_fake_groq_key_0007"
+PERPLEXITY_KEY = "pplx-fake-perplexity-key-0008"
+
+OPENAI_USAGE_ENDPOINTS = (
+    "completions",
+    "embeddings",
+    "moderations",
+    "images",
+    "audio_speeches",
+    "audio_transcriptions",
+    "vector_stores",
+    "code_interpreter_sessions",
+    "file_search_calls",
+    "web_search_calls",
+)
+COMPLETIONS_REQUIRED = ("object", "input_tokens", "output_tokens", "num_model_requests")
+COMPLETIONS_DIMS = ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier")
+
+
+def load(name: str) -> Any:
+    return json.loads((PAYLOADS / name).read_text())
+
+
+def _buckets(*names: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for name in names:
+        out.extend(load(name)["data"])
+    return out
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+
+
+class ProviderServer:
+    """Start with `with ProviderServer() as server:`; `server.url` is its base URL."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[Recorded] = []
+        self.scripted: dict[str, deque[Reply]] = {}
+        self.storms: dict[str, Reply] = {}
+        self.page_size = 2  # buckets per page at most, so the examples span several pages
+        self.old_shape = False  # completions results with only the required fields
+        self.enhanced_billing = True
+        self.keys: dict[str, set[str]] = {
+            "openai": {OPENAI_KEY},
+            "anthropic": {ANTHROPIC_KEY},
+            "github": {GITHUB_TOKEN},
+            "openrouter": {OPENROUTER_KEY, OPENROUTER_INFERENCE_KEY},
+            "deepseek": {DEEPSEEK_KEY},
+            "groq": {GROQ_KEY},
+            "perplexity": {PERPLEXITY_KEY},
+        }
+        # Mutable data: tests change them between passes to model provider revisions.
+        self.openai_usage: dict[str, list[dict[str, Any]]] = {
+            name: _buckets(f"openai/usage_{name}.json")
+            for name in OPENAI_USAGE_ENDPOINTS
+            if name != "completions"
+        }
+        self.openai_usage["completions"] = _buckets(
+            "openai/usage_completions_page1.json", "openai/usage_completions_page2.json"
+        )
+        self.openai_costs = _buckets("openai/costs_page1.json", "openai/costs_page2.json")
+        self.anthropic_usage = _buckets(
+            "anthropic/usage_report_messages_page1.json",
+            "anthropic/usage_report_messages_page2.json",
+        )
+        self.anthropic_costs = _buckets("anthropic/cost_report_grouped.json")
+        self.copilot_billing = load("github/copilot_billing.json")
+        self.copilot_seat_pages = [
+            load("github/copilot_seats_page1.json"),
+            load("github/copilot_seats_page2.json"),
+        ]
+        premium = load("github/billing_premium_request_usage.json")
+        credits = load("github/billing_ai_credit_usage.json")
+        self.copilot_reports: dict[str, dict[dt.date, dict[str, Any]]] = {
+            "premium_request": {dt.date(2026, 8, 2): premium},
+            "ai_credit": {dt.date(2026, 8, 3): credits},
+        }
+        self.openrouter_activity = load("openrouter/activity.json")
+        self.openrouter_credits = load("openrouter/credits.json")
+        self.deepseek_balance = load("deepseek/balance.json")
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.fake = self  # type: ignore[attr-defined]
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> ProviderServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- programming failures -----------------------------------------------------------
+
+    def script(self, path: str, *replies: Reply) -> None:
+        """Answer the next requests to `path` with these replies, in order, then normally."""
+        with self.lock:
+            self.scripted.setdefault(path, deque()).extend(replies)
+
+    def storm(self, path: str, reply: Reply | None = None) -> None:
+        """Answer every request to `path` with `reply` (default: 429, Retry-After 0)."""
+        with self.lock:
+            self.storms[path] = reply or Reply(
+                429, load("openai/error_429_rate_limit.json"), {"Retry-After": "0"}
+            )
+
+    def calm(self, path: str) -> None:
+        with self.lock:
+            self.storms.pop(path, None)
+
+    def count(self, path: str | None = None, prefix: bool = False) -> int:
+        with self.lock:
+            return sum(
+                1
+                for r in self.requests
+                if path is None or r.path == path or (prefix and r.path.startswith(path))
+            )
+
+    def last(self, path: str) -> Recorded:
+        with self.lock:
+            return [r for r in self.requests if r.path == path][-1]
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str]) -> Reply:
+        parts = urlsplit(raw_path)
+        path, query = parts.path, parse_qs(parts.query)
+        with self.lock:
+            self.requests.append(Recorded(method, path, query, headers))
+            storm = self.storms.get(path)
+            queued = self.scripted.get(path)
+            scripted = queued.popleft() if queued else None
+        if storm is not None:
+            return storm
+        if scripted is not None:
+            return scripted
+        provider = _provider_of(path)
+        if provider is None:
+            return Reply(404, {"error": {"message": f"no route {path}"}})
+        if (denied := self._check_auth(provider, headers)) is not None:
+            return denied
+        reply = self._route(provider, path, query, headers)
+        reply.headers = {**_rate_limit_headers(provider), **reply.headers}
+        return reply
+
+    def _check_auth(self, provider: str, headers: dict[str, str]) -> Reply | None:
+        if provider == "anthropic":
+            key = headers.get("x-api-key", "")
+            if headers.get("anthropic-version") != "2023-06-01":
+                return Reply(400, {"type": "error", "error": {"message": "no version"}})
+        else:
+            auth = headers.get("authorization", "")
+            key = auth[7:] if auth.startswith("Bearer ") else ""
+        if key in self.keys[provider]:
+            return None
+        bodies = {
+            "openai": "openai/error_401_invalid_api_key.json",
+            "anthropic": "anthropic/error_401_authentication.json",
+            "github": "github/error_401_bad_credentials.json",
+            "openrouter": "openrouter/error_401.json",
+            "deepseek": "deepseek/error_401_observed.json",
+        }
+        if provider == "openai" and key.startswith("sk-proj-"):
+            return Reply(403, load("openai/error_403_missing_scope_observed.json"))
+        body = load(bodies[provider]) if provider in bodies else {"error": {"message": "bad"}}
+        return Reply(401, body)
+
+    def _route(
+        self, provider: str, path: str, q: dict[str, list[str]], headers: dict[str, str]
+    ) -> Reply:
+        if provider == "openai":
+            return self._openai(path, q)
+        if provider == "anthropic":
+            return self._anthropic(path, q)
+        if provider == "github":
+            return self._github(path, q)
+        if provider == "openrouter":
+            return self._openrouter(path, q, headers)
+        if provider == "deepseek":
+            return Reply(200, copy.deepcopy(self.deepseek_balance))
+        return Reply(200, load("openai/models_list.json"))  # groq, perplexity
+
+    # --- OpenAI ---------------------------------------------------------------------------
+
+    def _openai(self, path: str, q: dict[str, list[str]]) -> Reply:
+        if path == "/v1/organization/projects":
+            return Reply(200, load("openai/organization_projects.json"))
+        if path == "/v1/organization/costs":
+            data = self.openai_costs
+        elif path.startswith("/v1/organization/usage/"):
+            endpoint = path.rsplit("/", 1)[1]
+            if endpoint not in self.openai_usage:
+                return Reply(404, {"error": {"message": "unknown endpoint"}})
+            data = self.openai_usage[endpoint]
+            if endpoint == "completions" and self.old_shape:
+                data = [_old_shape(b) for b in data]
+        else:
+            return Reply(404, {"error": {"message": f"no route {path}"}})
+        if "start_time" not in q:
+            return Reply(400, {"error": {"message": "start_time is required"}})
+        start = int(q["start_time"][0])
+        end = int(q["end_time"][0]) if "end_time" in q else 2**40
+        selected = [b for b in data if start <= b["start_time"] < end]
+        body = self._page(selected, q, default_limit=7)
+        return Reply(200, {"object": "page", **body})
+
+    # --- Anthropic --------------------------------------------------------------------------
+
+    def _anthropic(self, path: str, q: dict[str, list[str]]) -> Reply:
+        if path == "/v1/organizations/me":
+            return Reply(200, load("anthropic/organization_me.json"))
+        if path == "/v1/organizations/usage_report/messages":
+            data = self.anthropic_usage
+        elif path == "/v1/organizations/cost_report":
+            data = self.anthropic_costs
+        else:
+            return Reply(404, {"type": "error", "error": {"type": "not_found_error"}})
+        if "starting_at" not in q:
+            return Reply(400, {"type": "error", "error": {"message": "starting_at required"}})
+        start = _iso(q["starting_at"][0])
+        end = (
+            _iso(q["ending_at"][0]) if "ending_at" in q else dt.datetime.max.replace(tzinfo=dt.UTC)
+        )
+        selected = [b for b in data if start <= _iso(b["starting_at"]) < end]
+        return Reply(200, self._page(selected, q, default_limit=7))
+
+    def _page(self, buckets: list[Any], q: dict[str, list[str]], default_limit: int) -> Any:
+        offset = int(base64.b64decode(q["page"][0][5:]).decode()) if "page" in q else 0
+        limit = min(int(q.get("limit", [default_limit])[0]), self.page_size)
+        chunk = copy.deepcopy(buckets[offset : offset + limit])
+        more = offset + limit < len(buckets)
+        cursor = "page_" + base64.b64encode(str(offset + limit).encode()).decode()
+        return {"data": chunk, "has_more": more, "next_page": cursor if more else None}
+
+    # --- GitHub -----------------------------------------------------------------------------
+
+    def _github(self, path: str, q: dict[str, list[str]]) -> Reply:
+        not_found = Reply(404, {"message": "Not Found", "status": "404"})
+        if path == f"/orgs/{GITHUB_ORG}/copilot/billing":
+            return Reply(200, copy.deepcopy(self.copilot_billing))
+        if path == f"/orgs/{GITHUB_ORG}/copilot/billing/seats":
+            page = int(q.get("page", ["1"])[0])
+            if 1 <= page <= len(self.copilot_seat_pages):
+                body = copy.deepcopy(self.copilot_seat_pages[page - 1])
+            else:
+                body = {"total_seats": 3, "seats": []}
+            return Reply(200, body)
+        prefix = f"/organizations/{GITHUB_ORG}/settings/billing/"
+        if path.startswith(prefix) and path.endswith("/usage"):
+            report = path[len(prefix) : -len("/usage")]
+            if not self.enhanced_billing or report not in self.copilot_reports:
+                return not_found
+            day = dt.date(int(q["year"][0]), int(q["month"][0]), int(q["day"][0]))
+            body = copy.deepcopy(self.copilot_reports[report].get(day))
+            if body is None:
+                body = {"timePeriod": {"year": day.year}, "organization": GITHUB_ORG}
+                body["usageItems"] = []
+            return Reply(200, body)
+        return not_found
+
+    # --- OpenRouter -------------------------------------------------------------------------
+
+    def _openrouter(self, path: str, q: dict[str, list[str]], headers: dict[str, str]) -> Reply:
+        management = headers.get("authorization", "") == f"Bearer {OPENROUTER_KEY}"
+        if path == "/api/v1/key":
+            body = load("openrouter/key.json")
+            body["data"]["is_management_key"] = management
+            return Reply(200, body)
+        if not management:
+            return Reply(403, load("openrouter/error_403_management_key_required.json"))
+        if path == "/api/v1/credits":
+            return Reply(200, copy.deepcopy(self.openrouter_credits))
+        if path == "/api/v1/activity":
+            body = copy.deepcopy(self.openrouter_activity)
+            if "date" in q:
+                body["data"] = [r for r in body["data"] if r["date"] == q["date"][0]]
+            return Reply(200, body)
+        return Reply(404, {"error": {"code": 404, "message": "Not found"}})
+
+
+def _provider_of(path: str) -> str | None:
+    if path.startswith("/v1/organization/"):
+        return "openai"
+    if path.startswith("/v1/organizations/"):
+        return "anthropic"
+    if path.startswith(("/orgs/", "/organizations/")):
+        return "github"
+    if path.startswith("/api/v1/"):
+        return "openrouter"
+    if path == "/user/balance":
+        return "deepseek"
+    if path == "/openai/v1/models":
+        return "groq"
+    if path == "/models":
+        return "perplexity"
+    return None
+
+
+def _rate_limit_headers(provider: str) -> dict[str, str]:
+    if provider == "anthropic":
+        return {
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "49",
+            "anthropic-ratelimit-requests-reset": "2026-08-04T00:00:01Z",
+        }
+    if provider == "github":
+        return {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999"}
+    return {
+        "x-ratelimit-limit-requests": "14400",
+        "x-ratelimit-remaining-requests": "14399",
+        "x-ratelimit-reset-requests": "6s",
+    }
+
+
+def _old_shape(bucket: dict[str, Any]) -> dict[str, Any]:
+    keep = COMPLETIONS_REQUIRED + COMPLETIONS_DIMS
+    results = [{k: v for k, v in r.items() if k in keep} for r in bucket["results"]]
+    return {**bucket, "results": results}
+
+
+def _iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every request
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        fake: ProviderServer = self.server.fake  # type: ignore[attr-defined]
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = fake.handle("GET", self.path, headers)
+        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+
+def iter_rows(buckets: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every result of a bucket list (for computing expected totals in tests)."""
+    for bucket in buckets:
+        yield from bucket["results"]

@@ -1,0 +1,155 @@
+"""Anthropic: the Admin API usage report (tokens) and cost report (billed USD).
+
+Needs an **Admin API key** (`sk-ant-admin...`); workspace keys are refused by Anthropic.
+
+Rows produced, on UTC days:
+
+- Usage rows from `/v1/organizations/usage_report/messages`, grouped by model, workspace,
+  API key and service tier (`usage_type = "messages"`). Anthropic's `uncached_input_tokens`
+  already excludes cache reads and writes, so it is stored as `input_tokens` as it is; cache
+  reads, 5-minute writes and 1-hour writes go to their own columns. Web-search requests are
+  kept in `other_units` ("web_search_requests"). No money on these rows.
+- Billed rows from `/v1/organizations/cost_report`, grouped by workspace and description, with
+  `usage_type = "cost:<token type or cost type>"` (e.g. `cost:output_tokens`,
+  `cost:web_search`), zero tokens and the amount in `billed_cost`. The cost report gives
+  amounts as decimal strings in **cents**; they are divided by 100 exactly as Decimals.
+  Descriptions are not keyed on (their wording is not documented for every cost type).
+  Priority Tier costs are not in the cost report (Anthropic's documented limitation).
+
+`workspace_id` null means the default workspace and `api_key_id` null means Console/Workbench
+usage; both are stored as ''.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from tracker.providers.base import (
+    Connector,
+    ProviderAuthError,
+    ProviderPermissionError,
+    ProviderResponseError,
+    UsageRow,
+    day_of_iso,
+    dim,
+    to_decimal,
+    to_int,
+    utc_midnight,
+)
+
+API_VERSION = "2023-06-01"
+ADMIN_KEY_HINT = (
+    "the usage and cost reports need an Admin API key (sk-ant-admin...), created by an "
+    "organization admin in the Console under Settings > Admin keys"
+)
+PAGE_LIMIT = 31  # buckets per page: the maximum for 1d buckets
+CENTS = Decimal(100)
+
+
+class AnthropicConnector(Connector):
+    provider: ClassVar[str] = "anthropic"
+    default_base_url: ClassVar[str] = "https://api.anthropic.com"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.credential.reveal(), "anthropic-version": API_VERSION}
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self.iter_cursor_pages(path, params)
+        except (ProviderAuthError, ProviderPermissionError) as exc:
+            if not self.credential.reveal().startswith("sk-ant-admin"):
+                raise type(exc)(
+                    f"{exc}; this does not look like an admin key: {ADMIN_KEY_HINT}",
+                    status=exc.status,
+                ) from None
+            raise
+
+    def test(self) -> str:
+        """Check the admin key by reading the organization it belongs to."""
+        try:
+            org = self.get_object("/v1/organizations/me")
+        except (ProviderAuthError, ProviderPermissionError) as exc:
+            if not self.credential.reveal().startswith("sk-ant-admin"):
+                raise type(exc)(
+                    f"{exc}; this does not look like an admin key: {ADMIN_KEY_HINT}",
+                    status=exc.status,
+                ) from None
+            raise
+        name = org.get("name") or org.get("id") or "unknown"
+        return f"admin key for organization {name}"
+
+    def fetch_usage(self, start: dt.date, end: dt.date) -> Iterator[UsageRow]:
+        """Yield usage rows then billed rows for UTC days in [start, end)."""
+        window = {
+            "starting_at": _rfc3339(start),
+            "ending_at": _rfc3339(end),
+            "bucket_width": "1d",
+            "limit": PAGE_LIMIT,
+        }
+        usage_params = {
+            **window,
+            "group_by[]": ["model", "workspace_id", "api_key_id", "service_tier"],
+        }
+        for page in self._pages("/v1/organizations/usage_report/messages", usage_params):
+            for day, r in _results(page):
+                yield _usage_row(day, r)
+        cost_params = {**window, "group_by[]": ["workspace_id", "description"]}
+        for page in self._pages("/v1/organizations/cost_report", cost_params):
+            for day, r in _results(page):
+                yield _cost_row(day, r)
+
+
+def _rfc3339(day: dt.date) -> str:
+    return utc_midnight(day).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _results(page: dict[str, Any]) -> Iterator[tuple[dt.date, dict[str, Any]]]:
+    buckets = page.get("data")
+    if not isinstance(buckets, list):
+        raise ProviderResponseError("anthropic: a report page has no data list")
+    for bucket in buckets:
+        if not isinstance(bucket, dict):
+            raise ProviderResponseError("anthropic: a report bucket is not an object")
+        day = day_of_iso(bucket.get("starting_at"))
+        for result in bucket.get("results") or []:
+            if isinstance(result, dict):
+                yield day, result
+
+
+def _usage_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
+    cache = r.get("cache_creation") if isinstance(r.get("cache_creation"), dict) else {}
+    tools = r.get("server_tool_use") if isinstance(r.get("server_tool_use"), dict) else {}
+    web_searches = to_int((tools or {}).get("web_search_requests"))
+    return UsageRow(
+        day=day,
+        model=dim(r.get("model")),
+        project_id=dim(r.get("workspace_id")),
+        api_key_id=dim(r.get("api_key_id")),
+        usage_type="messages",
+        service_tier=dim(r.get("service_tier")),
+        input_tokens=to_int(r.get("uncached_input_tokens"), "uncached_input_tokens"),
+        cached_input_tokens=to_int(r.get("cache_read_input_tokens")),
+        cache_write_tokens=to_int((cache or {}).get("ephemeral_5m_input_tokens")),
+        cache_write_1h_tokens=to_int((cache or {}).get("ephemeral_1h_input_tokens")),
+        output_tokens=to_int(r.get("output_tokens"), "output_tokens"),
+        other_units=Decimal(web_searches),
+        other_unit_name="web_search_requests" if web_searches else None,
+    )
+
+
+def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
+    kind = r.get("token_type") or r.get("cost_type") or r.get("description") or "total"
+    currency = str(r.get("currency") or "USD").upper()[:3]
+    return UsageRow(
+        day=day,
+        model=dim(r.get("model")),
+        project_id=dim(r.get("workspace_id")),
+        usage_type=f"cost:{kind}"[:255],
+        service_tier=dim(r.get("service_tier")),
+        # Lowest currency unit (cents) as a decimal string: "123.45" is $1.2345.
+        billed_cost=to_decimal(r.get("amount"), "cost amount") / CENTS,
+        currency=currency,
+    )

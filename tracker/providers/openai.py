@@ -1,0 +1,258 @@
+"""OpenAI: the organization Usage API (tokens, requests, units) and the Costs API (billed USD).
+
+Needs an organization **admin key** (`sk-admin-...`, scope `api.usage.read`); a project key
+(`sk-proj-...`) is refused before any call with a message saying so.
+
+Rows produced, all on UTC days (`bucket_width=1d`, windows aligned to 00:00 UTC):
+
+- Usage rows, one per endpoint, day, model, project and API key, with tokens and requests and
+  no money (`billed_cost` None; the price book estimates them). `usage_type` names the endpoint:
+  `completions`, `embeddings`, `moderations`, `images:<source>:<size>`, `audio_speeches`
+  (characters in `other_units`), `audio_transcriptions` (seconds), `vector_stores` (bytes),
+  `code_interpreter_sessions` (sessions), `file_search_calls`, `web_search_calls:<context>`.
+  Completions are also grouped by `batch` and `service_tier`; batch usage gets service tier
+  `batch`. OpenAI's `input_tokens` includes cached and cache-write tokens, so the row's
+  `input_tokens` is `input_tokens - input_cached_tokens - input_cache_write_tokens`.
+- Billed rows from the Costs API, one per day, project and line item, with
+  `usage_type = "cost:<line item>"`, zero tokens and the amount in `billed_cost` (quantity in
+  `other_units`). The line item is kept verbatim (its format is undocumented); the model is
+  taken from the text before its first comma ("gpt-4o-2024-08-06, input"), else left empty.
+
+Usage rows and billed rows are deliberately separate rows: summing `billed_cost` over an
+account gives exactly what OpenAI bills, and tokens are never counted twice. Every metric but
+the required ones is optional (older accounts return fewer fields); amounts may be numbers
+or strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from tracker.providers.base import (
+    Connector,
+    ProviderAuthError,
+    ProviderError,
+    ProviderPermissionError,
+    ProviderResponseError,
+    UsageRow,
+    day_of_epoch,
+    dim,
+    epoch_seconds,
+    to_decimal,
+    to_int,
+)
+
+ADMIN_KEY_HINT = (
+    "the usage and costs APIs need an organization admin key (sk-admin-...), created by an "
+    "organization owner under Settings > Organization > Admin keys"
+)
+STANDARD_GROUPS = ["project_id", "api_key_id", "model"]
+# Usage endpoint -> (group_by values, how to read one result into row fields).
+USAGE_ENDPOINTS: dict[str, list[str]] = {
+    "completions": [*STANDARD_GROUPS, "batch", "service_tier"],
+    "embeddings": STANDARD_GROUPS,
+    "moderations": STANDARD_GROUPS,
+    "images": [*STANDARD_GROUPS, "source", "size"],
+    "audio_speeches": STANDARD_GROUPS,
+    "audio_transcriptions": STANDARD_GROUPS,
+    "vector_stores": ["project_id"],
+    "code_interpreter_sessions": ["project_id"],
+    "file_search_calls": ["project_id", "api_key_id"],
+    "web_search_calls": [*STANDARD_GROUPS, "context_level"],
+}
+# Endpoints added to the API later: an account whose API does not know them answers 404.
+OPTIONAL_ENDPOINTS = frozenset({"file_search_calls", "web_search_calls"})
+USAGE_PAGE_LIMIT = 31  # buckets per page: the maximum for 1d buckets
+COSTS_PAGE_LIMIT = 180
+
+
+class OpenAIConnector(Connector):
+    provider: ClassVar[str] = "openai"
+    default_base_url: ClassVar[str] = "https://api.openai.com/v1"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential.reveal()}"}
+
+    def _require_admin_key(self) -> None:
+        key = self.credential.reveal()
+        if key.startswith("sk-proj-") or key.startswith("sk-svcacct-"):
+            raise ProviderAuthError(f"this is a project or service-account key; {ADMIN_KEY_HINT}")
+
+    def _call(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Pages of an admin endpoint, with a wrong-key-type hint on 401/403."""
+        try:
+            yield from self.iter_cursor_pages(path, params)
+        except (ProviderAuthError, ProviderPermissionError) as exc:
+            message = str(exc)
+            if "api.usage.read" in message or "insufficient permissions" in message.lower():
+                raise type(exc)(
+                    f"openai: the key is valid but not an admin key; {ADMIN_KEY_HINT}",
+                    status=exc.status,
+                ) from None
+            raise
+
+    def test(self) -> str:
+        """Check for an admin key with one cheap Costs API call."""
+        self._require_admin_key()
+        today = dt.datetime.now(dt.UTC).date()
+        page = next(self._call("/organization/costs", {"start_time": epoch_seconds(today)}))
+        if page.get("object") != "page":
+            raise ProviderResponseError("openai: the costs API answered an unexpected object")
+        return "admin key accepted; usage and costs can be read"
+
+    def fetch_usage(self, start: dt.date, end: dt.date) -> Iterator[UsageRow]:
+        """Yield usage rows of every endpoint, then billed rows, for UTC days in [start, end)."""
+        self._require_admin_key()
+        names = self._project_names()
+        window = {
+            "start_time": epoch_seconds(start),
+            "end_time": epoch_seconds(end),
+            "bucket_width": "1d",
+        }
+        for endpoint, groups in USAGE_ENDPOINTS.items():
+            params = {**window, "limit": USAGE_PAGE_LIMIT, "group_by": groups}
+            try:
+                for page in self._call(f"/organization/usage/{endpoint}", params):
+                    for day, result in _results(page):
+                        row = _usage_row(endpoint, day, result)
+                        yield _named(row, names)
+            except ProviderResponseError as exc:
+                if exc.status == 404 and endpoint in OPTIONAL_ENDPOINTS:
+                    continue
+                raise
+        params = {**window, "limit": COSTS_PAGE_LIMIT, "group_by": ["project_id", "line_item"]}
+        for page in self._call("/organization/costs", params):
+            for day, result in _results(page):
+                yield _named(_cost_row(day, result), names)
+
+    def _project_names(self) -> dict[str, str]:
+        """Project id -> name; empty when the key may not list projects (names are optional)."""
+        names: dict[str, str] = {}
+        params: dict[str, Any] = {"limit": 100, "include_archived": "true"}
+        try:
+            for _ in range(1000):
+                body = self.get_object("/organization/projects", params)
+                data = body.get("data") or []
+                for project in data:
+                    if isinstance(project, dict) and project.get("id"):
+                        names[str(project["id"])] = str(project.get("name") or "")[:255]
+                if not body.get("has_more") or not data:
+                    break
+                params = {**params, "after": body.get("last_id") or data[-1].get("id")}
+        except (ProviderPermissionError, ProviderResponseError):
+            return names
+        except ProviderError:
+            raise
+        return names
+
+
+def _results(page: dict[str, Any]) -> Iterator[tuple[dt.date, dict[str, Any]]]:
+    buckets = page.get("data")
+    if not isinstance(buckets, list):
+        raise ProviderResponseError("openai: a usage page has no data list")
+    for bucket in buckets:
+        if not isinstance(bucket, dict):
+            raise ProviderResponseError("openai: a usage bucket is not an object")
+        day = day_of_epoch(bucket.get("start_time"))
+        for result in bucket.get("results") or []:
+            if isinstance(result, dict):
+                yield day, result
+
+
+def _usage_row(endpoint: str, day: dt.date, r: dict[str, Any]) -> UsageRow:
+    common: dict[str, Any] = {
+        "day": day,
+        "model": dim(r.get("model")),
+        "project_id": dim(r.get("project_id")),
+        "api_key_id": dim(r.get("api_key_id")),
+        "usage_type": endpoint,
+        "requests": to_int(r.get("num_model_requests")),
+    }
+    if endpoint == "completions":
+        total_input = to_int(r.get("input_tokens"), "input_tokens")
+        cached = to_int(r.get("input_cached_tokens"))
+        cache_write = to_int(r.get("input_cache_write_tokens"))
+        uncached = r.get("input_uncached_tokens")
+        # Prefer the provider's own uncached figure; derive it on accounts that lack it.
+        input_tokens = (
+            to_int(uncached) if uncached is not None else total_input - cached - cache_write
+        )
+        tier = "batch" if r.get("batch") is True else dim(r.get("service_tier"))
+        return UsageRow(
+            **common,
+            service_tier=tier,
+            input_tokens=max(input_tokens, 0),
+            cached_input_tokens=cached,
+            cache_write_tokens=cache_write,
+            output_tokens=to_int(r.get("output_tokens"), "output_tokens"),
+        )
+    if endpoint in ("embeddings", "moderations"):
+        return UsageRow(**common, input_tokens=to_int(r.get("input_tokens"), "input_tokens"))
+    if endpoint == "images":
+        kind = f"images:{dim(r.get('source'))}:{dim(r.get('size'))}"
+        return UsageRow(
+            **{**common, "usage_type": kind},
+            other_units=to_decimal(r.get("images")),
+            other_unit_name="images",
+        )
+    if endpoint == "audio_speeches":
+        return UsageRow(
+            **common, other_units=to_decimal(r.get("characters")), other_unit_name="characters"
+        )
+    if endpoint == "audio_transcriptions":
+        return UsageRow(
+            **common, other_units=to_decimal(r.get("seconds")), other_unit_name="seconds"
+        )
+    if endpoint == "vector_stores":
+        return UsageRow(
+            **common, other_units=to_decimal(r.get("usage_bytes")), other_unit_name="bytes"
+        )
+    if endpoint == "code_interpreter_sessions":
+        return UsageRow(
+            **common, other_units=to_decimal(r.get("num_sessions")), other_unit_name="sessions"
+        )
+    if endpoint == "file_search_calls":
+        return UsageRow(
+            **{**common, "requests": to_int(r.get("num_requests"))},
+            other_units=to_decimal(r.get("num_requests")),
+            other_unit_name="file_search_calls",
+        )
+    if endpoint == "web_search_calls":
+        kind = "web_search_calls" + (f":{r['context_level']}" if r.get("context_level") else "")
+        return UsageRow(
+            **{**common, "usage_type": kind},
+            other_units=to_decimal(r.get("num_requests")),
+            other_unit_name="web_search_calls",
+        )
+    raise ProviderResponseError(f"openai: unknown usage endpoint {endpoint}")
+
+
+def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
+    amount = r.get("amount")
+    if isinstance(amount, dict):
+        value, currency = amount.get("value"), amount.get("currency")
+    else:  # defensive: a bare number has been seen in third-party fixtures
+        value, currency = amount, None
+    line_item = dim(r.get("line_item"))
+    model = line_item.split(",", 1)[0].strip() if "," in line_item else ""
+    quantity = r.get("quantity")
+    return UsageRow(
+        day=day,
+        model=model,
+        project_id=dim(r.get("project_id")),
+        api_key_id=dim(r.get("api_key_id")),
+        usage_type=f"cost:{line_item}"[:255],
+        other_units=to_decimal(quantity) if quantity is not None else to_decimal(0),
+        other_unit_name=dim(r.get("quantity_unit"))[:64] or None,
+        billed_cost=to_decimal(value, "cost amount"),
+        currency=(str(currency) if currency else "usd").upper()[:3],
+    )
+
+
+def _named(row: UsageRow, names: dict[str, str]) -> UsageRow:
+    if row.project_id and row.project_id in names:
+        return replace(row, project_name=names[row.project_id])
+    return row
