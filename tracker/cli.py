@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from tracker import accounts, migrate, users
+from tracker import accounts, cli_pricing, migrate, users
 from tracker.config import Settings, load_settings
 from tracker.db import check_connection, require_schema
 from tracker.errors import InvalidInput, TrackerError
@@ -265,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser(
         "rotate", help="re-encrypt credentials with ENCRYPTION_KEY (old key in *_PREVIOUS)"
     ).set_defaults(handler=cmd_keys_rotate)
+
+    cli_pricing.register(commands)  # price, reconcile, reprice, prices override
     return parser
 
 

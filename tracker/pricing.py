@@ -91,8 +91,8 @@ class UnitPrices:
 
     def as_json(self) -> dict[str, str | None]:
         return {
-            **{f"{k}_per_mtok": _dec_str(getattr(self, k)) for k in TOKEN_KINDS},
-            "request": _dec_str(self.request),
+            **{f"{k}_per_mtok": dec_str(getattr(self, k)) for k in TOKEN_KINDS},
+            "request": dec_str(self.request),
         }
 
 
@@ -134,7 +134,7 @@ class PriceQuote:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "estimated_cost": _dec_str(self.estimated_cost),
+            "estimated_cost": dec_str(self.estimated_cost),
             "currency": self.currency,
             "priced": self.priced,
             "approximate": self.approximate,
@@ -375,13 +375,13 @@ class OverrideView:
             "provider": self.provider,
             "model": self.model,
             "kind": self.kind,
-            "input_price": _dec_str(self.input_price),
-            "cached_input_price": _dec_str(self.cached_input_price),
-            "cache_write_price": _dec_str(self.cache_write_price),
-            "cache_write_1h_price": _dec_str(self.cache_write_1h_price),
-            "output_price": _dec_str(self.output_price),
-            "request_price": _dec_str(self.request_price),
-            "discount_pct": _dec_str(self.discount_pct),
+            "input_price": dec_str(self.input_price),
+            "cached_input_price": dec_str(self.cached_input_price),
+            "cache_write_price": dec_str(self.cache_write_price),
+            "cache_write_1h_price": dec_str(self.cache_write_1h_price),
+            "output_price": dec_str(self.output_price),
+            "request_price": dec_str(self.request_price),
+            "discount_pct": dec_str(self.discount_pct),
             "valid_from": self.valid_from.isoformat(),
             "valid_to": self.valid_to.isoformat() if self.valid_to else None,
             "note": self.note,
@@ -828,11 +828,9 @@ def _expire_usage(session: Session) -> None:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _dec_str(value: Decimal | None) -> str | None:
-    if value is None:
-        return None
-    text_ = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
-    return text_
+def dec_str(value: Decimal | None) -> str | None:
+    """A Decimal as a plain string without exponent or trailing zeros (exact)."""
+    return None if value is None else format(value.normalize(), "f")
 
 
 def parse_decimal(raw: str | Decimal | int | None, what: str) -> Decimal | None:
@@ -869,9 +867,9 @@ class RepriceDay:
     def as_json(self) -> dict[str, Any]:
         return {
             "day": self.day.isoformat(),
-            "old_estimated": _dec_str(self.old_estimated),
-            "new_estimated": _dec_str(self.new_estimated),
-            "change": _dec_str(self.change),
+            "old_estimated": dec_str(self.old_estimated),
+            "new_estimated": dec_str(self.new_estimated),
+            "change": dec_str(self.change),
             "rows_changed": self.rows_changed,
             "old_unpriced_rows": self.old_unpriced_rows,
             "new_unpriced_rows": self.new_unpriced_rows,
@@ -908,9 +906,9 @@ class RepriceReport:
             "dry_run": self.dry_run,
             "rows": self.rows,
             "rows_changed": self.rows_changed,
-            "old_total": _dec_str(self.old_total),
-            "new_total": _dec_str(self.new_total),
-            "change": _dec_str(self.new_total - self.old_total),
+            "old_total": dec_str(self.old_total),
+            "new_total": dec_str(self.new_total),
+            "change": dec_str(self.new_total - self.old_total),
             "days": [d.as_json() for d in self.days],
         }
 
@@ -967,8 +965,8 @@ def reprice(
             target=f"{start.isoformat()}..{end.isoformat()}",
             rows=report.rows,
             rows_changed=report.rows_changed,
-            old_total=_dec_str(report.old_total),
-            new_total=_dec_str(report.new_total),
+            old_total=dec_str(report.old_total),
+            new_total=dec_str(report.new_total),
             changed_days=[d.day.isoformat() for d in report.changed_days],
             catalog_version=CATALOG_VERSION,
         )
