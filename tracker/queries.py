@@ -722,3 +722,77 @@ def recent_audit(*, session: Session, limit: int = 200) -> pd.DataFrame:
         ],
         columns=["at", "actor", "action", "target", "details"],
     )
+
+
+# --- accounts page ---------------------------------------------------------------------------
+
+
+def rate_limit_headroom(snapshot: dict[str, Any] | None) -> str:
+    """Summarise rate-limit headers as "requests 499/500, tokens 29,000/30,000".
+
+    Providers name the pair differently (`x-ratelimit-remaining-requests` vs
+    `anthropic-ratelimit-requests-remaining`), so the words limit/remaining are dropped and
+    what is left names the resource.
+    """
+    if not snapshot:
+        return ""
+    pairs: dict[str, dict[str, str]] = {}
+    for header, value in snapshot.items():
+        words = header.lower().split("-")
+        kind = "limit" if "limit" in words else "remaining" if "remaining" in words else None
+        if kind is None:
+            continue
+        resource = "-".join(
+            w
+            for w in words
+            if w not in ("x", "ratelimit", "anthropic", "github", "limit", "remaining")
+        )
+        pairs.setdefault(resource or "requests", {})[kind] = str(value)
+    parts = []
+    for resource, pair in sorted(pairs.items()):
+        if "limit" in pair and "remaining" in pair:
+            try:
+                parts.append(f"{resource} {int(pair['remaining']):,}/{int(pair['limit']):,}")
+            except ValueError:
+                parts.append(f"{resource} {pair['remaining']}/{pair['limit']}")
+    return ", ".join(parts)
+
+
+def accounts_table(*, session: Session) -> pd.DataFrame:
+    """Accounts as the Accounts page lists them: masked key only, never the credential."""
+    rows = session.execute(
+        select(Account, Service.display_name)
+        .join(Service, Service.id == Account.service_id)
+        .order_by(Account.name)
+    ).all()
+    return pd.DataFrame(
+        [
+            {
+                "name": a.name,
+                "provider": display,
+                "key": a.masked_key,
+                "status": a.status,
+                "last_sync_at": a.last_sync_at,
+                "last_error": a.last_error,
+                "rate_limit_headroom": rate_limit_headroom(a.rate_limit_snapshot),
+                "monthly_budget": a.monthly_budget,
+                "token_quota": a.token_quota,
+                "organization": a.organization_id,
+                "base_url": a.base_url,
+            }
+            for a, display in rows
+        ],
+        columns=[
+            "name",
+            "provider",
+            "key",
+            "status",
+            "last_sync_at",
+            "last_error",
+            "rate_limit_headroom",
+            "monthly_budget",
+            "token_quota",
+            "organization",
+            "base_url",
+        ],
+    )

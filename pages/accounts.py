@@ -1,0 +1,275 @@
+"""Accounts (admin): connected provider accounts with masked keys, status, last sync, last
+error and rate-limit headroom; add, edit, remove, test connection, sync now, CSV import.
+
+Every action re-checks the admin role against the database in its own transaction and is
+written to the audit log by the tracker function it calls.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pandas as pd
+import streamlit as st
+
+from tracker import accounts as acc
+from tracker.errors import InvalidInput, TrackerError
+from tracker.models import PROVIDERS
+from tracker.providers.base import make_http_session
+from tracker.ui import components as ui
+from tracker.ui import data
+from tracker.ui.auth import require_role
+
+log = logging.getLogger(__name__)
+runtime = data.get_runtime()
+settings = runtime.settings
+
+
+def _done(message: str) -> None:
+    data.clear_frames()
+    st.session_state["accounts_flash"] = message
+    st.rerun()
+
+
+def _optional_int(raw: str, what: str) -> int | None:
+    raw = raw.strip().replace(",", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise InvalidInput(f"{what} must be a whole number of tokens")
+    return int(raw)
+
+
+st.title("Accounts")
+if flash := st.session_state.pop("accounts_flash", None):
+    st.success(flash)
+
+table = data.accounts_table()
+if table.empty:
+    st.info(
+        "No account yet. Add your first provider account below: paste an admin/usage API key "
+        "(it is stored encrypted and shown only as its last 4 characters), then press "
+        "**Sync now** to load its usage."
+    )
+else:
+    st.dataframe(
+        ui.display_frame(table, ["monthly_budget"]),
+        hide_index=True,
+        column_config={
+            "name": st.column_config.TextColumn("Name"),
+            "provider": st.column_config.TextColumn("Provider"),
+            "key": st.column_config.TextColumn("Key"),
+            "status": st.column_config.TextColumn("Status"),
+            "last_sync_at": ui.datetime_column("Last sync (UTC)"),
+            "last_error": st.column_config.TextColumn("Last error", width="large"),
+            "rate_limit_headroom": st.column_config.TextColumn("Rate-limit headroom"),
+            "monthly_budget": ui.money_column("Monthly budget"),
+            "token_quota": st.column_config.NumberColumn("Token quota", format="localized"),
+            "organization": st.column_config.TextColumn("Organization"),
+            "base_url": st.column_config.TextColumn("Base URL"),
+        },
+    )
+
+names = list(table["name"])
+add_tab, act_tab, edit_tab, import_tab, remove_tab = st.tabs(
+    ["Add", "Test / sync", "Edit", "CSV import", "Remove"]
+)
+
+with add_tab, st.form("account_add", clear_on_submit=True):
+    provider = st.selectbox(
+        "Provider",
+        list(PROVIDERS),
+        format_func=lambda p: PROVIDERS[p]["display_name"],
+        key="add_provider",
+    )
+    name = st.text_input("Name", placeholder="e.g. OpenAI production", key="add_name")
+    api_key = st.text_input(
+        "API key",
+        type="password",
+        help="OpenAI: an admin key (sk-admin-…); Anthropic: an Admin API key. Stored encrypted.",
+        key="add_key",
+    )
+    organization = st.text_input(
+        "Organization (GitHub Copilot: the organization's login)", key="add_org"
+    )
+    base_url = st.text_input("Base URL (optional: gateways, proxies)", key="add_base_url")
+    budget = st.text_input("Monthly budget, USD (optional)", key="add_budget")
+    quota = st.text_input("Monthly token quota (optional)", key="add_quota")
+    if st.form_submit_button("Add account", type="primary"):
+        try:
+            with runtime.session_factory.begin() as session:
+                actor = require_role(session, "admin")
+                added = acc.add_account(
+                    session=session,
+                    cipher=runtime.cipher,
+                    provider=str(provider),
+                    name=name,
+                    api_key=api_key,
+                    organization=organization or None,
+                    base_url=base_url or None,
+                    monthly_budget=budget or None,
+                    token_quota=_optional_int(quota, "the token quota"),
+                    actor=actor,
+                )
+                added_name = added.name
+        except TrackerError as exc:
+            st.error(f"Not added: {exc}. Correct the field and submit again.")
+        else:
+            _done(f"Added {added_name}. Press Sync now on the Test / sync tab to load its usage.")
+
+with act_tab:
+    if not names:
+        st.caption("Add an account first.")
+    else:
+        target = st.selectbox("Account", names, key="act_account")
+        c1, c2 = st.columns(2)
+        if c1.button("Test connection", key="act_test"):
+            try:
+                with runtime.session_factory.begin() as session:
+                    require_role(session, "admin")
+                    outcome = acc.check_account(
+                        session=session,
+                        cipher=runtime.cipher,
+                        name=str(target),
+                        http=make_http_session(
+                            max_retries=1,
+                            backoff_factor=settings.http_backoff_factor,
+                            backoff_max=settings.http_backoff_max_seconds,
+                        ),
+                        timeout=settings.http_timeout_seconds,
+                    )
+            except TrackerError as exc:
+                st.error(f"Test failed: {exc}")
+            else:
+                data.clear_frames()
+                if outcome.ok:
+                    st.success(f"Connection works: {outcome.message}")
+                else:
+                    st.error(f"Connection failed: {outcome.message}")
+        if c2.button("Sync now", key="act_sync", type="primary"):
+            try:
+                with runtime.session_factory.begin() as session:
+                    actor = require_role(session, "admin")
+                    from tracker import audit
+
+                    audit.record(session=session, actor=actor, action="sync.request", target=target)
+                from tracker.sync import run_sync
+
+                with st.spinner(f"Syncing {target}…"):
+                    summary = run_sync(runtime, account_name=str(target), trigger="app")
+            except ImportError:
+                st.error("Syncing is not available in this version; run the worker instead.")
+            except TrackerError as exc:
+                st.error(f"Sync failed: {exc}")
+            else:
+                data.clear_frames()
+                for result in summary.results:
+                    text = f"{result.name}: {result.status}, {result.rows_written} row(s). "
+                    if result.message:
+                        text += result.message
+                    (st.success if result.status == "success" else st.error)(text)
+
+with edit_tab:
+    if not names:
+        st.caption("Add an account first.")
+    else:
+        target = st.selectbox("Account", names, key="edit_account")
+        current = table[table["name"] == target].iloc[0]
+        shown_budget = "" if current["monthly_budget"] is None else str(current["monthly_budget"])
+        shown_quota = "" if pd.isna(current["token_quota"]) else str(int(current["token_quota"]))
+        shown_status = "disabled" if current["status"] == "disabled" else "active"
+        with st.form("account_edit"):
+            new_name = st.text_input("Name", value=str(target), key="edit_name")
+            new_key = st.text_input(
+                "New API key (leave empty to keep the current one)",
+                type="password",
+                key="edit_key",
+            )
+            new_budget = st.text_input("Monthly budget, USD", value=shown_budget, key="edit_budget")
+            new_quota = st.text_input(
+                "Monthly token quota (0 removes it)", value=shown_quota, key="edit_quota"
+            )
+            new_status = st.selectbox(
+                "Status",
+                ["active", "disabled"],
+                index=1 if shown_status == "disabled" else 0,
+                key="edit_status",
+            )
+            if st.form_submit_button("Save changes"):
+                try:
+                    with runtime.session_factory.begin() as session:
+                        actor = require_role(session, "admin")
+                        # Pass only what changed, so the audit log lists the real changes.
+                        acc.update_account(
+                            session=session,
+                            cipher=runtime.cipher,
+                            name=str(target),
+                            actor=actor,
+                            new_name=new_name if new_name.strip() != target else None,
+                            api_key=new_key or None,
+                            monthly_budget=new_budget if new_budget != shown_budget else None,
+                            token_quota=_optional_int(new_quota, "the token quota")
+                            if new_quota != shown_quota
+                            else None,
+                            status=new_status if new_status != shown_status else None,
+                        )
+                except TrackerError as exc:
+                    st.error(f"Not saved: {exc}. Correct the field and save again.")
+                else:
+                    _done(f"Saved {new_name.strip()}.")
+
+with import_tab:
+    st.caption(
+        "For providers without a usage API (Groq, Perplexity): upload their usage export as "
+        "CSV. Bad lines are listed and nothing is written until the file is clean."
+    )
+    if not names:
+        st.caption("Add an account first.")
+    else:
+        target = st.selectbox("Account", names, key="import_account")
+        upload = st.file_uploader("CSV file", type=["csv"], key="import_file")
+        if st.button("Import", key="import_go", disabled=upload is None):
+            try:
+                from tracker.imports import import_csv
+
+                text = upload.getvalue().decode("utf-8-sig") if upload else ""
+                with runtime.session_factory.begin() as session:
+                    actor = require_role(session, "admin")
+                    result = import_csv(
+                        session=session,
+                        account_name=str(target),
+                        stream=io.StringIO(text),
+                        actor=actor,
+                    )
+            except ImportError:
+                st.error("CSV import is not available in this version.")
+            except UnicodeDecodeError:
+                st.error("The file is not UTF-8 text; export it again as UTF-8 CSV.")
+            except TrackerError as exc:
+                st.error(f"Nothing imported: {exc}")
+            else:
+                data.clear_frames()
+                st.success(f"Imported into {target}: {result}")
+
+with remove_tab:
+    if not names:
+        st.caption("No account to remove.")
+    else:
+        target = st.selectbox("Account", names, key="remove_account")
+        st.warning(
+            "Removing an account deletes its usage history too. The audit log keeps a record."
+        )
+        confirm = st.text_input("Type the account name to confirm", key="remove_confirm")
+        if st.button("Remove account", key="remove_go", type="primary"):
+            if confirm.strip() != target:
+                st.error("Type the account's exact name to confirm the removal.")
+            else:
+                try:
+                    with runtime.session_factory.begin() as session:
+                        actor = require_role(session, "admin")
+                        acc.remove_account(session=session, name=str(target), actor=actor)
+                except TrackerError as exc:
+                    st.error(f"Not removed: {exc}")
+                else:
+                    _done(f"Removed {target}.")

@@ -1,0 +1,272 @@
+"""Admin: users and roles, pre-authorised emails, price overrides, and the audit log.
+
+Every change re-checks the admin role against the database in its own transaction; the
+tracker functions it calls write the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from tracker import queries, users
+from tracker.errors import TrackerError
+from tracker.models import PROVIDERS, ROLES
+from tracker.ui import components as ui
+from tracker.ui import data
+from tracker.ui.auth import require_role
+
+runtime = data.get_runtime()
+
+
+def _done(message: str) -> None:
+    data.clear_frames()
+    st.session_state["admin_flash"] = message
+    st.rerun()
+
+
+st.title("Admin")
+if flash := st.session_state.pop("admin_flash", None):
+    st.success(flash)
+
+users_tab, invite_tab, prices_tab, audit_tab = st.tabs(
+    ["Users and roles", "Pre-authorised emails", "Price overrides", "Audit log"]
+)
+
+with users_tab:
+    with runtime.session_factory() as session:
+        people = users.list_users(session=session)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "username": u.username,
+                    "name": u.name,
+                    "email": u.email,
+                    "role": u.role,
+                    "active": u.is_active,
+                    "locked_until": u.locked_until,
+                    "last_login_at": u.last_login_at,
+                }
+                for u in people
+            ]
+        ),
+        hide_index=True,
+        column_config={
+            "username": st.column_config.TextColumn("Username"),
+            "name": st.column_config.TextColumn("Name"),
+            "email": st.column_config.TextColumn("Email"),
+            "role": st.column_config.TextColumn("Role"),
+            "active": st.column_config.CheckboxColumn("Active"),
+            "locked_until": ui.datetime_column("Locked until (UTC)"),
+            "last_login_at": ui.datetime_column("Last sign-in (UTC)"),
+        },
+    )
+    left, right = st.columns(2)
+    with left, st.form("user_add", clear_on_submit=True):
+        st.markdown("**Add a user**")
+        new_username = st.text_input("Username", key="new_user_username")
+        new_name = st.text_input("Full name", key="new_user_name")
+        new_email = st.text_input("Email", key="new_user_email")
+        new_role = st.selectbox("Role", ROLES, index=2, key="new_user_role")
+        new_password = st.text_input(
+            f"Initial password ({users.MIN_PASSWORD_CHARS}+ characters)",
+            type="password",
+            key="new_user_password",
+        )
+        if st.form_submit_button("Add user", type="primary"):
+            try:
+                with runtime.session_factory.begin() as session:
+                    actor = require_role(session, "admin")
+                    users.add_user(
+                        session=session,
+                        username=new_username,
+                        email=new_email,
+                        role=str(new_role),
+                        password=new_password,
+                        name=new_name or None,
+                        actor=actor,
+                    )
+            except TrackerError as exc:
+                st.error(f"Not added: {exc}. Correct the field and submit again.")
+            else:
+                _done(f"Added {new_username.strip()} as {new_role}.")
+    with right, st.form("user_change"):
+        st.markdown("**Change a user**")
+        who = st.selectbox("User", [u.username for u in people], key="change_user")
+        role = st.selectbox("Role", ROLES, key="change_role")
+        active = st.checkbox("Active", value=True, key="change_active")
+        unlock = st.checkbox("Lift a login lockout", key="change_unlock")
+        if st.form_submit_button("Save"):
+            try:
+                with runtime.session_factory.begin() as session:
+                    actor = require_role(session, "admin")
+                    users.update_user(
+                        session=session,
+                        username=str(who),
+                        actor=actor,
+                        role=str(role),
+                        is_active=active,
+                        unlock=unlock,
+                    )
+            except TrackerError as exc:
+                st.error(f"Not saved: {exc}.")
+            else:
+                _done(f"Saved {who}.")
+
+with invite_tab:
+    st.caption(
+        "People whose email is listed here may register themselves on the sign-in page and get "
+        "the role shown. Nobody else can sign up."
+    )
+    with runtime.session_factory() as session:
+        invites = users.list_preauthorized(session=session)
+        invite_rows = [
+            {
+                "email": i.email,
+                "role": i.role,
+                "created_by": i.created_by,
+                "created_at": i.created_at,
+                "registered_at": i.used_at,
+            }
+            for i in invites
+        ]
+    if invite_rows:
+        st.dataframe(
+            pd.DataFrame(invite_rows),
+            hide_index=True,
+            column_config={
+                "created_at": ui.datetime_column("Added (UTC)"),
+                "registered_at": ui.datetime_column("Registered (UTC)"),
+            },
+        )
+    else:
+        st.info("No pre-authorised email yet. Add one below to let a colleague register.")
+    with st.form("invite_add", clear_on_submit=True):
+        email = st.text_input("Email", key="invite_email")
+        invite_role = st.selectbox("Role", ROLES, index=2, key="invite_role")
+        if st.form_submit_button("Pre-authorise", type="primary"):
+            try:
+                with runtime.session_factory.begin() as session:
+                    actor = require_role(session, "admin")
+                    users.preauthorize_email(
+                        session=session, email=email, role=str(invite_role), actor=actor
+                    )
+            except TrackerError as exc:
+                st.error(f"Not added: {exc}.")
+            else:
+                _done(f"{email.strip().lower()} may now register as {invite_role}.")
+    if invite_rows:
+        gone = st.selectbox("Withdraw", [r["email"] for r in invite_rows], key="invite_remove")
+        if st.button("Withdraw pre-authorisation", key="invite_remove_go"):
+            try:
+                with runtime.session_factory.begin() as session:
+                    actor = require_role(session, "admin")
+                    users.remove_preauthorized(session=session, email=str(gone), actor=actor)
+            except TrackerError as exc:
+                st.error(f"Not withdrawn: {exc}.")
+            else:
+                _done(f"Withdrew {gone}.")
+
+with prices_tab:
+    try:
+        from tracker import pricing
+    except ImportError:
+        pricing = None  # type: ignore[assignment]
+    if pricing is None:
+        st.info("Price overrides are not available in this version.")
+    else:
+        st.caption(
+            "Your organisation's own prices (USD per million tokens) or discounts, from a date "
+            "(end date exclusive). Past usage keeps its estimate until re-priced "
+            "(`python -m tracker reprice`)."
+        )
+        with runtime.session_factory() as session:
+            overrides = pricing.list_overrides(session=session)
+        if overrides:
+            st.dataframe(
+                pd.DataFrame([o.__dict__ for o in overrides]).drop(columns=["created_by"]),
+                hide_index=True,
+                column_config={
+                    "valid_from": ui.date_column("From"),
+                    "valid_to": ui.date_column("Until (exclusive)"),
+                },
+            )
+        else:
+            st.info("No price override: estimates use the public list prices.")
+        with st.form("override_add", clear_on_submit=True):
+            c1, c2, c3 = st.columns(3)
+            o_provider = c1.selectbox("Provider", list(PROVIDERS), key="ov_provider")
+            o_model = c2.text_input("Model (empty: every model, discounts only)", key="ov_model")
+            o_kind = c3.selectbox("Kind", ["price", "discount"], key="ov_kind")
+            c4, c5, c6 = st.columns(3)
+            o_input = c4.text_input("Input price / 1M", key="ov_input")
+            o_cached = c5.text_input("Cached input price / 1M", key="ov_cached")
+            o_output = c6.text_input("Output price / 1M", key="ov_output")
+            c7, c8, c9 = st.columns(3)
+            o_discount = c7.text_input("Discount %", key="ov_discount")
+            o_from = c8.date_input("Valid from", value=queries.month_start(queries.today_utc()))
+            o_to = c9.date_input("Valid until (exclusive, optional)", value=None)
+            o_note = st.text_input("Note", key="ov_note")
+            if st.form_submit_button("Add override", type="primary"):
+                try:
+                    with runtime.session_factory.begin() as session:
+                        actor = require_role(session, "admin")
+                        pricing.add_override(
+                            session=session,
+                            provider=str(o_provider),
+                            model=o_model or None,
+                            kind=str(o_kind),
+                            valid_from=o_from if isinstance(o_from, dt.date) else dt.date.today(),
+                            valid_to=o_to if isinstance(o_to, dt.date) else None,
+                            input_price=o_input or None,
+                            cached_input_price=o_cached or None,
+                            output_price=o_output or None,
+                            discount_pct=o_discount or None,
+                            note=o_note or None,
+                            actor=actor,
+                        )
+                except TrackerError as exc:
+                    st.error(f"Not added: {exc}.")
+                else:
+                    _done("Override added; re-price past usage to apply it to history.")
+        if overrides:
+            drop = st.selectbox(
+                "Remove override",
+                [o.id for o in overrides],
+                format_func=lambda i: next(
+                    f"#{o.id} {o.provider}/{o.model or '*'} {o.kind} from {o.valid_from}"
+                    for o in overrides
+                    if o.id == i
+                ),
+                key="ov_remove",
+            )
+            if st.button("Remove override", key="ov_remove_go"):
+                try:
+                    with runtime.session_factory.begin() as session:
+                        actor = require_role(session, "admin")
+                        pricing.remove_override(session=session, override_id=int(drop), actor=actor)
+                except TrackerError as exc:
+                    st.error(f"Not removed: {exc}.")
+                else:
+                    _done(f"Removed override #{drop}.")
+
+with audit_tab:
+    with runtime.session_factory() as session:
+        audit_frame = queries.recent_audit(session=session)
+    if audit_frame.empty:
+        st.info("Nothing audited yet: changes to users, accounts and prices appear here.")
+    else:
+        st.dataframe(
+            audit_frame,
+            hide_index=True,
+            column_config={
+                "at": ui.datetime_column("When (UTC)"),
+                "actor": st.column_config.TextColumn("Who"),
+                "action": st.column_config.TextColumn("Action"),
+                "target": st.column_config.TextColumn("Target"),
+                "details": st.column_config.TextColumn("Details", width="large"),
+            },
+        )

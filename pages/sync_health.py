@@ -1,0 +1,97 @@
+"""Sync health: per account, how fresh the data is, the latest runs and their errors, and
+days missing from the daily series over the last 30 days (UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from tracker import queries
+from tracker.ui import components as ui
+from tracker.ui import data
+
+st.title("Sync health")
+now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)  # minute grain: cache-friendly
+freshness, runs, gaps = data.sync_health(now, queries.today_utc())
+
+if freshness.empty:
+    st.info(
+        "No account is connected yet. An admin can add one on the Accounts page; the worker "
+        "then syncs it every hour (or use **Sync now** there)."
+    )
+    st.stop()
+
+failing = freshness[freshness["status"] == "error"]
+never = freshness[freshness["last_sync_at"].isna()]
+c1, c2, c3 = st.columns(3)
+c1.metric("Accounts", len(freshness))
+c2.metric("With errors", len(failing))
+c3.metric("Never synced", len(never))
+if not failing.empty:
+    st.error(
+        "Some accounts failed their last sync: "
+        + ui.plain_text(", ".join(failing["account"]))
+        + ". Read the error below, fix the key or permissions on the Accounts page, "
+        "then sync again."
+    )
+
+st.subheader("Freshness")
+st.dataframe(
+    freshness,
+    hide_index=True,
+    column_config={
+        "account": st.column_config.TextColumn("Account"),
+        "provider": st.column_config.TextColumn("Provider"),
+        "status": st.column_config.TextColumn("Status"),
+        "last_sync_at": ui.datetime_column("Last sync (UTC)"),
+        "hours_since_sync": st.column_config.NumberColumn("Hours since", format="%.1f"),
+        "last_complete_day": ui.date_column("Complete through"),
+        "last_run_status": st.column_config.TextColumn("Last run"),
+        "last_run_at": ui.datetime_column("Last run at (UTC)"),
+        "last_error": st.column_config.TextColumn("Last error", width="large"),
+        "last_error_at": ui.datetime_column("Error at (UTC)"),
+    },
+)
+
+st.subheader("Latest runs")
+if runs.empty:
+    st.info("No sync has run yet. Start the worker, or use Sync now on the Accounts page.")
+else:
+    st.dataframe(
+        runs,
+        hide_index=True,
+        column_config={
+            "started_at": ui.datetime_column("Started (UTC)"),
+            "account": st.column_config.TextColumn("Account"),
+            "trigger": st.column_config.TextColumn("Trigger"),
+            "range_start": ui.date_column("From"),
+            "range_end": ui.date_column("To"),
+            "status": st.column_config.TextColumn("Status"),
+            "rows_written": st.column_config.NumberColumn("Rows"),
+            "duration_ms": st.column_config.NumberColumn("Duration (ms)"),
+            "error": st.column_config.TextColumn("Error", width="large"),
+        },
+    )
+
+st.subheader("Gaps in the daily series (last 30 days)")
+st.caption(
+    "Days without any usage row between an account's first day and its last complete day. "
+    "A gap can be a day nobody used the account; a gap on a busy account means a sync missed it."
+)
+if gaps.empty:
+    st.info("No usage rows in the last 30 days, so there is nothing to check yet.")
+else:
+    st.dataframe(
+        gaps,
+        hide_index=True,
+        column_config={
+            "account": st.column_config.TextColumn("Account"),
+            "first_day": ui.date_column("First day"),
+            "last_day": ui.date_column("Last day"),
+            "days_with_usage": st.column_config.NumberColumn("Days with usage"),
+            "missing_days": st.column_config.NumberColumn("Missing days"),
+            "missing": st.column_config.TextColumn("Missing", width="large"),
+        },
+    )

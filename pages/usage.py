@@ -1,0 +1,123 @@
+"""Usage explorer: filter usage by date, provider, account, model, project and API key,
+group it, and download exactly the table shown (with exact decimals).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tracker import queries
+from tracker.ui import components as ui
+from tracker.ui import data
+
+MONEY_COLUMNS = ["cost", "billed_cost", "estimated_cost"]
+
+st.title("Usage explorer")
+today = queries.today_utc()
+
+with st.container(border=True):
+    picked = st.date_input(
+        "Date range (UTC, inclusive)",
+        value=(queries.month_start(today), today),
+        max_value=today,
+        key="usage_range",
+    )
+    if not isinstance(picked, tuple) or len(picked) != 2:
+        st.info("Pick an end date to complete the range.")
+        st.stop()
+    start, end = picked
+    options = data.filter_options(start, end)
+    c1, c2, c3 = st.columns(3)
+    providers = c1.multiselect("Provider", options.providers, key="usage_providers")
+    accounts = c2.multiselect("Account", options.accounts, key="usage_accounts")
+    models = c3.multiselect("Model", options.models, key="usage_models")
+    c4, c5, c6 = st.columns(3)
+    projects = c4.multiselect("Project / workspace", options.projects, key="usage_projects")
+    api_keys = c5.multiselect("API key", options.api_keys, key="usage_api_keys")
+    group_labels = c6.multiselect(
+        "Group by",
+        list(queries.GROUP_BY_CHOICES),
+        default=["Day", "Provider"],
+        key="usage_group_by",
+    )
+
+flt = queries.UsageFilter(
+    start=start,
+    end=end,
+    providers=tuple(providers),
+    accounts=tuple(accounts),
+    models=tuple(models),
+    projects=tuple(projects),
+    api_keys=tuple(api_keys),
+)
+group_by = tuple(queries.GROUP_BY_CHOICES[label] for label in group_labels)
+table = data.usage_table(flt, group_by)
+
+if table.empty:
+    st.info(
+        "No usage matches these filters. Widen the date range or clear a filter; if nothing "
+        "was ever synced, an admin can add an account and run a sync on the Accounts page."
+    )
+    st.stop()
+
+total = sum(table["cost"], start=queries.to_dollars(0))
+billed = sum(table["billed_cost"], start=queries.to_dollars(0))
+estimated = sum(table["estimated_cost"], start=queries.to_dollars(0))
+m1, m2, m3 = st.columns(3)
+m1.metric("Cost in selection", ui.money(total))
+m2.metric("Billed by providers", ui.money(billed))
+m3.metric("Estimated", ui.money(estimated))
+
+if group_by:
+    x = group_by[0]
+    color = group_by[1] if len(group_by) > 1 else None
+    ui.bar_chart(table, x=x, y="cost", color=color, key="usage_chart")
+
+column_config = {
+    "day": ui.date_column("Day"),
+    "provider": st.column_config.TextColumn("Provider"),
+    "account": st.column_config.TextColumn("Account"),
+    "model": st.column_config.TextColumn("Model"),
+    "project": st.column_config.TextColumn("Project"),
+    "api_key": st.column_config.TextColumn("API key"),
+    "usage_type": st.column_config.TextColumn("Usage type"),
+    "input_tokens": st.column_config.NumberColumn("Input", format="localized"),
+    "cached_input_tokens": st.column_config.NumberColumn("Cached input", format="localized"),
+    "cache_write_tokens": st.column_config.NumberColumn("Cache write", format="localized"),
+    "cache_write_1h_tokens": st.column_config.NumberColumn("Cache write 1 h", format="localized"),
+    "output_tokens": st.column_config.NumberColumn("Output", format="localized"),
+    "requests": st.column_config.NumberColumn("Requests", format="localized"),
+    "cost": ui.money_column("Cost", help="Billed where reported, else estimated"),
+    "billed_cost": ui.money_column("Billed"),
+    "estimated_cost": ui.money_column("Estimated"),
+    "unpriced_rows": st.column_config.NumberColumn("Unpriced rows"),
+}
+st.dataframe(
+    ui.display_frame(table, MONEY_COLUMNS),
+    hide_index=True,
+    column_config=column_config,
+    key="usage_table",
+)
+st.download_button(
+    "Download this table (CSV)",
+    data=ui.csv_bytes(table),
+    file_name=f"usage_{start.isoformat()}_{end.isoformat()}.csv",
+    mime="text/csv",
+    help="The rows and columns shown, with costs in exact USD (six decimals).",
+    key="usage_download",
+)
+
+st.subheader("Tokens by kind")
+kinds = data.tokens_by_kind(flt)
+if int(kinds["tokens"].sum()) == 0:
+    st.caption("No tokens in this selection (requests or other units only).")
+else:
+    ui.bar_chart(kinds, x="kind", y="tokens", key="tokens_by_kind_chart")
+    st.dataframe(
+        kinds,
+        hide_index=True,
+        column_config={
+            "kind": st.column_config.TextColumn("Kind"),
+            "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
+        },
+    )

@@ -1,0 +1,1 @@
+"""The only Streamlit-aware part of tracker: sign-in (auth), cached loaders (data), widgets."""

@@ -1,0 +1,159 @@
+"""Widgets shared by the pages: money and percent formatting, cards, Plotly charts, tables.
+
+Money arrives as exact `Decimal` and is rounded half-up to the cent only here, for display.
+Charts and `st.dataframe` need floats; `display_frame` converts a copy, after which the table
+shows cents through `column_config` (the download keeps the exact decimals).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from tracker.queries import AccountCard, CostTotals
+
+CENT = Decimal("0.01")
+STATUS_COLORS: dict[str, Literal["green", "orange", "red"]] = {
+    "OK": "green",
+    "Warning": "orange",
+    "Critical": "red",
+}
+BASIS_TEXT = {
+    "billed": "all billed by the provider",
+    "estimated": "all estimated from list prices",
+    "mixed": "billed where the provider reports it, estimated otherwise",
+    "none": "no priced usage yet",
+}
+
+
+def money(amount: Decimal | None, currency: str = "USD") -> str:
+    """Format an amount to the cent, half-up: `$1,234.57` (or `1,234.57 EUR`)."""
+    if amount is None:
+        return "—"
+    cents = Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+    if currency == "USD":
+        return f"-${-cents:,.2f}" if cents < 0 else f"${cents:,.2f}"
+    return f"{cents:,.2f} {currency}"
+
+
+def percent(value: Decimal | None, places: int = 1) -> str:
+    if value is None:
+        return "—"
+    quantum = Decimal(1).scaleb(-places)
+    return f"{Decimal(value).quantize(quantum, rounding=ROUND_HALF_UP)} %"
+
+
+def tokens(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+def basis_caption(totals: CostTotals) -> str:
+    """One line saying how much of a total is billed and how much estimated."""
+    text = f"{money(totals.billed)} billed + {money(totals.estimated)} estimated"
+    text += f" ({BASIS_TEXT[totals.basis]})"
+    if totals.unpriced_rows:
+        text += f"; {totals.unpriced_rows} usage row(s) have no price yet and count as $0"
+    return text
+
+
+def account_card(card: AccountCard) -> None:
+    """One bordered card: name, provider, cost, budget/quota used, remaining, status."""
+    with st.container(border=True):
+        color = STATUS_COLORS[card.status]
+        st.markdown(f"**{plain_text(card.name)}** · {card.provider_display_name}")
+        st.badge(card.status, color=color)
+        st.metric("Cost this month", money(card.cost))
+        if card.budget_used_pct is not None:
+            st.progress(
+                min(float(card.budget_used_pct) / 100, 1.0),
+                text=f"Budget: {percent(card.budget_used_pct)} of {money(card.monthly_budget)}",
+            )
+        if card.quota_used_pct is not None:
+            st.progress(
+                min(float(card.quota_used_pct) / 100, 1.0),
+                text=(
+                    f"Tokens: {percent(card.quota_used_pct)} of {tokens(card.token_quota)}; "
+                    f"{tokens(card.tokens_remaining)} left"
+                ),
+            )
+        if card.balance_remaining is not None:
+            st.caption(
+                f"Credit remaining: {money(card.balance_remaining, card.balance_currency or 'USD')}"
+            )
+        if card.budget_used_pct is None and card.quota_used_pct is None:
+            st.caption(f"{tokens(card.tokens)} tokens this month; no budget or quota set")
+        if card.account_status == "error":
+            st.caption(":red[Last sync failed: see Sync health]")
+
+
+def plain_text(text: str) -> str:
+    """Escape Markdown so names from the database render as text, not markup."""
+    for ch in "\\`*_{}[]()#+-.!|<>:$~":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def daily_cost_chart(frame: pd.DataFrame, *, start: dt.date, end: dt.date) -> None:
+    """A stacked bar chart of daily cost by provider, every day of the window on the axis."""
+    plot = frame.assign(cost=frame["cost"].map(float))
+    fig = px.bar(
+        plot,
+        x="day",
+        y="cost",
+        color="provider",
+        labels={"day": "Day (UTC)", "cost": "Cost (USD)", "provider": "Provider"},
+    )
+    fig.update_layout(
+        barmode="stack",
+        height=360,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+        yaxis_tickprefix="$",
+    )
+    fig.update_xaxes(range=[start - dt.timedelta(hours=12), end + dt.timedelta(hours=12)])
+    st.plotly_chart(fig, width="stretch", key="daily_cost_chart")
+
+
+def bar_chart(frame: pd.DataFrame, *, x: str, y: str, color: str | None = None, key: str) -> None:
+    """A simple Plotly bar chart of a frame (money columns converted to float for plotting)."""
+    plot = frame.copy()
+    for col in (y,):
+        if plot[col].map(lambda v: isinstance(v, Decimal)).any():
+            plot[col] = plot[col].map(float)
+    fig = px.bar(plot, x=x, y=y, color=color)
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
+def display_frame(frame: pd.DataFrame, money_columns: Iterable[str]) -> pd.DataFrame:
+    """A copy for `st.dataframe`: money columns rounded half-up to the cent, as floats."""
+    out = frame.copy()
+    for col in money_columns:
+        if col in out.columns:
+            out[col] = out[col].map(
+                lambda v: None if v is None else float(Decimal(v).quantize(CENT, ROUND_HALF_UP))
+            )
+    return out
+
+
+def money_column(label: str, help: str | None = None) -> Any:
+    return st.column_config.NumberColumn(label, format="$%.2f", help=help)
+
+
+def date_column(label: str) -> Any:
+    return st.column_config.DateColumn(label, format="YYYY-MM-DD")
+
+
+def datetime_column(label: str) -> Any:
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm", timezone="UTC")
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV of a frame with exact decimals (Decimal values are written as they are)."""
+    return frame.to_csv(index=False).encode("utf-8")

@@ -1,0 +1,169 @@
+"""Cached loaders: the only place the app caches anything.
+
+`st.cache_resource` holds the settings and the runtime (engine, session factory, cipher),
+keyed by the database URL; nothing mutates them. `st.cache_data` holds the aggregated frames
+for `FRAME_TTL_SECONDS`, keyed by their arguments; `clear_frames()` (the sidebar's refresh
+button, and every data-changing action) drops them. Each loader opens its own read-only
+session and returns plain frames or frozen dataclasses (pickled by Streamlit's cache).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracker import queries
+from tracker.accounts import AccountView, list_accounts
+from tracker.config import Settings, load_settings
+from tracker.db import require_schema
+from tracker.runtime import Runtime, build_runtime
+
+FRAME_TTL_SECONDS = 300
+MAX_ENTRIES = 64
+
+
+@st.cache_resource(show_spinner=False)
+def get_settings() -> Settings:
+    """The validated settings (raises ConfigError with a message that says what to fix)."""
+    return load_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def _runtime_for(database_url: str, _settings: Settings) -> Runtime:
+    runtime = build_runtime(_settings)
+    require_schema(runtime.engine)
+    return runtime
+
+
+def get_runtime() -> Runtime:
+    """The process-wide runtime for the configured database (checked for a schema once)."""
+    settings = get_settings()
+    return _runtime_for(settings.database_url, settings)
+
+
+def _factory() -> sessionmaker[Session]:
+    return get_runtime().session_factory
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def spend_summary(today: dt.date) -> queries.SpendSummary:
+    """Month-to-date spend vs the same days last month (see tracker.queries)."""
+    with _factory()() as session:
+        return queries.spend_summary(session=session, today=today)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def account_cards(
+    today: dt.date, warning_pct: Decimal, critical_pct: Decimal
+) -> list[queries.AccountCard]:
+    """One card per account for the overview."""
+    with _factory()() as session:
+        return queries.account_cards(
+            session=session, today=today, warning_pct=warning_pct, critical_pct=critical_pct
+        )
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def daily_cost_by_provider(end: dt.date, days: int = 30) -> pd.DataFrame:
+    with _factory()() as session:
+        return queries.daily_cost_by_provider(session=session, end=end, days=days)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def top_models(start: dt.date, end: dt.date, limit: int = 10) -> pd.DataFrame:
+    with _factory()() as session:
+        return queries.top_models(session=session, start=start, end=end, limit=limit)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def filter_options(start: dt.date, end: dt.date) -> queries.FilterOptions:
+    with _factory()() as session:
+        return queries.filter_options(session=session, start=start, end=end)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def usage_table(flt: queries.UsageFilter, group_by: Sequence[str]) -> pd.DataFrame:
+    with _factory()() as session:
+        return queries.usage_table(session=session, flt=flt, group_by=list(group_by))
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def tokens_by_kind(flt: queries.UsageFilter) -> pd.DataFrame:
+    with _factory()() as session:
+        return queries.tokens_by_kind(session=session, flt=flt)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def sync_health(now: dt.datetime, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Freshness per account, the latest runs, and gaps in the last 30 days."""
+    with _factory()() as session:
+        return (
+            queries.sync_freshness(session=session, now=now),
+            queries.recent_sync_runs(session=session),
+            queries.daily_gaps(session=session, end=end),
+        )
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def accounts() -> list[AccountView]:
+    """Accounts as the UI may show them (masked keys only)."""
+    with _factory()() as session:
+        return list_accounts(session=session)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def accounts_table() -> pd.DataFrame:
+    """The Accounts page's list (masked keys, status, rate-limit headroom)."""
+    with _factory()() as session:
+        return queries.accounts_table(session=session)
+
+
+@st.cache_data(ttl=60, max_entries=MAX_ENTRIES, show_spinner=False)
+def unpriced_models(start: dt.date, end: dt.date) -> pd.DataFrame | None:
+    """Models without a price in start..end, or None while tracker.reconcile is not there."""
+    try:
+        from tracker.reconcile import unpriced_models as _unpriced
+    except ImportError:
+        return None
+    with _factory()() as session:
+        found = _unpriced(session=session, start=start, end=end)
+    return pd.DataFrame(
+        [
+            {
+                "provider": m.provider,
+                "model": m.model,
+                "rows": m.rows,
+                "tokens": m.tokens,
+                "first_day": m.first_day,
+                "last_day": m.last_day,
+            }
+            for m in found
+        ],
+        columns=["provider", "model", "rows", "tokens", "first_day", "last_day"],
+    )
+
+
+_FRAME_LOADERS = (
+    spend_summary,
+    account_cards,
+    daily_cost_by_provider,
+    top_models,
+    filter_options,
+    usage_table,
+    tokens_by_kind,
+    sync_health,
+    accounts,
+    accounts_table,
+    unpriced_models,
+)
+
+
+def clear_frames() -> None:
+    """Drop every cached frame (the refresh button; after any change to the data)."""
+    for loader in _FRAME_LOADERS:
+        loader.clear()
