@@ -59,6 +59,8 @@ CATALOG_PROVIDER_IDS = {"github_copilot": "github-copilot"}
 # Service tiers that mean "the standard price".
 STANDARD_TIERS = frozenset({"", "default", "standard", "auto", "on_demand"})
 BATCH_TIER = "batch"
+# Rows that are a fee, not metered usage: the billed cost is the cost (Copilot seats).
+NO_ESTIMATE_USAGE_TYPES = frozenset({"seats"})
 TOKEN_KINDS = ("input", "cached_input", "cache_write", "cache_write_1h", "output")
 
 
@@ -640,14 +642,23 @@ def row_outcome(
     tokens: tuple[int, int, int, int, int],
     requests: int,
     other_units: Decimal,
+    billed: bool = False,
 ) -> tuple[Decimal | None, str]:
-    """(estimated_cost rounded for storage or None, pricing_status) for one stored row."""
+    """(estimated_cost rounded for storage or None, pricing_status) for one stored row.
+
+    Rows without tokens are billed-only line items (`cost:...`), seats, or usage priced per
+    image, second, byte...: with a billed cost (or as seats) there is nothing to estimate;
+    without one, their cost is missing from the estimate, so they are `unpriced`.
+    """
     if usage_type.startswith("cost:"):
-        return None, "not_applicable"  # billed-cost-only line item: nothing to estimate
-    if not any(tokens) and not requests and not other_units:
-        return None, "not_applicable"  # e.g. a Copilot seat row, or an empty bucket
-    if not any(tokens) and other_units:
-        return None, "unpriced"  # priced per image, second, ...: not in the price book
+        return None, "not_applicable"
+    if not any(tokens):
+        if billed or usage_type in NO_ESTIMATE_USAGE_TYPES:
+            return None, "not_applicable"
+        if not requests and not other_units:
+            return None, "not_applicable"  # an empty bucket
+        if other_units:
+            return None, "unpriced"
     r = book.resolve(provider, model, day, service_tier)
     cost, _ = _cost(r.prices, tokens, requests)
     if cost is None:
@@ -758,6 +769,7 @@ def _price_stored(
                 tokens=tokens,
                 requests=n or 0,
                 other_units=other or Decimal(0),
+                billed=billed is not None,
             )
             source = (
                 "billed" if billed is not None else ("estimated" if cost is not None else "none")
