@@ -189,7 +189,10 @@ def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_reprice(args: argparse.Namespace, ctx: Context) -> int:
     _check_range(args.start, args.end)
     runtime = ctx.migrated_runtime()
-    with runtime.session_factory.begin() as session:
+    factory = runtime.session_factory
+    # A dry run never commits (its session closes with a rollback); a real run is one
+    # transaction: all days re-priced and audited, or nothing.
+    with factory() if args.dry_run else factory.begin() as session:
         report = pricing.reprice(
             session=session,
             start=args.start,
@@ -197,8 +200,6 @@ def cmd_reprice(args: argparse.Namespace, ctx: Context) -> int:
             dry_run=args.dry_run,
             actor=CLI_ACTOR,
         )
-        if args.dry_run:
-            session.rollback()  # belt and braces: a dry run writes nothing
     if args.json:
         _out(json.dumps(report.as_json(), indent=2))
         return 0
