@@ -8,7 +8,7 @@ PORT ?= 8501
 FOCUS_PYTHON ?= $(shell command -v python3.12 || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)
 FOCUS_VENV := .focus-venv
 
-.PHONY: run test install install-dev lint typecheck pytest migrate worker app clean
+.PHONY: run test install install-dev lint typecheck pytest migrate worker app clean focus-venv
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,7 +48,16 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-pytest: install-dev
+# The FOCUS export test runs the validator from here (skipped without it, failed under CI).
+$(FOCUS_VENV)/.installed:
+	@test -n "$(FOCUS_PYTHON)" || { echo "Python 3.12 not found; set FOCUS_PYTHON" >&2; exit 1; }
+	$(FOCUS_PYTHON) -m venv $(FOCUS_VENV)
+	$(FOCUS_VENV)/bin/pip install --quiet focus-validator==2.2.1 "pyarrow<18"
+	touch $@
+
+focus-venv: $(FOCUS_VENV)/.installed
+
+pytest: install-dev $(FOCUS_VENV)/.installed
 	$(PY) -m pytest
 
 test: lint typecheck pytest
