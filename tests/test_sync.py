@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
+import zlib
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -29,6 +31,7 @@ from tracker import accounts, sync
 from tracker.config import load_settings
 from tracker.crypto import CredentialCipher
 from tracker.db import make_session_factory
+from tracker.imports import import_csv
 from tracker.models import Account, SyncRun, UsageRecord
 from tracker.runtime import Runtime
 
@@ -376,7 +379,7 @@ def test_a_second_worker_skips_a_locked_account(runtime, server):
         pytest.skip("advisory locks are PostgreSQL's; SQLite serialises writers itself")
     with runtime.engine.connect() as other:
         other.begin()
-        namespace = __import__("zlib").crc32(sync.LOCK_NAME.encode()) & 0x7FFFFFFF
+        namespace = zlib.crc32(sync.LOCK_NAME.encode()) & 0x7FFFFFFF
         other.execute(
             text("SELECT pg_advisory_xact_lock(:n, :k)"), {"n": namespace, "k": openai_id}
         )
@@ -386,3 +389,65 @@ def test_a_second_worker_skips_a_locked_account(runtime, server):
     assert runs(runtime, openai_id)[-1].status == "skipped"
     assert tokens(runtime, openai_id)[6] == 0
     assert sync.run_sync(runtime, start=AUG1, end=AUG3).results[0].status == "ok"
+
+
+def test_cli_accounts_add_then_sync(cli, committed_db, monkeypatch, server):
+    monkeypatch.setattr(sync, "utc_today", lambda: TODAY)
+    for name, value in (("HTTP_MAX_RETRIES", "3"), ("HTTP_BACKOFF_FACTOR", "0.01")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HTTP_BACKOFF_MAX_SECONDS", "1")
+    accounts_to_add = [
+        ("openai", "openai-prod", OPENAI_KEY, server.url + "/v1"),
+        ("anthropic", "anthropic-prod", ANTHROPIC_KEY, server.url),
+        ("openai", "openai-old", "sk-admin-revoked-0000zzzz", server.url + "/v1"),
+    ]
+    for provider, name, key, url in accounts_to_add:
+        args = ("--provider", provider, "--name", name, "--base-url", url, "--api-key-stdin")
+        assert cli("accounts", "add", *args, stdin=key + "\n").code == 0
+
+    result = cli("sync", "--start", "2026-08-01", "--end", "2026-08-03")
+    assert result.code == 1
+    assert result.err.strip() == "error: 1 account(s) failed to sync: openai-old"
+    lines = {line.split()[0]: line for line in result.out.strip().splitlines()}
+    assert " ok " in lines["openai-prod"] and " ok " in lines["anthropic-prod"]
+    assert "failed" in lines["openai-old"] and "401" in lines["openai-old"]
+    assert "revoked" not in result.out + result.err
+    with committed_db.connect() as conn:
+        billed = conn.execute(
+            select(Account.name, UsageRecord.day, func.sum(UsageRecord.billed_cost))
+            .join(Account, Account.id == UsageRecord.account_id)
+            .group_by(Account.name, UsageRecord.day)
+        ).all()
+    by_account: dict[str, dict[dt.date, Decimal]] = {}
+    for name, day, total in billed:
+        by_account.setdefault(name, {})[day] = Decimal(total).quantize(Decimal("0.000001"))
+    assert by_account["openai-prod"] == {
+        d: v.quantize(Decimal("0.000001")) for d, v in OPENAI_BILLED.items()
+    }
+    assert by_account["anthropic-prod"] == {
+        d: v.quantize(Decimal("0.000001")) for d, v in ANTHROPIC_BILLED.items()
+    }
+    again = cli("sync", "--account", "openai-prod", "--start", "2026-08-01", "--end", "2026-08-03")
+    assert again.code == 0 and again.err == ""
+    listed = cli("accounts", "list")
+    assert "error" in [line for line in listed.out.splitlines() if "openai-old" in line][0]
+    assert cli("sync", "--account", "nobody").code == 1
+    assert cli("sync", "--start", "yesterday").code == 2
+
+
+def test_sync_keeps_imported_rows(runtime, server):
+    openai_id = add_openai(runtime, server)
+    with runtime.session_factory.begin() as session:
+        import_csv(
+            session=session,
+            account_name="openai-prod",
+            stream=io.StringIO(
+                "day,model,input_tokens,output_tokens,requests,cost\n"
+                "2026-08-02,gpt-legacy,100,10,1,1.5\n"
+            ),
+        )
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    assert billed_by_day(runtime, openai_id) == {
+        **OPENAI_BILLED,
+        AUG2: OPENAI_BILLED[AUG2] + Decimal("1.5"),
+    }
