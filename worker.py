@@ -22,6 +22,7 @@ from tracker.config import load_settings
 from tracker.db import require_schema
 from tracker.errors import TrackerError
 from tracker.runtime import Runtime, build_runtime
+from tracker.sync import run_sync
 
 log = logging.getLogger("worker")
 
@@ -33,9 +34,27 @@ class Job:
     every_minutes: int
 
 
+def sync_job(runtime: Runtime) -> None:
+    """Sync every account once; raise if any failed (the others still synced)."""
+    summary = run_sync(runtime, trigger="worker")
+    log.info(
+        "synced %d account(s), %d row(s) in the re-synced ranges",
+        len(summary.results),
+        summary.rows_written,
+    )
+    if not summary.ok:
+        raise TrackerError(
+            "sync failed for " + "; ".join(f"{r.name}: {r.message}" for r in summary.failed)
+        )
+
+
 def build_jobs(runtime: Runtime) -> list[Job]:
     """Every job the worker runs, in the order `--once` runs them."""
-    return []
+    sync_every = runtime.settings.sync_interval_minutes
+    return [
+        Job("sync", sync_job, sync_every),
+        # Jobs that use fresh usage (projections, alert checks) go after the sync.
+    ]
 
 
 class Worker:
@@ -52,6 +71,9 @@ class Worker:
         started = time.monotonic()
         try:
             job.run(self.runtime)
+        except TrackerError as exc:  # an expected failure: its message says it all
+            log.error("job %s failed after %.1f s: %s", job.name, time.monotonic() - started, exc)
+            return False
         except Exception:
             log.exception("job %s failed after %.1f s", job.name, time.monotonic() - started)
             return False
