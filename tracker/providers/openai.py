@@ -98,7 +98,8 @@ class OpenAIConnector(Connector):
         """Check for an admin key with one cheap Costs API call."""
         self._require_admin_key()
         today = dt.datetime.now(dt.UTC).date()
-        page = next(self._call("/organization/costs", {"start_time": epoch_seconds(today)}))
+        params = {"start_time": epoch_seconds(today), "limit": 1}
+        page = next(self._call("/organization/costs", params))
         if page.get("object") != "page":
             raise ProviderResponseError("openai: the costs API answered an unexpected object")
         return "admin key accepted; usage and costs can be read"
