@@ -31,14 +31,14 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import genai_prices
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, TimeOfDateConstraint
-from sqlalchemy import Column, MetaData, Numeric, String, Table, select, text
+from sqlalchemy import BigInteger, Column, MetaData, Numeric, String, Table, select, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.orm import Session
 
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 CATALOG_VERSION = genai_prices.__version__
 CURRENCY = "USD"
-MILLION = Decimal(1_000_000)
+ZERO = Decimal(0)
 STORE_QUANTUM = Decimal("0.000001")  # NUMERIC(18, 6)
 CORRECTIONS_PATH = Path(__file__).with_name("price_corrections.json")
 
@@ -111,6 +111,18 @@ class Resolved:
     model_id: str | None = None
     notes: tuple[str, ...] = ()
     reason: str | None = None  # why there is no price
+    # USD per single token, in TOKEN_KINDS order (exact: a shift of the decimal point),
+    # so that pricing a row is five multiplications and no division.
+    per_token: tuple[Decimal | None, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        per_token: tuple[Decimal | None, ...] = (None,) * len(TOKEN_KINDS)
+        if self.prices is not None:
+            per_token = tuple(
+                None if (p := getattr(self.prices, k)) is None else p.scaleb(-6)
+                for k in TOKEN_KINDS
+            )
+        object.__setattr__(self, "per_token", per_token)
 
 
 @dataclass(frozen=True)
@@ -230,6 +242,7 @@ def catalog_usage(
     )
 
 
+@lru_cache(maxsize=4096)
 def _catalog_model(provider: str, model: str) -> ModelInfo | None:
     """The catalog's model for our provider name and the provider's model name, if any."""
     if not model:
@@ -297,12 +310,15 @@ def _catalog_prices(
     """List prices for a day: (prices, approximate, notes)."""
     notes: list[str] = []
     stamps = _day_timestamps(info, day)
-    candidates = Counter(repr(info.get_prices(ts, context)) for ts in stamps)
-    by_repr = {repr(mp): mp for mp in (info.get_prices(ts, context) for ts in stamps)}
     approximate = len(stamps) > 1
     if approximate:
+        sampled = [info.get_prices(ts, context) for ts in stamps]
+        counts = Counter(repr(mp) for mp in sampled)
+        chosen = next(mp for mp in sampled if repr(mp) == counts.most_common(1)[0][0])
         notes.append("time-of-day prices: priced at the price in effect most of the UTC day")
-    prices, tiered = _unit_prices(by_repr[candidates.most_common(1)[0][0]])
+    else:
+        chosen = info.get_prices(stamps[0], context)
+    prices, tiered = _unit_prices(chosen)
     if tiered:
         approximate = True
         notes.append("price tiers (e.g. long context) need per-request counts: base tier used")
@@ -536,7 +552,7 @@ class PriceBook:
         if min(*counts, output_tokens, requests) < 0:
             raise InvalidInput("token and request counts must be zero or more")
         r = self.resolve(provider, model, day, tier)
-        cost, reason = _cost(r.prices, (*counts, output_tokens), requests)
+        cost, reason = _cost(r, (*counts, output_tokens), requests)
         if cost is None:
             return PriceQuote(
                 None,
@@ -555,22 +571,20 @@ class PriceBook:
 
 
 def _cost(
-    prices: UnitPrices | None, tokens: tuple[int, int, int, int, int], requests: int
+    resolved: Resolved, tokens: tuple[int, int, int, int, int], requests: int
 ) -> tuple[Decimal | None, str | None]:
     """Exact cost (unrounded), or None and why."""
-    if prices is None:
+    if resolved.prices is None:
         return None, None
-    total = Decimal(0)
-    for kind, count in zip(TOKEN_KINDS, tokens, strict=True):
-        if not count:
-            continue
-        price = getattr(prices, kind)
-        if price is None:
-            return None, f"no {kind.replace('_', ' ')} price for this model"
-        total += price * count
-    total /= MILLION
-    if requests and prices.request is not None:
-        total += prices.request * requests
+    total = ZERO
+    for kind, per_token, count in zip(TOKEN_KINDS, resolved.per_token, tokens, strict=True):
+        if count:
+            if per_token is None:
+                return None, f"no {kind.replace('_', ' ')} price for this model"
+            total += per_token * count
+    request = resolved.prices.request
+    if requests and request is not None:
+        total += request * requests
     return total, None
 
 
@@ -622,7 +636,7 @@ _tmp_meta = MetaData()
 _TMP = Table(
     "tmp_pricing_updates",
     _tmp_meta,
-    Column("id", Numeric(20, 0), primary_key=True),
+    Column("id", BigInteger, primary_key=True),
     Column("estimated_cost", Numeric(18, 6)),
     Column("pricing_status", String(16)),
     Column("cost_source", String(16)),
@@ -660,7 +674,7 @@ def row_outcome(
         if other_units:
             return None, "unpriced"
     r = book.resolve(provider, model, day, service_tier)
-    cost, _ = _cost(r.prices, tokens, requests)
+    cost, _ = _cost(r, tokens, requests)
     if cost is None:
         return None, "unpriced"
     status = "approximate" if r.approximate or other_units else "priced"
@@ -742,23 +756,22 @@ def _price_stored(
         base = base.where(u.account_id.in_(account_ids))
 
     unpriced: dict[tuple[str, str], int] = defaultdict(int)
+    by_status: Counter[str] = summary.by_status
+    connection = session.connection()  # Core rows: no ORM overhead per row
     created = False
     last_id: int | None = None
     while True:
         # Keyset chunks: bounded memory, and no open cursor while we write.
         stmt = base if last_id is None else base.where(u.id > last_id)
-        rows = session.execute(stmt).all()
+        rows: list[Any] = list(connection.execute(stmt).all())
         if not rows:
             break
         last_id = rows[-1][0]
-        pending: list[dict[str, Any]] = []
+        pending: list[tuple[Any, ...]] = []
         for row in rows:
-            values: tuple[Any, ...] = tuple(row)
-            rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = values[
-                :14
-            ]
-            old_cost, old_status, old_source = values[14:]
-            tokens: tuple[int, int, int, int, int] = (i or 0, c or 0, w or 0, w1 or 0, o or 0)
+            rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = row[:14]
+            old_cost, old_status, old_source = row[14:]
+            tokens = (i or 0, c or 0, w or 0, w1 or 0, o or 0)
             cost, status = row_outcome(
                 book,
                 provider=provider,
@@ -768,36 +781,27 @@ def _price_stored(
                 service_tier=tier,
                 tokens=tokens,
                 requests=n or 0,
-                other_units=other or Decimal(0),
+                other_units=other or ZERO,
                 billed=billed is not None,
             )
             source = (
                 "billed" if billed is not None else ("estimated" if cost is not None else "none")
             )
-            summary.rows += 1
-            summary.by_status[status] += 1
+            by_status[status] += 1
             if status == "unpriced":
                 unpriced[(provider, model)] += sum(tokens)
-            if old_cost is not None:
-                old_cost = Decimal(old_cost)
             if on_row is not None:
                 on_row(day, old_cost, cost, old_status, status)
-            if status != old_status or source != old_source or cost != old_cost:
-                summary.updated += 1
-                pending.append(
-                    {
-                        "id": rid,
-                        "estimated_cost": cost,
-                        "pricing_status": status,
-                        "cost_source": source,
-                    }
-                )
+            if cost != old_cost or status != old_status or source != old_source:
+                pending.append((rid, cost, status, source))
+        summary.rows += len(rows)
+        summary.updated += len(pending)
         if write and pending:
             created = _write(session, pending, created)
         if len(rows) < CHUNK_SIZE:
             break
     if created:
-        session.execute(text("DROP TABLE tmp_pricing_updates"))
+        connection.execute(text(f"DROP TABLE {_TMP.name}"))
     if write:
         _expire_usage(session)
     summary.unpriced_tokens = dict(unpriced)
@@ -813,18 +817,43 @@ def _price_stored(
     return summary
 
 
-def _write(session: Session, pending: list[dict[str, Any]], created: bool) -> bool:
-    """Write changed rows through a temporary table and one UPDATE ... FROM (fast everywhere)."""
+def _write(session: Session, pending: list[tuple[Any, ...]], created: bool) -> bool:
+    """Write changed rows through a temporary table and one UPDATE ... FROM.
+
+    `pending` holds (id, estimated_cost, pricing_status, cost_source). The driver's own bulk
+    insert is used where there is one: a row-by-row UPDATE is too slow for a million rows.
+    """
+    connection = session.connection()
     if not created:
-        _TMP.create(session.connection(), checkfirst=False)
+        _TMP.create(connection, checkfirst=False)
     else:
-        session.execute(_TMP.delete())
-    session.execute(sa_insert(_TMP), pending)
-    session.execute(
+        connection.execute(_TMP.delete())
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg2":
+        from psycopg2.extras import execute_values
+
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        cursor: Any = raw.cursor()
+        try:
+            execute_values(cursor, f"INSERT INTO {_TMP.name} VALUES %s", pending, page_size=5000)
+        finally:
+            cursor.close()
+    elif dialect.name == "sqlite":
+        # sqlite3 cannot bind Decimal; the NUMERIC column converts the text exactly as
+        # SQLAlchemy's own binding would.
+        connection.exec_driver_sql(
+            f"INSERT INTO {_TMP.name} VALUES (?, ?, ?, ?)",
+            [(r, None if c is None else str(c), st, src) for r, c, st, src in pending],
+        )
+    else:
+        keys = ("id", "estimated_cost", "pricing_status", "cost_source")
+        connection.execute(sa_insert(_TMP), [dict(zip(keys, p, strict=True)) for p in pending])
+    connection.execute(
         text(
             "UPDATE usage_records SET estimated_cost = t.estimated_cost, "
             "pricing_status = t.pricing_status, cost_source = t.cost_source "
-            "FROM tmp_pricing_updates AS t WHERE usage_records.id = t.id"
+            f"FROM {_TMP.name} AS t WHERE usage_records.id = t.id"
         )
     )
     return True
