@@ -27,6 +27,7 @@ import datetime as dt
 import io
 import json
 import logging
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -38,7 +39,6 @@ from sqlalchemy.orm import Session
 from tracker.errors import InvalidInput
 from tracker.models import PROVIDERS, Account, CostProjection, Service, UsageRecord
 from tracker.pricing import PriceBook, UnitPrices
-from tracker.queries import org_budget
 
 log = logging.getLogger(__name__)
 
@@ -387,18 +387,6 @@ FOCUS_COLUMNS = (
     "SubAccountName",
     "Tags",
 )
-_FOCUS_TEXT = frozenset(
-    {
-        "BillingAccountId",
-        "BillingAccountName",
-        "ChargeDescription",
-        "InvoiceId",
-        "SkuId",
-        "SkuPriceId",
-        "SubAccountId",
-        "SubAccountName",
-    }
-)
 _AI_SERVICE = ("AI and Machine Learning", "Generative AI")
 _DEV_SERVICE = ("Developer Tools", "Developer Platforms")
 _SERVICE_NAMES = {
@@ -528,14 +516,49 @@ def _stamp(day: dt.date) -> str:
     return day.isoformat() + "T00:00:00Z"
 
 
-def _money_exact(value: Decimal) -> str:
+def _quantity_str(value: Decimal) -> str:
+    # Token and seat counts are whole numbers: skip Decimal formatting (hot path).
+    if value == value.to_integral_value():
+        return f"{int(value)}.0"
     return decimal_str(value)
+
+
+def _fixed_columns(row: ExportRow) -> dict[str, str]:
+    """The FOCUS columns that depend only on account, provider, project and day."""
+    period_start, period_end = _month_bounds(row.day)
+    service_category, service_sub = (
+        _DEV_SERVICE if row.provider == "github_copilot" else _AI_SERVICE
+    )
+    display = row.provider_display_name or PROVIDERS.get(row.provider, {}).get(
+        "display_name", row.provider
+    )
+    account_key = row.organization_id or row.account
+    return {
+        "BillingAccountId": safe_text(account_key),
+        "BillingAccountName": safe_text(row.account),
+        "BillingCurrency": (row.currency or CURRENCY).upper(),
+        "BillingPeriodStart": _stamp(period_start),
+        "BillingPeriodEnd": _stamp(period_end),
+        "ChargeClass": "",
+        "ChargePeriodStart": _stamp(row.day),
+        "ChargePeriodEnd": _stamp(row.day + dt.timedelta(days=1)),
+        # Our key for the provider's monthly bill (the APIs give no invoice numbers).
+        "InvoiceId": safe_text(f"{row.provider}-{account_key}-{period_start:%Y-%m}"),
+        "InvoiceIssuerName": display,
+        "PricingCategory": "Standard",
+        "ProviderName": display,
+        "PublisherName": display,
+        "ServiceCategory": service_category,
+        "ServiceName": _SERVICE_NAMES.get(row.provider, f"{display} API"),
+        "ServiceSubcategory": service_sub,
+        "ServiceProviderName": display,
+    }
 
 
 def focus_records(
     rows: Iterable[ExportRow], *, list_book: PriceBook, book: PriceBook
 ) -> Iterator[dict[str, str]]:
-    """FOCUS 1.2 rows (column -> text) for usage records: one per charge.
+    """FOCUS 1.2 rows (column -> text, formula-safe) for usage records: one per charge.
 
     Cost columns, per charge (USD):
     - BilledCost: the record's billed cost where reported, else its estimate, else 0; split
@@ -547,33 +570,38 @@ def focus_records(
       price is known, the contracted cost.
     Unit prices without a price-book price are derived as cost / quantity.
     """
+    fixed_cache: dict[tuple[int, str, dt.date], dict[str, str]] = {}
     for row in rows:
+        key = (row.account_id, row.project_id, row.day)
+        fixed = fixed_cache.get(key)
+        if fixed is None:
+            if len(fixed_cache) > 10_000:  # bounded: rows arrive ordered by day
+                fixed_cache.clear()
+            fixed = fixed_cache[key] = _fixed_columns(row)
         charges = _charges(row, list_book, book)
         billed_total = row.cost if row.cost is not None else Decimal(0)
-        contracted_raw = [
-            c.contracted_unit * c.quantity if c.contracted_unit is not None else None
-            for c in charges
-        ]
-        list_raw = [c.list_unit * c.quantity if c.list_unit is not None else None for c in charges]
-        basis = contracted_raw if all(v is not None for v in contracted_raw) else list_raw
-        weights = (
-            [v for v in basis if v is not None]
-            if all(v is not None for v in basis)
-            else [c.quantity for c in charges]
-        )
-        billed_parts = allocate(billed_total, weights)
         contracted_total = row.estimated_cost if row.estimated_cost is not None else billed_total
-        contracted_parts = allocate(contracted_total, weights)
-        period_start, period_end = _month_bounds(row.day)
-        recurring = charges[0].kind == "seat"
-        service_category, service_sub = (
-            _DEV_SERVICE if row.provider == "github_copilot" else _AI_SERVICE
-        )
-        display = row.provider_display_name or PROVIDERS.get(row.provider, {}).get(
-            "display_name", row.provider
-        )
-        account_key = row.organization_id or row.account
-        sub_id = row.project_id or None
+        list_raw = [c.list_unit * c.quantity if c.list_unit is not None else None for c in charges]
+        if len(charges) == 1:
+            billed_parts, contracted_parts = [billed_total], [contracted_total]
+        else:
+            contracted_raw = [
+                c.contracted_unit * c.quantity if c.contracted_unit is not None else None
+                for c in charges
+            ]
+            basis = contracted_raw if None not in contracted_raw else list_raw
+            weights = (
+                [v for v in basis if v is not None]
+                if None not in basis
+                else [c.quantity for c in charges]
+            )
+            billed_parts = allocate(billed_total, weights)
+            contracted_parts = allocate(contracted_total, weights)
+        frequency = "Recurring" if charges[0].kind == "seat" else "Usage-Based"
+        sub_id = safe_text(row.project_id)
+        sub_name = safe_text(row.project_name or row.project_id) if sub_id else ""
+        tags = _tags(row)
+        sku_base = row.model or row.usage_type or row.provider
         for charge, billed, contracted_cost, list_raw_cost in zip(
             charges, billed_parts, contracted_parts, list_raw, strict=True
         ):
@@ -591,46 +619,31 @@ def focus_records(
                 if charge.list_unit is not None
                 else _derived_unit(list_cost, quantity)
             )
-            sku = f"{row.model or row.usage_type or row.provider}-{charge.kind}"
-            category = "Credit" if billed < 0 else "Usage"
-            yield {
-                "BilledCost": _money_exact(billed),
-                "BillingAccountId": account_key,
-                "BillingAccountName": row.account,
-                "BillingCurrency": (row.currency or CURRENCY).upper(),
-                "BillingPeriodStart": _stamp(period_start),
-                "BillingPeriodEnd": _stamp(period_end),
-                "ChargeCategory": category,
-                "ChargeClass": "",
-                "ChargeDescription": charge.description,
-                "ChargeFrequency": "Recurring" if recurring else "Usage-Based",
-                "ChargePeriodStart": _stamp(row.day),
-                "ChargePeriodEnd": _stamp(row.day + dt.timedelta(days=1)),
-                "ConsumedQuantity": decimal_str(quantity),
-                "ConsumedUnit": charge.unit,
-                "ContractedCost": _money_exact(contracted_cost),
-                "ContractedUnitPrice": decimal_str(contracted_unit),
-                "EffectiveCost": _money_exact(billed),
-                # Our key for the provider's monthly bill (the APIs give no invoice numbers).
-                "InvoiceId": f"{row.provider}-{account_key}-{period_start:%Y-%m}",
-                "InvoiceIssuerName": display,
-                "ListCost": _money_exact(list_cost),
-                "ListUnitPrice": decimal_str(list_unit),
-                "PricingCategory": "Standard",
-                "PricingQuantity": decimal_str(quantity),
-                "PricingUnit": charge.unit,
-                "ProviderName": display,
-                "PublisherName": display,
-                "ServiceCategory": service_category,
-                "ServiceName": _SERVICE_NAMES.get(row.provider, f"{display} API"),
-                "ServiceSubcategory": service_sub,
-                "ServiceProviderName": display,
-                "SkuId": sku,
-                "SkuPriceId": f"{sku}-{row.service_tier}" if row.service_tier else sku,
-                "SubAccountId": sub_id or "",
-                "SubAccountName": (row.project_name or row.project_id) if sub_id else "",
-                "Tags": _tags(row),
-            }
+            sku = f"{sku_base}-{charge.kind}"
+            billed_text = decimal_str(billed)
+            quantity_text = _quantity_str(quantity)
+            rec = dict(fixed)
+            rec.update(
+                BilledCost=billed_text,
+                ChargeCategory="Credit" if billed < 0 else "Usage",
+                ChargeDescription=safe_text(charge.description),
+                ChargeFrequency=frequency,
+                ConsumedQuantity=quantity_text,
+                ConsumedUnit=charge.unit,
+                ContractedCost=decimal_str(contracted_cost),
+                ContractedUnitPrice=decimal_str(contracted_unit),
+                EffectiveCost=billed_text,
+                ListCost=decimal_str(list_cost),
+                ListUnitPrice=decimal_str(list_unit),
+                PricingQuantity=quantity_text,
+                PricingUnit=charge.unit,
+                SkuId=safe_text(sku),
+                SkuPriceId=safe_text(f"{sku}-{row.service_tier}" if row.service_tier else sku),
+                SubAccountId=sub_id,
+                SubAccountName=sub_name,
+                Tags=tags,
+            )
+            yield rec
 
 
 def _derived_unit(cost: Decimal, quantity: Decimal) -> Decimal:
@@ -669,8 +682,9 @@ def write_focus(
             stats.records += 1
             yield row
 
+    values = operator.itemgetter(*FOCUS_COLUMNS)
     for rec in focus_records(counted(), list_book=list_book, book=book):
-        writer.writerow([safe_text(rec[c]) if c in _FOCUS_TEXT else rec[c] for c in FOCUS_COLUMNS])
+        writer.writerow(values(rec))
         stats.rows += 1
         stats.total_cost += Decimal(rec["BilledCost"])
     return stats
@@ -915,6 +929,8 @@ def _budget_lines(
     *, session: Session, total: _Agg, by_provider: dict[str, _Agg], by_account: dict[str, _Agg]
 ) -> list[_BudgetLine]:
     """Budgets (organisation, services, accounts) beside the exported actuals."""
+    from tracker.queries import org_budget  # loads pandas: only the month pack needs it
+
     org, source = org_budget(session=session)
     lines = [
         _BudgetLine(
