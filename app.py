@@ -17,14 +17,22 @@ from tracker.ui.auth import Auth
 
 log = logging.getLogger("app")
 
+# The folder is app_pages/, not pages/: with a pages/ folder Streamlit 1.67 falls back to its
+# old automatic page discovery on a process's first run (and on AppTest reruns) and runs a page
+# file directly, skipping this router and its sign-in.
 # (file, title, icon, roles that may open it). Later pages (budgets, forecast, anomalies,
 # exports) slot in here with their roles; nothing else needs to change.
 PAGES: list[tuple[str, str, str, tuple[str, ...]]] = [
-    ("pages/overview.py", "Overview", ":material/dashboard:", ("admin", "finance", "viewer")),
-    ("pages/usage.py", "Usage explorer", ":material/query_stats:", ("admin", "finance", "viewer")),
-    ("pages/sync_health.py", "Sync health", ":material/sync:", ("admin", "finance")),
-    ("pages/accounts.py", "Accounts", ":material/key:", ("admin",)),
-    ("pages/admin.py", "Admin", ":material/admin_panel_settings:", ("admin",)),
+    ("app_pages/overview.py", "Overview", ":material/dashboard:", ("admin", "finance", "viewer")),
+    (
+        "app_pages/usage.py",
+        "Usage explorer",
+        ":material/query_stats:",
+        ("admin", "finance", "viewer"),
+    ),
+    ("app_pages/sync_health.py", "Sync health", ":material/sync:", ("admin", "finance")),
+    ("app_pages/accounts.py", "Accounts", ":material/key:", ("admin",)),
+    ("app_pages/admin.py", "Admin", ":material/admin_panel_settings:", ("admin",)),
 ]
 
 

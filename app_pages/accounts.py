@@ -179,22 +179,24 @@ with edit_tab:
         shown_budget = "" if current["monthly_budget"] is None else str(current["monthly_budget"])
         shown_quota = "" if pd.isna(current["token_quota"]) else str(int(current["token_quota"]))
         shown_status = "disabled" if current["status"] == "disabled" else "active"
-        with st.form("account_edit"):
-            new_name = st.text_input("Name", value=str(target), key="edit_name")
+        with st.form(f"account_edit_{target}"):
+            new_name = st.text_input("Name", value=str(target), key=f"edit_name_{target}")
             new_key = st.text_input(
                 "New API key (leave empty to keep the current one)",
                 type="password",
-                key="edit_key",
+                key=f"edit_key_{target}",
             )
-            new_budget = st.text_input("Monthly budget, USD", value=shown_budget, key="edit_budget")
+            new_budget = st.text_input(
+                "Monthly budget, USD", value=shown_budget, key=f"edit_budget_{target}"
+            )
             new_quota = st.text_input(
-                "Monthly token quota (0 removes it)", value=shown_quota, key="edit_quota"
+                "Monthly token quota (0 removes it)", value=shown_quota, key=f"edit_quota_{target}"
             )
             new_status = st.selectbox(
                 "Status",
                 ["active", "disabled"],
                 index=1 if shown_status == "disabled" else 0,
-                key="edit_status",
+                key=f"edit_status_{target}",
             )
             if st.form_submit_button("Save changes"):
                 try:

@@ -1,0 +1,101 @@
+"""Exports (admin and finance): download usage and cost as CSV, JSON, the Excel month pack
+or FOCUS 1.2 for a date range and the usage explorer's filters.
+
+The files are built by `tracker.exports` (the same code as `python -m tracker export`); this
+page only collects the choices. Large ranges are refused here with a pointer to the CLI,
+because a download button holds the whole file in memory.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tracker import exports, queries
+from tracker.errors import TrackerError
+from tracker.ui import data
+from tracker.ui.auth import require_role
+
+# A download button keeps the file in the server's memory; beyond this, use the CLI.
+MAX_PAGE_RECORDS = 200_000
+FORMAT_LABELS = {
+    "xlsx": "Excel month pack (.xlsx): summary, budgets, by provider / model / project, daily",
+    "csv": "CSV: one line per usage record",
+    "json": "JSON: one object per usage record, money as exact decimal strings",
+    "focus": "FOCUS 1.2 CSV: for FinOps tools (one row per charge)",
+}
+
+st.title("Exports")
+st.caption(
+    "UTC days, both ends included. Cost is the provider-billed amount where reported, "
+    "else our estimate; unpriced usage counts as zero and is listed in the month pack."
+)
+today = queries.today_utc()
+
+with st.container(border=True):
+    picked = st.date_input(
+        "Date range (UTC, inclusive)",
+        value=(queries.month_start(today), today),
+        max_value=today,
+        key="export_range",
+    )
+    if not isinstance(picked, tuple) or len(picked) != 2:
+        st.info("Pick an end date to complete the range.")
+        st.stop()
+    start, end = picked
+    options = data.filter_options(start, end)
+    c1, c2, c3 = st.columns(3)
+    providers = c1.multiselect("Provider", options.providers, key="export_providers")
+    accounts = c2.multiselect("Account", options.accounts, key="export_accounts")
+    models = c3.multiselect("Model", options.models, key="export_models")
+    c4, c5, c6 = st.columns(3)
+    projects = c4.multiselect("Project / workspace", options.projects, key="export_projects")
+    api_keys = c5.multiselect("API key", options.api_keys, key="export_api_keys")
+    fmt = c6.selectbox(
+        "Format",
+        list(FORMAT_LABELS),
+        format_func=lambda f: FORMAT_LABELS[f].split(":")[0],
+        key="export_format",
+    )
+    st.caption(FORMAT_LABELS[fmt])
+
+filters = exports.ExportFilter(
+    providers=tuple(providers),
+    accounts=tuple(accounts),
+    models=tuple(models),
+    projects=tuple(projects),
+    api_keys=tuple(api_keys),
+)
+choice = (fmt, start, end, filters)
+
+if st.button("Prepare the file", type="primary", key="export_prepare"):
+    try:
+        with data.get_runtime().session_factory() as session:
+            require_role(session, "admin", "finance")
+            count = exports.count_rows(session=session, start=start, end=end, filters=filters)
+            if count > MAX_PAGE_RECORDS:
+                raise TrackerError(
+                    f"{count:,} usage records is too many for a browser download; narrow the "
+                    "range or the filters, or run `python -m tracker export` on the server"
+                )
+            payload = exports.export_bytes(
+                session=session, fmt=fmt, start=start, end=end, filters=filters
+            )
+    except TrackerError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["export_file"] = (choice, payload, count)
+
+prepared = st.session_state.get("export_file")
+if prepared and prepared[0] == choice:
+    _, payload, count = prepared
+    st.success(f"Ready: {count:,} usage record(s).")
+    st.download_button(
+        "Download",
+        data=payload,
+        file_name=exports.file_name(fmt, start, end),
+        mime=exports.MEDIA_TYPES[fmt],
+        key="export_download",
+        on_click="ignore",
+    )
+elif prepared:
+    st.info("The choices changed since the file was prepared; prepare it again.")
