@@ -1,0 +1,79 @@
+"""The Exports page builds the chosen file for finance and admin, and refuses viewers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+
+from tests.exports_data import JAN, seed
+from tracker import users
+
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "exports.py")
+
+
+@pytest.fixture(autouse=True)
+def _clean_streamlit_caches() -> Iterator[None]:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def seeded(app_env: dict[str, str], committed_db: Engine) -> Decimal:
+    with Session(committed_db) as session, session.begin():
+        total = seed(session).january_cost
+        for name, role in (("fiona", "finance"), ("victor", "viewer")):
+            users.add_user(
+                session=session,
+                username=name,
+                email=f"{name}@example.com",
+                role=role,
+                password="a long enough password 123",
+            )
+    return total
+
+
+def _page(username: str, role: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for key, value in (
+        ("authentication_status", True),
+        ("username", username),
+        ("name", username.title()),
+        ("roles", [role]),
+    ):
+        at.session_state[key] = value
+    at.run()
+    at.date_input(key="export_range").set_value(JAN).run()
+    return at
+
+
+def test_finance_prepares_a_csv(seeded: Decimal) -> None:
+    at = _page("fiona", "finance")
+    assert not at.exception
+    at.selectbox(key="export_format").set_value("csv").run()
+    at.button(key="export_prepare").click().run()
+    assert not at.exception and not at.error
+    choice, payload, count = at.session_state["export_file"]
+    assert count == 8 and choice[0] == "csv"
+    rows = list(csv.DictReader(io.StringIO(payload.decode("utf-8"))))
+    assert sum(Decimal(r["cost"] or 0) for r in rows) == seeded
+    assert "Ready: 8 usage record(s)." in [s.value for s in at.success]
+
+
+def test_viewer_is_refused_server_side(seeded: Decimal) -> None:
+    at = _page("victor", "viewer")
+    at.button(key="export_prepare").click().run()
+    assert not at.exception
+    assert any("finance" in e.value for e in at.error)
+    assert "export_file" not in at.session_state
