@@ -18,6 +18,7 @@ from types import FrameType
 
 import schedule
 
+from tracker import alerts, anomalies, projections
 from tracker.config import load_settings
 from tracker.db import require_schema
 from tracker.errors import TrackerError
@@ -54,6 +55,9 @@ def build_jobs(runtime: Runtime) -> list[Job]:
     return [
         Job("sync", sync_job, sync_every),
         # Jobs that use fresh usage (projections, alert checks) go after the sync.
+        Job("projections", projections.run_job, sync_every),
+        Job("anomalies", anomalies.run_job, sync_every),
+        Job("alerts", alerts.run_job, sync_every),
     ]
 
 

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from tracker import accounts, cli_exports, cli_pricing, cli_sync, migrate, users
+from tracker import accounts, cli_alerts, cli_exports, cli_pricing, cli_sync, migrate, users
 from tracker.config import Settings, load_settings
 from tracker.db import check_connection, require_schema
 from tracker.errors import InvalidInput, TrackerError
@@ -269,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_pricing.register(commands)  # price, reconcile, reprice, prices override
     cli_exports.register(commands)  # export
     cli_sync.register(commands)  # sync, import
+    cli_alerts.register(commands)  # budgets, alerts, forecast
     return parser
 
 
