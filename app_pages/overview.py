@@ -63,7 +63,8 @@ st.caption(ui.basis_caption(summary.current))
 unpriced = data.unpriced_models(summary.month_start, today)
 if unpriced is not None and not unpriced.empty:
     st.warning(
-        f"{len(unpriced)} model(s) used this month have no price, so their cost counts as $0: "
+        f"{len(unpriced)} model(s) used this month have no list price, so their usage without a "
+        "billed cost counts as $0: "
         + ui.plain_text(
             ", ".join(
                 sorted(
