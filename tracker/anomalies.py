@@ -2,7 +2,8 @@
 
 Detection, per daily cost series (UTC days, zero-filled from the series' first day):
 
-- the baseline for day t comes from the 28 days before it: weekday factors (median cost of
+- the baseline for day t comes from the 56 days before it (eight of each weekday, so one
+  odd day cannot bend a weekday's factor): weekday factors (median cost of
   each weekday / their mean) de-seasonalise those days, their median is the level and their
   median absolute deviation (MAD, × 1.4826 to match a standard deviation) the spread; the
   baseline is level × the factor of t's weekday, so a normal Monday after a quiet weekend is
@@ -45,7 +46,7 @@ from tracker.runtime import Runtime
 log = logging.getLogger(__name__)
 
 ALL_MODELS = "*"
-WINDOW_DAYS = 28
+WINDOW_DAYS = 56
 MIN_HISTORY_DAYS = 14
 SCORE_THRESHOLD = 4.0
 MIN_EXCESS_USD = 5.0
@@ -198,7 +199,7 @@ def find_anomalies(
     """Score the given days of every (account, model) and account series in a usage frame.
 
     `frame` has the columns of `budgets.daily_usage` (day, account, model, service_tier,
-    tokens, requests, cost) and must reach back at least 28 days before the first day scored.
+    tokens, requests, cost) and must reach back 56 days before the first day scored.
     """
     targets = sorted(set(days))
     if frame.empty or not targets:
