@@ -30,7 +30,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, TimeOfDateConstraint
 from sqlalchemy import BigInteger, Column, MetaData, Numeric, String, Table, select, text
 from sqlalchemy import insert as sa_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from tracker import audit
@@ -50,8 +51,10 @@ log = logging.getLogger(__name__)
 
 CATALOG_VERSION = genai_prices.__version__
 CURRENCY = "USD"
-ZERO = Decimal(0)
 STORE_QUANTUM = Decimal("0.000001")  # NUMERIC(18, 6)
+STORE_PLACES = 6
+# Exact decimal context: scaling by powers of ten must never round.
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 CORRECTIONS_PATH = Path(__file__).with_name("price_corrections.json")
 
 # Our provider names -> genai-prices provider ids (the same unless listed).
@@ -111,18 +114,40 @@ class Resolved:
     model_id: str | None = None
     notes: tuple[str, ...] = ()
     reason: str | None = None  # why there is no price
-    # USD per single token, in TOKEN_KINDS order (exact: a shift of the decimal point),
-    # so that pricing a row is five multiplications and no division.
-    per_token: tuple[Decimal | None, ...] = field(init=False, repr=False, compare=False)
+    # Exact integer arithmetic for the hot path: every unit price (per single token, in
+    # TOKEN_KINDS order, then per request) as an integer count of 10**exponent dollars.
+    int_prices: tuple[int | None, ...] = field(init=False, repr=False, compare=False)
+    exponent: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        per_token: tuple[Decimal | None, ...] = (None,) * len(TOKEN_KINDS)
+        units: list[Decimal | None] = [None] * (len(TOKEN_KINDS) + 1)
         if self.prices is not None:
-            per_token = tuple(
-                None if (p := getattr(self.prices, k)) is None else p.scaleb(-6)
+            units = [
+                None if (p := getattr(self.prices, k)) is None else p.scaleb(-6, EXACT)
                 for k in TOKEN_KINDS
-            )
-        object.__setattr__(self, "per_token", per_token)
+            ] + [self.prices.request]
+        exponent = min((int(u.as_tuple().exponent) for u in units if u is not None), default=0)
+        ints = tuple(None if u is None else int(u.scaleb(-exponent, EXACT)) for u in units)
+        object.__setattr__(self, "int_prices", ints)
+        object.__setattr__(self, "exponent", exponent)
+
+    def total(
+        self, i: int, c: int, w: int, w1: int, o: int, requests: int
+    ) -> tuple[int | None, str | None]:
+        """The exact cost in units of 10**exponent dollars, or None and why."""
+        if self.prices is None:
+            return None, self.reason
+        p = self.int_prices
+        total = 0
+        for k, count in enumerate((i, c, w, w1, o)):
+            if count:
+                price = p[k]
+                if price is None:
+                    return None, f"no {TOKEN_KINDS[k].replace('_', ' ')} price for this model"
+                total += price * count
+        if requests and p[5] is not None:
+            total += p[5] * requests
+        return total, None
 
 
 @dataclass(frozen=True)
@@ -533,6 +558,49 @@ class PriceBook:
             notes=tuple(notes),
         )
 
+    def outcome(
+        self,
+        provider: str,
+        model: str,
+        day: dt.date,
+        usage_type: str,
+        tier: str,
+        i: int | None,
+        c: int | None,
+        w: int | None,
+        w1: int | None,
+        o: int | None,
+        requests: int | None,
+        other_units: Decimal | None,
+        billed: Decimal | None,
+    ) -> tuple[Decimal | None, str]:
+        """(estimated_cost rounded for storage or None, pricing_status) for one stored row.
+
+        The hot path of `estimate_range` (positional, no allocations beyond the result).
+        Rows without tokens are billed-only line items (`cost:...`), seats, or usage metered
+        per image, second, byte...: with a billed cost (or as seats) there is nothing to
+        estimate; without one their cost is missing from the estimate, so they are unpriced.
+        """
+        if usage_type.startswith("cost:"):
+            return None, "not_applicable"
+        if not (i or c or w or w1 or o):
+            if billed is not None or usage_type in NO_ESTIMATE_USAGE_TYPES:
+                return None, "not_applicable"
+            if other_units:
+                return None, "unpriced"
+            if not requests:
+                return None, "not_applicable"  # an empty bucket
+        r = self._cache.get((provider, model, day, tier)) or self.resolve(
+            provider, model, day, tier
+        )
+        if r.prices is None:
+            return None, "unpriced"
+        total, _ = r.total(i or 0, c or 0, w or 0, w1 or 0, o or 0, requests or 0)
+        if total is None:
+            return None, "unpriced"
+        status = "approximate" if r.approximate or other_units else "priced"
+        return _stored(total, r.exponent), status
+
     def quote(
         self,
         *,
@@ -574,18 +642,21 @@ def _cost(
     resolved: Resolved, tokens: tuple[int, int, int, int, int], requests: int
 ) -> tuple[Decimal | None, str | None]:
     """Exact cost (unrounded), or None and why."""
-    if resolved.prices is None:
-        return None, None
-    total = ZERO
-    for kind, per_token, count in zip(TOKEN_KINDS, resolved.per_token, tokens, strict=True):
-        if count:
-            if per_token is None:
-                return None, f"no {kind.replace('_', ' ')} price for this model"
-            total += per_token * count
-    request = resolved.prices.request
-    if requests and request is not None:
-        total += request * requests
-    return total, None
+    total, reason = resolved.total(*tokens, requests)
+    if total is None:
+        return None, reason
+    return Decimal(total).scaleb(resolved.exponent, EXACT), None
+
+
+def _stored(total: int, exponent: int) -> Decimal:
+    """`total * 10**exponent` dollars rounded half up to 6 places, in integer arithmetic."""
+    shift = -STORE_PLACES - exponent
+    if shift <= 0:
+        return Decimal(total * 10**-shift).scaleb(-STORE_PLACES)
+    quotient, remainder = divmod(total, 10**shift)
+    if 2 * remainder >= 10**shift:
+        quotient += 1
+    return Decimal(quotient).scaleb(-STORE_PLACES)
 
 
 def price_usage(
@@ -658,27 +729,18 @@ def row_outcome(
     other_units: Decimal,
     billed: bool = False,
 ) -> tuple[Decimal | None, str]:
-    """(estimated_cost rounded for storage or None, pricing_status) for one stored row.
-
-    Rows without tokens are billed-only line items (`cost:...`), seats, or usage priced per
-    image, second, byte...: with a billed cost (or as seats) there is nothing to estimate;
-    without one, their cost is missing from the estimate, so they are `unpriced`.
-    """
-    if usage_type.startswith("cost:"):
-        return None, "not_applicable"
-    if not any(tokens):
-        if billed or usage_type in NO_ESTIMATE_USAGE_TYPES:
-            return None, "not_applicable"
-        if not requests and not other_units:
-            return None, "not_applicable"  # an empty bucket
-        if other_units:
-            return None, "unpriced"
-    r = book.resolve(provider, model, day, service_tier)
-    cost, _ = _cost(r, tokens, requests)
-    if cost is None:
-        return None, "unpriced"
-    status = "approximate" if r.approximate or other_units else "priced"
-    return store_amount(cost), status
+    """(estimated_cost rounded for storage or None, pricing_status) for one stored row."""
+    return book.outcome(
+        provider,
+        model,
+        day,
+        usage_type,
+        service_tier,
+        *tokens,
+        requests,
+        other_units,
+        Decimal(0) if billed else None,
+    )
 
 
 def estimate_range(
@@ -713,9 +775,11 @@ def _price_stored(
     write: bool,
     on_row: OnRow | None = None,
 ) -> EstimateSummary:
-    """Price stored rows chunk by chunk; write changes if `write`; report each row to `on_row`.
+    """Price stored rows in one streamed read; write changes if `write`; tell `on_row`.
 
-    `on_row(day, old_cost, new_cost, old_status, new_status)` sees every row.
+    `on_row(day, old_cost, new_cost, old_status, new_status)` sees every row. Changed rows
+    are staged in a temporary table while reading (never the table being read) and applied
+    with one UPDATE ... FROM at the end.
     """
     if end < start:
         raise InvalidInput("the end date is before the start date")
@@ -726,7 +790,7 @@ def _price_stored(
     if account_ids is not None and not account_ids:
         return summary
     u = UsageRecord
-    base = (
+    stmt = (
         select(
             u.id,
             Service.name,
@@ -749,47 +813,32 @@ def _price_stored(
         .join(Account, Account.id == u.account_id)
         .join(Service, Service.id == Account.service_id)
         .where(u.day >= start, u.day <= end)
-        .order_by(u.id)
-        .limit(CHUNK_SIZE)
     )
     if account_ids is not None:
-        base = base.where(u.account_id.in_(account_ids))
+        stmt = stmt.where(u.account_id.in_(account_ids))
 
     unpriced: dict[tuple[str, str], int] = defaultdict(int)
     by_status: Counter[str] = summary.by_status
     connection = session.connection()  # Core rows: no ORM overhead per row
-    created = False
-    last_id: int | None = None
-    while True:
-        # Keyset chunks: bounded memory, and no open cursor while we write.
-        stmt = base if last_id is None else base.where(u.id > last_id)
-        rows: list[Any] = list(connection.execute(stmt).all())
-        if not rows:
-            break
-        last_id = rows[-1][0]
+    staged = False
+    outcome = book.outcome
+    # Streamed (a server-side cursor on PostgreSQL): bounded memory for a million rows.
+    result = connection.execute(stmt.execution_options(stream_results=True, yield_per=CHUNK_SIZE))
+    for partition in result.partitions():
         pending: list[tuple[Any, ...]] = []
+        rows: list[Any] = list(partition)
         for row in rows:
             rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = row[:14]
             old_cost, old_status, old_source = row[14:]
-            tokens = (i or 0, c or 0, w or 0, w1 or 0, o or 0)
-            cost, status = row_outcome(
-                book,
-                provider=provider,
-                model=model,
-                day=day,
-                usage_type=usage_type,
-                service_tier=tier,
-                tokens=tokens,
-                requests=n or 0,
-                other_units=other or ZERO,
-                billed=billed is not None,
+            cost, status = outcome(
+                provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed
             )
             source = (
                 "billed" if billed is not None else ("estimated" if cost is not None else "none")
             )
             by_status[status] += 1
             if status == "unpriced":
-                unpriced[(provider, model)] += sum(tokens)
+                unpriced[(provider, model)] += (i or 0) + (c or 0) + (w or 0) + (w1 or 0) + (o or 0)
             if on_row is not None:
                 on_row(day, old_cost, cost, old_status, status)
             if cost != old_cost or status != old_status or source != old_source:
@@ -797,12 +846,17 @@ def _price_stored(
         summary.rows += len(rows)
         summary.updated += len(pending)
         if write and pending:
-            created = _write(session, pending, created)
-        if len(rows) < CHUNK_SIZE:
-            break
-    if created:
+            _stage(connection, pending, create=not staged)
+            staged = True
+    if staged:
+        connection.execute(
+            text(
+                "UPDATE usage_records SET estimated_cost = t.estimated_cost, "
+                "pricing_status = t.pricing_status, cost_source = t.cost_source "
+                f"FROM {_TMP.name} AS t WHERE usage_records.id = t.id"
+            )
+        )
         connection.execute(text(f"DROP TABLE {_TMP.name}"))
-    if write:
         _expire_usage(session)
     summary.unpriced_tokens = dict(unpriced)
     summary.seconds = time.perf_counter() - started
@@ -817,17 +871,14 @@ def _price_stored(
     return summary
 
 
-def _write(session: Session, pending: list[tuple[Any, ...]], created: bool) -> bool:
-    """Write changed rows through a temporary table and one UPDATE ... FROM.
+def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bool) -> None:
+    """Add changed rows (id, estimated_cost, pricing_status, cost_source) to the temp table.
 
-    `pending` holds (id, estimated_cost, pricing_status, cost_source). The driver's own bulk
-    insert is used where there is one: a row-by-row UPDATE is too slow for a million rows.
+    The driver's own bulk insert is used where there is one: row-by-row statements are too
+    slow for a million rows.
     """
-    connection = session.connection()
-    if not created:
+    if create:
         _TMP.create(connection, checkfirst=False)
-    else:
-        connection.execute(_TMP.delete())
     dialect = connection.dialect
     if dialect.name == "postgresql" and dialect.driver == "psycopg2":
         from psycopg2.extras import execute_values
@@ -849,14 +900,6 @@ def _write(session: Session, pending: list[tuple[Any, ...]], created: bool) -> b
     else:
         keys = ("id", "estimated_cost", "pricing_status", "cost_source")
         connection.execute(sa_insert(_TMP), [dict(zip(keys, p, strict=True)) for p in pending])
-    connection.execute(
-        text(
-            "UPDATE usage_records SET estimated_cost = t.estimated_cost, "
-            "pricing_status = t.pricing_status, cost_source = t.cost_source "
-            f"FROM {_TMP.name} AS t WHERE usage_records.id = t.id"
-        )
-    )
-    return True
 
 
 def _expire_usage(session: Session) -> None:
