@@ -398,6 +398,21 @@ CASES: list[tuple[str, dict[str, Any], str, str, bool]] = [
         False,  # 0.1 + 0.075 + 0.60
     ),
     (
+        "explicit price on a batch day with catalog batch prices: batch applied once",
+        dict(
+            provider="openai",
+            model="gpt-4o-mini",
+            day=NOV,
+            input_tokens=M,
+            output_tokens=M,
+            batch=True,
+            overrides=[_override(1, model="gpt-4o-mini", input_price=Decimal("0.1"))],
+        ),
+        "0.35",  # (0.1 + 0.60) * 0.5
+        "override",
+        False,
+    ),
+    (
         "model-specific discount beats a provider-wide one",
         dict(
             provider="openai",

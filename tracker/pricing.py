@@ -478,25 +478,33 @@ class PriceBook:
         tier = tier.lower()
         batch = tier == BATCH_TIER
 
-        # 1. list price: a correction for a documented change, else the catalog.
+        # 1. list price: a correction for a documented change, else the catalog. `standard`
+        # is the standard-tier list price; `listed` the catalog's price for the row's tier
+        # where it has one that day (then `tier_done`).
         source = "none"
+        standard: UnitPrices | None = None
         listed: UnitPrices | None = None
         tier_done = False
         change = next(
             (c for c in self.corrections.price_changes if c.applies(provider, names, day)), None
         )
         if change is not None:
-            listed, source = change.prices, "correction"
+            standard = listed = change.prices
+            source = "correction"
             notes.append(f"corrected list price (source: {change.source})")
         elif info is not None:
             at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
             context: dict[str, str] | None = None
             if batch and _variant_active(info, {"processing": "batch"}, at):
-                context, tier_done = {"processing": "batch"}, True
+                context = {"processing": "batch"}
             elif tier not in STANDARD_TIERS and not batch:
                 if _variant_active(info, {"service_tier": tier}, at):
-                    context, tier_done = {"service_tier": tier}, True
-            listed, approximate, more = _catalog_prices(info, day, context)
+                    context = {"service_tier": tier}
+            standard, approximate, more = _catalog_prices(info, day, None)
+            listed = standard
+            if context is not None:
+                listed, approximate, more = _catalog_prices(info, day, context)
+                tier_done = True
             notes.extend(more)
             source = "catalog"
 
@@ -510,20 +518,24 @@ class PriceBook:
         discount = _pick([o for o in candidates if o.kind == "discount"])
         prices: UnitPrices | None
         if explicit is not None:
+            # An explicit price is a standard-tier price: kinds it leaves empty keep the
+            # standard list price, and the tier (batch) is applied below to all of them.
             own = explicit.unit_prices
-            base = listed or UnitPrices()
+            base = standard or UnitPrices()
             prices = UnitPrices(
                 *(
                     getattr(own, k) if getattr(own, k) is not None else getattr(base, k)
                     for k in _FIELDS
                 )
             )
+            if all(getattr(own, k) is not None for k in TOKEN_KINDS):
+                approximate = False  # nothing left from the (approximated) list price
             source, tier_done = "override", False
             notes.append(f"organisation price #{explicit.id}")
         elif listed is not None and discount is not None and discount.discount_pct is not None:
             prices = listed.scaled(1 - discount.discount_pct / 100)
             source = "discount"
-            notes.append(f"organisation discount #{discount.id}: {discount.discount_pct}%")
+            notes.append(f"organisation discount #{discount.id}: {dec_str(discount.discount_pct)}%")
         else:
             prices = listed
 
