@@ -25,9 +25,11 @@ def test_only_tracker_ui_imports_streamlit():
     files = [*ROOT.joinpath("tracker").rglob("*.py"), ROOT / "worker.py"]
     assert len(files) > 10
     for path in files:
-        if "ui" in path.relative_to(ROOT / "tracker").parts if path.is_relative_to(
-            ROOT / "tracker"
-        ) else False:
+        if (
+            "ui" in path.relative_to(ROOT / "tracker").parts
+            if path.is_relative_to(ROOT / "tracker")
+            else False
+        ):
             continue
         for module in imported_modules(path):
             if module.split(".")[0] in UI_ONLY:

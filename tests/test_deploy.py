@@ -45,7 +45,9 @@ def interpolate(value: str, env: dict[str, str]) -> str:
 
 
 def service_env(name: str, env: dict[str, str]) -> dict[str, str]:
-    return {k: interpolate(str(v), env) for k, v in COMPOSE["services"][name]["environment"].items()}
+    return {
+        k: interpolate(str(v), env) for k, v in COMPOSE["services"][name]["environment"].items()
+    }
 
 
 def test_services_and_their_wiring():
