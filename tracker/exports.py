@@ -864,7 +864,12 @@ def write_xlsx(
         r += 1
     r += 1
     for c, header in enumerate(
-        ["Budget vs actual", "Monthly budget (USD)", "Actual (USD)", "Used"]
+        [
+            "Budget vs actual (monthly budgets)",
+            "Monthly budget (USD)",
+            "Actual in range (USD)",
+            "Used",
+        ]
     ):
         summary.write_string(r, c, header, bold)
     r += 1
