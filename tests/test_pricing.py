@@ -277,6 +277,13 @@ CASES: list[tuple[str, dict[str, Any], str, str, bool]] = [
         False,  # 0.28 + 0.028 + 0.42
     ),
     (
+        "openai moderation is free (correction: the catalog has no price)",
+        dict(provider="openai", model="omni-moderation-2024-09-26", day=AUG, input_tokens=M),
+        "0",
+        "correction",
+        False,
+    ),
+    (
         "priority tier before the catalog prices it: standard, approximate",
         dict(
             provider="openai",
