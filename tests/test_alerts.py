@@ -20,7 +20,7 @@ from tests.alert_seeding import add_account, add_usage
 from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.fakes.smtp_server import smtp_server
 from tests.fakes.webhook_server import WebhookServer
-from tracker import alerts, budgets
+from tracker import alerts, budgets, queries
 from tracker.config import Settings, load_settings
 from tracker.db import make_engine, make_session_factory
 from tracker.errors import InvalidInput
@@ -318,7 +318,7 @@ def test_quota_unpriced_variance_sync_anomaly_and_ratelimit_rules(session):
 
 
 def test_rate_limit_readings_pair_both_header_styles():
-    readings = alerts.rate_limit_readings(
+    readings = queries.rate_limit_readings(
         {
             "x-ratelimit-limit-requests": "500",
             "x-ratelimit-remaining-requests": "499",
@@ -332,6 +332,17 @@ def test_rate_limit_readings_pair_both_header_styles():
         ("tokens", 30000, 1500),
     ]
     assert readings[1].remaining_pct == Decimal(5)
+    anthropic = {
+        "anthropic-ratelimit-tokens-limit": "80000",
+        "anthropic-ratelimit-tokens-remaining": "79000",
+        "anthropic-ratelimit-requests-reset": "2026-05-01T00:00:00Z",
+    }
+    assert [(r.resource, r.limit, r.remaining) for r in queries.rate_limit_readings(anthropic)] == [
+        ("tokens", 80000, 79000)
+    ]
+    # The Accounts page's text is the same readings, formatted.
+    assert queries.rate_limit_headroom(anthropic) == "tokens 79,000/80,000"
+    assert queries.rate_limit_headroom({"x-ratelimit-limit": "n/a"}) == ""
 
 
 def test_projected_rule_uses_the_forecast(session):

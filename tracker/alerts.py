@@ -60,6 +60,7 @@ from tracker.models import (
     utcnow,
 )
 from tracker.notify import Channel, DeliveryError, Notification, deliver, parse_channel
+from tracker.queries import rate_limit_readings
 from tracker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -606,45 +607,6 @@ def _eval_anomaly(
 
 def _s(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class RateLimitReading:
-    """One resource of a rate-limit snapshot: limit, remaining and percent remaining."""
-
-    resource: str
-    limit: int
-    remaining: int
-
-    @property
-    def remaining_pct(self) -> Decimal:
-        return Decimal(self.remaining) / self.limit * 100 if self.limit else Decimal(100)
-
-
-def rate_limit_readings(snapshot: dict[str, Any] | None) -> list[RateLimitReading]:
-    """Pair the limit and remaining headers of a snapshot per resource (requests, tokens, …).
-
-    OpenAI-style `x-ratelimit-remaining-tokens` and Anthropic-style
-    `anthropic-ratelimit-tokens-remaining` both become resource 'tokens'.
-    """
-    pairs: dict[str, dict[str, int]] = {}
-    for header, value in (snapshot or {}).items():
-        words = str(header).lower().split("-")
-        kind = "limit" if "limit" in words else "remaining" if "remaining" in words else None
-        if kind is None:
-            continue
-        resource = "-".join(
-            w for w in words if w not in ("x", "ratelimit", "anthropic", "github", kind)
-        )
-        try:
-            pairs.setdefault(resource or "requests", {})[kind] = int(str(value).strip())
-        except ValueError:
-            continue
-    return [
-        RateLimitReading(resource, pair["limit"], pair["remaining"])
-        for resource, pair in sorted(pairs.items())
-        if "limit" in pair and "remaining" in pair and pair["limit"] > 0
-    ]
 
 
 def _eval_ratelimit(

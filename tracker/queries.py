@@ -5,9 +5,10 @@ exact: amounts are summed in the database as whole micro-dollars (the `NUMERIC(1
 and turned back into `Decimal` here, because SQLite keeps NUMERIC as floating point and a
 plain `SUM` there would drift by fractions of a cent.
 
-Cost basis: each usage row counts its provider-billed cost where the provider reports one,
-and our estimate otherwise (`COALESCE(billed_cost, estimated_cost)`); rows with neither are
-counted as unpriced. Every total comes with its billed / estimated split so pages can say
+Cost basis: the one rule of `tracker.spend`: a row counts the provider's billed amount, or
+our estimate where the provider bills nothing for that account and day, or $0 when its cost
+is already inside that day's billed line items ('covered') or it cannot be priced
+(unpriced, flagged). Every total comes with its billed / estimated split so pages can say
 which is which. Days are UTC calendar days; ranges are inclusive of both ends unless said.
 """
 
@@ -20,10 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from tracker.models import Account, AuditLog, Service, Setting, SyncRun, UsageRecord
+from tracker.spend import ROW_SPEND_MICROS
+from tracker.spend import micros as _micros
 
 MICRO = Decimal("0.000001")
 # The organisation's monthly budget (USD) in the `settings` table; when it is not set, the
@@ -51,26 +54,15 @@ STATUS_OK, STATUS_WARNING, STATUS_CRITICAL = "OK", "Warning", "Critical"
 _u = UsageRecord
 
 
-def _micros(column: Any) -> ColumnElement[int]:
-    """A money column as whole micro-dollars (exact on both backends)."""
-    return cast(func.round(column * 1_000_000), BigInteger)
-
-
 def _sum_micros(expr: ColumnElement[Any]) -> ColumnElement[int]:
     return func.coalesce(func.sum(expr), 0)
 
 
-# Per-row cost: billed where reported, else estimated; and the two parts of it.
-_ROW_COST = case(
-    (_u.billed_cost.is_not(None), _micros(_u.billed_cost)),
-    else_=_micros(func.coalesce(_u.estimated_cost, 0)),
-)
-_ROW_BILLED = case((_u.billed_cost.is_not(None), _micros(_u.billed_cost)), else_=0)
-_ROW_ESTIMATED = case(
-    (and_(_u.billed_cost.is_(None), _u.estimated_cost.is_not(None)), _micros(_u.estimated_cost)),
-    else_=0,
-)
-_ROW_UNPRICED = case((and_(_u.billed_cost.is_(None), _u.estimated_cost.is_(None)), 1), else_=0)
+# Per-row cost and its parts, by the one rule in tracker.spend (no day counted twice).
+_ROW_COST = ROW_SPEND_MICROS
+_ROW_BILLED = case((_u.cost_source == "billed", _micros(_u.billed_cost)), else_=0)
+_ROW_ESTIMATED = case((_u.cost_source == "estimated", _micros(_u.estimated_cost)), else_=0)
+_ROW_UNPRICED = case((_u.cost_source == "none", 1), else_=0)
 _ROW_TOKENS = (
     _u.input_tokens
     + _u.cached_input_tokens
@@ -727,18 +719,31 @@ def recent_audit(*, session: Session, limit: int = 200) -> pd.DataFrame:
 # --- accounts page ---------------------------------------------------------------------------
 
 
-def rate_limit_headroom(snapshot: dict[str, Any] | None) -> str:
-    """Summarise rate-limit headers as "requests 499/500, tokens 29,000/30,000".
+@dataclass(frozen=True)
+class RateLimitReading:
+    """One resource of a rate-limit snapshot: limit, remaining and percent remaining."""
 
-    Providers name the pair differently (`x-ratelimit-remaining-requests` vs
-    `anthropic-ratelimit-requests-remaining`), so the words limit/remaining are dropped and
-    what is left names the resource.
+    resource: str
+    limit: int
+    remaining: int
+
+    @property
+    def remaining_pct(self) -> Decimal:
+        return Decimal(self.remaining) / self.limit * 100 if self.limit else Decimal(100)
+
+
+def rate_limit_readings(snapshot: dict[str, Any] | None) -> list[RateLimitReading]:
+    """Pair the limit and remaining headers of a snapshot per resource (requests, tokens, …).
+
+    Providers name the pair differently (OpenAI's `x-ratelimit-remaining-tokens`,
+    Anthropic's `anthropic-ratelimit-tokens-remaining`), so the words limit/remaining and the
+    vendor prefixes are dropped and what is left names the resource ('tokens'); GitHub's bare
+    `x-ratelimit-limit` becomes 'requests'. Values that are not whole numbers are skipped.
+    The one implementation: the Accounts page and the ratelimit alert both read it.
     """
-    if not snapshot:
-        return ""
-    pairs: dict[str, dict[str, str]] = {}
-    for header, value in snapshot.items():
-        words = header.lower().split("-")
+    pairs: dict[str, dict[str, int]] = {}
+    for header, value in (snapshot or {}).items():
+        words = str(header).lower().split("-")
         kind = "limit" if "limit" in words else "remaining" if "remaining" in words else None
         if kind is None:
             continue
@@ -747,15 +752,66 @@ def rate_limit_headroom(snapshot: dict[str, Any] | None) -> str:
             for w in words
             if w not in ("x", "ratelimit", "anthropic", "github", "limit", "remaining")
         )
-        pairs.setdefault(resource or "requests", {})[kind] = str(value)
-    parts = []
-    for resource, pair in sorted(pairs.items()):
-        if "limit" in pair and "remaining" in pair:
-            try:
-                parts.append(f"{resource} {int(pair['remaining']):,}/{int(pair['limit']):,}")
-            except ValueError:
-                parts.append(f"{resource} {pair['remaining']}/{pair['limit']}")
-    return ", ".join(parts)
+        try:
+            pairs.setdefault(resource or "requests", {})[kind] = int(str(value).strip())
+        except ValueError:
+            continue
+    return [
+        RateLimitReading(resource, pair["limit"], pair["remaining"])
+        for resource, pair in sorted(pairs.items())
+        if "limit" in pair and "remaining" in pair and pair["limit"] > 0
+    ]
+
+
+def rate_limit_headroom(snapshot: dict[str, Any] | None) -> str:
+    """Summarise a snapshot as "requests 499/500, tokens 29,000/30,000" (remaining/limit)."""
+    return ", ".join(
+        f"{r.resource} {r.remaining:,}/{r.limit:,}" for r in rate_limit_readings(snapshot)
+    )
+
+
+def rate_limit_table(*, session: Session) -> pd.DataFrame:
+    """Remaining vs limit per account and resource from the last snapshot each sync kept.
+
+    Columns: account, provider, resource, remaining, limit (int), remaining_pct (float, for
+    a progress bar), observed_at (UTC). Accounts without a snapshot are left out.
+    """
+    rows = session.execute(
+        select(
+            Account.name,
+            Service.display_name,
+            Account.rate_limit_snapshot,
+            Account.rate_limit_updated_at,
+        )
+        .join(Service, Service.id == Account.service_id)
+        .where(Account.rate_limit_snapshot.is_not(None))
+        .order_by(Account.name)
+    ).all()
+    columns = [
+        "account",
+        "provider",
+        "resource",
+        "remaining",
+        "limit",
+        "remaining_pct",
+        "observed_at",
+    ]
+    return pd.DataFrame(
+        [
+            (
+                name,
+                display,
+                r.resource,
+                r.remaining,
+                r.limit,
+                float(r.remaining_pct),
+                observed,
+            )
+            for name, display, snapshot, observed in rows
+            for r in rate_limit_readings(snapshot)
+        ],
+        columns=columns,
+    )
 
 
 def accounts_table(*, session: Session) -> pd.DataFrame:
