@@ -20,8 +20,8 @@ log = logging.getLogger("app")
 # The folder is app_pages/, not pages/: with a pages/ folder Streamlit 1.67 falls back to its
 # old automatic page discovery on a process's first run (and on AppTest reruns) and runs a page
 # file directly, skipping this router and its sign-in.
-# (file, title, icon, roles that may open it). Later pages (budgets, forecast, anomalies,
-# exports) slot in here with their roles; nothing else needs to change.
+# (file, title, icon, roles that may open it). Viewers see the dashboards only; budgets,
+# forecasts, anomalies and exports are for admin and finance.
 PAGES: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("app_pages/overview.py", "Overview", ":material/dashboard:", ("admin", "finance", "viewer")),
     (
@@ -30,6 +30,15 @@ PAGES: list[tuple[str, str, str, tuple[str, ...]]] = [
         ":material/query_stats:",
         ("admin", "finance", "viewer"),
     ),
+    ("app_pages/forecast.py", "Forecast", ":material/trending_up:", ("admin", "finance")),
+    (
+        "app_pages/budgets.py",
+        "Budgets & alerts",
+        ":material/notifications:",
+        ("admin", "finance"),
+    ),
+    ("app_pages/anomalies.py", "Anomalies", ":material/troubleshoot:", ("admin", "finance")),
+    ("app_pages/exports.py", "Exports", ":material/download:", ("admin", "finance")),
     ("app_pages/sync_health.py", "Sync health", ":material/sync:", ("admin", "finance")),
     ("app_pages/accounts.py", "Accounts", ":material/key:", ("admin",)),
     ("app_pages/admin.py", "Admin", ":material/admin_panel_settings:", ("admin",)),

@@ -71,6 +71,30 @@ else:
         },
     )
 
+limits = data.rate_limits()
+if not limits.empty:
+    st.subheader("Rate-limit headroom")
+    st.caption(
+        "Remaining vs limit from the provider's rate-limit headers at the last call of each "
+        "account (limits reset within minutes, so an old reading says little). A ratelimit "
+        "alert rule on the Budgets & alerts page warns when one runs low."
+    )
+    st.dataframe(
+        limits,
+        hide_index=True,
+        column_config={
+            "account": st.column_config.TextColumn("Account"),
+            "provider": st.column_config.TextColumn("Provider"),
+            "resource": st.column_config.TextColumn("Resource"),
+            "remaining": st.column_config.NumberColumn("Remaining", format="localized"),
+            "limit": st.column_config.NumberColumn("Limit", format="localized"),
+            "remaining_pct": st.column_config.ProgressColumn(
+                "Headroom", format="%.1f%%", min_value=0, max_value=100
+            ),
+            "observed_at": ui.datetime_column("Read at (UTC)"),
+        },
+    )
+
 names = list(table["name"])
 add_tab, act_tab, edit_tab, import_tab, remove_tab = st.tabs(
     ["Add", "Test / sync", "Edit", "CSV import", "Remove"]

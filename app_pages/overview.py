@@ -30,7 +30,7 @@ if not cards:
     st.stop()
 
 change = summary.change_pct
-col_spend, col_prev, col_budget = st.columns(3)
+col_spend, col_prev, col_budget, col_projected = st.columns(4)
 col_spend.metric(
     "Month-to-date spend",
     ui.money(summary.current.cost),
@@ -57,8 +57,32 @@ if summary.budget is not None:
     )
 else:
     col_budget.metric("Budget used", "—", help="No budget set: add one to an account.")
+projection, stored = data.org_projection(today)
+col_projected.metric(
+    "Projected month-end",
+    ui.money(projection.projected_total),
+    help=(
+        f"80 % interval {ui.money(projection.lower)} – {ui.money(projection.upper)}"
+        + (
+            f"; backtest error {ui.percent(projection.backtest_mape)}"
+            if projection.backtest_mape is not None
+            else ""
+        )
+        + ("" if stored else "; computed now, the worker stores it after its next sync")
+        + ". Details on the Forecast page (admin, finance)."
+    ),
+)
 st.caption(ui.basis_caption(summary.current))
-# Projected month-end spend is shown here once the forecast feature provides it.
+st.caption(
+    f"Projected month-end: {ui.money(projection.projected_total)} "
+    f"(80 % interval {ui.money(projection.lower)} – {ui.money(projection.upper)})"
+    + (
+        f"; at this pace the budget runs out on {projection.budget_exhausted_on:%d %b}"
+        if projection.budget_exhausted_on is not None
+        else ""
+    )
+    + "."
+)
 
 unpriced = data.unpriced_models(summary.month_start, today)
 if unpriced is not None and not unpriced.empty:

@@ -20,16 +20,19 @@ from tracker.crypto import CredentialCipher
 from tracker.models import Account, AuditLog, PreauthorizedEmail, User
 from tracker.ui.components import money
 
-ALL_PAGES = [
+FINANCE_PAGES = [
     "app_pages/overview.py",
     "app_pages/usage.py",
+    "app_pages/forecast.py",
+    "app_pages/budgets.py",
+    "app_pages/anomalies.py",
+    "app_pages/exports.py",
     "app_pages/sync_health.py",
-    "app_pages/accounts.py",
-    "app_pages/admin.py",
 ]
+ALL_PAGES = [*FINANCE_PAGES, "app_pages/accounts.py", "app_pages/admin.py"]
 ALLOWED = {
     "admin": ALL_PAGES,
-    "finance": ["app_pages/overview.py", "app_pages/usage.py", "app_pages/sync_health.py"],
+    "finance": FINANCE_PAGES,
     "viewer": ["app_pages/overview.py", "app_pages/usage.py"],
 }
 USER_OF_ROLE = {"admin": "alice", "finance": "fin", "viewer": "vic"}

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from tracker import queries
+from tracker import alerts, planning, queries
 from tracker.accounts import AccountView, list_accounts
 from tracker.config import Settings, load_settings
 from tracker.db import require_schema
@@ -148,6 +148,69 @@ def unpriced_models(start: dt.date, end: dt.date) -> pd.DataFrame | None:
     )
 
 
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def rate_limits() -> pd.DataFrame:
+    """Remaining vs limit per account and resource (the last snapshot each sync kept)."""
+    with _factory()() as session:
+        return queries.rate_limit_table(session=session)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def projections(today: dt.date) -> planning.ProjectionSet:
+    """This month's projections: the worker's, or computed now when it has not written any."""
+    with _factory()() as session:
+        return planning.current_projections(session=session, today=today)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def org_projection(today: dt.date) -> tuple[planning.Projection, bool]:
+    """The organisation's month-end projection and whether the worker stored it."""
+    with _factory()() as session:
+        return planning.org_projection(session=session, today=today)
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def budgets(today: dt.date) -> pd.DataFrame:
+    """Every budget with month-to-date spend, % used and projected month-end."""
+    with _factory()() as session:
+        return planning.budget_frame(
+            session=session,
+            today=today,
+            projected=planning.current_projections(session=session, today=today),
+        )
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def budget_scopes() -> list[str]:
+    with _factory()() as session:
+        return planning.budget_scopes(session=session)
+
+
+@st.cache_data(ttl=60, max_entries=MAX_ENTRIES, show_spinner=False)
+def alert_rules() -> pd.DataFrame:
+    """Alert rules, channels masked."""
+    with _factory()() as session:
+        return planning.rules_frame(session=session)
+
+
+@st.cache_data(ttl=60, max_entries=MAX_ENTRIES, show_spinner=False)
+def alert_events(limit: int = 200) -> tuple[pd.DataFrame, int]:
+    """The latest alert events and how many deliveries still wait for a retry."""
+    with _factory()() as session:
+        return (
+            planning.events_frame(session=session, limit=limit),
+            alerts.undelivered_count(session=session),
+        )
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def anomalies(since: dt.date, include_acknowledged: bool) -> pd.DataFrame:
+    with _factory()() as session:
+        return planning.anomaly_frame(
+            session=session, since=since, include_acknowledged=include_acknowledged
+        )
+
+
 _FRAME_LOADERS = (
     spend_summary,
     account_cards,
@@ -160,6 +223,14 @@ _FRAME_LOADERS = (
     accounts,
     accounts_table,
     unpriced_models,
+    rate_limits,
+    projections,
+    org_projection,
+    budgets,
+    budget_scopes,
+    alert_rules,
+    alert_events,
+    anomalies,
 )
 
 

@@ -1,0 +1,262 @@
+"""Budgets & alerts (admin edits, finance reads): monthly budgets per organisation, service
+and account with month-to-date spend, % used and projected month-end; the alert rules; the
+recent alert events with their delivery status, failed deliveries included.
+
+Budget periods are UTC calendar months; money is USD, billed where the provider reports it
+and estimated otherwise. Every change goes through `tracker.ui.actions`, which re-checks the
+admin role against the database and is audited. Channel URLs and addresses are shown masked.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tracker import alerts, queries
+from tracker.errors import TrackerError
+from tracker.planning import scope_label
+from tracker.ui import actions, data
+from tracker.ui import components as ui
+from tracker.ui.auth import current_user
+
+runtime = data.get_runtime()
+user = current_user()
+is_admin = user is not None and user.role in actions.EDIT_BUDGETS
+today = queries.today_utc()
+
+
+def _done(message: str) -> None:
+    data.clear_frames()
+    st.session_state["budgets_flash"] = message
+    st.rerun()
+
+
+st.title("Budgets & alerts")
+st.caption(
+    f"This month: {today.replace(day=1):%d %b} – {today:%d %b %Y} (UTC). Spend is billed where "
+    "the provider reports it, estimated otherwise."
+)
+if flash := st.session_state.pop("budgets_flash", None):
+    st.success(flash)
+if not is_admin:
+    st.info("Read-only: only an admin can change budgets and alert rules.")
+
+events, undelivered = data.alert_events()
+if undelivered:
+    st.warning(
+        f"{undelivered} alert delivery(ies) failed or are waiting. They are retried at the next "
+        "check (after each sync, or **Check now** below); the last error of each is in Recent "
+        "alerts. Fix the channel or the SMTP settings if the same error repeats."
+    )
+
+# --- budgets -----------------------------------------------------------------------------------
+
+st.subheader("Budgets")
+table = data.budgets(today)
+if table.empty or table["monthly_budget"].isna().all():
+    st.info(
+        "No budget is set yet. "
+        + (
+            "Set one below: for the whole organisation, a provider or an account."
+            if is_admin
+            else "Ask an admin to set one on this page."
+        )
+    )
+if not table.empty:
+    st.dataframe(
+        ui.display_frame(
+            table.drop(columns=["scope"]), ["monthly_budget", "spent", "projected_total"]
+        ),
+        hide_index=True,
+        column_config={
+            "scope_label": st.column_config.TextColumn("Scope"),
+            "monthly_budget": ui.money_column("Monthly budget"),
+            "source": st.column_config.TextColumn(
+                "Budget from", help="'sum of accounts' when no organisation budget is set"
+            ),
+            "spent": ui.money_column("Spent this month"),
+            "used_pct": st.column_config.ProgressColumn(
+                "Used", format="%.1f%%", min_value=0, max_value=100
+            ),
+            "projected_total": ui.money_column(
+                "Projected month-end", help="See the Forecast page for the 80 % interval"
+            ),
+            "projected_pct": st.column_config.NumberColumn(
+                "Projected % of budget", format="%.1f%%"
+            ),
+            "budget_exhausted_on": ui.date_column("Runs out on"),
+        },
+    )
+
+scopes = data.budget_scopes()
+if is_admin:
+    with st.expander("Set or clear a budget"), st.form("budget_set", clear_on_submit=True):
+        scope = st.selectbox("Scope", scopes, format_func=scope_label, key="budget_scope")
+        amount = st.text_input(
+            "Monthly budget, USD", placeholder="e.g. 1500.00", key="budget_amount"
+        )
+        clear = st.checkbox("Remove this scope's budget instead", key="budget_clear")
+        if st.form_submit_button("Save budget", type="primary"):
+            try:
+                saved = actions.set_budget(
+                    runtime, scope=str(scope), monthly=None if clear else amount
+                )
+            except TrackerError as exc:
+                st.error(f"Not saved: {exc}. Correct the amount and save again.")
+            else:
+                label = scope_label(str(saved))
+                _done(
+                    f"Removed the budget of {label}." if clear else f"Saved the budget of {label}."
+                )
+
+# --- rules -------------------------------------------------------------------------------------
+
+st.subheader("Alert rules")
+rules = data.alert_rules()
+if rules.empty:
+    st.info(
+        "No alert rule yet. "
+        + (
+            "Add one below, e.g. kind *budget* on the organisation with your team's email: it "
+            "warns at 50, 75, 90 and 100 % of the budget, once each per month."
+            if is_admin
+            else "Ask an admin to add one."
+        )
+    )
+else:
+    st.dataframe(
+        rules,
+        hide_index=True,
+        column_config={
+            "id": st.column_config.NumberColumn("Id", format="%d"),
+            "name": st.column_config.TextColumn("Name"),
+            "kind": st.column_config.TextColumn("Kind"),
+            "scope": st.column_config.TextColumn("Scope"),
+            "thresholds": st.column_config.TextColumn("Fires at"),
+            "channels": st.column_config.TextColumn("Channels (masked)"),
+            "enabled": st.column_config.CheckboxColumn("Enabled"),
+            "created_by": st.column_config.TextColumn("Created by"),
+            "created_at": ui.datetime_column("Created (UTC)"),
+        },
+    )
+
+if is_admin:
+    add_tab, toggle_tab, remove_tab = st.tabs(["Add a rule", "Enable / disable", "Remove"])
+    with add_tab, st.form("rule_add", clear_on_submit=True):
+        kind = st.selectbox(
+            "Kind",
+            alerts.KINDS,
+            format_func=lambda k: f"{k} ({alerts.THRESHOLD_UNITS[k] or 'no threshold'})",
+            key="rule_kind",
+        )
+        rule_scope = st.selectbox("Scope", scopes, format_func=scope_label, key="rule_scope")
+        threshold = st.text_input(
+            "Threshold (empty: the kind's defaults)",
+            help="budget and quota default to 50, 75, 90 and 100 %; projected to 100 %; "
+            "variance to 10 %; sync to 6 hours; ratelimit to 10 % remaining; anomaly to any.",
+            key="rule_threshold",
+        )
+        channels = st.text_area(
+            "Channels, one per line",
+            placeholder="email:finance@example.org\nslack:https://hooks.slack.com/services/…\n"
+            "webhook:https://example.org/hooks/ai-costs",
+            key="rule_channels",
+        )
+        rule_name = st.text_input("Name (optional)", key="rule_name")
+        if st.form_submit_button("Add rule", type="primary"):
+            try:
+                rule_id = actions.add_rule(
+                    runtime,
+                    kind=str(kind),
+                    scope=str(rule_scope),
+                    threshold=threshold.strip(),
+                    channels=[line.strip() for line in channels.splitlines() if line.strip()],
+                    name=rule_name.strip() or None,
+                )
+            except TrackerError as exc:
+                st.error(f"Not added: {exc}. Correct the field and submit again.")
+            else:
+                _done(f"Added alert rule {rule_id}. It is checked after every sync.")
+
+    rule_ids = [int(i) for i in rules["id"]] if not rules.empty else []
+    names = dict(zip(rule_ids, rules["name"] if not rules.empty else [], strict=True))
+    enabled = dict(zip(rule_ids, rules["enabled"] if not rules.empty else [], strict=True))
+
+    def _label(rule_id: int) -> str:
+        state = "enabled" if enabled[rule_id] else "disabled"
+        return f"#{rule_id} {names[rule_id]} ({state})"
+
+    with toggle_tab:
+        if not rule_ids:
+            st.caption("Add a rule first.")
+        else:
+            target = st.selectbox("Rule", rule_ids, format_func=_label, key="toggle_rule")
+            now_enabled = bool(enabled[int(target)])
+            if st.button("Disable" if now_enabled else "Enable", key="toggle_go"):
+                try:
+                    actions.set_rule_enabled(runtime, rule_id=int(target), enabled=not now_enabled)
+                except TrackerError as exc:
+                    st.error(f"Not changed: {exc}")
+                else:
+                    _done(f"Rule {target} {'disabled' if now_enabled else 'enabled'}.")
+
+    with remove_tab:
+        if not rule_ids:
+            st.caption("No rule to remove.")
+        else:
+            target = st.selectbox("Rule", rule_ids, format_func=_label, key="remove_rule")
+            st.warning(
+                "Removing a rule deletes its alert history too. The audit log keeps a record."
+            )
+            confirm = st.checkbox(f"Yes, remove rule {target}", key="remove_rule_confirm")
+            if st.button("Remove rule", key="remove_rule_go", type="primary"):
+                if not confirm:
+                    st.error("Tick the confirmation box first, then press Remove rule again.")
+                else:
+                    try:
+                        actions.remove_rule(runtime, rule_id=int(target))
+                    except TrackerError as exc:
+                        st.error(f"Not removed: {exc}")
+                    else:
+                        _done(f"Removed rule {target}.")
+
+# --- events ------------------------------------------------------------------------------------
+
+st.subheader("Recent alerts")
+head, button_col = st.columns([4, 1])
+head.caption(
+    "Each threshold fires once per budget period. A failed delivery stays here with its error "
+    "and is retried at the next check; a channel that already received it is not sent again."
+)
+if is_admin and button_col.button("Check now", key="alerts_check", help="Evaluate every rule now"):
+    try:
+        with st.spinner("Checking the rules and delivering…"):
+            report = actions.check_alerts(runtime)
+    except TrackerError as exc:
+        st.error(f"Check failed: {exc}. Try again, or run `python -m tracker alerts check`.")
+    else:
+        _done(f"Check done: {report.summary()}.")
+
+if events.empty:
+    st.info("No alert has fired yet. Rules are checked after every sync.")
+else:
+    failed = events[events["delivery_status"] == alerts.FAILED]
+    if not failed.empty:
+        st.error(
+            f"{len(failed)} of the alerts below could not be delivered; see their last error. "
+            "Check the channel (URL, address) or the SMTP settings; delivery is retried."
+        )
+    st.dataframe(
+        events,
+        hide_index=True,
+        column_config={
+            "fired_at": ui.datetime_column("Fired (UTC)"),
+            "rule": st.column_config.TextColumn("Rule"),
+            "kind": st.column_config.TextColumn("Kind"),
+            "period": st.column_config.TextColumn("Period"),
+            "message": st.column_config.TextColumn("Message", width="large"),
+            "delivery_status": st.column_config.TextColumn("Delivery"),
+            "delivery_attempts": st.column_config.NumberColumn("Attempts", format="%d"),
+            "last_delivery_error": st.column_config.TextColumn("Last error", width="medium"),
+            "delivered_at": ui.datetime_column("Delivered (UTC)"),
+        },
+    )

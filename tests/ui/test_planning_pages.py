@@ -1,0 +1,367 @@
+"""AppTests for Budgets & alerts, Forecast, Anomalies, the overview's projection and the
+Accounts page's rate-limit headroom: roles, server-side checks and figures to the cent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.seeding import expected_cost
+from tests.ui.test_app import AppAs, errors, metrics, today
+from tracker import alerts, projections
+from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
+from tracker.ui.components import money
+
+CENT = Decimal("0.01")
+BUDGETS = "app_pages/budgets.py"
+FORECAST = "app_pages/forecast.py"
+ANOMALIES = "app_pages/anomalies.py"
+
+
+def cents(value: object) -> Decimal:
+    """A shown float (already rounded to the cent for display) back to exact cents."""
+    return Decimal(str(value)).quantize(CENT, ROUND_HALF_UP)
+
+
+def exact(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def button(at: AppTest, label: str):  # noqa: ANN201 - AppTest's element type is internal
+    return next(b for b in at.button if b.label == label)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", [BUDGETS, FORECAST, ANOMALIES, "app_pages/exports.py"])
+def test_viewer_cannot_open_the_finance_pages(app_as: AppAs, page: str) -> None:
+    at = app_as("vic", "viewer").run()
+    assert not at.exception
+    with pytest.raises(ValueError):
+        at.switch_page(page).run()
+
+
+def _action_script() -> None:
+    import streamlit as st
+
+    from tracker.errors import PermissionDenied
+    from tracker.ui import actions, data
+
+    runtime = data.get_runtime()
+    calls = {
+        "set_budget": lambda: actions.set_budget(runtime, scope="org", monthly="1"),
+        "add_rule": lambda: actions.add_rule(
+            runtime, kind="budget", scope="org", threshold="", channels=["email:a@example.org"]
+        ),
+        "disable_rule": lambda: actions.set_rule_enabled(
+            runtime, rule_id=int(st.session_state["rule_id"]), enabled=False
+        ),
+        "remove_rule": lambda: actions.remove_rule(
+            runtime, rule_id=int(st.session_state["rule_id"])
+        ),
+        "check_alerts": lambda: actions.check_alerts(runtime),
+    }
+    try:
+        calls[st.session_state["action"]]()
+    except PermissionDenied as exc:
+        st.error(str(exc))
+    else:
+        st.write("done")
+
+
+@pytest.mark.parametrize(
+    "action", ["set_budget", "add_rule", "disable_rule", "remove_rule", "check_alerts"]
+)
+def test_finance_cannot_change_budgets_or_rules(seeded_db: Engine, action: str) -> None:
+    with Session(seeded_db) as session, session.begin():
+        rule = alerts.add_rule(
+            session=session, kind="budget", channels=["email:ops@example.org"], actor="alice"
+        )
+        rule_id = rule.id
+    at = AppTest.from_function(_action_script)
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = "fin"
+    at.session_state["roles"] = ["admin"]  # what the session claims does not matter
+    at.session_state["action"] = action
+    at.session_state["rule_id"] = rule_id
+    at.run()
+    assert not at.exception
+    assert errors(at) == ["this action needs the admin role"]
+    with Session(seeded_db) as session:
+        assert session.get(Setting, "org_monthly_budget") is None
+        rules = list(session.scalars(select(AlertRule)))
+        assert [(r.id, r.enabled) for r in rules] == [(rule_id, True)]
+        assert session.scalars(select(AuditLog).where(AuditLog.actor == "fin")).first() is None
+
+
+def test_finance_reads_budgets_without_edit_controls(app_as: AppAs, seeded_db: Engine) -> None:
+    at = app_as("fin", "finance")
+    at.switch_page(BUDGETS).run()
+    assert not at.exception
+    assert any("Read-only" in i.value for i in at.info)
+    labels = {b.label for b in at.button}
+    assert not labels & {"Save budget", "Add rule", "Check now", "Remove rule"}
+
+
+# --- budgets & alerts -------------------------------------------------------------------------
+
+
+def test_budget_figures_equal_the_database_to_the_cent(app_as: AppAs, seeded_db: Engine) -> None:
+    day = today()
+    start = day.replace(day=1)
+    at = app_as("fin", "finance")
+    at.switch_page(BUDGETS).run()
+    assert not at.exception
+    shown = at.dataframe[0].value.set_index("scope_label")
+    # No organisation budget is set: it is the sum of the accounts' (100 + 20).
+    assert cents(shown.at["Organisation", "monthly_budget"]) == Decimal("120.00")
+    assert shown.at["Organisation", "source"] == "sum of accounts"
+    assert cents(shown.at["Organisation", "spent"]) == exact(expected_cost(start, day, day))
+    for name, budget in (("OpenAI Prod", Decimal(100)), ("Anthropic Team", Decimal(20))):
+        spent = expected_cost(start, day, day, account=name)
+        assert cents(shown.at[f"Account {name}", "spent"]) == exact(spent)
+        assert shown.at[f"Account {name}", "used_pct"] == pytest.approx(float(spent / budget * 100))
+    with Session(seeded_db) as session:
+        org = projections.project_scope(session=session, scope="org", today=day)
+    assert cents(shown.at["Organisation", "projected_total"]) == org.projected_total
+    assert "Groq CSV" not in " ".join(shown.index)  # no budget, so no line
+
+
+def test_admin_sets_a_budget_and_manages_a_rule(app_as: AppAs, seeded_db: Engine) -> None:
+    at = app_as("alice", "admin")
+    at.switch_page(BUDGETS).run()
+    assert not at.exception
+    # Bad input changes nothing and says what to do.
+    at.selectbox(key="budget_scope").select("org")
+    at.text_input(key="budget_amount").input("lots")
+    button(at, "Save budget").click()
+    at.run()
+    assert any(e.startswith("Not saved:") for e in errors(at))
+    with Session(seeded_db) as session:
+        assert session.get(Setting, "org_monthly_budget") is None
+
+    at.selectbox(key="budget_scope").select("org")
+    at.text_input(key="budget_amount").input("1,500.50")
+    button(at, "Save budget").click()
+    at.run()
+    assert not at.exception
+    assert any("Saved the budget of Organisation" in s.value for s in at.success)
+    shown = at.dataframe[0].value.set_index("scope_label")
+    assert cents(shown.at["Organisation", "monthly_budget"]) == Decimal("1500.50")
+    assert shown.at["Organisation", "source"] == "set"
+
+    secret_url = "https://hooks.example.org/services/T000/very-secret-token-abcd"
+    at.selectbox(key="rule_kind").select("budget")
+    at.selectbox(key="rule_scope").select("account:OpenAI Prod")
+    at.text_input(key="rule_threshold").input("80")
+    at.text_area(key="rule_channels").input(f"email:finance@example.org\nwebhook:{secret_url}")
+    button(at, "Add rule").click()
+    at.run()
+    assert not at.exception
+    assert any("Added alert rule" in s.value for s in at.success)
+    rules = at.dataframe[1].value
+    assert list(rules["channels"]) == [
+        "email:f…@example.org, webhook:https://hooks.example.org/…abcd"
+    ]
+    assert "very-secret-token" not in rules.to_csv()
+    assert "finance@example.org" not in rules.to_csv()
+    with Session(seeded_db) as session:
+        setting = session.get(Setting, "org_monthly_budget")
+        assert setting is not None and setting.value == "1500.50"
+        rule = session.scalars(select(AlertRule)).one()
+        assert (rule.kind, rule.scope, rule.threshold) == ("budget", "account:OpenAI Prod", 80)
+        assert rule.channels == ["email:finance@example.org", f"webhook:{secret_url}"]
+        rule_id = rule.id
+
+    at.button(key="toggle_go").click().run()
+    assert not at.exception
+    with Session(seeded_db) as session:
+        assert session.get(AlertRule, rule_id).enabled is False  # type: ignore[union-attr]
+
+    at.button(key="remove_rule_go").click().run()
+    assert any("Tick the confirmation box" in e for e in errors(at))
+    at.checkbox(key="remove_rule_confirm").check()
+    at.button(key="remove_rule_go").click().run()
+    assert not at.exception
+    with Session(seeded_db) as session:
+        assert session.get(AlertRule, rule_id) is None
+        actions = set(session.scalars(select(AuditLog.action).where(AuditLog.actor == "alice")))
+        assert {"budget.set", "alert.add", "alert.disable", "alert.remove"} <= actions
+    assert any("No alert rule yet" in i.value for i in at.info)
+
+
+def test_failed_delivery_is_shown_and_check_now_retries(app_as: AppAs, seeded_db: Engine) -> None:
+    # A rule that fires now (spend is far above 10 % of the $120 budget) towards a webhook
+    # nobody listens on: the delivery fails and must stay visible.
+    with Session(seeded_db) as session, session.begin():
+        alerts.add_rule(
+            session=session,
+            kind="budget",
+            threshold="10",
+            channels=[f"webhook:http://127.0.0.1:{_closed_port()}/hook-token-wxyz"],
+            actor="alice",
+        )
+    at = app_as("alice", "admin")
+    at.switch_page(BUDGETS).run()
+    assert any("No alert has fired yet" in i.value for i in at.info)
+    at.button(key="alerts_check").click().run()
+    assert not at.exception
+    assert any("fired 1 alert(s); delivered 0, failed 1" in s.value for s in at.success)
+    assert any("1 alert delivery(ies) failed or are waiting" in w.value for w in at.warning)
+    assert any("could not be delivered" in e for e in errors(at))
+    events = at.dataframe[-1].value
+    assert list(events["delivery_status"]) == ["failed"]
+    assert events["last_delivery_error"].iloc[0]
+    assert "hook-token-wxyz" not in events.to_csv()
+    with Session(seeded_db) as session:
+        event = session.scalars(select(AlertEvent)).one()
+        assert event.delivery_status == "failed" and event.delivery_attempts == 1
+        assert "alerts.check" in set(session.scalars(select(AuditLog.action)))
+    # Checking again retries the delivery and fires nothing new.
+    at.button(key="alerts_check").click().run()
+    assert any("fired 0 alert(s); delivered 0, failed 1" in s.value for s in at.success)
+    with Session(seeded_db) as session:
+        event = session.scalars(select(AlertEvent)).one()
+        assert event.delivery_attempts == 2
+
+
+# --- forecast and overview ------------------------------------------------------------------
+
+
+def test_forecast_computed_then_stored_to_the_cent(app_as: AppAs, seeded_db: Engine) -> None:
+    day = today()
+    with Session(seeded_db) as session:
+        org = projections.project_scope(session=session, scope="org", today=day)
+    at = app_as("fin", "finance")
+    at.switch_page(FORECAST).run()
+    assert not at.exception
+    assert any("Computed just now" in c.value for c in at.caption)
+    shown = metrics(at)
+    assert shown["Actual to date"] == money(org.actual_to_date)
+    assert shown["Projected month-end"] == money(org.projected_total)
+    assert shown["80 % interval"] == f"{money(org.lower)} – {money(org.upper)}"
+    assert any("Backtest error" in c.value for c in at.caption)
+    assert at.get("plotly_chart")
+    table = at.dataframe[0].value.set_index("scope")
+    assert cents(table.at["Organisation", "projected_total"]) == org.projected_total
+    assert {"Account OpenAI Prod", "Account Anthropic Team", "Service OpenAI"} <= set(table.index)
+
+    # The worker writes projections; the page then reads those (and says when).
+    with Session(seeded_db) as session, session.begin():
+        stored = {p.scope: p for p in projections.write_projections(session=session, today=day)}
+    at.button(key="refresh_data").click().run()
+    assert not at.exception
+    assert any("written by the worker" in c.value for c in at.caption)
+    at.selectbox(key="forecast_scope").select("account:OpenAI Prod").run()
+    assert not at.exception
+    openai = stored["account:OpenAI Prod"]
+    assert metrics(at)["Projected month-end"] == money(openai.projected_total)
+    assert metrics(at)["Actual to date"] == money(openai.actual_to_date)
+
+
+def test_overview_shows_the_projection_and_budget_used(app_as: AppAs, seeded_db: Engine) -> None:
+    day = today()
+    with Session(seeded_db) as session:
+        org = projections.project_scope(session=session, scope="org", today=day)
+    at = app_as("vic", "viewer").run()
+    assert not at.exception
+    shown = metrics(at)
+    assert shown["Projected month-end"] == money(org.projected_total)
+    spent = expected_cost(day.replace(day=1), day, day)
+    used = (spent / 120 * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    assert shown["Budget used"] == f"{used} %"
+
+
+# --- anomalies ----------------------------------------------------------------------------------
+
+
+def _seed_anomaly(session: Session, day: dt.date) -> int:
+    account = session.scalar(select(Account).where(Account.name == "OpenAI Prod"))
+    assert account is not None
+    anomaly = Anomaly(
+        account_id=account.id,
+        model="gpt-4o",
+        day=day,
+        actual_cost=Decimal("25.125000"),
+        baseline_cost=Decimal("5.000000"),
+        score=Decimal("9.5"),
+        volume_effect=Decimal("15.004999"),
+        mix_effect=Decimal("3.000000"),
+        rate_effect=Decimal("2.120001"),
+        explanation="tokens 4.0x the usual volume; *not markup*",
+    )
+    session.add(anomaly)
+    session.flush()
+    return anomaly.id
+
+
+def test_anomalies_to_the_cent_and_finance_acknowledges(app_as: AppAs, seeded_db: Engine) -> None:
+    with Session(seeded_db) as session, session.begin():
+        anomaly_id = _seed_anomaly(session, today() - dt.timedelta(days=2))
+    at = app_as("fin", "finance")
+    at.switch_page(ANOMALIES).run()
+    assert not at.exception
+    assert metrics(at) == {"Open anomalies": "1", "Cost above baseline (open)": "$20.13"}
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["account"], row["model"]) == ("OpenAI Prod", "gpt-4o")
+    assert [cents(row[c]) for c in ("actual_cost", "baseline_cost", "excess")] == [
+        Decimal("25.13"),  # 25.125 half-up
+        Decimal("5.00"),
+        Decimal("20.13"),
+    ]
+    assert [cents(row[c]) for c in ("volume_effect", "mix_effect", "rate_effect")] == [
+        Decimal("15.00"),
+        Decimal("3.00"),
+        Decimal("2.12"),
+    ]
+    assert "id" not in at.dataframe[0].value.columns
+    at.button(key="anomaly_ack_go").click().run()
+    assert not at.exception
+    assert any("Acknowledged" in s.value for s in at.success)
+    assert any("No anomaly in this period" in i.value for i in at.info)
+    with Session(seeded_db) as session:
+        anomaly = session.get(Anomaly, anomaly_id)
+        assert anomaly is not None and anomaly.acknowledged_by == "fin"
+        assert (
+            session.scalar(
+                select(AuditLog.action).where(AuditLog.target == f"anomaly:{anomaly_id}")
+            )
+            == "anomaly.acknowledge"
+        )
+    at.toggle(key="anomaly_show_ack").set_value(True).run()
+    assert not at.exception
+    assert at.dataframe[0].value.iloc[0]["acknowledged_by"] == "fin"
+
+
+def test_anomalies_empty_state(app_as: AppAs) -> None:
+    at = app_as("alice", "admin")
+    at.switch_page(ANOMALIES).run()
+    assert not at.exception
+    assert any("No anomaly in this period" in i.value for i in at.info)
+
+
+# --- accounts: rate-limit headroom ------------------------------------------------------------
+
+
+def test_accounts_page_shows_remaining_vs_limit(app_as: AppAs) -> None:
+    at = app_as("alice", "admin")
+    at.switch_page("app_pages/accounts.py").run()
+    assert not at.exception
+    limits = at.dataframe[1].value
+    assert limits[["account", "resource", "remaining", "limit"]].values.tolist() == [
+        ["OpenAI Prod", "requests", 499, 500]
+    ]
+    assert limits["remaining_pct"].iloc[0] == pytest.approx(99.8)

@@ -1,0 +1,342 @@
+"""Frames for the Budgets & alerts, Forecast and Anomalies pages (and the overview's forecast).
+
+Reads only; the changes go through `tracker.budgets`, `tracker.alerts` and
+`tracker.anomalies`, which validate and audit them. Money stays `Decimal` (USD, UTC months);
+the pages round to the cent for display.
+
+Projections: the worker writes this month's into `cost_projections` after each sync. When it
+has not yet (a new install, or the first sync of a month), `current_projections` computes
+them on the spot with the same model, and says so, so the pages never show an empty
+forecast for a database that has usage.
+
+Alert channels are shown masked: a webhook URL is a secret (anyone holding it can post), and
+an email address is personal data a finance page has no need to show in full.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracker import alerts, anomalies, budgets, projections
+from tracker.budgets import month_bounds
+from tracker.errors import InvalidInput
+from tracker.models import PROVIDERS, Account, CostProjection, Service
+from tracker.notify import mask_channel, parse_channel
+from tracker.projections import Projection
+
+
+def scope_label(scope: str) -> str:
+    """'org' -> 'Organisation', 'service:openai' -> 'Service OpenAI', 'account:x' -> 'Account x'."""
+    if scope == "org":
+        return "Organisation"
+    kind, _sep, name = scope.partition(":")
+    if kind == "service":
+        return f"Service {PROVIDERS.get(name, {}).get('display_name', name)}"
+    return f"{kind.title()} {name}"
+
+
+# --- projections -------------------------------------------------------------------------------
+
+
+def _from_row(row: CostProjection) -> Projection:
+    details: dict[str, Any] = row.details or {}
+
+    def dec(key: str) -> Decimal | None:
+        value = details.get(key)
+        return None if value in (None, "") else Decimal(str(value))
+
+    as_of = details.get("as_of")
+    return Projection(
+        scope=row.scope,
+        month=row.month,
+        as_of=dt.date.fromisoformat(as_of) if as_of else row.computed_at.date(),
+        actual_to_date=row.actual_to_date,
+        projected_total=row.projected_total,
+        lower=row.lower_bound,
+        upper=row.upper_bound,
+        run_rate_total=dec("run_rate_total") or row.projected_total,
+        budget=row.budget,
+        budget_exhausted_on=row.budget_exhausted_on,
+        backtest_mape=row.backtest_mape,
+        run_rate_mape=dec("run_rate_mape_pct"),
+        backtest_samples=int(details.get("backtest_samples") or 0),
+        method=row.method,
+        daily=list(details.get("daily") or []),
+    )
+
+
+@dataclass(frozen=True)
+class ProjectionSet:
+    """This month's projections and where they came from."""
+
+    items: tuple[Projection, ...]
+    stored: bool  # True: written by the worker; False: computed now, not stored
+    computed_at: dt.datetime | None  # the worker's time for stored ones
+
+    def get(self, scope: str) -> Projection | None:
+        return next((p for p in self.items if p.scope == scope), None)
+
+
+def stored_projections(*, session: Session, today: dt.date) -> ProjectionSet:
+    """The worker's projections for the month of `today` (empty when none were written)."""
+    rows = list(
+        session.scalars(
+            select(CostProjection)
+            .where(CostProjection.month == today.replace(day=1))
+            .order_by(CostProjection.scope)
+        )
+    )
+    return ProjectionSet(
+        tuple(_from_row(r) for r in rows),
+        stored=True,
+        computed_at=max((r.computed_at for r in rows), default=None),
+    )
+
+
+def current_projections(*, session: Session, today: dt.date) -> ProjectionSet:
+    """Stored projections for this month, or (when none) every scope's computed now."""
+    found = stored_projections(session=session, today=today)
+    if found.items:
+        return found
+    return ProjectionSet(
+        tuple(projections.project_all(session=session, today=today)),
+        stored=False,
+        computed_at=None,
+    )
+
+
+def org_projection(*, session: Session, today: dt.date) -> tuple[Projection, bool]:
+    """The organisation's projection for this month and whether the worker stored it."""
+    row = session.scalar(
+        select(CostProjection).where(
+            CostProjection.scope == "org", CostProjection.month == today.replace(day=1)
+        )
+    )
+    if row is not None:
+        return _from_row(row), True
+    return projections.project_scope(session=session, scope="org", today=today), False
+
+
+def projection_frame(items: tuple[Projection, ...]) -> pd.DataFrame:
+    """One line per scope: actual, projected with its interval, budget, run-out, backtest."""
+    columns = [
+        "scope",
+        "actual_to_date",
+        "projected_total",
+        "lower",
+        "upper",
+        "budget",
+        "projected_pct_of_budget",
+        "budget_exhausted_on",
+        "backtest_mape",
+        "run_rate_mape",
+        "backtest_samples",
+    ]
+    return pd.DataFrame(
+        [
+            (
+                scope_label(p.scope),
+                p.actual_to_date,
+                p.projected_total,
+                p.lower,
+                p.upper,
+                p.budget,
+                None if not p.budget else float(p.projected_total / p.budget * 100),
+                p.budget_exhausted_on,
+                None if p.backtest_mape is None else float(p.backtest_mape),
+                None if p.run_rate_mape is None else float(p.run_rate_mape),
+                p.backtest_samples,
+            )
+            for p in items
+        ],
+        columns=columns,
+    )
+
+
+def projection_path(p: Projection) -> pd.DataFrame:
+    """Cumulative spend per day of the month: actual, then forecast with an 80 % band.
+
+    Columns: day (date), actual, forecast, lower, upper (float USD, None where not
+    applicable). The interval is only known for the month-end total, so the band widens
+    towards it in proportion to the forecast spend still to come (zero width at the last
+    actual day); its end points are exactly the stored lower and upper bounds.
+    """
+    actual = sorted(
+        (dt.date.fromisoformat(d["day"]), d["actual"]) for d in p.daily if "actual" in d
+    )
+    ahead = sorted(
+        (dt.date.fromisoformat(d["day"]), d["forecast"]) for d in p.daily if "forecast" in d
+    )
+    rows: list[tuple[dt.date, float | None, float | None, float | None, float | None]] = []
+    cumulative = 0.0
+    for day, cost in actual:
+        cumulative += float(cost)
+        rows.append((day, cumulative, None, None, None))
+    # Anchor on the stored exact figure so the line meets the table's numbers.
+    base = float(p.actual_to_date)
+    if rows:
+        last_day = rows[-1][0]
+        rows[-1] = (last_day, base, base, base, base)
+    else:
+        rows.append((p.month - dt.timedelta(days=1), None, base, base, base))
+    to_come = float(p.projected_total) - base
+    low_span = float(p.lower) - base
+    high_span = float(p.upper) - base
+    running = 0.0
+    for day, cost in ahead:
+        running += float(cost)
+        share = running / to_come if to_come > 0 else 1.0
+        rows.append((day, None, base + running, base + low_span * share, base + high_span * share))
+    if ahead and to_come > 0:
+        day = rows[-1][0]
+        rows[-1] = (day, None, float(p.projected_total), float(p.lower), float(p.upper))
+    return pd.DataFrame(rows, columns=["day", "actual", "forecast", "lower", "upper"])
+
+
+# --- budgets -----------------------------------------------------------------------------------
+
+
+def budget_frame(*, session: Session, today: dt.date, projected: ProjectionSet) -> pd.DataFrame:
+    """Every budget with its month-to-date spend, % used and projected month-end."""
+    columns = [
+        "scope",
+        "scope_label",
+        "monthly_budget",
+        "source",
+        "spent",
+        "used_pct",
+        "projected_total",
+        "projected_pct",
+        "budget_exhausted_on",
+    ]
+    rows = []
+    for view in budgets.list_budgets(session=session, today=today):
+        p = projected.get(view.scope)
+        if p is None and view.monthly_budget is not None:
+            # A scope the worker does not project (a disabled account): project it now.
+            p = projections.project_scope(session=session, scope=view.scope, today=today)
+        rows.append(
+            (
+                view.scope,
+                scope_label(view.scope),
+                view.monthly_budget,
+                view.source,
+                view.spent,
+                None if view.used_pct is None else float(view.used_pct),
+                None if p is None else p.projected_total,
+                None
+                if p is None or not view.monthly_budget
+                else float(p.projected_total / view.monthly_budget * 100),
+                None if p is None else p.budget_exhausted_on,
+            )
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def budget_scopes(*, session: Session) -> list[str]:
+    """Every scope a budget or rule can be set on: org, each service, each account."""
+    services = sorted(session.scalars(select(Service.name)))
+    accounts = sorted(session.scalars(select(Account.name)))
+    return ["org"] + [f"service:{s}" for s in services] + [f"account:{a}" for a in accounts]
+
+
+def month_label(today: dt.date) -> str:
+    start, end = month_bounds(today)
+    return f"{start:%d %b} – {end:%d %b %Y}"
+
+
+# --- alert rules and events --------------------------------------------------------------------
+
+
+def display_channel(raw: str) -> str:
+    """A channel as a page shows it: URLs as notify masks them, email as a…@domain."""
+    try:
+        channel = parse_channel(raw)
+    except InvalidInput:
+        return mask_channel(raw)
+    if channel.type == "email":
+        local, _sep, domain = channel.target.partition("@")
+        return f"email:{local[:1]}…@{domain}"
+    return channel.masked
+
+
+def rules_frame(*, session: Session) -> pd.DataFrame:
+    """Every alert rule with masked channels."""
+    columns = [
+        "id",
+        "name",
+        "kind",
+        "scope",
+        "thresholds",
+        "channels",
+        "enabled",
+        "created_by",
+        "created_at",
+    ]
+    rows = []
+    for rule in alerts.list_rules(session=session):
+        unit = alerts.THRESHOLD_UNITS[rule.kind]
+        shown = ", ".join(str(t) for t in alerts.thresholds(rule))
+        rows.append(
+            (
+                rule.id,
+                rule.name,
+                rule.kind,
+                rule.scope,
+                "—" if rule.kind == "unpriced" else f"{shown} {unit}".strip(),
+                ", ".join(display_channel(c) for c in rule.channels or []),
+                rule.enabled,
+                rule.created_by,
+                rule.created_at,
+            )
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def events_frame(*, session: Session, limit: int = 200) -> pd.DataFrame:
+    """The latest alert events, newest first, with delivery status and last error."""
+    columns = [
+        "fired_at",
+        "rule",
+        "kind",
+        "period",
+        "message",
+        "delivery_status",
+        "delivery_attempts",
+        "last_delivery_error",
+        "delivered_at",
+    ]
+    return pd.DataFrame(
+        [
+            (
+                e.fired_at,
+                r.name,
+                r.kind,
+                e.period,
+                e.message,
+                e.delivery_status,
+                e.delivery_attempts,
+                e.last_delivery_error,
+                e.delivered_at,
+            )
+            for e, r in alerts.list_events(session=session, limit=limit)
+        ],
+        columns=columns,
+    )
+
+
+# --- anomalies ---------------------------------------------------------------------------------
+
+
+def anomaly_frame(*, session: Session, since: dt.date, include_acknowledged: bool) -> pd.DataFrame:
+    """Anomalies from `since` on, newest first (see tracker.anomalies.list_anomalies)."""
+    return anomalies.list_anomalies(
+        session=session, since=since, include_acknowledged=include_acknowledged
+    )

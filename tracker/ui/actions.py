@@ -1,0 +1,86 @@
+"""The data-changing actions of the Budgets & alerts and Anomalies pages.
+
+Each action opens its own transaction, checks the signed-in user's role against the database
+there (`require_role`: the page list hides the forms from other roles, this is the check
+behind it), then calls the tracker function, which validates the input and writes the audit
+entry. Errors are raised as `TrackerError` for the page to show; nothing is written on error.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from tracker import alerts, anomalies, audit, budgets
+from tracker.runtime import Runtime
+from tracker.ui.auth import require_role
+
+EDIT_BUDGETS = ("admin",)
+# Acknowledging an anomaly records that someone looked at it; it changes no cost, budget or
+# rule, so finance (who reads the anomalies) may do it too.
+ACKNOWLEDGE = ("admin", "finance")
+
+
+def set_budget(runtime: Runtime, *, scope: str, monthly: str | None) -> budgets.Scope:
+    """Set a scope's monthly USD budget, or clear it with `monthly=None`."""
+    with runtime.session_factory.begin() as session:
+        actor = require_role(session, *EDIT_BUDGETS)
+        value = None if monthly is None else budgets.parse_money(monthly)
+        return budgets.set_budget(session=session, scope=scope, monthly=value, actor=actor)
+
+
+def add_rule(
+    runtime: Runtime,
+    *,
+    kind: str,
+    scope: str,
+    threshold: str,
+    channels: list[str],
+    name: str | None = None,
+) -> int:
+    """Add an alert rule; return its id."""
+    with runtime.session_factory.begin() as session:
+        actor = require_role(session, *EDIT_BUDGETS)
+        rule = alerts.add_rule(
+            session=session,
+            kind=kind,
+            scope=scope,
+            threshold=threshold or None,
+            channels=channels,
+            name=name or None,
+            actor=actor,
+        )
+        return rule.id
+
+
+def set_rule_enabled(runtime: Runtime, *, rule_id: int, enabled: bool) -> None:
+    """Pause or resume a rule."""
+    with runtime.session_factory.begin() as session:
+        actor = require_role(session, *EDIT_BUDGETS)
+        alerts.set_rule_enabled(session=session, rule_id=rule_id, enabled=enabled, actor=actor)
+
+
+def remove_rule(runtime: Runtime, *, rule_id: int) -> None:
+    """Delete a rule and its event history."""
+    with runtime.session_factory.begin() as session:
+        actor = require_role(session, *EDIT_BUDGETS)
+        alerts.remove_rule(session=session, rule_id=rule_id, actor=actor)
+
+
+def check_alerts(runtime: Runtime) -> alerts.CheckReport:
+    """Evaluate every rule now and deliver what is due, as the worker does after a sync."""
+    with runtime.session_factory.begin() as session:
+        actor = require_role(session, *EDIT_BUDGETS)
+        # run_check commits in steps of its own; the request itself is audited here.
+        audit.record(session=session, actor=actor, action="alerts.check", target="app")
+    return alerts.run_check(
+        session_factory=runtime.session_factory,
+        settings=runtime.settings,
+        http=requests.Session(),
+    )
+
+
+def acknowledge_anomaly(runtime: Runtime, *, anomaly_id: int) -> None:
+    """Mark an anomaly as seen; it stops alerting."""
+    with runtime.session_factory.begin() as session:
+        actor = require_role(session, *ACKNOWLEDGE)
+        anomalies.acknowledge(session=session, anomaly_id=anomaly_id, actor=actor)
