@@ -24,6 +24,7 @@ Units and assumptions:
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 import time
@@ -726,6 +727,7 @@ _TMP = Table(
     prefixes=["TEMPORARY"],
 )
 CHUNK_SIZE = 50_000
+COPY_NULL = "\\N"  # NULL in PostgreSQL COPY text format
 
 
 def row_outcome(
@@ -861,6 +863,8 @@ def _price_stored(
             _stage(connection, pending, create=not staged)
             staged = True
     if staged:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"ANALYZE {_TMP.name}"))  # temp tables have no stats
         connection.execute(
             text(
                 "UPDATE usage_records SET estimated_cost = t.estimated_cost, "
@@ -893,13 +897,18 @@ def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bo
         _TMP.create(connection, checkfirst=False)
     dialect = connection.dialect
     if dialect.name == "postgresql" and dialect.driver == "psycopg2":
-        from psycopg2.extras import execute_values
-
+        # COPY is several times faster than multi-row INSERTs for a million rows. Values
+        # are ids, decimals and fixed status words: nothing needs escaping.
+        buffer = io.StringIO(
+            "".join(
+                f"{r}\t{COPY_NULL if c is None else c}\t{st}\t{src}\n" for r, c, st, src in pending
+            )
+        )
         raw = connection.connection.dbapi_connection
         assert raw is not None
         cursor: Any = raw.cursor()
         try:
-            execute_values(cursor, f"INSERT INTO {_TMP.name} VALUES %s", pending, page_size=5000)
+            cursor.copy_expert(f"COPY {_TMP.name} FROM STDIN", buffer)
         finally:
             cursor.close()
     elif dialect.name == "sqlite":
