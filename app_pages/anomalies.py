@@ -10,12 +10,12 @@ against the database and is audited.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import streamlit as st
 
 from tracker import queries
 from tracker.errors import TrackerError
+from tracker.planning import open_excess
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 
@@ -53,7 +53,8 @@ m1, m2 = st.columns(2)
 m1.metric("Open anomalies", f"{len(open_rows)}")
 m2.metric(
     "Cost above baseline (open)",
-    ui.money(sum(open_rows["excess"], start=Decimal(0)) if not open_rows.empty else None),
+    ui.money(open_excess(frame) if not open_rows.empty else None),
+    help="An account's anomaly and its models' anomalies on the same day are counted once.",
 )
 
 shown = frame.drop(columns=["id"])
@@ -68,9 +69,16 @@ st.dataframe(
         "baseline_cost": ui.money_column("Baseline", help="Usual cost for this weekday"),
         "excess": ui.money_column("Above baseline"),
         "score": st.column_config.NumberColumn("Score", format="%.1f"),
-        "volume_effect": ui.money_column("Volume", help="More or fewer tokens at the usual price"),
-        "mix_effect": ui.money_column("Mix", help="A shift between models or service tiers"),
-        "rate_effect": ui.money_column("Rate", help="Price per token changed (price, cache hits)"),
+        # Effects can be negative: the "dollar" format writes -$2.67, not $-2.67.
+        "volume_effect": st.column_config.NumberColumn(
+            "Volume", format="dollar", help="More or fewer tokens at the usual price"
+        ),
+        "mix_effect": st.column_config.NumberColumn(
+            "Mix", format="dollar", help="A shift between models or service tiers"
+        ),
+        "rate_effect": st.column_config.NumberColumn(
+            "Rate", format="dollar", help="Price per token changed (price, cache hits)"
+        ),
         "explanation": st.column_config.TextColumn("Explanation", width="large"),
         "acknowledged_at": ui.datetime_column("Acknowledged (UTC)"),
         "acknowledged_by": st.column_config.TextColumn("By"),

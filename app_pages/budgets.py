@@ -78,7 +78,8 @@ if not table.empty:
                 "Used", format="%.1f%%", min_value=0, max_value=100
             ),
             "projected_total": ui.money_column(
-                "Projected month-end", help="See the Forecast page for the 80 % interval"
+                "Projected month-end",
+                help="Never below the spend so far; the 80 % interval is on the Forecast page",
             ),
             "projected_pct": st.column_config.NumberColumn(
                 "Projected % of budget", format="%.1f%%"

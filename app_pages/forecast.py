@@ -59,7 +59,8 @@ choice = st.selectbox(
 )
 p = next(x for x in items if x.scope == choice)
 
-c1, c2, c3, c4 = st.columns(4)
+# The interval needs the most room: two amounts side by side.
+c1, c2, c3, c4 = st.columns([1, 1, 1.6, 1])
 c1.metric("Actual to date", ui.money(p.actual_to_date), help=f"Complete days through {p.as_of}")
 c2.metric(
     "Projected month-end",
@@ -87,6 +88,7 @@ if not band.empty:
             x=list(band["day"]) + list(band["day"])[::-1],
             y=list(band["upper"]) + list(band["lower"])[::-1],
             fill="toself",
+            mode="lines",
             fillcolor="rgba(99, 110, 250, 0.18)",
             line={"width": 0},
             hoverinfo="skip",

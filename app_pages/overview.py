@@ -11,6 +11,7 @@ import datetime as dt
 import streamlit as st
 
 from tracker import queries
+from tracker.planning import month_end_floor, runs_out_on
 from tracker.ui import components as ui
 from tracker.ui import data
 
@@ -58,10 +59,15 @@ if summary.budget is not None:
 else:
     col_budget.metric("Budget used", "—", help="No budget set: add one to an account.")
 projection, stored = data.org_projection(today)
+projected_total = month_end_floor(projection, summary.current.cost)
+runs_out = runs_out_on(
+    projection, spent_to_date=summary.current.cost, budget=summary.budget, today=today
+)
 col_projected.metric(
     "Projected month-end",
-    ui.money(projection.projected_total),
+    ui.money(projected_total),
     help=(
+        "Never below the spend so far; "
         f"80 % interval {ui.money(projection.lower)} – {ui.money(projection.upper)}"
         + (
             f"; backtest error {ui.percent(projection.backtest_mape)}"
@@ -74,11 +80,13 @@ col_projected.metric(
 )
 st.caption(ui.basis_caption(summary.current))
 st.caption(
-    f"Projected month-end: {ui.money(projection.projected_total)} "
+    f"Projected month-end: {ui.money(projected_total)} "
     f"(80 % interval {ui.money(projection.lower)} – {ui.money(projection.upper)})"
     + (
-        f"; at this pace the budget runs out on {projection.budget_exhausted_on:%d %b}"
-        if projection.budget_exhausted_on is not None
+        f"; at this pace the budget runs out on {runs_out:%d %b}"
+        if runs_out is not None and runs_out > today
+        else "; the budget is used up"
+        if runs_out is not None
         else ""
     )
     + "."

@@ -45,6 +45,12 @@ def scope_label(scope: str) -> str:
 # --- projections -------------------------------------------------------------------------------
 
 
+def _scope_order(scope: str) -> tuple[int, str]:
+    # Organisation first, then services, then accounts: the order people read a budget in.
+    kind, _sep, name = scope.partition(":")
+    return ({"org": 0, "service": 1}.get(kind, 2), name.lower())
+
+
 def _from_row(row: CostProjection) -> Projection:
     details: dict[str, Any] = row.details or {}
 
@@ -94,7 +100,7 @@ def stored_projections(*, session: Session, today: dt.date) -> ProjectionSet:
         )
     )
     return ProjectionSet(
-        tuple(_from_row(r) for r in rows),
+        tuple(sorted((_from_row(r) for r in rows), key=lambda p: _scope_order(p.scope))),
         stored=True,
         computed_at=max((r.computed_at for r in rows), default=None),
     )
@@ -106,7 +112,12 @@ def current_projections(*, session: Session, today: dt.date) -> ProjectionSet:
     if found.items:
         return found
     return ProjectionSet(
-        tuple(projections.project_all(session=session, today=today)),
+        tuple(
+            sorted(
+                projections.project_all(session=session, today=today),
+                key=lambda p: _scope_order(p.scope),
+            )
+        ),
         stored=False,
         computed_at=None,
     )
@@ -122,6 +133,46 @@ def org_projection(*, session: Session, today: dt.date) -> tuple[Projection, boo
     if row is not None:
         return _from_row(row), True
     return projections.project_scope(session=session, scope="org", today=today), False
+
+
+def month_end_floor(p: Projection, spent_to_date: Decimal) -> Decimal:
+    """The projected month-end total, never below what the scope has already spent.
+
+    The model counts complete days only (today's usage is still arriving), so a busy
+    morning can already exceed what it expects for the rest of the month; the month cannot
+    end below the spend so far.
+    """
+    return max(p.projected_total, spent_to_date)
+
+
+def runs_out_on(
+    p: Projection, *, spent_to_date: Decimal, budget: Decimal | None, today: dt.date
+) -> dt.date | None:
+    """The day the budget runs out at the projected pace; today when today's usage did it.
+
+    The projection's date comes from complete days; if the spend including today already
+    reached the budget and the projection still puts the date later, the budget ran out today.
+    """
+    exhausted = p.budget_exhausted_on
+    if budget and spent_to_date >= budget and (exhausted is None or exhausted > today):
+        return today
+    return exhausted
+
+
+def open_excess(frame: pd.DataFrame) -> Decimal:
+    """Cost above baseline of the open anomalies in an `anomaly_frame`, counted once.
+
+    An account-level anomaly ('all models') and its models' anomalies on the same day
+    describe the same dollars: per account and day, take the account-level row when there is
+    one, else the sum of the model rows.
+    """
+    total = Decimal(0)
+    open_rows = frame[frame["acknowledged_at"].isna()]
+    for _key, group in open_rows.groupby(["account", "day"]):
+        whole = group[group["model"] == ALL_MODELS_LABEL]
+        rows = whole if not whole.empty else group
+        total += sum(rows["excess"], start=Decimal(0))
+    return total
 
 
 def projection_frame(items: tuple[Projection, ...]) -> pd.DataFrame:
@@ -230,11 +281,15 @@ def budget_frame(*, session: Session, today: dt.date, projected: ProjectionSet) 
                 view.source,
                 view.spent,
                 None if view.used_pct is None else float(view.used_pct),
-                None if p is None else p.projected_total,
+                None if p is None else month_end_floor(p, view.spent),
                 None
                 if p is None or not view.monthly_budget
-                else float(p.projected_total / view.monthly_budget * 100),
-                None if p is None else p.budget_exhausted_on,
+                else float(month_end_floor(p, view.spent) / view.monthly_budget * 100),
+                None
+                if p is None
+                else runs_out_on(
+                    p, spent_to_date=view.spent, budget=view.monthly_budget, today=today
+                ),
             )
         )
     return pd.DataFrame(rows, columns=columns)
@@ -333,6 +388,9 @@ def events_frame(*, session: Session, limit: int = 200) -> pd.DataFrame:
 
 
 # --- anomalies ---------------------------------------------------------------------------------
+
+
+ALL_MODELS_LABEL = "all models"  # how list_anomalies names an account-level row
 
 
 def anomaly_frame(*, session: Session, since: dt.date, include_acknowledged: bool) -> pd.DataFrame:
