@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracker.models import Account, Service, UsageRecord
+from tracker.spend import assign_cost_sources
 
 
 def add_account(
@@ -57,7 +58,6 @@ def add_usage(
         service_tier=tier,
         billed_cost=value if billed else None,
         estimated_cost=Decimal(estimated) if estimated is not None else (None if billed else value),
-        cost_source="billed" if billed and value is not None else "estimated",
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         requests=requests,
@@ -65,4 +65,6 @@ def add_usage(
     )
     session.add(row)
     session.flush()
+    # Which amount counts is the product's rule, not the seed's.
+    assign_cost_sources(session=session, start=day, end=day, account_ids=[account.id])
     return row

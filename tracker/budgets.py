@@ -18,13 +18,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, ColumnElement, case, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tracker import audit
 from tracker.errors import InvalidInput, NotFound
 from tracker.models import PROVIDERS, Account, Service, Setting, UsageRecord, utcnow
 from tracker.queries import ORG_BUDGET_SETTING_KEY, org_budget, to_dollars
+from tracker.spend import ROW_SPEND_MICROS as ROW_COST_MICROS
 
 MAX_BUDGET = Decimal("1000000000")
 _u = UsageRecord
@@ -133,15 +134,6 @@ def get_budget(*, session: Session, scope: str | Scope) -> Decimal | None:
 # --- spend -------------------------------------------------------------------------------------
 
 
-def _micros(column: Any) -> ColumnElement[int]:
-    return cast(func.round(column * 1_000_000), BigInteger)
-
-
-# Billed where reported, else estimated; unpriced rows count as zero (they are alerted apart).
-ROW_COST_MICROS = case(
-    (_u.billed_cost.is_not(None), _micros(_u.billed_cost)),
-    else_=_micros(func.coalesce(_u.estimated_cost, 0)),
-)
 ROW_TOKENS = (
     _u.input_tokens
     + _u.cached_input_tokens

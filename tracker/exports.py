@@ -29,7 +29,7 @@ import json
 import logging
 import operator
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from typing import IO, Any, TypeVar
 
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from tracker.errors import InvalidInput
 from tracker.models import PROVIDERS, Account, CostProjection, Service, UsageRecord
 from tracker.pricing import PriceBook, UnitPrices
+from tracker.spend import row_spend
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,10 @@ class ExportRow:
 
     @property
     def cost(self) -> Decimal | None:
-        """Billed cost where the provider reports one, else the estimate; None if unpriced."""
-        return self.billed_cost if self.billed_cost is not None else self.estimated_cost
+        """What the row counts toward spend (tracker.spend); None if unpriced."""
+        if self.cost_source == "none":
+            return None
+        return row_spend(self.billed_cost, self.estimated_cost, self.cost_source)
 
 
 _ROW_COLUMNS = (
@@ -582,6 +585,13 @@ def focus_records(
         billed_total = row.cost if row.cost is not None else Decimal(0)
         contracted_total = row.estimated_cost if row.estimated_cost is not None else billed_total
         list_raw = [c.list_unit * c.quantity if c.list_unit is not None else None for c in charges]
+        if row.cost_source == "covered":
+            # The provider bills this day on its own line items (exported as their own
+            # charges): these token charges carry the quantities at $0, or the day would
+            # be counted twice in every cost column.
+            contracted_total = Decimal(0)
+            list_raw = [Decimal(0) for _ in charges]
+            charges = [replace(c, list_unit=None, contracted_unit=None) for c in charges]
         if len(charges) == 1:
             billed_parts, contracted_parts = [billed_total], [contracted_total]
         else:
@@ -704,13 +714,13 @@ class _Agg:
     unpriced: int = 0
 
     def add(self, row: ExportRow) -> None:
-        if row.billed_cost is not None:
+        if row.cost_source == "billed" and row.billed_cost is not None:
             self.billed += row.billed_cost
             self.cost += row.billed_cost
-        elif row.estimated_cost is not None:
+        elif row.cost_source == "estimated" and row.estimated_cost is not None:
             self.estimated += row.estimated_cost
             self.cost += row.estimated_cost
-        else:
+        elif row.cost_source == "none":
             self.unpriced += 1
         self.tokens += (
             row.input_tokens

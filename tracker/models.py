@@ -49,7 +49,7 @@ PROVIDERS: dict[str, dict[str, Any]] = {
 }
 ROLES = ("admin", "finance", "viewer")
 ACCOUNT_STATUSES = ("active", "error", "disabled")
-COST_SOURCES = ("billed", "estimated", "none")
+COST_SOURCES = ("billed", "estimated", "covered", "none")  # meanings: tracker/spend.py
 PRICING_STATUSES = ("pending", "priced", "approximate", "unpriced", "not_applicable")
 SYNC_STATUSES = ("running", "success", "failed", "skipped")
 
@@ -256,7 +256,9 @@ class UsageRecord(Base):
         Index("ix_usage_records_day", "day"),
         Index("ix_usage_records_account_id_day", "account_id", "day"),
         Index("ix_usage_records_day_model", "day", "model"),
-        CheckConstraint("cost_source IN ('billed', 'estimated', 'none')", name="cost_source"),
+        CheckConstraint(
+            "cost_source IN ('billed', 'estimated', 'covered', 'none')", name="cost_source"
+        ),
         CheckConstraint(
             "pricing_status IN ('pending', 'priced', 'approximate', 'unpriced', 'not_applicable')",
             name="pricing_status",

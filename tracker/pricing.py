@@ -2,7 +2,8 @@
 
 What it owns:
 - `price_usage` prices one usage by hand (the CLI's `price` command).
-- `estimate_range` fills `usage_records.estimated_cost`, `pricing_status` and `cost_source`
+- `estimate_range` fills `usage_records.estimated_cost` and `pricing_status`, then lets
+  `tracker.spend` decide `cost_source`
   for a date range, right after a sync or on request (`reprice`).
 - `reprice` shows or applies the change that new overrides or corrections make to history.
 - `add_override`, `list_overrides`, `remove_override` manage `price_overrides`.
@@ -47,6 +48,7 @@ from sqlalchemy.orm import Session
 from tracker import audit
 from tracker.errors import InvalidInput, NotFound
 from tracker.models import PROVIDERS, Account, PriceOverride, Service, UsageRecord
+from tracker.spend import assign_cost_sources
 
 log = logging.getLogger(__name__)
 
@@ -723,7 +725,6 @@ _TMP = Table(
     Column("id", BigInteger, primary_key=True),
     Column("estimated_cost", Numeric(18, 6)),
     Column("pricing_status", String(16)),
-    Column("cost_source", String(16)),
     prefixes=["TEMPORARY"],
 )
 CHUNK_SIZE = 50_000
@@ -768,8 +769,8 @@ def estimate_range(
     """Price every usage row with `start <= day <= end` (all accounts if `account_ids` is None).
 
     Sets `estimated_cost` (NULL when unpriceable, never $0 for an unknown model),
-    `pricing_status` and `cost_source`; writes only rows that change, in the caller's
-    transaction. `billed_cost` is never touched.
+    `pricing_status`, then `cost_source` by the rule of `tracker.spend`; writes only rows
+    that change, in the caller's transaction. `billed_cost` is never touched.
     """
     return _price_stored(
         session=session, start=start, end=end, account_ids=account_ids, book=book, write=True
@@ -822,7 +823,6 @@ def _price_stored(
             u.billed_cost,
             u.estimated_cost,
             u.pricing_status,
-            u.cost_source,
         )
         .join(Account, Account.id == u.account_id)
         .join(Service, Service.id == Account.service_id)
@@ -843,20 +843,17 @@ def _price_stored(
         rows: list[Any] = list(partition)
         for row in rows:
             rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = row[:14]
-            old_cost, old_status, old_source = row[14:]
+            old_cost, old_status = row[14:]
             cost, status = outcome(
                 provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed
-            )
-            source = (
-                "billed" if billed is not None else ("estimated" if cost is not None else "none")
             )
             by_status[status] += 1
             if status == "unpriced":
                 unpriced[(provider, model)] += (i or 0) + (c or 0) + (w or 0) + (w1 or 0) + (o or 0)
             if on_row is not None:
                 on_row(day, old_cost, cost, old_status, status)
-            if cost != old_cost or status != old_status or source != old_source:
-                pending.append((rid, cost, status, source))
+            if cost != old_cost or status != old_status:
+                pending.append((rid, cost, status))
         summary.rows += len(rows)
         summary.updated += len(pending)
         if write and pending:
@@ -868,12 +865,16 @@ def _price_stored(
         connection.execute(
             text(
                 "UPDATE usage_records SET estimated_cost = t.estimated_cost, "
-                "pricing_status = t.pricing_status, cost_source = t.cost_source "
+                "pricing_status = t.pricing_status "
                 f"FROM {_TMP.name} AS t WHERE usage_records.id = t.id"
             )
         )
         connection.execute(text(f"DROP TABLE {_TMP.name}"))
         _expire_usage(session)
+    if write:
+        # Which amount counts (billed, estimate, or covered by billed line items) depends on
+        # the whole account-day, not the row alone: one rule, kept in tracker.spend.
+        assign_cost_sources(session=session, start=start, end=end, account_ids=account_ids)
     summary.unpriced_tokens = dict(unpriced)
     summary.seconds = time.perf_counter() - started
     log.info(
@@ -888,7 +889,7 @@ def _price_stored(
 
 
 def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bool) -> None:
-    """Add changed rows (id, estimated_cost, pricing_status, cost_source) to the temp table.
+    """Add changed rows (id, estimated_cost, pricing_status) to the temp table.
 
     The driver's own bulk insert is used where there is one: row-by-row statements are too
     slow for a million rows.
@@ -900,9 +901,7 @@ def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bo
         # COPY is several times faster than multi-row INSERTs for a million rows. Values
         # are ids, decimals and fixed status words: nothing needs escaping.
         buffer = io.StringIO(
-            "".join(
-                f"{r}\t{COPY_NULL if c is None else c}\t{st}\t{src}\n" for r, c, st, src in pending
-            )
+            "".join(f"{r}\t{COPY_NULL if c is None else c}\t{st}\n" for r, c, st in pending)
         )
         raw = connection.connection.dbapi_connection
         assert raw is not None
@@ -915,11 +914,11 @@ def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bo
         # sqlite3 cannot bind Decimal; the NUMERIC column converts the text exactly as
         # SQLAlchemy's own binding would.
         connection.exec_driver_sql(
-            f"INSERT INTO {_TMP.name} VALUES (?, ?, ?, ?)",
-            [(r, None if c is None else str(c), st, src) for r, c, st, src in pending],
+            f"INSERT INTO {_TMP.name} VALUES (?, ?, ?)",
+            [(r, None if c is None else str(c), st) for r, c, st in pending],
         )
     else:
-        keys = ("id", "estimated_cost", "pricing_status", "cost_source")
+        keys = ("id", "estimated_cost", "pricing_status")
         connection.execute(sa_insert(_TMP), [dict(zip(keys, p, strict=True)) for p in pending])
 
 
@@ -927,7 +926,7 @@ def _expire_usage(session: Session) -> None:
     # The UPDATE went around the ORM: make loaded rows re-read their priced columns.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, UsageRecord):
-            session.expire(obj, ["estimated_cost", "pricing_status", "cost_source"])
+            session.expire(obj, ["estimated_cost", "pricing_status"])
 
 
 # --- helpers ----------------------------------------------------------------------------

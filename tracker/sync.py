@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,7 @@ from tracker.accounts import connector_for, record_rate_limits
 from tracker.db import advisory_lock
 from tracker.errors import CredentialError, InvalidInput, NotFound, TrackerError
 from tracker.models import Account, SyncRun, UsageRecord, utcnow
+from tracker.pricing import estimate_range
 from tracker.providers.base import (
     Connector,
     ProviderAuthError,
@@ -424,22 +425,7 @@ def _write_batch(
 
 
 def estimate_costs(session: Session, start: dt.date, end: dt.date, account_id: int) -> None:
-    """Fill estimated costs of the account's rows on days [start, end] with the price book.
-
-    Until the price book offers `estimate_range`, only `cost_source` is set (billed where the
-    provider gave an amount, else none) and the rows stay 'pending' for a later reprice.
-    """
-    try:
-        from tracker.pricing import estimate_range
-    except (ImportError, AttributeError):
-        session.execute(
-            update(UsageRecord)
-            .where(UsageRecord.account_id == account_id, UsageRecord.day.between(start, end))
-            .values(
-                cost_source=case((UsageRecord.billed_cost.is_not(None), "billed"), else_="none")
-            )
-        )
-        return
+    """Price the account's rows on days [start, end] and decide which amount counts."""
     estimate_range(session=session, start=start, end=end, account_ids=[account_id])
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tracker.crypto import CredentialCipher
 from tracker.models import Account, Service, SyncRun, UsageRecord, User
+from tracker.spend import assign_cost_sources
 from tracker.users import hash_password
 
 PASSWORD = "correct horse battery"
@@ -171,11 +172,12 @@ def seed_usage(session: Session, accounts: dict[str, Account], today: dt.date) -
                 requests=s.requests,
                 billed_cost=s.billed,
                 estimated_cost=s.estimated,
-                cost_source="billed" if s.billed is not None else "estimated",
                 pricing_status="priced" if s.estimated is not None else "unpriced",
             )
         )
     session.flush()
+    # Which amount counts is the product's rule, not the seed's.
+    assign_cost_sources(session=session, start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1))
 
 
 def seed_sync_runs(session: Session, accounts: dict[str, Account], today: dt.date) -> None:
@@ -232,8 +234,14 @@ def seed_all(session: Session, cipher: CredentialCipher, today: dt.date) -> dict
 
 
 def row_cost(s: Seed) -> Decimal:
+    """What a seeded row counts toward spend (tracker.spend's rule, restated independently)."""
     if s.billed is not None:
         return s.billed
+    day_is_billed = any(
+        o.billed is not None and (o.account, o.days_ago) == (s.account, s.days_ago) for o in USAGE
+    )
+    if day_is_billed:  # 'covered': the day's billed amounts already include this usage
+        return Decimal(0)
     return s.estimated if s.estimated is not None else Decimal(0)
 
 

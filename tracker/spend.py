@@ -1,0 +1,90 @@
+"""What counts as spend: the one rule every total (dashboard, budgets, alerts, exports) uses.
+
+Each usage row says in `cost_source` which of its amounts counts:
+
+- `billed`: the provider's own amount (`billed_cost`).
+- `estimated`: our price-book estimate (`estimated_cost`), where the provider reports no
+  amount for that account and day.
+- `covered`: the row's cost is already inside the provider's billed line items for the same
+  account and day (OpenAI's costs API and Anthropic's cost report bill per line item, apart
+  from the per-model token rows); it counts $0, or that day would be counted twice.
+- `none`: neither billed nor priceable (an unknown model); counts $0 and is flagged as
+  unpriced, never silently priced at $0.
+
+`assign_cost_sources` sets the column after each sync, import and re-pricing; readers use
+`ROW_SPEND` (SQL) or `row_spend` (Python) and never re-derive the rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, exists, func, update
+from sqlalchemy.orm import Session, aliased
+
+from tracker.models import UsageRecord
+
+_u = UsageRecord
+
+# The amount of a row that counts toward spend (NUMERIC; 0 for covered and unpriced rows).
+ROW_SPEND: ColumnElement[Decimal] = case(
+    (_u.cost_source == "billed", _u.billed_cost),
+    (_u.cost_source == "estimated", _u.estimated_cost),
+    else_=0,
+)
+
+
+def micros(column: Any) -> ColumnElement[int]:
+    """A money expression as whole micro-dollars: sums of these are exact on SQLite too
+    (SQLite keeps NUMERIC as a double)."""
+    return cast(func.round(column * 1_000_000), BigInteger)
+
+
+ROW_SPEND_MICROS: ColumnElement[int] = micros(func.coalesce(ROW_SPEND, 0))
+
+
+def row_spend(billed: Decimal | None, estimated: Decimal | None, cost_source: str) -> Decimal:
+    """The Python twin of ROW_SPEND, for rows already read (exports)."""
+    if cost_source == "billed" and billed is not None:
+        return billed
+    if cost_source == "estimated" and estimated is not None:
+        return estimated
+    return Decimal(0)
+
+
+def assign_cost_sources(
+    *, session: Session, start: dt.date, end: dt.date, account_ids: list[int] | None = None
+) -> int:
+    """Set `cost_source` on rows with start <= day <= end; return how many changed.
+
+    One UPDATE in the caller's transaction; the (account_id, day) index serves the
+    same-day lookup.
+    """
+    if account_ids is not None and not account_ids:
+        return 0
+    billed_same_day = aliased(UsageRecord)
+    has_billed_line = exists().where(
+        billed_same_day.account_id == _u.account_id,
+        billed_same_day.day == _u.day,
+        billed_same_day.billed_cost.is_not(None),
+    )
+    source = case(
+        (_u.billed_cost.is_not(None), "billed"),
+        (has_billed_line, "covered"),
+        (_u.estimated_cost.is_not(None), "estimated"),
+        else_="none",
+    )
+    where = [_u.day >= start, _u.day <= end, _u.cost_source != source]
+    if account_ids is not None:
+        where.append(_u.account_id.in_(account_ids))
+    result = session.execute(
+        update(_u).where(and_(*where)).values(cost_source=source),
+        execution_options={"synchronize_session": False},
+    )
+    # The UPDATE went around the ORM: loaded rows must re-read their cost source.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, UsageRecord):
+            session.expire(obj, ["cost_source"])
+    return int(getattr(result, "rowcount", 0) or 0)
