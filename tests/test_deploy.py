@@ -154,13 +154,10 @@ def test_app_command_serves_health_check(compose_env):
         for arg in COMPOSE["services"]["app"]["command"]
     ]
     command = [a.replace("0.0.0.0", "127.0.0.1") for a in command]
+    log_path = Path(compose_env["HOME"]) / "app.log"
+    log_file = log_path.open("w")
     proc = subprocess.Popen(
-        direct_command(command),
-        cwd=ROOT,
-        env=compose_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        direct_command(command), cwd=ROOT, env=compose_env, stdout=log_file, stderr=log_file
     )
     try:
         deadline, body = time.monotonic() + 60, ""
@@ -171,7 +168,8 @@ def test_app_command_serves_health_check(compose_env):
                     break
             except OSError:
                 time.sleep(0.5)
-        assert body == "ok", proc.stderr.read() if proc.poll() is not None else "no answer"
+        assert body == "ok", log_path.read_text()[-2000:]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        log_file.close()

@@ -144,6 +144,8 @@ def test_sign_in_and_see_the_overview(server: str, chromium: Path) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.set_default_timeout(60_000)
+            # expect() has its own 5 s default; a loaded 2-core CI machine needs longer.
+            expect.set_options(timeout=60_000)
             page.goto(server)
             page.get_by_role("textbox", name="Username").fill("alice")
             page.get_by_role("textbox", name="Password").fill(PASSWORD)
@@ -174,6 +176,8 @@ def test_viewer_cannot_open_admin_by_url(server: str, chromium: Path) -> None:
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)
+            # expect() has its own 5 s default; a loaded 2-core CI machine needs longer.
+            expect.set_options(timeout=60_000)
             # Signed out, a page URL shows the sign-in form and nothing else.
             page.goto(f"{server}/admin")
             expect(page.get_by_role("button", name="Sign in")).to_be_visible()
