@@ -12,6 +12,7 @@ import streamlit as st
 
 from tracker import exports, queries
 from tracker.errors import TrackerError
+from tracker.ui import components as ui
 from tracker.ui import data
 from tracker.ui.auth import require_role
 
@@ -29,27 +30,10 @@ st.caption(
     "UTC days, both ends included. Cost is the provider-billed amount where reported, "
     "else our estimate; unpriced usage counts as zero and is listed in the month pack."
 )
-today = queries.today_utc()
 
 with st.container(border=True):
-    picked = st.date_input(
-        "Date range (UTC, inclusive)",
-        value=(queries.month_start(today), today),
-        max_value=today,
-        key="export_range",
-    )
-    if not isinstance(picked, tuple) or len(picked) != 2:
-        st.info("Pick an end date to complete the range.")
-        st.stop()
-    start, end = picked
-    options = data.filter_options(start, end)
-    c1, c2, c3 = st.columns(3)
-    providers = c1.multiselect("Provider", options.providers, key="export_providers")
-    accounts = c2.multiselect("Account", options.accounts, key="export_accounts")
-    models = c3.multiselect("Model", options.models, key="export_models")
-    c4, c5, c6 = st.columns(3)
-    projects = c4.multiselect("Project / workspace", options.projects, key="export_projects")
-    api_keys = c5.multiselect("API key", options.api_keys, key="export_api_keys")
+    flt, c6 = ui.usage_filter_form("export")
+    start, end = flt.start, flt.end
     fmt = c6.selectbox(
         "Format",
         list(FORMAT_LABELS),
@@ -58,13 +42,7 @@ with st.container(border=True):
     )
     st.caption(FORMAT_LABELS[fmt])
 
-filters = exports.ExportFilter(
-    providers=tuple(providers),
-    accounts=tuple(accounts),
-    models=tuple(models),
-    projects=tuple(projects),
-    api_keys=tuple(api_keys),
-)
+filters: queries.Dimensions = flt
 choice = (fmt, start, end, filters)
 
 if st.button("Prepare the file", type="primary", key="export_prepare"):

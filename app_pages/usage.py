@@ -13,27 +13,9 @@ from tracker.ui import data
 MONEY_COLUMNS = ["cost", "billed_cost", "estimated_cost"]
 
 st.title("Usage explorer")
-today = queries.today_utc()
 
 with st.container(border=True):
-    picked = st.date_input(
-        "Date range (UTC, inclusive)",
-        value=(queries.month_start(today), today),
-        max_value=today,
-        key="usage_range",
-    )
-    if not isinstance(picked, tuple) or len(picked) != 2:
-        st.info("Pick an end date to complete the range.")
-        st.stop()
-    start, end = picked
-    options = data.filter_options(start, end)
-    c1, c2, c3 = st.columns(3)
-    providers = c1.multiselect("Provider", options.providers, key="usage_providers")
-    accounts = c2.multiselect("Account", options.accounts, key="usage_accounts")
-    models = c3.multiselect("Model", options.models, key="usage_models")
-    c4, c5, c6 = st.columns(3)
-    projects = c4.multiselect("Project / workspace", options.projects, key="usage_projects")
-    api_keys = c5.multiselect("API key", options.api_keys, key="usage_api_keys")
+    flt, c6 = ui.usage_filter_form("usage")
     group_labels = c6.multiselect(
         "Group by",
         list(queries.GROUP_BY_CHOICES),
@@ -41,15 +23,6 @@ with st.container(border=True):
         key="usage_group_by",
     )
 
-flt = queries.UsageFilter(
-    start=start,
-    end=end,
-    providers=tuple(providers),
-    accounts=tuple(accounts),
-    models=tuple(models),
-    projects=tuple(projects),
-    api_keys=tuple(api_keys),
-)
 group_by = tuple(queries.GROUP_BY_CHOICES[label] for label in group_labels)
 table = data.usage_table(flt, group_by)
 
@@ -101,7 +74,7 @@ st.dataframe(
 st.download_button(
     "Download this table (CSV)",
     data=ui.csv_bytes(table),
-    file_name=f"usage_{start.isoformat()}_{end.isoformat()}.csv",
+    file_name=f"usage_{flt.start.isoformat()}_{flt.end.isoformat()}.csv",
     mime="text/csv",
     help="The rows and columns shown, with costs in exact USD (six decimals).",
     key="usage_download",

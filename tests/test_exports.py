@@ -32,20 +32,21 @@ from tests.exports_data import (
 )
 from tracker import exports
 from tracker.errors import InvalidInput
-from tracker.exports import ExportFilter, allocate, decimal_str, safe_text
+from tracker.exports import allocate, decimal_str, safe_text
 from tracker.models import CostProjection, Setting
+from tracker.queries import Dimensions
 
 CENT = Decimal("0.01")
 
 
-def _text(session: Session, fmt: str, filters: ExportFilter | None = None) -> str:
+def _text(session: Session, fmt: str, filters: Dimensions | None = None) -> str:
     out = io.StringIO()
     exports.export(session=session, fmt=fmt, start=JAN[0], end=JAN[1], filters=filters, out=out)
     return out.getvalue()
 
 
 def _csv(session: Session, fmt: str = "csv", **filters: tuple[str, ...]) -> list[dict[str, str]]:
-    text = _text(session, fmt, ExportFilter(**filters))
+    text = _text(session, fmt, Dimensions(**filters))
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -85,7 +86,7 @@ def test_json_round_trips_with_exact_decimal_strings(session: Session) -> None:
 
 
 def test_empty_json_is_valid(session: Session) -> None:
-    doc = json.loads(_text(session, "json", ExportFilter(accounts=("nobody",))))
+    doc = json.loads(_text(session, "json", Dimensions(accounts=("nobody",))))
     assert doc["rows"] == [] and doc["total_cost"] == "0"
 
 

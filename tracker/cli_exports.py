@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from tracker import exports
+from tracker import exports, queries
 from tracker.errors import InvalidInput
 from tracker.models import PROVIDERS
 
@@ -57,7 +57,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     exports.check_range(args.start, args.end)
     if args.output == "-" and args.fmt not in exports.TEXT_FORMATS:
         raise InvalidInput(f"{args.fmt} is a binary file; give --output FILE, not -")
-    filters = exports.ExportFilter(
+    filters = queries.Dimensions(
         providers=tuple(args.provider),
         accounts=tuple(args.account),
         models=tuple(args.model),
@@ -90,7 +90,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _export_to_file(
-    session: Session, args: argparse.Namespace, filters: exports.ExportFilter, target: Path
+    session: Session, args: argparse.Namespace, filters: queries.Dimensions, target: Path
 ) -> exports.ExportStats:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)

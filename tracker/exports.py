@@ -31,14 +31,15 @@ import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tracker.errors import InvalidInput
 from tracker.models import PROVIDERS, Account, CostProjection, Service, UsageRecord
 from tracker.pricing import PriceBook, UnitPrices
+from tracker.queries import Dimensions, filter_usage
 from tracker.spend import row_spend
 
 log = logging.getLogger(__name__)
@@ -55,24 +56,9 @@ COST_LINE_PREFIX = "cost:"
 SEAT_USAGE_TYPE = "seats"
 
 _u = UsageRecord
-SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
 # --- the row query ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExportFilter:
-    """The usage explorer's filters; an empty tuple means "all".
-
-    `projects` and `api_keys` match either the id or the name.
-    """
-
-    providers: tuple[str, ...] = ()
-    accounts: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
-    projects: tuple[str, ...] = ()
-    api_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,42 +139,16 @@ def check_range(start: dt.date, end: dt.date) -> None:
         )
 
 
-def filtered(stmt: SelectT, *, start: dt.date, end: dt.date, filters: ExportFilter) -> SelectT:
-    """Join usage to account and service and apply the date range and filters."""
-    stmt = (
-        stmt.select_from(_u)
-        .join(Account, Account.id == _u.account_id)
-        .join(Service, Service.id == Account.service_id)
-        .where(_u.day >= start, _u.day <= end)
-    )
-    if filters.providers:
-        stmt = stmt.where(Service.name.in_(filters.providers))
-    if filters.accounts:
-        stmt = stmt.where(Account.name.in_(filters.accounts))
-    if filters.models:
-        stmt = stmt.where(_u.model.in_(filters.models))
-    if filters.projects:
-        stmt = stmt.where(
-            or_(_u.project_id.in_(filters.projects), _u.project_name.in_(filters.projects))
-        )
-    if filters.api_keys:
-        stmt = stmt.where(
-            or_(_u.api_key_id.in_(filters.api_keys), _u.api_key_name.in_(filters.api_keys))
-        )
-    return stmt
-
-
 def usage_rows(
-    *, session: Session, start: dt.date, end: dt.date, filters: ExportFilter | None = None
+    *, session: Session, start: dt.date, end: dt.date, filters: Dimensions | None = None
 ) -> Iterator[ExportRow]:
     """Stream the usage records of UTC days start..end (inclusive) under the filters.
 
     Ordered by day, account and record id; fetched `CHUNK_ROWS` at a time.
     """
     check_range(start, end)
-    stmt = filtered(
-        select(*_ROW_COLUMNS), start=start, end=end, filters=filters or ExportFilter()
-    ).order_by(_u.day, _u.account_id, _u.id)
+    stmt = filter_usage(select(*_ROW_COLUMNS), (filters or Dimensions()).over(start, end))
+    stmt = stmt.order_by(_u.day, _u.account_id, _u.id)
     result = session.execute(stmt, execution_options={"yield_per": CHUNK_ROWS})
     for r in result:
         values: tuple[Any, ...] = tuple(r)
@@ -196,13 +156,11 @@ def usage_rows(
 
 
 def count_rows(
-    *, session: Session, start: dt.date, end: dt.date, filters: ExportFilter | None = None
+    *, session: Session, start: dt.date, end: dt.date, filters: Dimensions | None = None
 ) -> int:
     """How many usage records an export of this range and filters would hold."""
     check_range(start, end)
-    stmt = filtered(
-        select(func.count(_u.id)), start=start, end=end, filters=filters or ExportFilter()
-    )
+    stmt = filter_usage(select(func.count(_u.id)), (filters or Dimensions()).over(start, end))
     return int(session.scalar(stmt) or 0)
 
 
@@ -762,7 +720,7 @@ def write_xlsx(
     session: Session,
     start: dt.date,
     end: dt.date,
-    filters: ExportFilter,
+    filters: Dimensions,
 ) -> ExportStats:
     """Write the Excel month pack: Summary, By provider, By model, By project, Daily, Unpriced.
 
@@ -973,7 +931,7 @@ def _budget_lines(
     return lines
 
 
-def _describe(filters: ExportFilter) -> str:
+def _describe(filters: Dimensions) -> str:
     parts = [
         f"{name}: {', '.join(values)}"
         for name, values in (
@@ -997,7 +955,7 @@ def export(
     fmt: str,
     start: dt.date,
     end: dt.date,
-    filters: ExportFilter | None = None,
+    filters: Dimensions | None = None,
     out: IO[Any],
 ) -> ExportStats:
     """Write an export of UTC days start..end (inclusive) to `out`.
@@ -1008,7 +966,7 @@ def export(
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     check_range(start, end)
-    flt = filters or ExportFilter()
+    flt = filters or Dimensions()
     rows = usage_rows(session=session, start=start, end=end, filters=flt)
     if fmt == "xlsx":
         if isinstance(out, io.TextIOBase):
@@ -1045,7 +1003,7 @@ def export_bytes(
     fmt: str,
     start: dt.date,
     end: dt.date,
-    filters: ExportFilter | None = None,
+    filters: Dimensions | None = None,
 ) -> bytes:
     """The whole export as bytes (for download buttons; small ranges only)."""
     buffer = io.BytesIO()

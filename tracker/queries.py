@@ -14,14 +14,15 @@ which is which. Days are UTC calendar days; ranges are inclusive of both ends un
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from tracker.models import Account, AuditLog, Service, Setting, SyncRun, UsageRecord
@@ -52,6 +53,7 @@ GROUP_BY_CHOICES: dict[str, str] = {
 STATUS_OK, STATUS_WARNING, STATUS_CRITICAL = "OK", "Warning", "Critical"
 
 _u = UsageRecord
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
 def _sum_micros(expr: ColumnElement[Any]) -> ColumnElement[int]:
@@ -386,17 +388,31 @@ def top_models(*, session: Session, start: dt.date, end: dt.date, limit: int = 1
 # --- usage explorer --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UsageFilter:
-    """Filters of the usage explorer; an empty tuple means "all"."""
+@dataclass(frozen=True, kw_only=True)
+class Dimensions:
+    """The usage explorer's filters (also the exports'); an empty tuple means "all".
 
-    start: dt.date
-    end: dt.date
+    `projects` and `api_keys` match the label shown (the name, else the id) or the id.
+    """
+
     providers: tuple[str, ...] = ()
     accounts: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
     projects: tuple[str, ...] = ()
     api_keys: tuple[str, ...] = ()
+
+    def over(self, start: dt.date, end: dt.date) -> UsageFilter:
+        """These filters over UTC days start..end inclusive."""
+        dims = {f.name: getattr(self, f.name) for f in dataclasses.fields(Dimensions)}
+        return UsageFilter(start=start, end=end, **dims)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageFilter(Dimensions):
+    """Dimension filters over UTC days start..end inclusive."""
+
+    start: dt.date
+    end: dt.date
 
 
 def _project_label() -> ColumnElement[str]:
@@ -420,7 +436,8 @@ def _dimension(name: str) -> ColumnElement[Any]:
     return columns[name]
 
 
-def _filtered(stmt: Select[Any], flt: UsageFilter) -> Select[Any]:
+def filter_usage(stmt: SelectT, flt: UsageFilter) -> SelectT:
+    """Join usage to account and service and apply the date range and dimension filters."""
     stmt = (
         stmt.select_from(_u)
         .join(Account, Account.id == _u.account_id)
@@ -434,9 +451,9 @@ def _filtered(stmt: Select[Any], flt: UsageFilter) -> Select[Any]:
     if flt.models:
         stmt = stmt.where(_u.model.in_(flt.models))
     if flt.projects:
-        stmt = stmt.where(_project_label().in_(flt.projects))
+        stmt = stmt.where(or_(_project_label().in_(flt.projects), _u.project_id.in_(flt.projects)))
     if flt.api_keys:
-        stmt = stmt.where(_api_key_label().in_(flt.api_keys))
+        stmt = stmt.where(or_(_api_key_label().in_(flt.api_keys), _u.api_key_id.in_(flt.api_keys)))
     return stmt
 
 
@@ -457,7 +474,7 @@ def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterO
 
     def distinct(name: str) -> list[str]:
         col = _dimension(name)
-        stmt = _filtered(select(col).distinct(), base).order_by(col)
+        stmt = filter_usage(select(col).distinct(), base).order_by(col)
         return [str(v) for v in session.scalars(stmt) if v not in (None, "")]
 
     return FilterOptions(
@@ -494,7 +511,7 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
         raise ValueError(f"unknown group-by column(s): {', '.join(unknown)}")
     dims = [_dimension(g).label(g) for g in group_by]
     cost = _sum_micros(_ROW_COST)
-    stmt = _filtered(
+    stmt = filter_usage(
         select(
             *dims,
             func.coalesce(func.sum(_u.input_tokens), 0).label("input_tokens"),
@@ -532,7 +549,7 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
 
 def tokens_by_kind(*, session: Session, flt: UsageFilter) -> pd.DataFrame:
     """Token totals per kind (input, cached input, cache writes, output) under the filters."""
-    stmt = _filtered(
+    stmt = filter_usage(
         select(*[func.coalesce(func.sum(getattr(_u, k)), 0).label(k) for k in TOKEN_KINDS]),
         flt,
     )

@@ -16,7 +16,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from tracker import queries
 from tracker.queries import AccountCard, CostTotals
+from tracker.ui import data
 
 CENT = Decimal("0.01")
 STATUS_COLORS: dict[str, Literal["green", "orange", "red"]] = {
@@ -157,3 +159,39 @@ def datetime_column(label: str) -> Any:
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """CSV of a frame with exact decimals (Decimal values are written as they are)."""
     return frame.to_csv(index=False).encode("utf-8")
+
+
+def usage_filter_form(key: str) -> tuple[queries.UsageFilter, Any]:
+    """Draw the usage explorer's date range and filters; return them and a free column.
+
+    Stops the page until a whole range is picked. `key` keeps each page's widgets apart.
+    """
+    today = queries.today_utc()
+    picked = st.date_input(
+        "Date range (UTC, inclusive)",
+        value=(queries.month_start(today), today),
+        max_value=today,
+        key=f"{key}_range",
+    )
+    if not isinstance(picked, tuple) or len(picked) != 2:
+        st.info("Pick an end date to complete the range.")
+        st.stop()
+    start, end = picked
+    options = data.filter_options(start, end)
+    c1, c2, c3 = st.columns(3)
+    providers = c1.multiselect("Provider", options.providers, key=f"{key}_providers")
+    accounts = c2.multiselect("Account", options.accounts, key=f"{key}_accounts")
+    models = c3.multiselect("Model", options.models, key=f"{key}_models")
+    c4, c5, free = st.columns(3)
+    projects = c4.multiselect("Project / workspace", options.projects, key=f"{key}_projects")
+    api_keys = c5.multiselect("API key", options.api_keys, key=f"{key}_api_keys")
+    flt = queries.UsageFilter(
+        start=start,
+        end=end,
+        providers=tuple(providers),
+        accounts=tuple(accounts),
+        models=tuple(models),
+        projects=tuple(projects),
+        api_keys=tuple(api_keys),
+    )
+    return flt, free
