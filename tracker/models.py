@@ -390,7 +390,7 @@ class AlertEvent(Base):
 
 
 class CostProjection(Base):
-    """Month-end projection for a scope ('org', 'service:NAME', 'account:ID')."""
+    """Month-end projection for a scope ('org', 'service:NAME', 'account:NAME')."""
 
     __tablename__ = "cost_projections"
 
