@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from tracker import audit
 from tracker.errors import InvalidInput, NotFound
 from tracker.models import PROVIDERS, Account, PriceOverride, Service, UsageRecord
-from tracker.spend import assign_cost_sources
+from tracker.spend import billed_days, cost_source_of
 
 log = logging.getLogger(__name__)
 
@@ -725,6 +725,7 @@ _TMP = Table(
     Column("id", BigInteger, primary_key=True),
     Column("estimated_cost", Numeric(18, 6)),
     Column("pricing_status", String(16)),
+    Column("cost_source", String(16)),
     prefixes=["TEMPORARY"],
 )
 CHUNK_SIZE = 50_000
@@ -823,6 +824,8 @@ def _price_stored(
             u.billed_cost,
             u.estimated_cost,
             u.pricing_status,
+            u.cost_source,
+            u.account_id,
         )
         .join(Account, Account.id == u.account_id)
         .join(Service, Service.id == Account.service_id)
@@ -836,6 +839,9 @@ def _price_stored(
     connection = session.connection()  # Core rows: no ORM overhead per row
     staged = False
     outcome = book.outcome
+    # Which amount counts depends on the whole account-day (tracker.spend): know the billed
+    # days first, so the source is written with the estimate in one pass.
+    days_billed = billed_days(connection, start=start, end=end, account_ids=account_ids)
     # Streamed (a server-side cursor on PostgreSQL): bounded memory for a million rows.
     result = connection.execute(stmt.execution_options(stream_results=True, yield_per=CHUNK_SIZE))
     for partition in result.partitions():
@@ -843,7 +849,7 @@ def _price_stored(
         rows: list[Any] = list(partition)
         for row in rows:
             rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = row[:14]
-            old_cost, old_status = row[14:]
+            old_cost, old_status, old_source, account_id = row[14:]
             cost, status = outcome(
                 provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed
             )
@@ -852,8 +858,9 @@ def _price_stored(
                 unpriced[(provider, model)] += (i or 0) + (c or 0) + (w or 0) + (w1 or 0) + (o or 0)
             if on_row is not None:
                 on_row(day, old_cost, cost, old_status, status)
-            if cost != old_cost or status != old_status:
-                pending.append((rid, cost, status))
+            source = cost_source_of(billed, cost, (account_id, day) in days_billed)
+            if cost != old_cost or status != old_status or source != old_source:
+                pending.append((rid, cost, status, source))
         summary.rows += len(rows)
         summary.updated += len(pending)
         if write and pending:
@@ -865,16 +872,12 @@ def _price_stored(
         connection.execute(
             text(
                 "UPDATE usage_records SET estimated_cost = t.estimated_cost, "
-                "pricing_status = t.pricing_status "
+                "pricing_status = t.pricing_status, cost_source = t.cost_source "
                 f"FROM {_TMP.name} AS t WHERE usage_records.id = t.id"
             )
         )
         connection.execute(text(f"DROP TABLE {_TMP.name}"))
         _expire_usage(session)
-    if write:
-        # Which amount counts (billed, estimate, or covered by billed line items) depends on
-        # the whole account-day, not the row alone: one rule, kept in tracker.spend.
-        assign_cost_sources(session=session, start=start, end=end, account_ids=account_ids)
     summary.unpriced_tokens = dict(unpriced)
     summary.seconds = time.perf_counter() - started
     log.info(
@@ -889,7 +892,7 @@ def _price_stored(
 
 
 def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bool) -> None:
-    """Add changed rows (id, estimated_cost, pricing_status) to the temp table.
+    """Add changed rows (id, estimated_cost, pricing_status, cost_source) to the temp table.
 
     The driver's own bulk insert is used where there is one: row-by-row statements are too
     slow for a million rows.
@@ -901,7 +904,9 @@ def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bo
         # COPY is several times faster than multi-row INSERTs for a million rows. Values
         # are ids, decimals and fixed status words: nothing needs escaping.
         buffer = io.StringIO(
-            "".join(f"{r}\t{COPY_NULL if c is None else c}\t{st}\n" for r, c, st in pending)
+            "".join(
+                f"{r}\t{COPY_NULL if c is None else c}\t{st}\t{src}\n" for r, c, st, src in pending
+            )
         )
         raw = connection.connection.dbapi_connection
         assert raw is not None
@@ -914,11 +919,11 @@ def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bo
         # sqlite3 cannot bind Decimal; the NUMERIC column converts the text exactly as
         # SQLAlchemy's own binding would.
         connection.exec_driver_sql(
-            f"INSERT INTO {_TMP.name} VALUES (?, ?, ?)",
-            [(r, None if c is None else str(c), st) for r, c, st in pending],
+            f"INSERT INTO {_TMP.name} VALUES (?, ?, ?, ?)",
+            [(r, None if c is None else str(c), st, src) for r, c, st, src in pending],
         )
     else:
-        keys = ("id", "estimated_cost", "pricing_status")
+        keys = ("id", "estimated_cost", "pricing_status", "cost_source")
         connection.execute(sa_insert(_TMP), [dict(zip(keys, p, strict=True)) for p in pending])
 
 
@@ -926,7 +931,7 @@ def _expire_usage(session: Session) -> None:
     # The UPDATE went around the ORM: make loaded rows re-read their priced columns.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, UsageRecord):
-            session.expire(obj, ["estimated_cost", "pricing_status"])
+            session.expire(obj, ["estimated_cost", "pricing_status", "cost_source"])
 
 
 # --- helpers ----------------------------------------------------------------------------
