@@ -344,7 +344,10 @@ def register(commands: Any) -> None:
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(handler=cmd_reconcile)
 
-    rep = commands.add_parser("reprice", help="re-price stored usage (each day at its own dated prices, with current overrides)")
+    rep = commands.add_parser(
+        "reprice",
+        help="re-price stored usage (each day at its own dated prices, with current overrides)",
+    )
     rep.add_argument("--start", required=True, type=_date)
     rep.add_argument("--end", required=True, type=_date, help="inclusive")
     rep.add_argument("--dry-run", action="store_true", help="show the per-day change only")
