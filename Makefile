@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PORT ?= 8501
 # The FinOps Foundation's FOCUS validator needs Python 3.12 and its own environment.
-FOCUS_PYTHON ?= $(shell command -v python3.12 || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)
+# The first Python 3.12 that really runs (a pyenv shim can exist without working).
+FOCUS_PYTHON ?= $(shell for p in $$HOME/.pyenv/versions/3.12*/bin/python3.12 $$(command -v python3.12); do "$$p" -c "import sys" >/dev/null 2>&1 && echo "$$p" && break; done)
 FOCUS_VENV := .focus-venv
 
 .PHONY: run test install install-dev lint typecheck pytest migrate worker app clean focus-venv
@@ -50,10 +51,14 @@ typecheck: install-dev
 
 # The FOCUS export test runs the validator from here (skipped without it, failed under CI).
 $(FOCUS_VENV)/.installed:
-	@test -n "$(FOCUS_PYTHON)" || { echo "Python 3.12 not found; set FOCUS_PYTHON" >&2; exit 1; }
-	$(FOCUS_PYTHON) -m venv $(FOCUS_VENV)
-	$(FOCUS_VENV)/bin/pip install --quiet focus-validator==2.2.1 "pyarrow<18"
-	touch $@
+	@if [ -z "$(FOCUS_PYTHON)" ]; then \
+		if [ "$$CI" = "true" ]; then echo "Python 3.12 not found; set FOCUS_PYTHON" >&2; exit 1; fi; \
+		echo "Python 3.12 not found: the FOCUS validator test will be skipped (set FOCUS_PYTHON)"; \
+	else \
+		$(FOCUS_PYTHON) -m venv $(FOCUS_VENV) && \
+		$(FOCUS_VENV)/bin/pip install --quiet focus-validator==2.2.1 "pyarrow<18" && \
+		touch $@; \
+	fi
 
 focus-venv: $(FOCUS_VENV)/.installed
 
