@@ -272,6 +272,41 @@ class UsageRecord(Base):
         )
 
 
+class UsageDaily(Base):
+    """The daily rollup of `usage_records` the dashboard's coarse queries read.
+
+    One row per account, UTC day, model, usage type, service tier and whether the rows are
+    unpriced; projects and API keys are summed away. Money is whole micro-dollars, each row's
+    spend by the rule of `tracker.spend` (ROW_SPEND_MICROS) summed, so totals are the same
+    to the micro-dollar as grouping the detail. Maintained by database triggers on
+    `usage_records` (migration 0003) in the writer's own transaction: every insert, update
+    and delete (sync, import, re-pricing, account removal) moves it; never write it directly.
+    No foreign key: rows leave when their count reaches zero, whatever deletes the detail.
+    """
+
+    __tablename__ = "usage_daily"
+
+    account_id: Mapped[int] = mapped_column(ID, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    usage_type: Mapped[str] = mapped_column(String(255), primary_key=True)
+    service_tier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unpriced: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    row_count: Mapped[int] = mapped_column(default=0)
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    requests: Mapped[int] = mapped_column(default=0)
+    cost_micros: Mapped[int] = mapped_column(default=0)
+    billed_micros: Mapped[int] = mapped_column(default=0)
+    estimated_micros: Mapped[int] = mapped_column(default=0)
+    none_rows: Mapped[int] = mapped_column(default=0)  # rows with cost_source 'none'
+
+    __table_args__ = (Index("ix_usage_daily_day", "day"),)
+
+
 class SyncRun(Base):
     """One sync pass of one account over one date range."""
 

@@ -1,6 +1,8 @@
 """The aggregated frames every page (and later the exports) read.
 
-Everything is grouped in SQL; no function pulls the usage table into pandas. Money stays
+Everything is grouped in SQL; no function pulls the usage table into pandas. Questions that
+need no project or API key read the daily rollup `usage_daily` (same sums, far fewer rows;
+see `_source`), the others the detail. Money stays
 exact: amounts are summed in the database as whole micro-dollars (the `NUMERIC(18, 6)` unit)
 and turned back into `Decimal` here, because SQLite keeps NUMERIC as floating point and a
 plain `SUM` there would drift by fractions of a cent.
@@ -25,7 +27,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from tracker.models import Account, AuditLog, Service, Setting, SyncRun, UsageRecord
+from tracker.models import Account, AuditLog, Service, Setting, SyncRun, UsageDaily, UsageRecord
 from tracker.spend import ROW_SPEND_MICROS
 from tracker.spend import micros as _micros
 
@@ -74,12 +76,86 @@ _ROW_TOKENS = (
 )
 
 
-def _cost_columns() -> list[ColumnElement[Any]]:
+# --- where the sums come from: the detail, or the daily rollup ------------------------------
+#
+# `usage_daily` (tracker.models.UsageDaily) holds the same sums per account, day, model, usage
+# type and tier, kept by triggers in every writer's transaction, so a query that groups by
+# nothing finer gets the same answer from it as from the detail, reading a fraction of the
+# rows. Projects and API keys are summed away there: filters or groups on them read the detail.
+# USE_ROLLUP = False makes every query read the detail (tests compare the two).
+USE_ROLLUP = True
+_d = UsageDaily
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The columns and aggregate expressions of one source of usage sums."""
+
+    entity: Any
+    day: Any
+    account_id: Any
+    model: Any
+    usage_type: Any
+    sums: dict[str, ColumnElement[Any]]
+
+
+def _total(expr: Any) -> ColumnElement[int]:
+    return func.coalesce(func.sum(expr), 0)
+
+
+_DETAIL = _Source(
+    entity=_u,
+    day=_u.day,
+    account_id=_u.account_id,
+    model=_u.model,
+    usage_type=_u.usage_type,
+    sums={
+        **{k: _total(getattr(_u, k)) for k in (*TOKEN_KINDS, "requests")},
+        "cost": _total(_ROW_COST),
+        "billed_cost": _total(_ROW_BILLED),
+        "estimated_cost": _total(_ROW_ESTIMATED),
+        "unpriced_rows": _total(_ROW_UNPRICED),
+        "tokens": _total(_ROW_TOKENS),
+        "_rows": func.count(_u.id),
+    },
+)
+_ROLLUP = _Source(
+    entity=_d,
+    day=_d.day,
+    account_id=_d.account_id,
+    model=_d.model,
+    usage_type=_d.usage_type,
+    sums={
+        **{k: _total(getattr(_d, k)) for k in (*TOKEN_KINDS, "requests")},
+        "cost": _total(_d.cost_micros),
+        "billed_cost": _total(_d.billed_micros),
+        "estimated_cost": _total(_d.estimated_micros),
+        "unpriced_rows": _total(_d.none_rows),
+        "tokens": _total(
+            _d.input_tokens
+            + _d.cached_input_tokens
+            + _d.cache_write_tokens
+            + _d.cache_write_1h_tokens
+            + _d.output_tokens
+        ),
+        "_rows": _total(_d.row_count),
+    },
+)
+
+
+def _source(flt: Dimensions | None = None, group_by: Sequence[str] = ()) -> _Source:
+    """The rollup unless the question needs projects or API keys (or USE_ROLLUP is off)."""
+    fine = bool({"project", "api_key"} & set(group_by)) or bool(
+        flt is not None and (flt.projects or flt.api_keys)
+    )
+    return _ROLLUP if USE_ROLLUP and not fine else _DETAIL
+
+
+def _cost_columns(src: _Source | None = None) -> list[ColumnElement[Any]]:
+    src = src or _source()
     return [
-        _sum_micros(_ROW_COST).label("cost"),
-        _sum_micros(_ROW_BILLED).label("billed_cost"),
-        _sum_micros(_ROW_ESTIMATED).label("estimated_cost"),
-        func.coalesce(func.sum(_ROW_UNPRICED), 0).label("unpriced_rows"),
+        src.sums[name].label(name)
+        for name in ("cost", "billed_cost", "estimated_cost", "unpriced_rows")
     ]
 
 
@@ -132,7 +208,8 @@ class CostTotals:
 
 def cost_totals(*, session: Session, start: dt.date, end: dt.date) -> CostTotals:
     """Total cost of usage on UTC days start..end inclusive, all accounts."""
-    row = session.execute(select(*_cost_columns()).where(_u.day >= start, _u.day <= end)).one()
+    src = _source()
+    row = session.execute(select(*_cost_columns(src)).where(src.day >= start, src.day <= end)).one()
     return CostTotals(
         cost=to_dollars(row.cost),
         billed=to_dollars(row.billed_cost),
@@ -248,16 +325,17 @@ def account_cards(
 ) -> list[AccountCard]:
     """One card per account: month-to-date cost, budget and quota used, status."""
     start = month_start(today)
+    src = _source()
     usage = (
         select(
-            _u.account_id.label("account_id"),
-            _sum_micros(_ROW_COST).label("cost"),
-            _sum_micros(_ROW_BILLED).label("billed"),
-            _sum_micros(_ROW_ESTIMATED).label("estimated"),
-            func.coalesce(func.sum(_ROW_TOKENS), 0).label("tokens"),
+            src.account_id.label("account_id"),
+            src.sums["cost"].label("cost"),
+            src.sums["billed_cost"].label("billed"),
+            src.sums["estimated_cost"].label("estimated"),
+            src.sums["tokens"].label("tokens"),
         )
-        .where(_u.day >= start, _u.day <= today)
-        .group_by(_u.account_id)
+        .where(src.day >= start, src.day <= today)
+        .group_by(src.account_id)
         .subquery()
     )
     rows = session.execute(
@@ -325,17 +403,18 @@ def daily_cost_by_provider(*, session: Session, end: dt.date, days: int = 30) ->
     Days without usage are absent; the chart fills them.
     """
     start = end - dt.timedelta(days=days - 1)
+    src = _source()
     rows = session.execute(
         select(
-            _u.day,
+            src.day.label("day"),
             Service.display_name.label("provider"),
-            *_cost_columns()[:3],
+            *_cost_columns(src)[:3],
         )
-        .join(Account, Account.id == _u.account_id)
+        .join(Account, Account.id == src.account_id)
         .join(Service, Service.id == Account.service_id)
-        .where(_u.day >= start, _u.day <= end)
-        .group_by(_u.day, Service.display_name)
-        .order_by(_u.day, Service.display_name)
+        .where(src.day >= start, src.day <= end)
+        .group_by(src.day, Service.display_name)
+        .order_by(src.day, Service.display_name)
     ).all()
     return pd.DataFrame(
         [
@@ -354,20 +433,21 @@ def daily_cost_by_provider(*, session: Session, end: dt.date, days: int = 30) ->
 
 def top_models(*, session: Session, start: dt.date, end: dt.date, limit: int = 10) -> pd.DataFrame:
     """The models with the highest cost over start..end (inclusive), highest first."""
-    cost = _sum_micros(_ROW_COST)
+    src = _source()
+    cost = src.sums["cost"]
     rows = session.execute(
         select(
-            _u.model,
+            src.model.label("model"),
             Service.display_name.label("provider"),
             cost.label("cost"),
-            func.coalesce(func.sum(_ROW_TOKENS), 0).label("tokens"),
-            func.coalesce(func.sum(_u.requests), 0).label("requests"),
+            src.sums["tokens"].label("tokens"),
+            src.sums["requests"].label("requests"),
         )
-        .join(Account, Account.id == _u.account_id)
+        .join(Account, Account.id == src.account_id)
         .join(Service, Service.id == Account.service_id)
-        .where(_u.day >= start, _u.day <= end)
-        .group_by(_u.model, Service.display_name)
-        .order_by(cost.desc(), _u.model)
+        .where(src.day >= start, src.day <= end)
+        .group_by(src.model, Service.display_name)
+        .order_by(cost.desc(), src.model)
         .limit(limit)
     ).all()
     return pd.DataFrame(
@@ -423,15 +503,15 @@ def _api_key_label() -> ColumnElement[str]:
     return func.coalesce(func.nullif(_u.api_key_name, ""), _u.api_key_id)
 
 
-def _dimension(name: str) -> ColumnElement[Any]:
+def _dimension(name: str, src: _Source = _DETAIL) -> ColumnElement[Any]:
     columns: dict[str, Any] = {
-        "day": _u.day,
+        "day": src.day,
         "provider": Service.name,
         "account": Account.name,
-        "model": _u.model,
+        "model": src.model,
         "project": _project_label(),
         "api_key": _api_key_label(),
-        "usage_type": _u.usage_type,
+        "usage_type": src.usage_type,
     }
     return columns[name]
 
@@ -457,6 +537,25 @@ def filter_usage(stmt: SelectT, flt: UsageFilter) -> SelectT:
     return stmt
 
 
+def _filter_source(stmt: SelectT, flt: UsageFilter, src: _Source) -> SelectT:
+    """`filter_usage` on the source `_source` chose (the rollup has no projects or keys)."""
+    if src is _DETAIL:
+        return filter_usage(stmt, flt)
+    stmt = (
+        stmt.select_from(src.entity)
+        .join(Account, Account.id == src.account_id)
+        .join(Service, Service.id == Account.service_id)
+        .where(src.day >= flt.start, src.day <= flt.end)
+    )
+    if flt.providers:
+        stmt = stmt.where(Service.name.in_(flt.providers))
+    if flt.accounts:
+        stmt = stmt.where(Account.name.in_(flt.accounts))
+    if flt.models:
+        stmt = stmt.where(src.model.in_(flt.models))
+    return stmt
+
+
 @dataclass(frozen=True)
 class FilterOptions:
     """The values each explorer filter can take in a date range."""
@@ -473,16 +572,25 @@ def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterO
     base = UsageFilter(start=start, end=end)
 
     def distinct(name: str) -> list[str]:
-        col = _dimension(name)
-        stmt = filter_usage(select(col).distinct(), base).order_by(col)
+        src = _source(group_by=[name])
+        col = _dimension(name, src)
+        stmt = _filter_source(select(col).distinct(), base, src).order_by(col)
         return [str(v) for v in session.scalars(stmt) if v not in (None, "")]
+
+    # Projects and API keys come from the detail: one pass for both lists, not one each.
+    pairs = session.execute(
+        filter_usage(select(_project_label(), _api_key_label()).distinct(), base)
+    ).all()
+
+    def labels(i: int) -> list[str]:
+        return sorted({str(p[i]) for p in pairs if p[i] not in (None, "")})
 
     return FilterOptions(
         providers=distinct("provider"),
         accounts=distinct("account"),
         models=distinct("model"),
-        projects=distinct("project"),
-        api_keys=distinct("api_key"),
+        projects=labels(0),
+        api_keys=labels(1),
     )
 
 
@@ -509,31 +617,23 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
     unknown = [g for g in group_by if g not in GROUP_BY_CHOICES.values()]
     if unknown:
         raise ValueError(f"unknown group-by column(s): {', '.join(unknown)}")
-    dims = [_dimension(g).label(g) for g in group_by]
-    cost = _sum_micros(_ROW_COST)
-    stmt = filter_usage(
+    src = _source(flt, group_by)
+    dims = [_dimension(g, src).label(g) for g in group_by]
+    cost = src.sums["cost"]
+    stmt = _filter_source(
         select(
             *dims,
-            func.coalesce(func.sum(_u.input_tokens), 0).label("input_tokens"),
-            func.coalesce(func.sum(_u.cached_input_tokens), 0).label("cached_input_tokens"),
-            func.coalesce(func.sum(_u.cache_write_tokens), 0).label("cache_write_tokens"),
-            func.coalesce(func.sum(_u.cache_write_1h_tokens), 0).label("cache_write_1h_tokens"),
-            func.coalesce(func.sum(_u.output_tokens), 0).label("output_tokens"),
-            func.coalesce(func.sum(_u.requests), 0).label("requests"),
-            cost.label("cost"),
-            _sum_micros(_ROW_BILLED).label("billed_cost"),
-            _sum_micros(_ROW_ESTIMATED).label("estimated_cost"),
-            func.coalesce(func.sum(_ROW_UNPRICED), 0).label("unpriced_rows"),
-            func.count(_u.id).label("_rows"),
+            *[src.sums[name].label(name) for name in (*USAGE_VALUE_COLUMNS, "_rows")],
         ),
         flt,
+        src,
     )
     if dims:
-        stmt = stmt.group_by(*[_dimension(g) for g in group_by])
+        stmt = stmt.group_by(*[_dimension(g, src) for g in group_by])
         if "day" in group_by:
-            stmt = stmt.order_by(*[_dimension(g) for g in group_by])
+            stmt = stmt.order_by(*[_dimension(g, src) for g in group_by])
         else:
-            stmt = stmt.order_by(cost.desc(), *[_dimension(g) for g in group_by])
+            stmt = stmt.order_by(cost.desc(), *[_dimension(g, src) for g in group_by])
     records = []
     for r in session.execute(stmt).mappings():
         rec: dict[str, Any] = {g: r[g] for g in group_by}
@@ -549,10 +649,8 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
 
 def tokens_by_kind(*, session: Session, flt: UsageFilter) -> pd.DataFrame:
     """Token totals per kind (input, cached input, cache writes, output) under the filters."""
-    stmt = filter_usage(
-        select(*[func.coalesce(func.sum(getattr(_u, k)), 0).label(k) for k in TOKEN_KINDS]),
-        flt,
-    )
+    src = _source(flt)
+    stmt = _filter_source(select(*[src.sums[k].label(k) for k in TOKEN_KINDS]), flt, src)
     row = session.execute(stmt).mappings().one()
     return pd.DataFrame(
         [{"kind": label, "tokens": int(row[k])} for k, label in TOKEN_KINDS.items()],

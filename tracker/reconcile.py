@@ -27,7 +27,7 @@ from sqlalchemy import Numeric, case, func, select
 from sqlalchemy.orm import Session
 
 from tracker.errors import InvalidInput
-from tracker.models import Account, Service, UsageRecord
+from tracker.models import Account, Service, UsageDaily, UsageRecord
 
 SHARE_QUANTUM = Decimal("0.0001")
 ZERO = Decimal(0)
@@ -355,12 +355,13 @@ def reconcile(*, session: Session, start: dt.date, end: dt.date) -> ReconcileRep
 def unpriced_models(*, session: Session, start: dt.date, end: dt.date) -> list[UnpricedModel]:
     """Models with unpriced usage in [start, end], most tokens first (for dashboard, alerts)."""
     _check_range(start, end)
-    u = UsageRecord
+    # The daily rollup keeps unpriced rows apart (`unpriced`), with the same sums and days.
+    u = UsageDaily
     stmt = (
         select(
             Service.name,
             u.model,
-            func.count(),
+            func.coalesce(func.sum(u.row_count), 0),
             func.coalesce(func.sum(u.input_tokens), 0),
             func.coalesce(func.sum(u.cached_input_tokens), 0),
             func.coalesce(func.sum(u.cache_write_tokens + u.cache_write_1h_tokens), 0),
@@ -370,7 +371,7 @@ def unpriced_models(*, session: Session, start: dt.date, end: dt.date) -> list[U
         )
         .join(Account, Account.id == u.account_id)
         .join(Service, Service.id == Account.service_id)
-        .where(u.day >= start, u.day <= end, u.pricing_status == "unpriced")
+        .where(u.day >= start, u.day <= end, u.unpriced.is_(True))
         .group_by(Service.name, u.model)
     )
     found = [

@@ -1,0 +1,239 @@
+"""The daily rollup (`usage_daily`) always equals the detail grouped, on both backends.
+
+Rows go through the real writers (the sync's upsert, pruning, pricing with cost sources,
+direct updates, account removal); after each step the rollup table is compared with a fresh
+GROUP BY of `usage_records`, and every dashboard query is run twice, from the rollup and from
+the detail (`queries.USE_ROLLUP = False`), and must answer the same to the micro-dollar.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.orm import Session
+
+from tracker import queries, reconcile
+from tracker.models import Account, Service, UsageDaily, UsageRecord, utcnow
+from tracker.pricing import estimate_range
+from tracker.providers.base import UsageRow
+from tracker.spend import assign_cost_sources
+from tracker.sync import upsert_rows
+
+TODAY = dt.date(2026, 6, 20)
+FIRST = TODAY - dt.timedelta(days=70)
+MODELS = ["gpt-4o", "gpt-4o-mini", "no-such-model-xyz", ""]
+COLUMNS = [c.name for c in UsageDaily.__table__.columns]
+KEY = ["account_id", "day", "model", "usage_type", "service_tier", "unpriced"]
+
+
+def _account(session: Session, name: str, provider: str) -> Account:
+    service = session.scalar(select(Service).where(Service.name == provider))
+    account = Account(service=service, name=name, credential_encrypted="x", credential_last4="1234")
+    session.add(account)
+    session.flush()
+    return account
+
+
+def _rows(rng: random.Random, n: int) -> list[UsageRow]:
+    rows = []
+    for _ in range(n):
+        line_item = rng.random() < 0.2
+        rows.append(
+            UsageRow(
+                day=FIRST + dt.timedelta(days=rng.randrange(71)),
+                model="" if line_item else rng.choice(MODELS),
+                project_id=rng.choice(["", "proj_a", "proj_b", "proj_c"]),
+                project_name=rng.choice([None, "", "Project A"]),
+                api_key_id=rng.choice(["", "key_1", "key_2"]),
+                api_key_name=rng.choice([None, "Key one"]),
+                usage_type="cost:completions" if line_item else rng.choice(["", "completions"]),
+                service_tier=rng.choice(["", "batch"]),
+                input_tokens=rng.randrange(10**7),
+                cached_input_tokens=rng.randrange(10**6),
+                output_tokens=rng.randrange(10**6),
+                requests=rng.randrange(100),
+                billed_cost=Decimal(rng.randrange(10**9)) / 10**6 if line_item else None,
+            )
+        )
+    return rows
+
+
+def _grouped_detail(session: Session) -> pd.DataFrame:
+    """What the rollup must hold, computed from the detail with the spend rule of the queries."""
+    u = UsageRecord
+    src = queries._DETAIL
+    stmt = select(
+        u.account_id,
+        u.day,
+        u.model,
+        u.usage_type,
+        u.service_tier,
+        (u.pricing_status == "unpriced").label("unpriced"),
+        src.sums["_rows"].label("row_count"),
+        *[src.sums[k].label(k) for k in (*queries.TOKEN_KINDS, "requests")],
+        src.sums["cost"].label("cost_micros"),
+        src.sums["billed_cost"].label("billed_micros"),
+        src.sums["estimated_cost"].label("estimated_micros"),
+        src.sums["unpriced_rows"].label("none_rows"),
+    ).group_by(
+        u.account_id, u.day, u.model, u.usage_type, u.service_tier, u.pricing_status == "unpriced"
+    )
+    return _frame(session.execute(stmt).all())
+
+
+def _frame(rows: Any) -> pd.DataFrame:
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=COLUMNS)
+    frame["unpriced"] = frame["unpriced"].astype(bool)
+    for c in COLUMNS[6:]:
+        frame[c] = frame[c].astype("int64")
+    frame["day"] = frame["day"].astype(str)
+    return frame.sort_values(KEY).reset_index(drop=True)
+
+
+def _answers(session: Session) -> list[Any]:
+    """Every dashboard question the rollup serves, over several windows and filters."""
+    out: list[Any] = []
+    windows = [(FIRST, TODAY), (TODAY - dt.timedelta(days=29), TODAY), (TODAY, TODAY)]
+    for start, end in windows:
+        flt = queries.UsageFilter(start=start, end=end)
+        out.append(queries.cost_totals(session=session, start=start, end=end))
+        out.append(queries.top_models(session=session, start=start, end=end, limit=50))
+        out.append(queries.filter_options(session=session, start=start, end=end))
+        out.append(queries.tokens_by_kind(session=session, flt=flt))
+        for group_by in ([], ["day", "provider"], ["account", "model"], ["usage_type"], ["day"]):
+            out.append(queries.usage_table(session=session, flt=flt, group_by=group_by))
+        narrowed = queries.UsageFilter(
+            start=start, end=end, providers=("openai",), models=("gpt-4o", "")
+        )
+        out.append(queries.usage_table(session=session, flt=narrowed, group_by=["model"]))
+        out.append(queries.tokens_by_kind(session=session, flt=narrowed))
+    out.append(queries.daily_cost_by_provider(session=session, end=TODAY, days=71))
+    out.append(
+        queries.account_cards(
+            session=session, today=TODAY, warning_pct=Decimal(80), critical_pct=Decimal(100)
+        )
+    )
+    out.append(queries.spend_summary(session=session, today=TODAY))
+    return out
+
+
+def _unpriced_from_detail(session: Session, start: dt.date, end: dt.date) -> list[Any]:
+    u = UsageRecord
+    stmt = (
+        select(
+            Service.name,
+            u.model,
+            func.count(),
+            func.sum(u.input_tokens),
+            func.sum(u.cached_input_tokens),
+            func.sum(u.cache_write_tokens + u.cache_write_1h_tokens),
+            func.sum(u.output_tokens),
+            func.min(u.day),
+            func.max(u.day),
+        )
+        .join(Account, Account.id == u.account_id)
+        .join(Service, Service.id == Account.service_id)
+        .where(u.day >= start, u.day <= end, u.pricing_status == "unpriced")
+        .group_by(Service.name, u.model)
+    )
+    return sorted(tuple(r) for r in session.execute(stmt))
+
+
+def _unpriced_from_rollup(session: Session, start: dt.date, end: dt.date) -> list[Any]:
+    return sorted(
+        (
+            m.provider,
+            m.model,
+            m.rows,
+            m.input_tokens,
+            m.cached_input_tokens,
+            m.cache_write_tokens,
+            m.output_tokens,
+            m.first_day,
+            m.last_day,
+        )
+        for m in reconcile.unpriced_models(session=session, start=start, end=end)
+    )
+
+
+def _same(a: Any, b: Any) -> None:
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b)
+    else:
+        assert a == b
+
+
+def _check(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    session.flush()
+    stored = _frame(session.execute(select(*UsageDaily.__table__.columns)).all())
+    pd.testing.assert_frame_equal(stored, _grouped_detail(session))
+    rollup = _answers(session)
+    with monkeypatch.context() as m:
+        m.setattr(queries, "USE_ROLLUP", False)
+        detail = _answers(session)
+    for start, end in ((FIRST, TODAY), (TODAY - dt.timedelta(days=5), TODAY)):
+        assert _unpriced_from_rollup(session, start, end) == _unpriced_from_detail(
+            session, start, end
+        )
+    assert len(rollup) == len(detail)
+    for a, b in zip(rollup, detail, strict=True):
+        _same(a, b)
+
+
+def test_rollup_follows_every_writer_and_answers_like_the_detail(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(20261123)
+    openai = _account(session, "rollup-openai", "openai")
+    other = _account(session, "rollup-deepseek", "deepseek")
+    _check(session, monkeypatch)  # empty
+
+    # A sync pass each (inserts; one key several times in a pass adds up).
+    stamp = utcnow()
+    upsert_rows(session, openai.id, _rows(rng, 300), stamp=stamp, batch_size=40)
+    upsert_rows(session, other.id, _rows(rng, 150), stamp=stamp)
+    _check(session, monkeypatch)
+
+    # Pricing and cost sources (UPDATEs of many rows at once).
+    estimate_range(session=session, start=FIRST, end=TODAY)
+    assert _unpriced_from_detail(session, FIRST, TODAY), "the data should hold unpriced rows"
+    _check(session, monkeypatch)
+
+    # A re-sync: conflicting keys are replaced, new ones inserted, then priced again.
+    upsert_rows(session, openai.id, _rows(rng, 200), stamp=stamp + dt.timedelta(seconds=1))
+    estimate_range(session=session, start=FIRST, end=TODAY, account_ids=[openai.id])
+    _check(session, monkeypatch)
+
+    # Pruning, a hand update, a cost-source pass, then an account removed (cascade).
+    session.execute(
+        delete(UsageRecord).where(
+            UsageRecord.account_id == openai.id, UsageRecord.day < FIRST + dt.timedelta(days=10)
+        )
+    )
+    session.execute(
+        update(UsageRecord)
+        .where(UsageRecord.model == "gpt-4o")
+        .values(estimated_cost=Decimal("0.3333335"), cost_source="estimated", billed_cost=None)
+    )
+    assign_cost_sources(session=session, start=FIRST, end=TODAY)
+    _check(session, monkeypatch)
+
+    session.execute(delete(Account).where(Account.id == other.id))
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite enforces the cascade only with the foreign_keys pragma; do what it would.
+        session.execute(delete(UsageRecord).where(UsageRecord.account_id == other.id))
+    session.expire_all()
+    _check(session, monkeypatch)
+    assert (
+        session.scalar(select(UsageDaily.account_id).where(UsageDaily.account_id == other.id))
+        is None
+    )
+
+    session.execute(delete(UsageRecord))
+    assert session.execute(text("SELECT count(*) FROM usage_daily")).scalar_one() == 0
