@@ -1,4 +1,5 @@
-"""The daily rollup (`usage_daily`) always equals the detail grouped, on both backends.
+"""The daily rollups (`usage_daily`, `usage_labels`) always equal the detail grouped, on both
+backends.
 
 Rows go through the real writers (the sync's upsert, pruning, pricing with cost sources,
 direct updates, account removal); after each step the rollup table is compared with a fresh
@@ -18,8 +19,8 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from tracker import queries, reconcile
-from tracker.models import Account, Service, UsageDaily, UsageRecord, utcnow
+from tracker import budgets, queries, reconcile
+from tracker.models import Account, Service, UsageDaily, UsageLabel, UsageRecord, utcnow
 from tracker.pricing import estimate_range
 from tracker.providers.base import UsageRow
 from tracker.spend import assign_cost_sources
@@ -96,6 +97,20 @@ def _frame(rows: Any) -> pd.DataFrame:
     return frame.sort_values(KEY).reset_index(drop=True)
 
 
+def _labels_from_detail(session: Session) -> list[Any]:
+    u = UsageRecord
+    found: dict[tuple[str, str, Any], int] = {}
+    for kind, label in (
+        ("project", queries._project_label()),
+        ("api_key", queries._api_key_label()),
+    ):
+        for value, day, n in session.execute(
+            select(label, u.day, func.count()).group_by(label, u.day)
+        ):
+            found[(kind, value, day)] = n
+    return sorted(found.items())
+
+
 def _answers(session: Session) -> list[Any]:
     """Every dashboard question the rollup serves, over several windows and filters."""
     out: list[Any] = []
@@ -162,6 +177,46 @@ def _unpriced_from_rollup(session: Session, start: dt.date, end: dt.date) -> lis
     )
 
 
+def _daily_usage_from_detail(session: Session) -> pd.DataFrame:
+    u = UsageRecord
+    src = queries._DETAIL
+    rows = session.execute(
+        select(
+            u.day,
+            Account.id,
+            Account.name,
+            Service.name,
+            u.model,
+            u.service_tier,
+            src.sums["tokens"],
+            src.sums["requests"],
+            src.sums["cost"],
+        )
+        .join(Account, Account.id == u.account_id)
+        .join(Service, Service.id == Account.service_id)
+        .where(u.day >= FIRST, u.day <= TODAY)
+        .group_by(u.day, Account.id, Account.name, Service.name, u.model, u.service_tier)
+    ).all()
+    frame = pd.DataFrame(
+        [tuple(r) for r in rows],
+        columns=[
+            "day",
+            "account_id",
+            "account",
+            "service",
+            "model",
+            "service_tier",
+            "tokens",
+            "requests",
+            "cost_micros",
+        ],
+    )
+    frame["tokens"] = frame["tokens"].astype("int64")
+    frame["requests"] = frame["requests"].astype("int64")
+    frame["cost"] = frame.pop("cost_micros").astype("float64") / 1_000_000
+    return frame.sort_values(["day", "account_id", "model", "service_tier"]).reset_index(drop=True)
+
+
 def _same(a: Any, b: Any) -> None:
     if isinstance(a, pd.DataFrame):
         pd.testing.assert_frame_equal(a, b)
@@ -173,6 +228,10 @@ def _check(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     session.flush()
     stored = _frame(session.execute(select(*UsageDaily.__table__.columns)).all())
     pd.testing.assert_frame_equal(stored, _grouped_detail(session))
+    labels = session.execute(
+        select(UsageLabel.kind, UsageLabel.label, UsageLabel.day, UsageLabel.row_count)
+    )
+    assert sorted(((k, v, d), n) for k, v, d, n in labels) == _labels_from_detail(session)
     rollup = _answers(session)
     with monkeypatch.context() as m:
         m.setattr(queries, "USE_ROLLUP", False)
@@ -181,6 +240,10 @@ def _check(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
         assert _unpriced_from_rollup(session, start, end) == _unpriced_from_detail(
             session, start, end
         )
+    frame = budgets.daily_usage(session=session, start=FIRST, end=TODAY)
+    by_key = ["day", "account_id", "model", "service_tier"]
+    got = frame.sort_values(by_key).reset_index(drop=True)
+    assert got.to_dict("records") == _daily_usage_from_detail(session).to_dict("records")
     assert len(rollup) == len(detail)
     for a, b in zip(rollup, detail, strict=True):
         _same(a, b)

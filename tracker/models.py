@@ -307,6 +307,25 @@ class UsageDaily(Base):
     __table_args__ = (Index("ix_usage_daily_day", "day"),)
 
 
+class UsageLabel(Base):
+    """Which project and API key labels (name, else id) appear on which UTC day.
+
+    The usage explorer's project and key filters list the labels of a date range from here
+    instead of scanning the detail. `kind` is 'project' or 'api_key'; `row_count` counts the
+    detail rows behind the label that day. Kept by triggers on `usage_records` (migration
+    0004) in the writer's transaction, like `UsageDaily`; never write it directly.
+    """
+
+    __tablename__ = "usage_labels"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    row_count: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (Index("ix_usage_labels_day_kind_label", "day", "kind", "label"),)
+
+
 class SyncRun(Base):
     """One sync pass of one account over one date range."""
 

@@ -24,10 +24,19 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from tracker.models import Account, AuditLog, Service, Setting, SyncRun, UsageDaily, UsageRecord
+from tracker.models import (
+    Account,
+    AuditLog,
+    Service,
+    Setting,
+    SyncRun,
+    UsageDaily,
+    UsageLabel,
+    UsageRecord,
+)
 from tracker.spend import ROW_SPEND_MICROS
 from tracker.spend import micros as _micros
 
@@ -567,30 +576,71 @@ class FilterOptions:
     api_keys: list[str] = field(default_factory=list)
 
 
+# PostgreSQL has no skip scan: walk the distinct labels through usage_labels' primary key (a
+# couple of index probes per label, about a thousand labels) and keep those used in the range,
+# instead of reading every label-day of a year.
+_LABELS_IN_RANGE = text(
+    """
+    WITH RECURSIVE l AS (
+        (SELECT kind, label FROM usage_labels ORDER BY kind, label LIMIT 1)
+        UNION ALL
+        SELECT n.kind, n.label FROM l CROSS JOIN LATERAL (
+            SELECT u.kind, u.label FROM usage_labels AS u
+            WHERE (u.kind, u.label) > (l.kind, l.label)
+            ORDER BY u.kind, u.label LIMIT 1
+        ) AS n
+    )
+    SELECT kind, label FROM l WHERE EXISTS (
+        SELECT 1 FROM usage_labels AS u
+        WHERE u.kind = l.kind AND u.label = l.label AND u.day BETWEEN :start AND :end
+    )
+    """
+)
+
+
+def _labels_in_range(session: Session, start: dt.date, end: dt.date) -> list[tuple[str, str]]:
+    """(kind, label) of the projects and API keys used on days start..end."""
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_LABELS_IN_RANGE, {"start": start, "end": end})
+    else:
+        rows = session.execute(
+            select(UsageLabel.kind, UsageLabel.label)
+            .where(UsageLabel.day >= start, UsageLabel.day <= end)
+            .distinct()
+        )
+    return [(str(k), str(v)) for k, v in rows]
+
+
 def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterOptions:
-    """Distinct providers, accounts, models, projects and API keys used in start..end."""
+    """Distinct providers, accounts, models, projects and API keys used in start..end.
+
+    Each list is sorted by code point (the same on every backend and collation).
+    """
     base = UsageFilter(start=start, end=end)
+    src = _source()
+    # Providers, accounts and models in one pass (a few hundred combinations).
+    found: list[tuple[str, Any]] = []
+    for provider, account, model in session.execute(
+        _filter_source(select(Service.name, Account.name, src.model).distinct(), base, src)
+    ):
+        found += [("provider", provider), ("account", account), ("model", model)]
+    if USE_ROLLUP:
+        found += _labels_in_range(session, start, end)
+    else:
+        pairs = session.execute(
+            filter_usage(select(_project_label(), _api_key_label()).distinct(), base)
+        ).all()
+        found += [("project", p) for p, _ in pairs] + [("api_key", k) for _, k in pairs]
 
-    def distinct(name: str) -> list[str]:
-        src = _source(group_by=[name])
-        col = _dimension(name, src)
-        stmt = _filter_source(select(col).distinct(), base, src).order_by(col)
-        return [str(v) for v in session.scalars(stmt) if v not in (None, "")]
-
-    # Projects and API keys come from the detail: one pass for both lists, not one each.
-    pairs = session.execute(
-        filter_usage(select(_project_label(), _api_key_label()).distinct(), base)
-    ).all()
-
-    def labels(i: int) -> list[str]:
-        return sorted({str(p[i]) for p in pairs if p[i] not in (None, "")})
+    def values(kind: str) -> list[str]:
+        return sorted({str(v) for k, v in found if k == kind and v not in (None, "")})
 
     return FilterOptions(
-        providers=distinct("provider"),
-        accounts=distinct("account"),
-        models=distinct("model"),
-        projects=labels(0),
-        api_keys=labels(1),
+        providers=values("provider"),
+        accounts=values("account"),
+        models=values("model"),
+        projects=values("project"),
+        api_keys=values("api_key"),
     )
 
 
