@@ -63,7 +63,7 @@ SELECT u.day, u.account_id, a.name AS account, s.name AS provider,
        u.cache_write_tokens, u.cache_write_1h_tokens, u.output_tokens, u.requests,
        u.billed_cost, u.estimated_cost, u.cost_source, u.pricing_status
 FROM usage_records u JOIN accounts a ON a.id = u.account_id JOIN services s ON s.id = a.service_id
-WHERE u.day BETWEEN %(start)s AND %(end)s
+WHERE u.day BETWEEN :start AND :end
 """
 TOKENS = list(queries.TOKEN_KINDS)
 
@@ -71,9 +71,7 @@ TOKENS = list(queries.TOKEN_KINDS)
 def naive_read(engine: Any, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Read the window's rows into pandas and derive each row's spend there."""
     with engine.connect() as conn:
-        frame = pd.read_sql_query(
-            NAIVE_SQL, conn.connection.driver_connection, params={"start": start, "end": end}
-        )
+        frame = pd.read_sql_query(text(NAIVE_SQL), conn, params={"start": start, "end": end})
     billed = pd.to_numeric(frame["billed_cost"], errors="coerce").fillna(0)
     estimated = pd.to_numeric(frame["estimated_cost"], errors="coerce").fillna(0)
     source = frame["cost_source"]
@@ -208,7 +206,10 @@ def store_projections(engine: Any, today: dt.date) -> None:
 def render_overview_ms(url: str, runs: int) -> float:
     """Median wall time of the Overview rendered by AppTest, caches cleared before each run."""
     import streamlit as st
+    import streamlit.logger
     from streamlit.testing.v1 import AppTest
+
+    streamlit.logger.set_log_level("error")  # bare-mode warnings on every run, not figures
 
     os.environ.update(
         DATABASE_URL=url,
