@@ -253,7 +253,6 @@ class UsageRecord(Base):
             "service_tier",
             name="uq_usage_records_natural_key",
         ),
-        Index("ix_usage_records_day", "day"),
         Index("ix_usage_records_account_id_day", "account_id", "day"),
         Index("ix_usage_records_day_model", "day", "model"),
         CheckConstraint(
