@@ -152,7 +152,10 @@ def test_sign_in_and_see_the_overview(server: str, chromium: Path) -> None:
             page.get_by_role("button", name="Sign in").click()
 
             expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-            spend = page.get_by_test_id("stMetric").filter(has_text="Month-to-date spend")
+            # has_text is a case-insensitive substring: match the label exactly instead.
+            spend = page.get_by_test_id("stMetric").filter(
+                has=page.get_by_text("Month-to-date spend", exact=True)
+            )
             expect(spend).to_contain_text(mtd)
             chart = page.locator(".js-plotly-plot").first
             expect(chart).to_be_visible()
