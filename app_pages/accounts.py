@@ -14,9 +14,12 @@ import pandas as pd
 import streamlit as st
 
 from tracker import accounts as acc
+from tracker import audit
 from tracker.errors import InvalidInput, TrackerError
+from tracker.imports import import_csv
 from tracker.models import PROVIDERS
 from tracker.providers.base import make_http_session
+from tracker.sync import run_sync
 from tracker.ui import components as ui
 from tracker.ui import data
 from tracker.ui.auth import require_role
@@ -175,15 +178,9 @@ with act_tab:
             try:
                 with runtime.session_factory.begin() as session:
                     actor = require_role(session, "admin")
-                    from tracker import audit
-
                     audit.record(session=session, actor=actor, action="sync.request", target=target)
-                from tracker.sync import run_sync
-
                 with st.spinner(f"Syncing {target}…"):
                     summary = run_sync(runtime, account_name=str(target), trigger="app")
-            except ImportError:
-                st.error("Syncing is not available in this version; run the worker instead.")
             except TrackerError as exc:
                 st.error(f"Sync failed: {exc}")
             else:
@@ -192,7 +189,8 @@ with act_tab:
                     text = f"{result.name}: {result.status}, {result.rows_written} row(s). "
                     if result.message:
                         text += result.message
-                    (st.success if result.status == "success" else st.error)(text)
+                    show = {"ok": st.success, "skipped": st.warning}.get(result.status, st.error)
+                    show(text)
 
 with edit_tab:
     if not names:
@@ -257,8 +255,6 @@ with import_tab:
         upload = st.file_uploader("CSV file", type=["csv"], key="import_file")
         if st.button("Import", key="import_go", disabled=upload is None):
             try:
-                from tracker.imports import import_csv
-
                 text = upload.getvalue().decode("utf-8-sig") if upload else ""
                 with runtime.session_factory.begin() as session:
                     actor = require_role(session, "admin")
@@ -268,15 +264,16 @@ with import_tab:
                         stream=io.StringIO(text),
                         actor=actor,
                     )
-            except ImportError:
-                st.error("CSV import is not available in this version.")
             except UnicodeDecodeError:
                 st.error("The file is not UTF-8 text; export it again as UTF-8 CSV.")
             except TrackerError as exc:
                 st.error(f"Nothing imported: {exc}")
             else:
                 data.clear_frames()
-                st.success(f"Imported into {target}: {result}")
+                st.success(
+                    f"Imported {result.rows_written} row(s) into {target}, "
+                    f"{result.days} day(s) from {result.first_day} to {result.last_day}."
+                )
 
 with remove_tab:
     if not names:

@@ -1,0 +1,79 @@
+"""A new user's first day: register, connect OpenAI, sync it from the app, see the spend."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from tests.fakes.provider_server import OPENAI_KEY, ProviderServer
+from tests.ui.conftest import new_app
+from tracker.models import SyncRun, UsageRecord
+from tracker.ui.components import money
+
+# The fake server's three example days bill 2.82, 2.487 and 3.381 USD (tests/test_sync.py).
+OPENAI_BILLED = Decimal("2.82") + Decimal("2.487") + Decimal("3.381")
+
+
+def move_openai_examples_into_this_month(server: ProviderServer) -> None:
+    """Re-date the example buckets to the last three days of this month (UTC), in order."""
+    today = dt.datetime.now(dt.UTC).date()
+    buckets = [b for rows in server.openai_usage.values() for b in rows] + server.openai_costs
+    old_days = sorted({b["start_time"] for b in buckets})
+    assert len(old_days) == 3
+    new_days = [max(today.replace(day=1), today - dt.timedelta(days=2 - i)) for i in range(3)]
+    epoch = {
+        old: int(dt.datetime.combine(new, dt.time(), dt.UTC).timestamp())
+        for old, new in zip(old_days, new_days, strict=True)
+    }
+    for bucket in buckets:
+        bucket["start_time"] = epoch[bucket["start_time"]]
+        bucket["end_time"] = bucket["start_time"] + 86_400
+
+
+def test_register_connect_openai_sync_now_and_see_the_spend(
+    app_env: dict[str, str], committed_db: Engine
+) -> None:
+    with ProviderServer() as server:
+        move_openai_examples_into_this_month(server)
+
+        at = new_app().run()
+        for key, value in {
+            "register_first_username": "ada",
+            "register_first_email": "ada@example.org",
+            "register_first_password": "a long enough secret",
+            "register_first_repeat": "a long enough secret",
+        }.items():
+            at.text_input(key=key).input(value)
+        next(b for b in at.button if b.label == "Register").click()
+        at.run()
+        assert not at.exception and at.session_state["roles"] == ["admin"]
+
+        at.switch_page("app_pages/accounts.py").run()
+        at.selectbox(key="add_provider").select("openai")
+        at.text_input(key="add_name").input("OpenAI Prod")
+        at.text_input(key="add_key").input(OPENAI_KEY)
+        at.text_input(key="add_base_url").input(server.url + "/v1")
+        next(b for b in at.button if b.label == "Add account").click()
+        at.run()
+        assert not at.exception
+        assert any("Added OpenAI Prod" in s.value for s in at.success)
+
+        at.selectbox(key="act_account").select("OpenAI Prod")
+        at.button(key="act_sync").click().run()
+        assert not at.exception
+        assert [e.value for e in at.error] == []
+        assert any(s.value.startswith("OpenAI Prod: ok,") for s in at.success)
+
+    with Session(committed_db) as session:
+        billed = session.scalar(select(func.sum(UsageRecord.billed_cost)))
+        assert billed == OPENAI_BILLED
+        assert session.scalar(select(SyncRun.status)) == "success"
+
+    at.switch_page("app_pages/overview.py").run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Month-to-date spend"] == money(OPENAI_BILLED)
+    assert len(at.get("plotly_chart")) >= 1  # the 30-day chart
