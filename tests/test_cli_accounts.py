@@ -221,3 +221,34 @@ def test_commands_on_unmigrated_database_say_to_upgrade(cli, monkeypatch, tmp_pa
     assert cli("db", "upgrade").code == 0
     assert cli("accounts", "list").code == 0
     assert cli("db", "current").code == 0
+
+
+def test_unreachable_provider_is_one_line_even_after_retries(cli, app_env):
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    added = cli(
+        "accounts", "add", "--provider", "openai", "--name", "p", "--api-key-stdin",
+        "--base-url", f"http://127.0.0.1:{port}", stdin=KEY,
+    )  # fmt: skip
+    assert added.code == 0
+    env = {**os.environ, **app_env, "HTTP_MAX_RETRIES": "2", "HTTP_BACKOFF_FACTOR": "0.01"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker", "accounts", "test", "p"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: p: cannot connect to openai at http://127.0.0.1:{port}; check the network "
+        "and the account's base URL"
+    ]

@@ -290,6 +290,9 @@ def main(argv: Sequence[str] | None = None, stdin: Any = None) -> int:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # urllib3 logs each retry as a warning; the command ends with one line of its own.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     ctx = Context(stdin=stdin)
     try:
         handler: Handler = args.handler
