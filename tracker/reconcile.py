@@ -48,8 +48,28 @@ def _variance(
     return variance, share
 
 
+class _Variance:
+    """Billed minus the estimate it is compared with, and that as a share of billed."""
+
+    billed: Decimal | None
+    estimated: Decimal | None
+
+    @property
+    def compared_estimate(self) -> Decimal | None:
+        """The estimate comparable with `billed` (all of it, unless a subclass says less)."""
+        return self.estimated
+
+    @property
+    def variance(self) -> Decimal | None:
+        return _variance(self.billed, self.compared_estimate)[0]
+
+    @property
+    def variance_share(self) -> Decimal | None:
+        return _variance(self.billed, self.compared_estimate)[1]
+
+
 @dataclass(frozen=True)
-class ReconcileRow:
+class ReconcileRow(_Variance):
     """One day, provider and model (estimated side) or billed line item."""
 
     day: dt.date
@@ -63,14 +83,6 @@ class ReconcileRow:
     @property
     def comparable(self) -> bool:
         return self.billed is not None and self.estimated is not None
-
-    @property
-    def variance(self) -> Decimal | None:
-        return _variance(self.billed, self.estimated)[0]
-
-    @property
-    def variance_share(self) -> Decimal | None:
-        return _variance(self.billed, self.estimated)[1]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -88,7 +100,7 @@ class ReconcileRow:
 
 
 @dataclass(frozen=True)
-class ReconcileDay:
+class ReconcileDay(_Variance):
     """One day and provider: the grain billed and estimated cost always share."""
 
     day: dt.date
@@ -106,14 +118,6 @@ class ReconcileDay:
         """True when every token of the day was priced (the estimate misses nothing)."""
         return self.unpriced_tokens == 0
 
-    @property
-    def variance(self) -> Decimal | None:
-        return _variance(self.billed, self.estimated)[0]
-
-    @property
-    def variance_share(self) -> Decimal | None:
-        return _variance(self.billed, self.estimated)[1]
-
     def as_json(self) -> dict[str, Any]:
         return {
             "day": self.day.isoformat(),
@@ -129,7 +133,7 @@ class ReconcileDay:
 
 
 @dataclass(frozen=True)
-class ProviderTotal:
+class ProviderTotal(_Variance):
     """A provider over the range; billed vs estimated on the days that have both."""
 
     provider: str
@@ -140,12 +144,8 @@ class ProviderTotal:
     unpriced_tokens: int
 
     @property
-    def variance(self) -> Decimal | None:
-        return _variance(self.billed, self.estimated_on_billed_days)[0]
-
-    @property
-    def variance_share(self) -> Decimal | None:
-        return _variance(self.billed, self.estimated_on_billed_days)[1]
+    def compared_estimate(self) -> Decimal | None:
+        return self.estimated_on_billed_days
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -161,7 +161,7 @@ class ProviderTotal:
 
 
 @dataclass(frozen=True)
-class ReconcileTotals:
+class ReconcileTotals(_Variance):
     """All providers: billed vs estimated on comparable provider-days, and all estimates."""
 
     providers: list[ProviderTotal]
@@ -171,12 +171,8 @@ class ReconcileTotals:
     unpriced_tokens: int
 
     @property
-    def variance(self) -> Decimal | None:
-        return _variance(self.billed, self.estimated_on_billed_days)[0]
-
-    @property
-    def variance_share(self) -> Decimal | None:
-        return _variance(self.billed, self.estimated_on_billed_days)[1]
+    def compared_estimate(self) -> Decimal | None:
+        return self.estimated_on_billed_days
 
     def as_json(self) -> dict[str, Any]:
         return {
