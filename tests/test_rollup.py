@@ -16,11 +16,19 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from tracker import budgets, queries, reconcile
-from tracker.models import Account, Service, UsageDaily, UsageLabel, UsageRecord, utcnow
+from tracker.models import (
+    Account,
+    Service,
+    UsageDaily,
+    UsageLabel,
+    UsageLabelMonthly,
+    UsageRecord,
+    utcnow,
+)
 from tracker.pricing import estimate_range
 from tracker.providers.base import UsageRow
 from tracker.spend import assign_cost_sources
@@ -97,18 +105,40 @@ def _frame(rows: Any) -> pd.DataFrame:
     return frame.sort_values(KEY).reset_index(drop=True)
 
 
-def _labels_from_detail(session: Session) -> list[Any]:
+LABEL_KEY = ["kind", "label", "ident", "day", "account_id"]
+LABEL_COLUMNS = [*LABEL_KEY, *COLUMNS[len(KEY) :]]  # usage_daily's sums
+
+
+def _labels_from_detail(session: Session) -> pd.DataFrame:
+    """What usage_labels must hold: the rollup's sums per project, and per API key."""
     u = UsageRecord
-    found: dict[tuple[str, str, Any], int] = {}
-    for kind, label in (
-        ("project", queries._project_label()),
-        ("api_key", queries._api_key_label()),
+    src = queries._DETAIL
+    rows: list[Any] = []
+    for kind, label, ident in (
+        ("project", queries._project_label(), u.project_id),
+        ("api_key", queries._api_key_label(), u.api_key_id),
     ):
-        for value, day, n in session.execute(
-            select(label, u.day, func.count()).group_by(label, u.day)
-        ):
-            found[(kind, value, day)] = n
-    return sorted(found.items())
+        rows += session.execute(
+            select(
+                literal(kind),
+                label,
+                ident,
+                u.day,
+                u.account_id,
+                src.sums["_rows"],
+                *[src.sums[k] for k in (*queries.TOKEN_KINDS, "requests")],
+                *[src.sums[k] for k in ("cost", "billed_cost", "estimated_cost", "unpriced_rows")],
+            ).group_by(label, ident, u.day, u.account_id)
+        ).all()
+    return _label_frame(rows)
+
+
+def _label_frame(rows: Any) -> pd.DataFrame:
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=LABEL_COLUMNS)
+    for c in LABEL_COLUMNS[len(LABEL_KEY) :]:
+        frame[c] = frame[c].astype("int64")
+    frame["day"] = frame["day"].astype(str)
+    return frame.sort_values(LABEL_KEY).reset_index(drop=True)
 
 
 def _answers(session: Session) -> list[Any]:
@@ -128,6 +158,29 @@ def _answers(session: Session) -> list[Any]:
         )
         out.append(queries.usage_table(session=session, flt=narrowed, group_by=["model"]))
         out.append(queries.tokens_by_kind(session=session, flt=narrowed))
+        # By project or API key (usage_labels), and with a model too (the detail).
+        for group_by in (
+            ["project"],
+            ["api_key"],
+            ["day", "project"],
+            ["account", "api_key"],
+            ["project", "api_key"],
+            ["project", "model"],
+        ):
+            out.append(queries.usage_table(session=session, flt=flt, group_by=group_by))
+        # Filters match the label shown or the id ("proj_a" is named "Project A" on some rows).
+        for projects, api_keys in (
+            (("Project A", "proj_b"), ()),
+            (("proj_a",), ()),
+            ((), ("Key one", "key_2")),
+            (("proj_c",), ("key_1",)),
+        ):
+            scoped = queries.UsageFilter(
+                start=start, end=end, providers=("openai",), projects=projects, api_keys=api_keys
+            )
+            out.append(queries.tokens_by_kind(session=session, flt=scoped))
+            for group_by in ([], ["day"], ["project"], ["api_key"], ["provider", "account"]):
+                out.append(queries.usage_table(session=session, flt=scoped, group_by=group_by))
     out.append(queries.daily_cost_by_provider(session=session, end=TODAY, days=71))
     out.append(
         queries.account_cards(
@@ -228,10 +281,24 @@ def _check(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     session.flush()
     stored = _frame(session.execute(select(*UsageDaily.__table__.columns)).all())
     pd.testing.assert_frame_equal(stored, _grouped_detail(session))
-    labels = session.execute(
-        select(UsageLabel.kind, UsageLabel.label, UsageLabel.day, UsageLabel.row_count)
+    labels = _label_frame(
+        session.execute(select(*[UsageLabel.__table__.c[c] for c in LABEL_COLUMNS])).all()
     )
-    assert sorted(((k, v, d), n) for k, v, d, n in labels) == _labels_from_detail(session)
+    expected = _labels_from_detail(session)
+    pd.testing.assert_frame_equal(labels, expected)
+    monthly = _label_frame(
+        session.execute(
+            select(
+                *[
+                    UsageLabelMonthly.__table__.c["month" if c == "day" else c]
+                    for c in LABEL_COLUMNS
+                ]
+            )
+        ).all()
+    )
+    expected["day"] = expected["day"].str[:8] + "01"
+    by_month = expected.groupby(LABEL_KEY, as_index=False).sum()
+    pd.testing.assert_frame_equal(monthly, _label_frame(by_month.itertuples(index=False)))
     rollup = _answers(session)
     with monkeypatch.context() as m:
         m.setattr(queries, "USE_ROLLUP", False)
@@ -300,3 +367,5 @@ def test_rollup_follows_every_writer_and_answers_like_the_detail(
 
     session.execute(delete(UsageRecord))
     assert session.execute(text("SELECT count(*) FROM usage_daily")).scalar_one() == 0
+    for table in ("usage_labels", "usage_labels_monthly"):
+        assert session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0

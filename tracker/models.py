@@ -306,23 +306,53 @@ class UsageDaily(Base):
     __table_args__ = (Index("ix_usage_daily_day", "day"),)
 
 
-class UsageLabel(Base):
-    """Which project and API key labels (name, else id) appear on which UTC day.
+class _LabelSums:
+    """Usage per project or API key and account over one period (a day, or a month).
 
-    The usage explorer's project and key filters list the labels of a date range from here
-    instead of scanning the detail. `kind` is 'project' or 'api_key'; `row_count` counts the
-    detail rows behind the label that day. Kept by triggers on `usage_records` (migration
-    0004) in the writer's transaction, like `UsageDaily`; never write it directly.
+    `kind` is 'project' or 'api_key'; `label` is what the explorer shows (the name, else the
+    id; `tracker.queries` labels the detail the same way) and `ident` the id. The sums are
+    `UsageDaily`'s, so questions by project or by API key (without model or usage type) read
+    these tables. Kept by triggers on `usage_records` (migration 0006) in the writer's
+    transaction; never write them directly.
     """
-
-    __tablename__ = "usage_labels"
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     label: Mapped[str] = mapped_column(String(255), primary_key=True)
-    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    ident: Mapped[str] = mapped_column(String(255), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ID, primary_key=True)
     row_count: Mapped[int] = mapped_column(default=0)
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    requests: Mapped[int] = mapped_column(default=0)
+    cost_micros: Mapped[int] = mapped_column(default=0)
+    billed_micros: Mapped[int] = mapped_column(default=0)
+    estimated_micros: Mapped[int] = mapped_column(default=0)
+    none_rows: Mapped[int] = mapped_column(default=0)  # rows with cost_source 'none'
 
-    __table_args__ = (Index("ix_usage_labels_day_kind_label", "day", "kind", "label"),)
+
+class UsageLabel(_LabelSums, Base):
+    """Per project or API key, account and UTC day; the explorer's filter lists read its
+    labels."""
+
+    __tablename__ = "usage_labels"
+
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+
+    __table_args__ = (Index("ix_usage_labels_kind_day", "kind", "day"),)
+
+
+class UsageLabelMonthly(_LabelSums, Base):
+    """Per project or API key, account and UTC calendar month (`month`: its first day), for
+    long windows: whole months read from here, the days at the ends from `UsageLabel`."""
+
+    __tablename__ = "usage_labels_monthly"
+
+    month: Mapped[dt.date] = mapped_column(primary_key=True)
+
+    __table_args__ = (Index("ix_usage_labels_monthly_kind_month", "kind", "month"),)
 
 
 class SyncRun(Base):

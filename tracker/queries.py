@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, case, func, or_, select, text
+from sqlalchemy import BigInteger, ColumnElement, Select, case, cast, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from tracker.models import (
@@ -35,6 +35,7 @@ from tracker.models import (
     SyncRun,
     UsageDaily,
     UsageLabel,
+    UsageLabelMonthly,
     UsageRecord,
 )
 from tracker.spend import ROW_SPEND_MICROS
@@ -67,10 +68,6 @@ _u = UsageRecord
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
-def _sum_micros(expr: ColumnElement[Any]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(expr), 0)
-
-
 # Per-row cost and its parts, by the one rule in tracker.spend (no day counted twice).
 _ROW_COST = ROW_SPEND_MICROS
 _ROW_BILLED = case((_u.cost_source == "billed", _micros(_u.billed_cost)), else_=0)
@@ -85,31 +82,69 @@ _ROW_TOKENS = (
 )
 
 
-# --- where the sums come from: the detail, or the daily rollup ------------------------------
+# --- where the sums come from: the detail, or a rollup ---------------------------------------
 #
-# `usage_daily` (tracker.models.UsageDaily) holds the same sums per account, day, model, usage
-# type and tier, kept by triggers in every writer's transaction, so a query that groups by
-# nothing finer gets the same answer from it as from the detail, reading a fraction of the
-# rows. Projects and API keys are summed away there: filters or groups on them read the detail.
+# Two rollups hold the detail's sums, kept by triggers in every writer's transaction
+# (tracker.models): `usage_daily` per account, day, model, usage type and tier, and
+# `usage_labels` per project or API key (label and id), day and account. A question that
+# groups or filters by nothing finer than one of them gets the same answer from it as from
+# the detail, reading a fraction of the rows. Questions that need a project or key together
+# with a model or usage type, or a project together with a key, read the detail.
 # USE_ROLLUP = False makes every query read the detail (tests compare the two).
 USE_ROLLUP = True
 _d = UsageDaily
+_l = UsageLabel
 
 
 @dataclass(frozen=True)
 class _Source:
-    """The columns and aggregate expressions of one source of usage sums."""
+    """The columns and aggregate expressions of one source of usage sums (None: not held)."""
 
     entity: Any
     day: Any
     account_id: Any
-    model: Any
-    usage_type: Any
     sums: dict[str, ColumnElement[Any]]
+    model: Any = None
+    usage_type: Any = None
+    project: Any = None  # the label shown (name, else id) ...
+    project_id: Any = None  # ... and the id, both matched by the project filter
+    api_key: Any = None
+    api_key_id: Any = None
+    where: tuple[ColumnElement[bool], ...] = ()
+    kind: str | None = None  # usage_labels' kind, for its monthly twin
 
 
 def _total(expr: Any) -> ColumnElement[int]:
-    return func.coalesce(func.sum(expr), 0)
+    # PostgreSQL sums BIGINT as NUMERIC, which the driver parses into Decimal, slowly; whole
+    # micro-dollars and token counts fit a BIGINT (an overflow would raise, not wrap).
+    return cast(func.coalesce(func.sum(expr), 0), BigInteger)
+
+
+def _project_label() -> ColumnElement[str]:
+    return func.coalesce(func.nullif(_u.project_name, ""), _u.project_id)
+
+
+def _api_key_label() -> ColumnElement[str]:
+    return func.coalesce(func.nullif(_u.api_key_name, ""), _u.api_key_id)
+
+
+def _rollup_sums(entity: Any) -> dict[str, ColumnElement[Any]]:
+    """The sums of a rollup table (`usage_daily` and `usage_labels` have the same columns)."""
+    return {
+        **{k: _total(getattr(entity, k)) for k in (*TOKEN_KINDS, "requests")},
+        "cost": _total(entity.cost_micros),
+        "billed_cost": _total(entity.billed_micros),
+        "estimated_cost": _total(entity.estimated_micros),
+        "unpriced_rows": _total(entity.none_rows),
+        "tokens": _total(
+            entity.input_tokens
+            + entity.cached_input_tokens
+            + entity.cache_write_tokens
+            + entity.cache_write_1h_tokens
+            + entity.output_tokens
+        ),
+        "_rows": _total(entity.row_count),
+    }
 
 
 _DETAIL = _Source(
@@ -118,6 +153,10 @@ _DETAIL = _Source(
     account_id=_u.account_id,
     model=_u.model,
     usage_type=_u.usage_type,
+    project=_project_label(),
+    project_id=_u.project_id,
+    api_key=_api_key_label(),
+    api_key_id=_u.api_key_id,
     sums={
         **{k: _total(getattr(_u, k)) for k in (*TOKEN_KINDS, "requests")},
         "cost": _total(_ROW_COST),
@@ -134,30 +173,81 @@ _ROLLUP = _Source(
     account_id=_d.account_id,
     model=_d.model,
     usage_type=_d.usage_type,
-    sums={
-        **{k: _total(getattr(_d, k)) for k in (*TOKEN_KINDS, "requests")},
-        "cost": _total(_d.cost_micros),
-        "billed_cost": _total(_d.billed_micros),
-        "estimated_cost": _total(_d.estimated_micros),
-        "unpriced_rows": _total(_d.none_rows),
-        "tokens": _total(
-            _d.input_tokens
-            + _d.cached_input_tokens
-            + _d.cache_write_tokens
-            + _d.cache_write_1h_tokens
-            + _d.output_tokens
-        ),
-        "_rows": _total(_d.row_count),
-    },
+    sums=_rollup_sums(_d),
+)
+_BY_PROJECT = _Source(
+    entity=_l,
+    day=_l.day,
+    account_id=_l.account_id,
+    project=_l.label,
+    project_id=_l.ident,
+    sums=_rollup_sums(_l),
+    where=(_l.kind == "project",),
+    kind="project",
+)
+_BY_API_KEY = _Source(
+    entity=_l,
+    day=_l.day,
+    account_id=_l.account_id,
+    api_key=_l.label,
+    api_key_id=_l.ident,
+    sums=_rollup_sums(_l),
+    where=(_l.kind == "api_key",),
+    kind="api_key",
 )
 
 
 def _source(flt: Dimensions | None = None, group_by: Sequence[str] = ()) -> _Source:
-    """The rollup unless the question needs projects or API keys (or USE_ROLLUP is off)."""
-    fine = bool({"project", "api_key"} & set(group_by)) or bool(
-        flt is not None and (flt.projects or flt.api_keys)
+    """The smallest source that holds every dimension the question groups or filters by."""
+    if not USE_ROLLUP:
+        return _DETAIL
+    needed = set(group_by)
+    if flt is not None:
+        needed |= {
+            name
+            for name, values in (
+                ("model", flt.models),
+                ("project", flt.projects),
+                ("api_key", flt.api_keys),
+            )
+            if values
+        }
+    for src in (_ROLLUP, _BY_PROJECT, _BY_API_KEY):
+        if all(name in _DIMENSIONS_ANY or getattr(src, name) is not None for name in needed):
+            if src is not _ROLLUP and "day" not in needed and isinstance(flt, UsageFilter):
+                return _with_months(src, flt)
+            return src
+    return _DETAIL
+
+
+# Dimensions every source has (through the account).
+_DIMENSIONS_ANY = {"day", "provider", "account"}
+_m = UsageLabelMonthly
+
+
+def _with_months(src: _Source, flt: UsageFilter) -> _Source:
+    """`src` (one kind of usage_labels) with the window's whole months read from the monthly
+    table and only the days at its ends from the daily one; for questions without a day."""
+    first = flt.start if flt.start.day == 1 else _next_month(flt.start)
+    after = month_start(flt.end + dt.timedelta(days=1))  # the first day of no whole month
+    if first >= after or src.kind is None:
+        return src
+    columns = [c.name for c in _l.__table__.columns if c.name not in ("kind", "day")]
+    days = select(*[_l.__table__.c[c] for c in columns], _l.day).where(
+        _l.kind == src.kind, or_(_l.day < first, _l.day >= after)
     )
-    return _ROLLUP if USE_ROLLUP and not fine else _DETAIL
+    months = select(*[_m.__table__.c[c] for c in columns], _m.month.label("day")).where(
+        _m.kind == src.kind, _m.month >= first, _m.month < after
+    )
+    both = days.union_all(months).subquery("usage_labels_periods")
+    labels: dict[str, Any] = {src.kind: both.c.label, f"{src.kind}_id": both.c.ident}
+    return _Source(
+        entity=both,
+        day=both.c.day,
+        account_id=both.c.account_id,
+        sums=_rollup_sums(both.c),
+        **labels,
+    )
 
 
 def _cost_columns(src: _Source | None = None) -> list[ColumnElement[Any]]:
@@ -175,6 +265,11 @@ def to_dollars(micros: int | None) -> Decimal:
 
 def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)
+
+
+def _next_month(day: dt.date) -> dt.date:
+    """The first day of the month after `day`'s."""
+    return month_start(month_start(day) + dt.timedelta(days=32))
 
 
 def same_days_last_month(day: dt.date) -> tuple[dt.date, dt.date]:
@@ -504,22 +599,14 @@ class UsageFilter(Dimensions):
     end: dt.date
 
 
-def _project_label() -> ColumnElement[str]:
-    return func.coalesce(func.nullif(_u.project_name, ""), _u.project_id)
-
-
-def _api_key_label() -> ColumnElement[str]:
-    return func.coalesce(func.nullif(_u.api_key_name, ""), _u.api_key_id)
-
-
 def _dimension(name: str, src: _Source = _DETAIL) -> ColumnElement[Any]:
     columns: dict[str, Any] = {
         "day": src.day,
         "provider": Service.name,
         "account": Account.name,
         "model": src.model,
-        "project": _project_label(),
-        "api_key": _api_key_label(),
+        "project": src.project,
+        "api_key": src.api_key,
         "usage_type": src.usage_type,
     }
     return columns[name]
@@ -527,41 +614,33 @@ def _dimension(name: str, src: _Source = _DETAIL) -> ColumnElement[Any]:
 
 def filter_usage(stmt: SelectT, flt: UsageFilter) -> SelectT:
     """Join usage to account and service and apply the date range and dimension filters."""
-    stmt = (
-        stmt.select_from(_u)
-        .join(Account, Account.id == _u.account_id)
-        .join(Service, Service.id == Account.service_id)
-        .where(_u.day >= flt.start, _u.day <= flt.end)
-    )
-    if flt.providers:
-        stmt = stmt.where(Service.name.in_(flt.providers))
-    if flt.accounts:
-        stmt = stmt.where(Account.name.in_(flt.accounts))
-    if flt.models:
-        stmt = stmt.where(_u.model.in_(flt.models))
-    if flt.projects:
-        stmt = stmt.where(or_(_project_label().in_(flt.projects), _u.project_id.in_(flt.projects)))
-    if flt.api_keys:
-        stmt = stmt.where(or_(_api_key_label().in_(flt.api_keys), _u.api_key_id.in_(flt.api_keys)))
-    return stmt
+    return _filter_source(stmt, flt, _DETAIL)
 
 
-def _filter_source(stmt: SelectT, flt: UsageFilter, src: _Source) -> SelectT:
-    """`filter_usage` on the source `_source` chose (the rollup has no projects or keys)."""
-    if src is _DETAIL:
-        return filter_usage(stmt, flt)
-    stmt = (
-        stmt.select_from(src.entity)
-        .join(Account, Account.id == src.account_id)
-        .join(Service, Service.id == Account.service_id)
-        .where(src.day >= flt.start, src.day <= flt.end)
-    )
+def _filter_source(
+    stmt: SelectT, flt: UsageFilter, src: _Source, *, group_by: Sequence[str] | None = None
+) -> SelectT:
+    """`filter_usage` on a source `_source` chose (one that holds the filtered dimensions).
+
+    With `group_by` (the statement selects nothing else from accounts and services), the
+    join to them is left out when neither groups nor filters need it: it is a third of the
+    time of a grouping over hundreds of thousands of rows.
+    """
+    stmt = stmt.select_from(src.entity).where(src.day >= flt.start, src.day <= flt.end, *src.where)
+    if group_by is None or flt.providers or flt.accounts or {"provider", "account"} & set(group_by):
+        stmt = stmt.join(Account, Account.id == src.account_id).join(
+            Service, Service.id == Account.service_id
+        )
     if flt.providers:
         stmt = stmt.where(Service.name.in_(flt.providers))
     if flt.accounts:
         stmt = stmt.where(Account.name.in_(flt.accounts))
     if flt.models:
         stmt = stmt.where(src.model.in_(flt.models))
+    if flt.projects:
+        stmt = stmt.where(or_(src.project.in_(flt.projects), src.project_id.in_(flt.projects)))
+    if flt.api_keys:
+        stmt = stmt.where(or_(src.api_key.in_(flt.api_keys), src.api_key_id.in_(flt.api_keys)))
     return stmt
 
 
@@ -677,6 +756,7 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
         ),
         flt,
         src,
+        group_by=group_by,
     )
     if dims:
         stmt = stmt.group_by(*[_dimension(g, src) for g in group_by])
@@ -684,23 +764,26 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
             stmt = stmt.order_by(*[_dimension(g, src) for g in group_by])
         else:
             stmt = stmt.order_by(cost.desc(), *[_dimension(g, src) for g in group_by])
-    records = []
-    for r in session.execute(stmt).mappings():
-        rec: dict[str, Any] = {g: r[g] for g in group_by}
-        for name in (*TOKEN_KINDS, "requests", "unpriced_rows", "_rows"):
-            rec[name] = int(r[name])
-        for name in ("cost", "billed_cost", "estimated_cost"):
-            rec[name] = to_dollars(r[name])
-        records.append(rec)
-    if not group_by and records and records[0]["_rows"] == 0:
-        records = []  # an ungrouped aggregate returns one row even when nothing matched
-    return pd.DataFrame(records, columns=[*group_by, *USAGE_VALUE_COLUMNS])
+    names = [*group_by, *USAGE_VALUE_COLUMNS, "_rows"]
+    # Column by column: a year by day and project is tens of thousands of rows.
+    columns = list(zip(*session.execute(stmt).all(), strict=True)) or [()] * len(names)
+    data: dict[str, list[Any]] = dict(zip(names, map(list, columns), strict=True))
+    for name in (*TOKEN_KINDS, "requests", "unpriced_rows", "_rows"):
+        data[name] = [int(v) for v in data[name]]
+    for name in ("cost", "billed_cost", "estimated_cost"):
+        data[name] = [to_dollars(v) for v in data[name]]
+    if not group_by and data["_rows"] == [0]:
+        data = {name: [] for name in names}  # an ungrouped aggregate is one row even if empty
+    data.pop("_rows")
+    return pd.DataFrame(data, columns=[*group_by, *USAGE_VALUE_COLUMNS])
 
 
 def tokens_by_kind(*, session: Session, flt: UsageFilter) -> pd.DataFrame:
     """Token totals per kind (input, cached input, cache writes, output) under the filters."""
     src = _source(flt)
-    stmt = _filter_source(select(*[src.sums[k].label(k) for k in TOKEN_KINDS]), flt, src)
+    stmt = _filter_source(
+        select(*[src.sums[k].label(k) for k in TOKEN_KINDS]), flt, src, group_by=()
+    )
     row = session.execute(stmt).mappings().one()
     return pd.DataFrame(
         [{"kind": label, "tokens": int(row[k])} for k, label in TOKEN_KINDS.items()],
