@@ -37,7 +37,14 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.budgets import Scope, daily_usage, get_budget, month_bounds, parse_scope
+from tracker.budgets import (
+    Scope,
+    daily_cost,
+    daily_usage,
+    get_budget,
+    month_bounds,
+    parse_scope,
+)
 from tracker.errors import TrackerError
 from tracker.models import Account, CostProjection, Service, utcnow
 from tracker.runtime import Runtime
@@ -363,7 +370,7 @@ def project_scope(*, session: Session, scope: str | Scope, today: dt.date) -> Pr
     parsed = scope if isinstance(scope, Scope) else parse_scope(scope)
     start = _history_start(today)
     end = today - dt.timedelta(days=1)
-    frame = _select(daily_usage(session=session, start=start, end=end), parsed)
+    frame = daily_cost(session=session, scope=parsed, start=start, end=end)
     series = _trimmed(daily_series(frame, start, end), frame)
     return project_series(
         series, scope=str(parsed), today=today, budget=get_budget(session=session, scope=parsed)
