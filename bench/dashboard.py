@@ -18,7 +18,8 @@ Figures (medians, milliseconds):
   query of a window, so it is timed once per run and added to each query's own pandas
   grouping; `--naive-runs` times (it takes seconds at 5M rows);
 - the Overview page rendered through streamlit's AppTest as a signed-in viewer, Streamlit's
-  caches cleared before every run (so queries are measured, not the cache).
+  caches cleared before every run (so queries are measured, not the cache); the smallest and
+  the largest database take turns, run by run.
 
 Then the ratios: ours at the largest N vs ours at the smallest N, naive vs ours at the
 largest N. Targets: every query under 200 ms at 5M rows, at least 20x faster than naive,
@@ -107,6 +108,7 @@ NAIVE: dict[str, NaiveGroup] = {
         [*TOKENS, "requests", "cost"]
     ].sum(),
     "usage_table(project)": lambda f, s, e: f.groupby(["project_id"])[[*TOKENS, "cost"]].sum(),
+    "usage_table(api_key)": lambda f, s, e: f.groupby(["api_key_id"])[[*TOKENS, "cost"]].sum(),
     "tokens_by_kind": lambda f, s, e: f[TOKENS].sum(),
     # No naive twin for the projection: it reads its own months of history, not the window.
 }
@@ -132,6 +134,9 @@ OURS: dict[str, Query] = {
     ),
     "usage_table(project)": lambda s, a, b: queries.usage_table(
         session=s, flt=_flt(a, b), group_by=["project"]
+    ),
+    "usage_table(api_key)": lambda s, a, b: queries.usage_table(
+        session=s, flt=_flt(a, b), group_by=["api_key"]
     ),
     "tokens_by_kind": lambda s, a, b: queries.tokens_by_kind(session=s, flt=_flt(a, b)),
     # The Overview falls back to this when the worker has not stored this month's projection.
@@ -203,8 +208,10 @@ def store_projections(engine: Any, today: dt.date) -> None:
             print(f"  stored projections in {time.perf_counter() - started:.1f} s")
 
 
-def render_overview_ms(url: str, runs: int) -> float:
-    """Median wall time of the Overview rendered by AppTest, caches cleared before each run."""
+def render_overview_ms(urls: list[str], runs: int) -> list[float]:
+    """Median wall time of the Overview rendered by AppTest on each database, caches cleared
+    before each run. The databases take turns run by run, so a busy moment of the machine
+    weighs on every size alike instead of on whichever was being measured."""
     import streamlit as st
     import streamlit.logger
     from streamlit.testing.v1 import AppTest
@@ -212,16 +219,17 @@ def render_overview_ms(url: str, runs: int) -> float:
     streamlit.logger.set_log_level("error")  # bare-mode warnings on every run, not figures
 
     os.environ.update(
-        DATABASE_URL=url,
         ENCRYPTION_KEY=base64.urlsafe_b64encode(b"b" * 32).decode(),
         SECRET_KEY="synthetic-bench-secret-key-long-enough-0123456789",
         DATA_DIR=tempfile.mkdtemp(prefix="tracker-bench-"),
         TRACKER_ENV="development",
     )
 
-    def once() -> None:
+    def once(url: str) -> float:
+        os.environ["DATABASE_URL"] = url
         st.cache_data.clear()
         st.cache_resource.clear()
+        started = time.perf_counter()
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.session_state["authentication_status"] = True
         at.session_state["username"] = "bench"
@@ -229,11 +237,18 @@ def render_overview_ms(url: str, runs: int) -> float:
         at.session_state["roles"] = ["viewer"]
         at.session_state["logout"] = None
         at.run()
+        elapsed = (time.perf_counter() - started) * 1000
         if at.exception or not at.metric:
             raise SystemExit(f"the Overview did not render: {at.exception}")
+        return elapsed
 
-    once()  # imports and first-use costs are not what is measured
-    return median_ms(once, runs)
+    for url in urls:
+        once(url)  # imports and first-use costs are not what is measured
+    times: list[list[float]] = [[] for _ in urls]
+    for _ in range(runs):
+        for i, url in enumerate(urls):
+            times[i].append(once(url))
+    return [statistics.median(t) for t in times]
 
 
 def bench_size(admin_url: str, rows: int, runs: int, naive_runs: int) -> dict[str, Any]:
@@ -247,7 +262,7 @@ def bench_size(admin_url: str, rows: int, runs: int, naive_runs: int) -> dict[st
         "30 days": (today - dt.timedelta(days=29), today),
         "1 year": (today - dt.timedelta(days=364), today),
     }
-    results: dict[str, Any] = {"rows": count, "ours": {}, "naive": {}}
+    results: dict[str, Any] = {"rows": count, "url": url, "ours": {}, "naive": {}}
     for label, (start, end) in windows.items():
         for name, query in OURS.items():
             if name in FIXED_WINDOW and label != "30 days":
@@ -278,8 +293,6 @@ def bench_size(admin_url: str, rows: int, runs: int, naive_runs: int) -> dict[st
             key = f"{name} [{'fixed' if name in FIXED_WINDOW else label}]"
             results["naive"][key] = read + statistics.median(group_times[name])
         print(f"  naive read of the {label} window: {read:,.0f} ms", flush=True)
-    results["render"] = render_overview_ms(url, runs)
-    print(f"  Overview render (AppTest): {results['render']:.0f} ms", flush=True)
     engine.dispose()
     return results
 
@@ -297,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"N = {rows:,}", flush=True)
         by_size[rows] = bench_size(args.admin_url, rows, args.runs, args.naive_runs)
     small, large = by_size[sizes[0]], by_size[sizes[-1]]
+    print("Overview render (AppTest), the sizes taking turns", flush=True)
+    small["render"], large["render"] = render_overview_ms([small["url"], large["url"]], args.runs)
     head = (
         f"{'query [window]':<45} {'ours@small':>11} {'ours@large':>11} {'naive@large':>12} "
         f"{'large/small':>11} {'naive/ours':>10}"
