@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import delete, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
-from tracker import budgets, queries, reconcile
+from tracker import budgets, migrate, queries, reconcile
+from tracker.db import make_engine
 from tracker.models import (
     Account,
     Service,
@@ -369,3 +370,30 @@ def test_rollup_follows_every_writer_and_answers_like_the_detail(
     assert session.execute(text("SELECT count(*) FROM usage_daily")).scalar_one() == 0
     for table in ("usage_labels", "usage_labels_monthly"):
         assert session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_an_install_builds_the_rollups_from_its_usage(
+    backend: str, tmp_path: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollup migrations fill their tables from the usage already there (0002: none yet)."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'before-rollups.db'}"
+    else:
+        url = request.getfixturevalue("pg_databases").create()
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0002")
+    rng = random.Random(20261124)
+    with Session(engine) as session, session.begin():
+        openai = _account(session, "upgrade-openai", "openai")
+        other = _account(session, "upgrade-deepseek", "deepseek")
+        upsert_rows(session, openai.id, _rows(rng, 250), stamp=utcnow())
+        upsert_rows(session, other.id, _rows(rng, 120), stamp=utcnow())
+        estimate_range(session=session, start=FIRST, end=TODAY)
+    migrate.upgrade(engine)
+    try:
+        with Session(engine) as session:
+            assert session.scalar(select(func.count()).select_from(UsageLabelMonthly))
+            _check(session, monkeypatch)
+    finally:
+        engine.dispose()
