@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from tracker import migrate
@@ -45,6 +45,15 @@ def test_indexes_for_dashboard_queries(engine):
     assert "ix_usage_records_day" not in indexes  # redundant with day_model, slowed writes
     uniques = {uc["name"] for uc in inspect(engine).get_unique_constraints("usage_records")}
     assert "uq_usage_records_natural_key" in uniques
+
+
+def test_usage_pages_leave_room_for_resynced_rows_on_postgresql(postgresql_engine):
+    # fillfactor is a PostgreSQL storage parameter; SQLite has none.
+    with postgresql_engine.connect() as conn:
+        options = conn.scalar(
+            text("SELECT reloptions FROM pg_class WHERE relname = 'usage_records'")
+        )
+    assert "fillfactor=70" in options
 
 
 def test_money_is_exact_and_tokens_are_64_bit(session):
