@@ -273,7 +273,23 @@ class UsageRecord(Base):
         )
 
 
-class UsageDaily(Base):
+class RollupSums:
+    """The sums every rollup table holds for its group of `usage_records` rows."""
+
+    row_count: Mapped[int] = mapped_column(default=0)
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    requests: Mapped[int] = mapped_column(default=0)
+    cost_micros: Mapped[int] = mapped_column(default=0)
+    billed_micros: Mapped[int] = mapped_column(default=0)
+    estimated_micros: Mapped[int] = mapped_column(default=0)
+    none_rows: Mapped[int] = mapped_column(default=0)  # rows with cost_source 'none'
+
+
+class UsageDaily(RollupSums, Base):
     """The daily rollup of `usage_records` the dashboard's coarse queries read.
 
     One row per account, UTC day, model, usage type, service tier and whether the rows are
@@ -293,22 +309,11 @@ class UsageDaily(Base):
     usage_type: Mapped[str] = mapped_column(String(255), primary_key=True)
     service_tier: Mapped[str] = mapped_column(String(64), primary_key=True)
     unpriced: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    row_count: Mapped[int] = mapped_column(default=0)
-    input_tokens: Mapped[int] = mapped_column(default=0)
-    cached_input_tokens: Mapped[int] = mapped_column(default=0)
-    cache_write_tokens: Mapped[int] = mapped_column(default=0)
-    cache_write_1h_tokens: Mapped[int] = mapped_column(default=0)
-    output_tokens: Mapped[int] = mapped_column(default=0)
-    requests: Mapped[int] = mapped_column(default=0)
-    cost_micros: Mapped[int] = mapped_column(default=0)
-    billed_micros: Mapped[int] = mapped_column(default=0)
-    estimated_micros: Mapped[int] = mapped_column(default=0)
-    none_rows: Mapped[int] = mapped_column(default=0)  # rows with cost_source 'none'
 
     __table_args__ = (Index("ix_usage_daily_day", "day"),)
 
 
-class _LabelSums:
+class _LabelSums(RollupSums):
     """Usage per project or API key and account over one period (a day, or a month).
 
     `kind` is 'project' or 'api_key'; `label` is what the explorer shows (the name, else the
@@ -322,17 +327,6 @@ class _LabelSums:
     label: Mapped[str] = mapped_column(String(255), primary_key=True)
     ident: Mapped[str] = mapped_column(String(255), primary_key=True)
     account_id: Mapped[int] = mapped_column(ID, primary_key=True)
-    row_count: Mapped[int] = mapped_column(default=0)
-    input_tokens: Mapped[int] = mapped_column(default=0)
-    cached_input_tokens: Mapped[int] = mapped_column(default=0)
-    cache_write_tokens: Mapped[int] = mapped_column(default=0)
-    cache_write_1h_tokens: Mapped[int] = mapped_column(default=0)
-    output_tokens: Mapped[int] = mapped_column(default=0)
-    requests: Mapped[int] = mapped_column(default=0)
-    cost_micros: Mapped[int] = mapped_column(default=0)
-    billed_micros: Mapped[int] = mapped_column(default=0)
-    estimated_micros: Mapped[int] = mapped_column(default=0)
-    none_rows: Mapped[int] = mapped_column(default=0)  # rows with cost_source 'none'
 
 
 class UsageLabel(_LabelSums, Base):

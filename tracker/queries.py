@@ -175,26 +175,24 @@ _ROLLUP = _Source(
     usage_type=_d.usage_type,
     sums=_rollup_sums(_d),
 )
-_BY_PROJECT = _Source(
-    entity=_l,
-    day=_l.day,
-    account_id=_l.account_id,
-    project=_l.label,
-    project_id=_l.ident,
-    sums=_rollup_sums(_l),
-    where=(_l.kind == "project",),
-    kind="project",
-)
-_BY_API_KEY = _Source(
-    entity=_l,
-    day=_l.day,
-    account_id=_l.account_id,
-    api_key=_l.label,
-    api_key_id=_l.ident,
-    sums=_rollup_sums(_l),
-    where=(_l.kind == "api_key",),
-    kind="api_key",
-)
+
+
+def _labels_source(kind: str) -> _Source:
+    """One kind of `usage_labels` ('project' or 'api_key') as a source."""
+    labels: dict[str, Any] = {kind: _l.label, f"{kind}_id": _l.ident}
+    return _Source(
+        entity=_l,
+        day=_l.day,
+        account_id=_l.account_id,
+        sums=_rollup_sums(_l),
+        where=(_l.kind == kind,),
+        kind=kind,
+        **labels,
+    )
+
+
+_BY_PROJECT = _labels_source("project")
+_BY_API_KEY = _labels_source("api_key")
 
 
 def _source(flt: Dimensions | None = None, group_by: Sequence[str] = ()) -> _Source:
