@@ -47,6 +47,13 @@ def test_indexes_for_dashboard_queries(engine):
     assert "uq_usage_records_natural_key" in uniques
 
 
+def test_label_rollups_are_keyed_label_first_then_period(engine):
+    # The filter lists walk distinct (kind, label); "used in these days" is then one range.
+    for table, period in (("usage_labels", "day"), ("usage_labels_monthly", "month")):
+        key = inspect(engine).get_pk_constraint(table)["constrained_columns"]
+        assert key == ["kind", "label", period, "ident", "account_id"]
+
+
 def test_usage_pages_leave_room_for_resynced_rows_on_postgresql(postgresql_engine):
     # fillfactor is a PostgreSQL storage parameter; SQLite has none.
     with postgresql_engine.connect() as conn:

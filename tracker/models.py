@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -337,7 +338,11 @@ class UsageLabel(_LabelSums, Base):
 
     day: Mapped[dt.date] = mapped_column(primary_key=True)
 
-    __table_args__ = (Index("ix_usage_labels_kind_day", "kind", "day"),)
+    __table_args__ = (
+        # (kind, label) first for the filter lists' walk over distinct labels, then the day.
+        PrimaryKeyConstraint("kind", "label", "day", "ident", "account_id"),
+        Index("ix_usage_labels_kind_day", "kind", "day"),
+    )
 
 
 class UsageLabelMonthly(_LabelSums, Base):
@@ -348,7 +353,10 @@ class UsageLabelMonthly(_LabelSums, Base):
 
     month: Mapped[dt.date] = mapped_column(primary_key=True)
 
-    __table_args__ = (Index("ix_usage_labels_monthly_kind_month", "kind", "month"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("kind", "label", "month", "ident", "account_id"),
+        Index("ix_usage_labels_monthly_kind_month", "kind", "month"),
+    )
 
 
 class SyncRun(Base):

@@ -49,11 +49,19 @@ SUMS = (
     "estimated_micros",
     "none_rows",
 )
-# table -> its key (the period column is `day` or `month`)
+# table -> its key columns, in the order the triggers' statements list them (the period
+# column is `day` or `month`)
 TABLES = {
     "usage_labels": (*LABEL_KEY, "day", "account_id"),
     "usage_labels_monthly": (*LABEL_KEY, "month", "account_id"),
 }
+
+
+def _primary_key(table: str) -> tuple[str, ...]:
+    """(kind, label) first: the explorer's filter lists walk the distinct labels on it; then
+    the period, so "is this label used in these days" is one tight index range."""
+    kind, label, ident, period, account_id = TABLES[table]
+    return kind, label, period, ident, account_id
 
 
 def _columns(table: str) -> str:
@@ -88,7 +96,11 @@ def _sums(p: str) -> list[str]:
     ]
 
 
-PG_MONTH = "CAST(date_trunc('month', CAST(day AS timestamp)) AS date)"
+def _pg_month(day: str) -> str:
+    """The first day of `day`'s month, on PostgreSQL."""
+    return f"CAST(date_trunc('month', CAST({day} AS timestamp)) AS date)"
+
+
 _SUMMED = ", ".join(f"sum({c}) AS {c}" for c in SUMS)
 _ANY_CHANGE = " OR ".join(f"sum({c}) <> 0" for c in SUMS)
 
@@ -122,7 +134,7 @@ def _pg_apply(pairs: str) -> str:
         f"WITH pairs AS MATERIALIZED ({pairs}), "
         f"days AS MATERIALIZED ({_by_label('SELECT * FROM pairs', f'HAVING {_ANY_CHANGE}')}), "
         f"months AS (INSERT INTO usage_labels_monthly ({_columns('usage_labels_monthly')}) "
-        f"SELECT {', '.join(monthly[:3])}, {PG_MONTH}, account_id, "
+        f"SELECT {', '.join(monthly[:3])}, {_pg_month('day')}, account_id, "
         f"{_SUMMED} FROM days GROUP BY 1, 2, 3, 4, 5 HAVING {_ANY_CHANGE} "
         f"{_on_conflict('usage_labels_monthly')}), "
         f"changed AS (INSERT INTO usage_labels ({_columns('usage_labels')}) "
@@ -131,15 +143,21 @@ def _pg_apply(pairs: str) -> str:
         "SELECT array_agg(kind), array_agg(label), array_agg(ident), array_agg(day), "
         "array_agg(account_id) INTO kinds, labels, idents, days, accounts "
         "FROM changed WHERE row_count <= 0; "
-        # A month can only empty with one of its days.
+        # A month can only empty with one of its days: look at the months of those days.
         "IF kinds IS NOT NULL THEN DELETE FROM usage_labels AS u USING "
-        "unnest(kinds, labels, idents, days, accounts) AS e (kind, label, ident, day, account_id)"
-        " WHERE "
+        f"{_EMPTIED} WHERE "
         + " AND ".join(f"u.{k} = e.{k}" for k in daily)
-        + " AND u.row_count <= 0; DELETE FROM usage_labels_monthly WHERE row_count <= 0; END IF;"
+        + f" AND u.row_count <= 0; DELETE FROM usage_labels_monthly AS u USING {_EMPTIED} WHERE "
+        + " AND ".join(
+            f"u.{k} = {_pg_month('e.day')}" if k == "month" else f"u.{k} = e.{k}" for k in monthly
+        )
+        + " AND u.row_count <= 0; END IF;"
     )
 
 
+_EMPTIED = (
+    "unnest(kinds, labels, idents, days, accounts) AS e (kind, label, ident, day, account_id)"
+)
 PG_FUNCTIONS = {
     "usage_labels_on_insert": _pg_apply(_pairs("new_rows")),
     "usage_labels_on_delete": _pg_apply(_pairs("old_rows", "-")),
@@ -222,8 +240,7 @@ def _create_table(name: str) -> None:
             "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         *[sa.Column(c, sa.BigInteger(), nullable=False) for c in SUMS],
-        # (kind, label) first: the explorer's filter lists walk the distinct labels on it.
-        sa.PrimaryKeyConstraint(*key, name=op.f(f"pk_{name}")),
+        sa.PrimaryKeyConstraint(*_primary_key(name), name=op.f(f"pk_{name}")),
     )
     # The explorer's project or API key views read one kind over a date range.
     op.create_index(op.f(f"ix_{name}_kind_{key[3]}"), name, ["kind", key[3]])
@@ -236,7 +253,7 @@ def upgrade() -> None:
     op.drop_table("usage_labels")
     for name in TABLES:
         _create_table(name)
-    month = PG_MONTH if is_pg else "date(day, 'start of month')"
+    month = _pg_month("day") if is_pg else "date(day, 'start of month')"
     pairs = _pairs("usage_records")
     op.execute(f"INSERT INTO usage_labels ({_columns('usage_labels')}) {_by_label(pairs)}")
     op.execute(
