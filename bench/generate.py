@@ -491,7 +491,6 @@ def generate(url: str, rows: int, seed: int) -> tuple[int, float]:
             cur.execute(statement)
         conn.commit()
         print(f"indexes built after {time.perf_counter() - started:.1f} s", flush=True)
-    conn.commit()
     finish_migrations(url)
     print(f"rollups built after {time.perf_counter() - started:.1f} s", flush=True)
     with conn.cursor() as cur:
