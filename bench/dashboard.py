@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import DEFAULT_ADMIN_URL, admin_connection, database_url  # noqa: E402
-from tracker import projections, queries, reconcile  # noqa: E402
+from tracker import migrate, projections, queries, reconcile  # noqa: E402
 from tracker.db import make_engine  # noqa: E402
 from tracker.models import CostProjection, UsageRecord  # noqa: E402
 
@@ -175,7 +175,10 @@ def ensure_database(admin_url: str, rows: int) -> str:
             have = -1
         engine.dispose()
         if abs(have - rows) <= max(rows * 0.02, 100):
-            print(f"reusing {name} ({have:,} usage rows)")
+            print(f"reusing {name} ({have:,} usage rows), migrated to head", flush=True)
+            engine = make_engine(url)
+            migrate.upgrade(engine)  # a database made by an older checkout
+            engine.dispose()
             return url
     print(f"generating {name} ...", flush=True)
     subprocess.run(
