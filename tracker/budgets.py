@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from tracker import audit
 from tracker.errors import InvalidInput, NotFound
-from tracker.models import PROVIDERS, Account, Service, Setting, UsageDaily, utcnow
+from tracker.models import PROVIDERS, Account, Service, Setting, UsageDaily, all_tokens, utcnow
 from tracker.queries import ORG_BUDGET_SETTING_KEY, org_budget, to_dollars
 
 MAX_BUDGET = Decimal("1000000000")
@@ -155,13 +155,7 @@ def _scope_filter(stmt: Any, scope: Scope) -> Any:
 
 # Spend and tokens per scope read the daily rollup: the detail's sums, far fewer rows.
 _d = UsageDaily
-_ROLLUP_TOKENS = (
-    _d.input_tokens
-    + _d.cached_input_tokens
-    + _d.cache_write_tokens
-    + _d.cache_write_1h_tokens
-    + _d.output_tokens
-)
+_ROLLUP_TOKENS = all_tokens(_d)
 
 
 def scope_spend(*, session: Session, scope: str | Scope, start: dt.date, end: dt.date) -> Decimal:

@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tracker.errors import InvalidInput
-from tracker.models import PROVIDERS, Account, CostProjection, Service, UsageRecord
+from tracker.models import PROVIDERS, Account, CostProjection, Service, UsageRecord, all_tokens
 from tracker.pricing import PriceBook, UnitPrices
 from tracker.queries import Dimensions, filter_usage
 from tracker.spend import row_spend
@@ -680,13 +680,7 @@ class _Agg:
             self.cost += row.estimated_cost
         elif row.cost_source == "none":
             self.unpriced += 1
-        self.tokens += (
-            row.input_tokens
-            + row.cached_input_tokens
-            + row.cache_write_tokens
-            + row.cache_write_1h_tokens
-            + row.output_tokens
-        )
+        self.tokens += all_tokens(row)
         self.requests += row.requests
         self.records += 1
 

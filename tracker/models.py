@@ -91,6 +91,25 @@ UNIT_PRICE = Numeric(24, 12)
 ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
 
 
+# The token counts of a usage row (and of every rollup row), in reporting order.
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+)
+
+
+def all_tokens(entity: Any) -> Any:
+    """Every token kind of a row added up: a SQL expression over `usage_records` or a rollup
+    table, or an int for a fetched row."""
+    first, *rest = (getattr(entity, name) for name in TOKEN_COLUMNS)
+    for column in rest:
+        first = first + column
+    return first
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

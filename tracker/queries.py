@@ -28,6 +28,7 @@ from sqlalchemy import BigInteger, ColumnElement, Select, case, cast, func, or_,
 from sqlalchemy.orm import Session
 
 from tracker.models import (
+    TOKEN_COLUMNS,
     Account,
     AuditLog,
     Service,
@@ -37,6 +38,7 @@ from tracker.models import (
     UsageLabel,
     UsageLabelMonthly,
     UsageRecord,
+    all_tokens,
 )
 from tracker.spend import ROW_SPEND_MICROS
 from tracker.spend import micros as _micros
@@ -45,13 +47,14 @@ MICRO = Decimal("0.000001")
 # The organisation's monthly budget (USD) in the `settings` table; when it is not set, the
 # overview uses the sum of the accounts' own budgets.
 ORG_BUDGET_SETTING_KEY = "org_monthly_budget"
-TOKEN_KINDS: dict[str, str] = {
-    "input_tokens": "Input (uncached)",
-    "cached_input_tokens": "Cached input",
-    "cache_write_tokens": "Cache write",
-    "cache_write_1h_tokens": "Cache write (1 h)",
-    "output_tokens": "Output",
-}
+# models.TOKEN_COLUMNS -> the label pages show.
+TOKEN_KINDS: dict[str, str] = dict(
+    zip(
+        TOKEN_COLUMNS,
+        ("Input (uncached)", "Cached input", "Cache write", "Cache write (1 h)", "Output"),
+        strict=True,
+    )
+)
 # Group-by choices of the usage explorer: label -> output column name.
 GROUP_BY_CHOICES: dict[str, str] = {
     "Day": "day",
@@ -73,13 +76,7 @@ _ROW_COST = ROW_SPEND_MICROS
 _ROW_BILLED = case((_u.cost_source == "billed", _micros(_u.billed_cost)), else_=0)
 _ROW_ESTIMATED = case((_u.cost_source == "estimated", _micros(_u.estimated_cost)), else_=0)
 _ROW_UNPRICED = case((_u.cost_source == "none", 1), else_=0)
-_ROW_TOKENS = (
-    _u.input_tokens
-    + _u.cached_input_tokens
-    + _u.cache_write_tokens
-    + _u.cache_write_1h_tokens
-    + _u.output_tokens
-)
+_ROW_TOKENS = all_tokens(_u)
 
 
 # --- where the sums come from: the detail, or a rollup ---------------------------------------
@@ -136,13 +133,7 @@ def _rollup_sums(entity: Any) -> dict[str, ColumnElement[Any]]:
         "billed_cost": _total(entity.billed_micros),
         "estimated_cost": _total(entity.estimated_micros),
         "unpriced_rows": _total(entity.none_rows),
-        "tokens": _total(
-            entity.input_tokens
-            + entity.cached_input_tokens
-            + entity.cache_write_tokens
-            + entity.cache_write_1h_tokens
-            + entity.output_tokens
-        ),
+        "tokens": _total(all_tokens(entity)),
         "_rows": _total(entity.row_count),
     }
 
@@ -722,11 +713,7 @@ def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterO
 
 
 USAGE_VALUE_COLUMNS = [
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
+    *TOKEN_KINDS,
     "requests",
     "cost",
     "billed_cost",

@@ -27,7 +27,7 @@ from sqlalchemy import Numeric, case, func, select
 from sqlalchemy.orm import Session
 
 from tracker.errors import InvalidInput
-from tracker.models import Account, Service, UsageDaily, UsageRecord
+from tracker.models import Account, Service, UsageDaily, UsageRecord, all_tokens
 
 SHARE_QUANTUM = Decimal("0.0001")
 ZERO = Decimal(0)
@@ -251,13 +251,7 @@ def _check_range(start: dt.date, end: dt.date) -> None:
 
 def _unpriced_tokens_expr() -> Any:
     u = UsageRecord
-    tokens = (
-        u.input_tokens
-        + u.cached_input_tokens
-        + u.cache_write_tokens
-        + u.cache_write_1h_tokens
-        + u.output_tokens
-    )
+    tokens = all_tokens(u)
     return func.coalesce(func.sum(case((u.pricing_status == "unpriced", tokens), else_=0)), 0)
 
 

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from tracker.accounts import connector_for, record_rate_limits
 from tracker.db import advisory_lock
 from tracker.errors import CredentialError, InvalidInput, NotFound, TrackerError
-from tracker.models import Account, SyncRun, UsageRecord, utcnow
+from tracker.models import TOKEN_COLUMNS, Account, SyncRun, UsageRecord, utcnow
 from tracker.pricing import estimate_range
 from tracker.providers.base import (
     Connector,
@@ -69,15 +69,7 @@ NATURAL_KEY = (
     "usage_type",
     "service_tier",
 )
-SUMMED = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "requests",
-    "other_units",
-)
+SUMMED = (*TOKEN_COLUMNS, "requests", "other_units")
 
 
 def utc_today() -> dt.date:
