@@ -20,9 +20,8 @@ from tracker.imports import import_csv
 from tracker.models import PROVIDERS
 from tracker.providers.base import make_http_session
 from tracker.sync import run_sync
+from tracker.ui import actions, data
 from tracker.ui import components as ui
-from tracker.ui import data
-from tracker.ui.auth import require_role
 
 log = logging.getLogger(__name__)
 runtime = data.get_runtime()
@@ -125,8 +124,7 @@ with add_tab, st.form("account_add", clear_on_submit=True):
     quota = st.text_input("Monthly token quota (optional)", key="add_quota")
     if st.form_submit_button("Add account", type="primary"):
         try:
-            with runtime.session_factory.begin() as session:
-                actor = require_role(session, "admin")
+            with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                 added = acc.add_account(
                     session=session,
                     cipher=runtime.cipher,
@@ -153,8 +151,7 @@ with act_tab:
         c1, c2 = st.columns(2)
         if c1.button("Test connection", key="act_test"):
             try:
-                with runtime.session_factory.begin() as session:
-                    require_role(session, "admin")
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, _actor):
                     outcome = acc.check_account(
                         session=session,
                         cipher=runtime.cipher,
@@ -176,8 +173,7 @@ with act_tab:
                     st.error(f"Connection failed: {outcome.message}")
         if c2.button("Sync now", key="act_sync", type="primary"):
             try:
-                with runtime.session_factory.begin() as session:
-                    actor = require_role(session, "admin")
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                     audit.record(session=session, actor=actor, action="sync.request", target=target)
                 with st.spinner(f"Syncing {target}…"):
                     summary = run_sync(runtime, account_name=str(target), trigger="app")
@@ -222,8 +218,7 @@ with edit_tab:
             )
             if st.form_submit_button("Save changes"):
                 try:
-                    with runtime.session_factory.begin() as session:
-                        actor = require_role(session, "admin")
+                    with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                         # Pass only what changed, so the audit log lists the real changes.
                         acc.update_account(
                             session=session,
@@ -256,8 +251,7 @@ with import_tab:
         if st.button("Import", key="import_go", disabled=upload is None):
             try:
                 text = upload.getvalue().decode("utf-8-sig") if upload else ""
-                with runtime.session_factory.begin() as session:
-                    actor = require_role(session, "admin")
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                     result = import_csv(
                         session=session,
                         account_name=str(target),
@@ -289,8 +283,7 @@ with remove_tab:
                 st.error("Type the account's exact name to confirm the removal.")
             else:
                 try:
-                    with runtime.session_factory.begin() as session:
-                        actor = require_role(session, "admin")
+                    with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                         acc.remove_account(session=session, name=str(target), actor=actor)
                 except TrackerError as exc:
                     st.error(f"Not removed: {exc}")

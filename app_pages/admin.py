@@ -14,9 +14,8 @@ import streamlit as st
 from tracker import queries, users
 from tracker.errors import TrackerError
 from tracker.models import PROVIDERS, ROLES
+from tracker.ui import actions, data
 from tracker.ui import components as ui
-from tracker.ui import data
-from tracker.ui.auth import require_role
 
 runtime = data.get_runtime()
 
@@ -78,8 +77,7 @@ with users_tab:
         )
         if st.form_submit_button("Add user", type="primary"):
             try:
-                with runtime.session_factory.begin() as session:
-                    actor = require_role(session, "admin")
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                     users.add_user(
                         session=session,
                         username=new_username,
@@ -101,8 +99,7 @@ with users_tab:
         unlock = st.checkbox("Lift a login lockout", key="change_unlock")
         if st.form_submit_button("Save"):
             try:
-                with runtime.session_factory.begin() as session:
-                    actor = require_role(session, "admin")
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                     users.update_user(
                         session=session,
                         username=str(who),
@@ -149,8 +146,7 @@ with invite_tab:
         invite_role = st.selectbox("Role", ROLES, index=2, key="invite_role")
         if st.form_submit_button("Pre-authorise", type="primary"):
             try:
-                with runtime.session_factory.begin() as session:
-                    actor = require_role(session, "admin")
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                     users.preauthorize_email(
                         session=session, email=email, role=str(invite_role), actor=actor
                     )
@@ -162,8 +158,7 @@ with invite_tab:
         gone = st.selectbox("Withdraw", [r["email"] for r in invite_rows], key="invite_remove")
         if st.button("Withdraw pre-authorisation", key="invite_remove_go"):
             try:
-                with runtime.session_factory.begin() as session:
-                    actor = require_role(session, "admin")
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                     users.remove_preauthorized(session=session, email=str(gone), actor=actor)
             except TrackerError as exc:
                 st.error(f"Not withdrawn: {exc}.")
@@ -212,8 +207,7 @@ with prices_tab:
             o_note = st.text_input("Note", key="ov_note")
             if st.form_submit_button("Add override", type="primary"):
                 try:
-                    with runtime.session_factory.begin() as session:
-                        actor = require_role(session, "admin")
+                    with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                         pricing.add_override(
                             session=session,
                             provider=str(o_provider),
@@ -245,8 +239,7 @@ with prices_tab:
             )
             if st.button("Remove override", key="ov_remove_go"):
                 try:
-                    with runtime.session_factory.begin() as session:
-                        actor = require_role(session, "admin")
+                    with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
                         pricing.remove_override(session=session, override_id=int(drop), actor=actor)
                 except TrackerError as exc:
                     st.error(f"Not removed: {exc}.")

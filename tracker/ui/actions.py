@@ -1,4 +1,5 @@
-"""The data-changing actions of the Budgets & alerts and Anomalies pages.
+"""The data-changing actions of the Budgets & alerts and Anomalies pages, and `acting_as`,
+the transaction every page's change runs in (the Admin and Accounts pages use it directly).
 
 Each action opens its own transaction, checks the signed-in user's role against the database
 there (`require_role`: the page list hides the forms from other roles, this is the check
@@ -8,22 +9,34 @@ entry. Errors are raised as `TrackerError` for the page to show; nothing is writ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import requests
+from sqlalchemy.orm import Session
 
 from tracker import alerts, anomalies, audit, budgets
 from tracker.runtime import Runtime
 from tracker.ui.auth import require_role
 
-EDIT_BUDGETS = ("admin",)
+ADMIN = ("admin",)
+EDIT_BUDGETS = ADMIN
 # Acknowledging an anomaly records that someone looked at it; it changes no cost, budget or
 # rule, so finance (who reads the anomalies) may do it too.
 ACKNOWLEDGE = ("admin", "finance")
 
 
+@contextmanager
+def acting_as(runtime: Runtime, *roles: str) -> Iterator[tuple[Session, str]]:
+    """The transaction of one change: the signed-in user's role is checked against the
+    database in it (the server-side check behind the page list); yields (session, actor)."""
+    with runtime.session_factory.begin() as session:
+        yield session, require_role(session, *roles)
+
+
 def set_budget(runtime: Runtime, *, scope: str, monthly: str | None) -> budgets.Scope:
     """Set a scope's monthly USD budget, or clear it with `monthly=None`."""
-    with runtime.session_factory.begin() as session:
-        actor = require_role(session, *EDIT_BUDGETS)
+    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
         value = None if monthly is None else budgets.parse_money(monthly)
         return budgets.set_budget(session=session, scope=scope, monthly=value, actor=actor)
 
@@ -38,8 +51,7 @@ def add_rule(
     name: str | None = None,
 ) -> int:
     """Add an alert rule; return its id."""
-    with runtime.session_factory.begin() as session:
-        actor = require_role(session, *EDIT_BUDGETS)
+    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
         rule = alerts.add_rule(
             session=session,
             kind=kind,
@@ -54,22 +66,19 @@ def add_rule(
 
 def set_rule_enabled(runtime: Runtime, *, rule_id: int, enabled: bool) -> None:
     """Pause or resume a rule."""
-    with runtime.session_factory.begin() as session:
-        actor = require_role(session, *EDIT_BUDGETS)
+    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
         alerts.set_rule_enabled(session=session, rule_id=rule_id, enabled=enabled, actor=actor)
 
 
 def remove_rule(runtime: Runtime, *, rule_id: int) -> None:
     """Delete a rule and its event history."""
-    with runtime.session_factory.begin() as session:
-        actor = require_role(session, *EDIT_BUDGETS)
+    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
         alerts.remove_rule(session=session, rule_id=rule_id, actor=actor)
 
 
 def check_alerts(runtime: Runtime) -> alerts.CheckReport:
     """Evaluate every rule now and deliver what is due, as the worker does after a sync."""
-    with runtime.session_factory.begin() as session:
-        actor = require_role(session, *EDIT_BUDGETS)
+    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
         # run_check commits in steps of its own; the request itself is audited here.
         audit.record(session=session, actor=actor, action="alerts.check", target="app")
     return alerts.run_check(
@@ -81,6 +90,5 @@ def check_alerts(runtime: Runtime) -> alerts.CheckReport:
 
 def acknowledge_anomaly(runtime: Runtime, *, anomaly_id: int) -> None:
     """Mark an anomaly as seen; it stops alerting."""
-    with runtime.session_factory.begin() as session:
-        actor = require_role(session, *ACKNOWLEDGE)
+    with acting_as(runtime, *ACKNOWLEDGE) as (session, actor):
         anomalies.acknowledge(session=session, anomaly_id=anomaly_id, actor=actor)
