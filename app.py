@@ -11,7 +11,7 @@ import logging
 
 import streamlit as st
 
-from tracker.errors import TrackerError
+from tracker.core.errors import TrackerError
 from tracker.ui import data
 from tracker.ui.auth import Auth
 

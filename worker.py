@@ -18,12 +18,13 @@ from types import FrameType
 
 import schedule
 
-from tracker import alerts, anomalies, projections
-from tracker.config import load_settings
-from tracker.db import require_schema
-from tracker.errors import TrackerError
-from tracker.runtime import Runtime, build_runtime
-from tracker.sync import run_sync
+from tracker.alerts import engine as alerts
+from tracker.core.config import load_settings
+from tracker.core.db import require_schema
+from tracker.core.errors import TrackerError
+from tracker.core.runtime import Runtime, build_runtime
+from tracker.ingest.sync import run_sync
+from tracker.planning import anomalies, projections
 
 log = logging.getLogger("worker")
 

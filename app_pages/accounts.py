@@ -13,13 +13,13 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from tracker import accounts as acc
-from tracker import audit
-from tracker.errors import InvalidInput, TrackerError
-from tracker.imports import import_csv
+from tracker.core import audit
+from tracker.core.errors import InvalidInput, TrackerError
+from tracker.ingest.csv_import import import_csv
+from tracker.ingest.sync import run_sync
 from tracker.models import PROVIDERS
+from tracker.providers import accounts as acc
 from tracker.providers.base import make_http_session
-from tracker.sync import run_sync
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 

@@ -11,9 +11,12 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from tracker import queries, users
-from tracker.errors import TrackerError
+from tracker.core import units
+from tracker.core.errors import TrackerError
+from tracker.costs import overrides
+from tracker.identity import users
 from tracker.models import PROVIDERS, ROLES
+from tracker.reporting import admin
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 
@@ -166,89 +169,82 @@ with invite_tab:
                 _done(f"Withdrew {gone}.")
 
 with prices_tab:
-    try:
-        from tracker import pricing
-    except ImportError:
-        pricing = None  # type: ignore[assignment]
-    if pricing is None:
-        st.info("Price overrides are not available in this version.")
-    else:
-        st.caption(
-            "Your organisation's own prices (USD per million tokens) or discounts, from a date "
-            "(end date exclusive). Past usage keeps its estimate until re-priced "
-            "(`python -m tracker reprice`)."
+    st.caption(
+        "Your organisation's own prices (USD per million tokens) or discounts, from a date "
+        "(end date exclusive). Past usage keeps its estimate until re-priced "
+        "(`python -m tracker reprice`)."
+    )
+    with runtime.session_factory() as session:
+        current = overrides.list_overrides(session=session)
+    if current:
+        st.dataframe(
+            pd.DataFrame([o.__dict__ for o in current]).drop(columns=["created_by"]),
+            hide_index=True,
+            column_config={
+                "valid_from": ui.date_column("From"),
+                "valid_to": ui.date_column("Until (exclusive)"),
+            },
         )
-        with runtime.session_factory() as session:
-            overrides = pricing.list_overrides(session=session)
-        if overrides:
-            st.dataframe(
-                pd.DataFrame([o.__dict__ for o in overrides]).drop(columns=["created_by"]),
-                hide_index=True,
-                column_config={
-                    "valid_from": ui.date_column("From"),
-                    "valid_to": ui.date_column("Until (exclusive)"),
-                },
-            )
-        else:
-            st.info("No price override: estimates use the public list prices.")
-        with st.form("override_add", clear_on_submit=True):
-            c1, c2, c3 = st.columns(3)
-            o_provider = c1.selectbox("Provider", list(PROVIDERS), key="ov_provider")
-            o_model = c2.text_input("Model (empty: every model, discounts only)", key="ov_model")
-            o_kind = c3.selectbox("Kind", ["price", "discount"], key="ov_kind")
-            c4, c5, c6 = st.columns(3)
-            o_input = c4.text_input("Input price / 1M", key="ov_input")
-            o_cached = c5.text_input("Cached input price / 1M", key="ov_cached")
-            o_output = c6.text_input("Output price / 1M", key="ov_output")
-            c7, c8, c9 = st.columns(3)
-            o_discount = c7.text_input("Discount %", key="ov_discount")
-            o_from = c8.date_input("Valid from", value=queries.month_start(queries.today_utc()))
-            o_to = c9.date_input("Valid until (exclusive, optional)", value=None)
-            o_note = st.text_input("Note", key="ov_note")
-            if st.form_submit_button("Add override", type="primary"):
-                try:
-                    with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                        pricing.add_override(
-                            session=session,
-                            provider=str(o_provider),
-                            model=o_model or None,
-                            kind=str(o_kind),
-                            valid_from=o_from if isinstance(o_from, dt.date) else dt.date.today(),
-                            valid_to=o_to if isinstance(o_to, dt.date) else None,
-                            input_price=o_input or None,
-                            cached_input_price=o_cached or None,
-                            output_price=o_output or None,
-                            discount_pct=o_discount or None,
-                            note=o_note or None,
-                            actor=actor,
-                        )
-                except TrackerError as exc:
-                    st.error(f"Not added: {exc}.")
-                else:
-                    _done("Override added; re-price past usage to apply it to history.")
-        if overrides:
-            drop = st.selectbox(
-                "Remove override",
-                [o.id for o in overrides],
-                format_func=lambda i: next(
-                    f"#{o.id} {o.provider}/{o.model or '*'} {o.kind} from {o.valid_from}"
-                    for o in overrides
-                    if o.id == i
-                ),
-                key="ov_remove",
-            )
-            if st.button("Remove override", key="ov_remove_go"):
-                try:
-                    with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                        pricing.remove_override(session=session, override_id=int(drop), actor=actor)
-                except TrackerError as exc:
-                    st.error(f"Not removed: {exc}.")
-                else:
-                    _done(f"Removed override #{drop}.")
+    else:
+        st.info("No price override: estimates use the public list prices.")
+    with st.form("override_add", clear_on_submit=True):
+        c1, c2, c3 = st.columns(3)
+        o_provider = c1.selectbox("Provider", list(PROVIDERS), key="ov_provider")
+        o_model = c2.text_input("Model (empty: every model, discounts only)", key="ov_model")
+        o_kind = c3.selectbox("Kind", ["price", "discount"], key="ov_kind")
+        c4, c5, c6 = st.columns(3)
+        o_input = c4.text_input("Input price / 1M", key="ov_input")
+        o_cached = c5.text_input("Cached input price / 1M", key="ov_cached")
+        o_output = c6.text_input("Output price / 1M", key="ov_output")
+        c7, c8, c9 = st.columns(3)
+        o_discount = c7.text_input("Discount %", key="ov_discount")
+        o_from = c8.date_input("Valid from", value=units.month_start(units.today_utc()))
+        o_to = c9.date_input("Valid until (exclusive, optional)", value=None)
+        o_note = st.text_input("Note", key="ov_note")
+        if st.form_submit_button("Add override", type="primary"):
+            try:
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
+                    overrides.add_override(
+                        session=session,
+                        provider=str(o_provider),
+                        model=o_model or None,
+                        kind=str(o_kind),
+                        valid_from=o_from if isinstance(o_from, dt.date) else dt.date.today(),
+                        valid_to=o_to if isinstance(o_to, dt.date) else None,
+                        input_price=o_input or None,
+                        cached_input_price=o_cached or None,
+                        output_price=o_output or None,
+                        discount_pct=o_discount or None,
+                        note=o_note or None,
+                        actor=actor,
+                    )
+            except TrackerError as exc:
+                st.error(f"Not added: {exc}.")
+            else:
+                _done("Override added; re-price past usage to apply it to history.")
+    if current:
+        drop = st.selectbox(
+            "Remove override",
+            [o.id for o in current],
+            format_func=lambda i: next(
+                f"#{o.id} {o.provider}/{o.model or '*'} {o.kind} from {o.valid_from}"
+                for o in current
+                if o.id == i
+            ),
+            key="ov_remove",
+        )
+        if st.button("Remove override", key="ov_remove_go"):
+            try:
+                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
+                    overrides.remove_override(session=session, override_id=int(drop), actor=actor)
+            except TrackerError as exc:
+                st.error(f"Not removed: {exc}.")
+            else:
+                _done(f"Removed override #{drop}.")
 
 with audit_tab:
     with runtime.session_factory() as session:
-        audit_frame = queries.recent_audit(session=session)
+        audit_frame = admin.recent_audit(session=session)
     if audit_frame.empty:
         st.info("Nothing audited yet: changes to users, accounts and prices appear here.")
     else:

@@ -13,9 +13,9 @@ import datetime as dt
 
 import streamlit as st
 
-from tracker import queries
-from tracker.errors import TrackerError
-from tracker.planning import open_excess
+from tracker.core import units
+from tracker.core.errors import TrackerError
+from tracker.reporting.forecast import open_excess
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 
@@ -23,7 +23,7 @@ WINDOWS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "Last year"
 MONEY = ["actual_cost", "baseline_cost", "excess", "volume_effect", "mix_effect", "rate_effect"]
 
 runtime = data.get_runtime()
-today = queries.today_utc()
+today = units.today_utc()
 
 st.title("Anomalies")
 st.caption(

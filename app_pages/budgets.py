@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tracker import alerts, queries
-from tracker.errors import TrackerError
-from tracker.planning import scope_label
+from tracker.alerts import engine as alerts
+from tracker.core import units
+from tracker.core.errors import TrackerError
+from tracker.planning.budgets import scope_label
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 from tracker.ui.auth import current_user
@@ -21,7 +22,7 @@ from tracker.ui.auth import current_user
 runtime = data.get_runtime()
 user = current_user()
 is_admin = user is not None and user.role in actions.EDIT_BUDGETS
-today = queries.today_utc()
+today = units.today_utc()
 
 
 def _done(message: str) -> None:

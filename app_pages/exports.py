@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tracker import exports, queries
-from tracker.errors import TrackerError
+from tracker.core.errors import TrackerError
+from tracker.exports import export as exports
+from tracker.reporting import sources
 from tracker.ui import components as ui
 from tracker.ui import data
 from tracker.ui.auth import require_role
@@ -42,7 +43,7 @@ with st.container(border=True):
     )
     st.caption(FORMAT_LABELS[fmt])
 
-filters: queries.Dimensions = flt
+filters: sources.Dimensions = flt
 choice = (fmt, start, end, filters)
 
 if st.button("Prepare the file", type="primary", key="export_prepare"):

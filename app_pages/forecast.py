@@ -12,13 +12,14 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from tracker import queries
-from tracker.planning import projection_frame, projection_path, scope_label
-from tracker.projections import Projection
+from tracker.core import units
+from tracker.planning.budgets import scope_label
+from tracker.planning.projections import Projection
+from tracker.reporting.forecast import projection_frame, projection_path
 from tracker.ui import components as ui
 from tracker.ui import data
 
-today = queries.today_utc()
+today = units.today_utc()
 found = data.projections(today)
 
 st.title("Forecast")

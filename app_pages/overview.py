@@ -10,13 +10,13 @@ import datetime as dt
 
 import streamlit as st
 
-from tracker import queries
-from tracker.planning import month_end_floor, runs_out_on
+from tracker.core import units
+from tracker.reporting.forecast import month_end_floor, runs_out_on
 from tracker.ui import components as ui
 from tracker.ui import data
 
 settings = data.get_settings()
-today = queries.today_utc()
+today = units.today_utc()
 summary = data.spend_summary(today)
 cards = data.account_cards(today, settings.status_warning_pct, settings.status_critical_pct)
 

@@ -8,13 +8,13 @@ import datetime as dt
 
 import streamlit as st
 
-from tracker import queries
+from tracker.core import units
 from tracker.ui import components as ui
 from tracker.ui import data
 
 st.title("Sync health")
 now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)  # minute grain: cache-friendly
-freshness, runs, gaps = data.sync_health(now, queries.today_utc())
+freshness, runs, gaps = data.sync_health(now, units.today_utc())
 
 if freshness.empty:
     st.info(

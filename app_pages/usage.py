@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tracker import queries
+from tracker.core import units
+from tracker.reporting import usage
 from tracker.ui import components as ui
 from tracker.ui import data
 
@@ -18,12 +19,12 @@ with st.container(border=True):
     flt, c6 = ui.usage_filter_form("usage")
     group_labels = c6.multiselect(
         "Group by",
-        list(queries.GROUP_BY_CHOICES),
+        list(usage.GROUP_BY_CHOICES),
         default=["Day", "Provider"],
         key="usage_group_by",
     )
 
-group_by = tuple(queries.GROUP_BY_CHOICES[label] for label in group_labels)
+group_by = tuple(usage.GROUP_BY_CHOICES[label] for label in group_labels)
 table = data.usage_table(flt, group_by)
 
 if table.empty:
@@ -33,9 +34,9 @@ if table.empty:
     )
     st.stop()
 
-total = sum(table["cost"], start=queries.to_dollars(0))
-billed = sum(table["billed_cost"], start=queries.to_dollars(0))
-estimated = sum(table["estimated_cost"], start=queries.to_dollars(0))
+total = sum(table["cost"], start=units.to_dollars(0))
+billed = sum(table["billed_cost"], start=units.to_dollars(0))
+estimated = sum(table["estimated_cost"], start=units.to_dollars(0))
 m1, m2, m3 = st.columns(3)
 m1.metric("Cost in selection", ui.money(total))
 m2.metric("Billed by providers", ui.money(billed))

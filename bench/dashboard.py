@@ -50,9 +50,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import DEFAULT_ADMIN_URL, admin_connection, database_url  # noqa: E402
-from tracker import migrate, projections, queries, reconcile  # noqa: E402
-from tracker.db import make_engine  # noqa: E402
+from tracker.core import migrate, units  # noqa: E402
+from tracker.core.db import make_engine  # noqa: E402
+from tracker.costs import reconcile  # noqa: E402
 from tracker.models import CostProjection, UsageRecord  # noqa: E402
+from tracker.planning import projections  # noqa: E402
+from tracker.reporting import overview, sources, usage  # noqa: E402
 
 Query = Callable[[Session, dt.date, dt.date], Any]
 NaiveGroup = Callable[[pd.DataFrame, dt.date, dt.date], Any]
@@ -66,7 +69,7 @@ SELECT u.day, u.account_id, a.name AS account, s.name AS provider,
 FROM usage_records u JOIN accounts a ON a.id = u.account_id JOIN services s ON s.id = a.service_id
 WHERE u.day BETWEEN :start AND :end
 """
-TOKENS = list(queries.TOKEN_KINDS)
+TOKENS = list(usage.TOKEN_KINDS)
 
 
 def naive_read(engine: Any, start: dt.date, end: dt.date) -> pd.DataFrame:
@@ -92,7 +95,7 @@ def _naive_filter_options(f: pd.DataFrame, start: dt.date, end: dt.date) -> Any:
 NAIVE: dict[str, NaiveGroup] = {
     "cost_totals": lambda f, s, e: (f["cost"].sum(), (f["cost_source"] == "none").sum()),
     "account_cards": lambda f, s, e: (
-        f[f["day"] >= queries.month_start(e)].groupby("account_id")[["cost", "tokens"]].sum()
+        f[f["day"] >= units.month_start(e)].groupby("account_id")[["cost", "tokens"]].sum()
     ),
     "daily_cost_by_provider": lambda f, s, e: f.groupby(["day", "display_name"])["cost"].sum(),
     "top_models": lambda f, s, e: (
@@ -114,31 +117,31 @@ NAIVE: dict[str, NaiveGroup] = {
 }
 
 
-def _flt(start: dt.date, end: dt.date) -> queries.UsageFilter:
-    return queries.UsageFilter(start=start, end=end)
+def _flt(start: dt.date, end: dt.date) -> sources.UsageFilter:
+    return sources.UsageFilter(start=start, end=end)
 
 
 OURS: dict[str, Query] = {
-    "cost_totals": lambda s, a, b: queries.cost_totals(session=s, start=a, end=b),
-    "account_cards": lambda s, a, b: queries.account_cards(
+    "cost_totals": lambda s, a, b: overview.cost_totals(session=s, start=a, end=b),
+    "account_cards": lambda s, a, b: overview.account_cards(
         session=s, today=b, warning_pct=Decimal(80), critical_pct=Decimal(100)
     ),
-    "daily_cost_by_provider": lambda s, a, b: queries.daily_cost_by_provider(
+    "daily_cost_by_provider": lambda s, a, b: overview.daily_cost_by_provider(
         session=s, end=b, days=(b - a).days + 1
     ),
-    "top_models": lambda s, a, b: queries.top_models(session=s, start=a, end=b),
+    "top_models": lambda s, a, b: overview.top_models(session=s, start=a, end=b),
     "unpriced_models": lambda s, a, b: reconcile.unpriced_models(session=s, start=a, end=b),
-    "filter_options": lambda s, a, b: queries.filter_options(session=s, start=a, end=b),
-    "usage_table(day, provider)": lambda s, a, b: queries.usage_table(
+    "filter_options": lambda s, a, b: usage.filter_options(session=s, start=a, end=b),
+    "usage_table(day, provider)": lambda s, a, b: usage.usage_table(
         session=s, flt=_flt(a, b), group_by=["day", "provider"]
     ),
-    "usage_table(project)": lambda s, a, b: queries.usage_table(
+    "usage_table(project)": lambda s, a, b: usage.usage_table(
         session=s, flt=_flt(a, b), group_by=["project"]
     ),
-    "usage_table(api_key)": lambda s, a, b: queries.usage_table(
+    "usage_table(api_key)": lambda s, a, b: usage.usage_table(
         session=s, flt=_flt(a, b), group_by=["api_key"]
     ),
-    "tokens_by_kind": lambda s, a, b: queries.tokens_by_kind(session=s, flt=_flt(a, b)),
+    "tokens_by_kind": lambda s, a, b: usage.tokens_by_kind(session=s, flt=_flt(a, b)),
     # The Overview falls back to this when the worker has not stored this month's projection.
     "org_projection (computed)": lambda s, a, b: projections.project_scope(
         session=s, scope="org", today=b
@@ -257,7 +260,7 @@ def render_overview_ms(urls: list[str], runs: int) -> list[float]:
 def bench_size(admin_url: str, rows: int, runs: int, naive_runs: int) -> dict[str, Any]:
     url = ensure_database(admin_url, rows)
     engine = make_engine(url)
-    today = queries.today_utc()
+    today = units.today_utc()
     with engine.connect() as conn:
         count = conn.execute(text("SELECT count(*) FROM usage_records")).scalar_one()
     store_projections(engine, today)

@@ -120,8 +120,8 @@ def load(url: str, rows: int) -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from tracker import migrate
-    from tracker.db import make_engine
+    from tracker.core import migrate
+    from tracker.core.db import make_engine
     from tracker.models import Account, Service
 
     engine = make_engine(url)
@@ -162,8 +162,8 @@ def run_export(url: str, fmt: str, out_path: str) -> None:
     """(child process) Export January to `out_path` and print the record count."""
     from sqlalchemy.orm import Session
 
-    from tracker import exports
-    from tracker.db import make_engine
+    from tracker.core.db import make_engine
+    from tracker.exports import export as exports
 
     engine = make_engine(url)
     with Session(engine) as session, open(out_path, "w", encoding="utf-8", newline="") as out:

@@ -43,8 +43,8 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tracker import migrate  # noqa: E402
-from tracker.db import make_engine  # noqa: E402
+from tracker.core import migrate  # noqa: E402
+from tracker.core.db import make_engine  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DAYS = 730

@@ -33,10 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from tracker import migrate  # noqa: E402
-from tracker.db import make_engine  # noqa: E402
+from tracker.core import migrate  # noqa: E402
+from tracker.core.db import make_engine  # noqa: E402
+from tracker.costs.estimate import estimate_range  # noqa: E402
+from tracker.costs.pricebook import PriceBook  # noqa: E402
+from tracker.costs.reprice import reprice  # noqa: E402
 from tracker.models import Account, Service, UsageRecord  # noqa: E402
-from tracker.pricing import PriceBook, estimate_range, reprice  # noqa: E402
 
 START = dt.date(2025, 12, 1)
 DAYS = 365

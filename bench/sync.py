@@ -44,10 +44,10 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.db import make_engine  # noqa: E402
+from tracker.core.db import make_engine  # noqa: E402
+from tracker.ingest.writer import upsert_rows  # noqa: E402
 from tracker.models import Account, UsageRecord, utcnow  # noqa: E402
 from tracker.providers.base import UsageRow  # noqa: E402
-from tracker.sync import upsert_rows  # noqa: E402
 
 BENCH_KEY = "sk-admin-synthetic-bench-key-0000"
 ENCRYPTION_KEY = base64.urlsafe_b64encode(b"s" * 32).decode()
@@ -95,8 +95,8 @@ def synthetic_rows(rows: int, first: dt.date, salt: int = 0) -> Iterator[UsageRo
 
 
 def new_account(session: Session, name: str, base_url: str | None = None) -> int:
-    from tracker.accounts import add_account
-    from tracker.crypto import CredentialCipher
+    from tracker.core.crypto import CredentialCipher
+    from tracker.providers.accounts import add_account
 
     cipher = CredentialCipher(base64.urlsafe_b64decode(ENCRYPTION_KEY))
     account = add_account(
@@ -224,9 +224,9 @@ def child_backfill(url: str, base_url: str, first: str, last: str) -> None:
     """Run in the child process: the worker's sync path for the bench account. The worker
     module is imported first so that the process holds what the real worker holds."""
     import worker  # noqa: F401  (its imports: pandas, numpy, the price catalog, ...)
-    from tracker.config import load_settings
-    from tracker.runtime import build_runtime
-    from tracker.sync import run_sync
+    from tracker.core.config import load_settings
+    from tracker.core.runtime import build_runtime
+    from tracker.ingest.sync import run_sync
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tracker.costs.spend import assign_cost_sources
 from tracker.models import Account, Service, UsageRecord
-from tracker.spend import assign_cost_sources
 
 
 def add_account(

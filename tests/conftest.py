@@ -23,9 +23,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from tracker import migrate
-from tracker.crypto import CredentialCipher
-from tracker.db import make_engine
+from tracker.core import migrate
+from tracker.core.crypto import CredentialCipher
+from tracker.core.db import make_engine
 from tracker.models import Base
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -230,7 +230,7 @@ def app_env(
 @pytest.fixture
 def cli(app_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """Run `python -m tracker ARGS` in process; stdin is a string."""
-    from tracker.cli import main
+    from tracker.cli.main import main
 
     def run(*argv: str, stdin: str = "") -> CliResult:
         capsys.readouterr()

@@ -11,8 +11,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tracker.costs.pricebook import PriceBook, store_amount
 from tracker.models import Account, PriceOverride, Service, UsageRecord
-from tracker.pricing import PriceBook, store_amount
 
 SECRET = "ENCRYPTED-CREDENTIAL-never-exported-7f3a"
 LAST4 = "q9Zk"

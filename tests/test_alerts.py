@@ -20,11 +20,13 @@ from tests.alert_seeding import add_account, add_usage
 from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.fakes.smtp_server import smtp_server
 from tests.fakes.webhook_server import WebhookServer
-from tracker import alerts, budgets, queries
-from tracker.config import Settings, load_settings
-from tracker.db import make_engine, make_session_factory
-from tracker.errors import InvalidInput
+from tracker.alerts import engine as alerts
+from tracker.core.config import Settings, load_settings
+from tracker.core.db import make_engine, make_session_factory
+from tracker.core.errors import InvalidInput
 from tracker.models import Account, AlertEvent, Anomaly, SyncRun
+from tracker.planning import budgets
+from tracker.reporting import accounts
 
 NOW = dt.datetime(2026, 5, 20, 12, 0, tzinfo=dt.UTC)
 MAY = dt.date(2026, 5, 1)
@@ -318,7 +320,7 @@ def test_quota_unpriced_variance_sync_anomaly_and_ratelimit_rules(session):
 
 
 def test_rate_limit_readings_pair_both_header_styles():
-    readings = queries.rate_limit_readings(
+    readings = accounts.rate_limit_readings(
         {
             "x-ratelimit-limit-requests": "500",
             "x-ratelimit-remaining-requests": "499",
@@ -337,12 +339,12 @@ def test_rate_limit_readings_pair_both_header_styles():
         "anthropic-ratelimit-tokens-remaining": "79000",
         "anthropic-ratelimit-requests-reset": "2026-05-01T00:00:00Z",
     }
-    assert [(r.resource, r.limit, r.remaining) for r in queries.rate_limit_readings(anthropic)] == [
-        ("tokens", 80000, 79000)
-    ]
+    assert [
+        (r.resource, r.limit, r.remaining) for r in accounts.rate_limit_readings(anthropic)
+    ] == [("tokens", 80000, 79000)]
     # The Accounts page's text is the same readings, formatted.
-    assert queries.rate_limit_headroom(anthropic) == "tokens 79,000/80,000"
-    assert queries.rate_limit_headroom({"x-ratelimit-limit": "n/a"}) == ""
+    assert accounts.rate_limit_headroom(anthropic) == "tokens 79,000/80,000"
+    assert accounts.rate_limit_headroom({"x-ratelimit-limit": "n/a"}) == ""
 
 
 def test_projected_rule_uses_the_forecast(session):
@@ -394,8 +396,8 @@ def test_cli_alerts(cli, hook, monkeypatch):
     bad = cli("alerts", "add", "--kind", "budget", "--channel", "sms:123")
     assert bad.code == 1 and bad.err.startswith("error:") and bad.err.count("\n") == 1
 
-    from tracker.config import load_settings
-    from tracker.runtime import build_runtime
+    from tracker.core.config import load_settings
+    from tracker.core.runtime import build_runtime
 
     runtime = build_runtime(load_settings())
     with runtime.session_factory.begin() as session:
@@ -420,8 +422,8 @@ def test_cli_alerts(cli, hook, monkeypatch):
 
 def test_worker_runs_the_jobs_after_sync(app_env):
     import worker
-    from tracker.config import load_settings
-    from tracker.runtime import build_runtime
+    from tracker.core.config import load_settings
+    from tracker.core.runtime import build_runtime
 
     runtime = build_runtime(load_settings())
     try:

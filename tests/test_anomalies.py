@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.alert_seeding import add_account, add_usage
-from tracker import anomalies
 from tracker.models import Anomaly
+from tracker.planning import anomalies
 
 WEEK = np.array([100.0, 110.0, 105.0, 100.0, 95.0, 20.0, 15.0])  # USD, Monday first
 START = dt.date(2026, 1, 1)

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.alert_seeding import add_account, add_usage
-from tracker import budgets
-from tracker.errors import InvalidInput, NotFound
+from tracker.core import units
+from tracker.core.errors import InvalidInput, NotFound
 from tracker.models import AuditLog
+from tracker.planning import budgets
 
 TODAY = dt.date(2026, 5, 20)
 
@@ -44,11 +45,11 @@ def test_bad_scopes_are_refused(raw):
 @pytest.mark.parametrize("raw", ["-1", "abc", "NaN", "1e12"])
 def test_bad_amounts_are_refused(raw):
     with pytest.raises(InvalidInput):
-        budgets.parse_money(raw)
+        units.parse_money(raw, what="budget")
 
 
 def test_money_formats():
-    assert budgets.parse_money("$1,500") == Decimal("1500.00")
+    assert units.parse_money("$1,500", what="budget") == Decimal("1500.00")
 
 
 def test_unknown_account_is_not_found(session):

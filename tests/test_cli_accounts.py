@@ -196,7 +196,7 @@ def test_keys_rotate_reencrypts_and_old_key_alone_fails(cli, committed_db, monke
         after = dict(conn.execute(text("SELECT name, credential_encrypted FROM accounts")).all())
     assert all(after[n] != before[n] for n in before)
 
-    from tracker.crypto import CredentialCipher
+    from tracker.core.crypto import CredentialCipher
 
     new_only = CredentialCipher(base64.urlsafe_b64decode(new_key))
     assert new_only.decrypt(after["a"]).reveal() == KEY

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from tracker.config import load_settings
-from tracker.errors import ConfigError
+from tracker.core.config import load_settings
+from tracker.core.errors import ConfigError
 
 GOOD_KEY = base64.urlsafe_b64encode(b"e" * 32).decode()
 GOOD_SECRET = "s" * 40

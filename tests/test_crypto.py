@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.crypto import CredentialCipher, Secret, key_id
-from tracker.errors import CredentialError
+from tracker.core.crypto import CredentialCipher, Secret, key_id
+from tracker.core.errors import CredentialError
 
 OLD, NEW = b"o" * 32, b"n" * 32
 PLAINTEXT = "sk-admin-0123456789abcdefWXYZ"

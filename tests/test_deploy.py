@@ -17,7 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import inspect, select
 
-from tracker.db import make_engine
+from tracker.core.db import make_engine
 from tracker.models import Service
 
 ROOT = Path(__file__).resolve().parent.parent

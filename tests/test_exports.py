@@ -30,11 +30,11 @@ from tests.exports_data import (
     SECRET,
     seed,
 )
-from tracker import exports
-from tracker.errors import InvalidInput
-from tracker.exports import allocate, decimal_str, safe_text
+from tracker.core.errors import InvalidInput
+from tracker.exports import export as exports
+from tracker.exports.export import allocate, decimal_str, safe_text
 from tracker.models import CostProjection, Setting
-from tracker.queries import Dimensions
+from tracker.reporting.sources import Dimensions
 
 CENT = Decimal("0.01")
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import IN_CI
 from tests.exports_data import JAN, seed
-from tracker import exports
+from tracker.exports import export as exports
 
 ROOT = Path(__file__).resolve().parent.parent
 FOCUS_VERSION = "1.2.0.1"

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from tests.exports_data import JAN, seed
-from tracker import users
+from tracker.identity import users
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "exports.py")
 

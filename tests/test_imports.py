@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from tracker import accounts
-from tracker.errors import InvalidInput, NotFound
-from tracker.imports import import_csv
+from tracker.core.errors import InvalidInput, NotFound
+from tracker.ingest.csv_import import import_csv
 from tracker.models import AuditLog, UsageRecord
+from tracker.providers import accounts
 
 HEADER = (
     "day,model,input_tokens,output_tokens,requests,cached_input_tokens,cost,project,api_key_id\n"

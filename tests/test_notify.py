@@ -11,9 +11,9 @@ import requests
 from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.fakes.smtp_server import free_port, smtp_server
 from tests.fakes.webhook_server import WebhookServer
-from tracker.config import Settings, load_settings
-from tracker.errors import InvalidInput
-from tracker.notify import DeliveryError, Notification, deliver, mask_channel, parse_channel
+from tracker.alerts.notify import DeliveryError, Notification, deliver, mask_channel, parse_channel
+from tracker.core.config import Settings, load_settings
+from tracker.core.errors import InvalidInput
 
 NOTE = Notification("Budget 75 % reached", "You spent $750.00 of $1,000.00.", {"kind": "budget"})
 SECRET_URL_PATH = "/services/T000/B000/SuperSecretToken1234"

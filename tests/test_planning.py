@@ -8,8 +8,10 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from tracker import planning
-from tracker.projections import Projection
+from tracker.planning.budgets import scope_label
+from tracker.planning.projections import Projection
+from tracker.reporting import budgets as budget_report
+from tracker.reporting import forecast
 
 MONTH = dt.date(2026, 5, 1)
 TODAY = dt.date(2026, 5, 4)
@@ -41,7 +43,7 @@ def projection(**changes: object) -> Projection:
 
 
 def test_projection_path_meets_the_stored_figures() -> None:
-    path = planning.projection_path(projection())
+    path = forecast.projection_path(projection())
     actual = path.dropna(subset=["actual"])
     assert list(actual["actual"]) == [10.0, 20.0, 30.0]
     last = path.iloc[-1]
@@ -62,14 +64,14 @@ def test_projection_path_without_history_starts_at_zero() -> None:
         upper=Decimal(0),
         daily=[],
     )
-    path = planning.projection_path(empty)
+    path = forecast.projection_path(empty)
     assert len(path) == 1 and path.iloc[0]["forecast"] == 0.0
 
 
 def test_month_end_is_never_below_the_spend_so_far() -> None:
     p = projection()
-    assert planning.month_end_floor(p, Decimal("120.00")) == Decimal("300.00")
-    assert planning.month_end_floor(p, Decimal("301.50")) == Decimal("301.50")
+    assert forecast.month_end_floor(p, Decimal("120.00")) == Decimal("300.00")
+    assert forecast.month_end_floor(p, Decimal("301.50")) == Decimal("301.50")
 
 
 @pytest.mark.parametrize(
@@ -81,7 +83,7 @@ def test_month_end_is_never_below_the_spend_so_far() -> None:
     ],
 )
 def test_runs_out_on(spent: Decimal, budget: Decimal | None, expected: dt.date) -> None:
-    got = planning.runs_out_on(projection(), spent_to_date=spent, budget=budget, today=TODAY)
+    got = forecast.runs_out_on(projection(), spent_to_date=spent, budget=budget, today=TODAY)
     assert got == expected
 
 
@@ -96,7 +98,7 @@ def test_open_excess_counts_an_account_and_its_models_once() -> None:
         ],
         columns=["account", "day", "model", "excess", "acknowledged_at"],
     )
-    assert planning.open_excess(frame) == Decimal("33.125")
+    assert forecast.open_excess(frame) == Decimal("33.125")
 
 
 @pytest.mark.parametrize(
@@ -111,10 +113,10 @@ def test_open_excess_counts_an_account_and_its_models_once() -> None:
     ],
 )
 def test_channels_are_shown_masked(raw: str, shown: str) -> None:
-    assert planning.display_channel(raw) == shown
+    assert budget_report.display_channel(raw) == shown
 
 
 def test_scope_labels() -> None:
-    assert planning.scope_label("org") == "Organisation"
-    assert planning.scope_label("service:openai") == "Service OpenAI"
-    assert planning.scope_label("account:Prod") == "Account Prod"
+    assert scope_label("org") == "Organisation"
+    assert scope_label("service:openai") == "Service OpenAI"
+    assert scope_label("account:Prod") == "Account Prod"

@@ -15,19 +15,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.errors import InvalidInput, NotFound
+from tracker.core.errors import InvalidInput, NotFound
+from tracker.costs.catalog import catalog_usage
+from tracker.costs.estimate import estimate_range
+from tracker.costs.overrides import OverrideView, add_override, list_overrides, remove_override
+from tracker.costs.pricebook import PriceBook, price_usage, store_amount
 from tracker.models import Account, AuditLog, PriceOverride, Service, UsageRecord
-from tracker.pricing import (
-    OverrideView,
-    PriceBook,
-    add_override,
-    catalog_usage,
-    estimate_range,
-    list_overrides,
-    price_usage,
-    remove_override,
-    store_amount,
-)
 
 D = dt.date
 M = 1_000_000

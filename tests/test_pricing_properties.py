@@ -8,7 +8,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.pricing import OverrideView, PriceBook
+from tracker.costs.overrides import OverrideView
+from tracker.costs.pricebook import PriceBook
 
 KINDS = (
     "input_tokens",

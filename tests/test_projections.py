@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.alert_seeding import add_account, add_usage
-from tracker import projections
+from tracker.core import units
+from tracker.planning import projections
 
 WEEKLY = np.array([120.0, 130.0, 125.0, 120.0, 110.0, 25.0, 20.0])  # Monday first
 
@@ -85,7 +86,7 @@ def test_interval_holds_the_projection_and_never_goes_below_actuals(values, day)
 
 
 def test_forecast_command_and_stored_projections(cli, committed_db):
-    from tracker.db import make_session_factory
+    from tracker.core.db import make_session_factory
 
     factory = make_session_factory(committed_db)
     today = dt.datetime.now(dt.UTC).date()
@@ -97,7 +98,7 @@ def test_forecast_command_and_stored_projections(cli, committed_db):
     assert out.code == 0, out.err
     rows = {r["scope"]: r for r in json.loads(out.out)}
     assert set(rows) == {"org", "service:openai", "account:prod"}
-    month_days = (projections.month_bounds(today)[1] - today.replace(day=1)).days + 1
+    month_days = (units.month_bounds(today)[1] - today.replace(day=1)).days + 1
     assert Decimal(rows["account:prod"]["projected_total"]) == Decimal(10 * month_days)
     assert rows["account:prod"]["budget"] is not None
     text = cli("forecast", "--scope", "account:prod")

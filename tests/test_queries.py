@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.ui.seeding import USAGE, expected_cost, row_cost, seed_all
-from tracker import queries
-from tracker.crypto import CredentialCipher
+from tracker.core import units
+from tracker.core.crypto import CredentialCipher
 from tracker.models import Setting
+from tracker.planning import budgets
+from tracker.reporting import admin, overview, sources, sync_health, usage
 
 # A month end after a short month exercises the same-days-last-month clamp (31 March -> 28 Feb).
 TODAY = dt.date(2026, 3, 31)
@@ -25,18 +27,18 @@ def seeded(session: Session, cipher: CredentialCipher) -> Session:
 
 
 def test_same_days_last_month_clamps_to_short_months() -> None:
-    assert queries.same_days_last_month(dt.date(2026, 3, 31)) == (
+    assert units.same_days_last_month(dt.date(2026, 3, 31)) == (
         dt.date(2026, 2, 1),
         dt.date(2026, 2, 28),
     )
-    assert queries.same_days_last_month(dt.date(2026, 1, 15)) == (
+    assert units.same_days_last_month(dt.date(2026, 1, 15)) == (
         dt.date(2025, 12, 1),
         dt.date(2025, 12, 15),
     )
 
 
 def test_spend_summary_is_exact_and_split_by_basis(seeded: Session) -> None:
-    summary = queries.spend_summary(session=seeded, today=TODAY)
+    summary = overview.spend_summary(session=seeded, today=TODAY)
     expected = expected_cost(dt.date(2026, 3, 1), TODAY, TODAY)
     # 12.345678 + 7.000001 + 0.333333 + 4.444444 + 16.666667 + 0.010001 + 1.25; the 0.101010
     # estimate of today's gpt-4o-mini is covered by OpenAI Prod's billed amounts for the day.
@@ -54,23 +56,23 @@ def test_spend_summary_is_exact_and_split_by_basis(seeded: Session) -> None:
 
 
 def test_org_budget_setting_wins(seeded: Session) -> None:
-    seeded.add(Setting(key=queries.ORG_BUDGET_SETTING_KEY, value="500.00"))
+    seeded.add(Setting(key=budgets.ORG_BUDGET_SETTING_KEY, value="500.00"))
     seeded.flush()
-    summary = queries.spend_summary(session=seeded, today=TODAY)
+    summary = overview.spend_summary(session=seeded, today=TODAY)
     assert (summary.budget, summary.budget_source) == (Decimal("500.00"), "organisation")
     assert summary.budget_used_pct == Decimal("42.050124") / Decimal("500.00") * 100
 
 
 def test_empty_database_gives_zero_not_errors(session: Session) -> None:
-    summary = queries.spend_summary(session=session, today=TODAY)
+    summary = overview.spend_summary(session=session, today=TODAY)
     assert summary.current.cost == Decimal(0)
     assert summary.change_pct is None and summary.budget is None
-    assert queries.daily_cost_by_provider(session=session, end=TODAY).empty
-    assert queries.top_models(session=session, start=TODAY, end=TODAY).empty
-    flt = queries.UsageFilter(start=TODAY, end=TODAY)
-    assert queries.usage_table(session=session, flt=flt, group_by=[]).empty
+    assert overview.daily_cost_by_provider(session=session, end=TODAY).empty
+    assert overview.top_models(session=session, start=TODAY, end=TODAY).empty
+    flt = sources.UsageFilter(start=TODAY, end=TODAY)
+    assert usage.usage_table(session=session, flt=flt, group_by=[]).empty
     assert (
-        queries.account_cards(
+        overview.account_cards(
             session=session, today=TODAY, warning_pct=Decimal(75), critical_pct=Decimal(90)
         )
         == []
@@ -80,7 +82,7 @@ def test_empty_database_gives_zero_not_errors(session: Session) -> None:
 def test_account_cards_status_from_budget_and_quota(seeded: Session) -> None:
     cards = {
         c.name: c
-        for c in queries.account_cards(
+        for c in overview.account_cards(
             session=seeded, today=TODAY, warning_pct=Decimal(75), critical_pct=Decimal(90)
         )
     }
@@ -91,20 +93,20 @@ def test_account_cards_status_from_budget_and_quota(seeded: Session) -> None:
         openai.tokens == 100_000 + 20_000 + 5_000 + 50_000 + 5_000 + 60_000 + 9_000 + 1_100 + 33_000
     )
     assert openai.tokens_remaining == 2_000_000 - openai.tokens
-    assert openai.status == queries.STATUS_OK
+    assert openai.status == overview.STATUS_OK
     anthropic = cards["Anthropic Team"]
     assert anthropic.cost == Decimal("17.926668")  # 89.6 % of 20.00 -> Warning
-    assert anthropic.status == queries.STATUS_WARNING
+    assert anthropic.status == overview.STATUS_WARNING
     assert anthropic.account_status == "error"
-    assert cards["Groq CSV"].cost == Decimal(0) and cards["Groq CSV"].status == queries.STATUS_OK
-    critical = queries.account_cards(
+    assert cards["Groq CSV"].cost == Decimal(0) and cards["Groq CSV"].status == overview.STATUS_OK
+    critical = overview.account_cards(
         session=seeded, today=TODAY, warning_pct=Decimal(50), critical_pct=Decimal(80)
     )
-    assert {c.name: c.status for c in critical}["Anthropic Team"] == queries.STATUS_CRITICAL
+    assert {c.name: c.status for c in critical}["Anthropic Team"] == overview.STATUS_CRITICAL
 
 
 def test_daily_cost_by_provider_covers_30_days(seeded: Session) -> None:
-    frame = queries.daily_cost_by_provider(session=seeded, end=TODAY, days=30)
+    frame = overview.daily_cost_by_provider(session=seeded, end=TODAY, days=30)
     start = TODAY - dt.timedelta(days=29)
     assert frame["day"].min() >= start
     assert sum(frame["cost"], Decimal(0)) == expected_cost(start, TODAY, TODAY)
@@ -117,7 +119,7 @@ def test_daily_cost_by_provider_covers_30_days(seeded: Session) -> None:
 
 
 def test_top_models_ordered_by_cost(seeded: Session) -> None:
-    frame = queries.top_models(session=seeded, start=dt.date(2026, 3, 1), end=TODAY, limit=2)
+    frame = overview.top_models(session=seeded, start=dt.date(2026, 3, 1), end=TODAY, limit=2)
     assert list(frame["model"]) == ["gpt-4o", "claude-sonnet-4"]
     assert list(frame["cost"]) == [Decimal("24.123456"), Decimal("16.676668")]
 
@@ -126,44 +128,44 @@ def test_top_models_ordered_by_cost(seeded: Session) -> None:
 def test_usage_table_totals_match_whatever_the_grouping(
     seeded: Session, group_by: list[str]
 ) -> None:
-    flt = queries.UsageFilter(start=TODAY - dt.timedelta(days=60), end=TODAY)
-    frame = queries.usage_table(session=seeded, flt=flt, group_by=group_by)
-    assert list(frame.columns) == [*group_by, *queries.USAGE_VALUE_COLUMNS]
+    flt = sources.UsageFilter(start=TODAY - dt.timedelta(days=60), end=TODAY)
+    frame = usage.usage_table(session=seeded, flt=flt, group_by=group_by)
+    assert list(frame.columns) == [*group_by, *usage.USAGE_VALUE_COLUMNS]
     assert sum(frame["cost"], Decimal(0)) == sum((row_cost(s) for s in USAGE), Decimal(0))
     assert int(frame["requests"].sum()) == sum(s.requests for s in USAGE)
 
 
 def test_usage_table_filters(seeded: Session) -> None:
-    flt = queries.UsageFilter(
+    flt = sources.UsageFilter(
         start=TODAY - dt.timedelta(days=60),
         end=TODAY,
         providers=("openai",),
         projects=("proj_a",),
     )
-    frame = queries.usage_table(session=seeded, flt=flt, group_by=["model"])
+    frame = usage.usage_table(session=seeded, flt=flt, group_by=["model"])
     assert frame.to_dict("records")[0]["model"] == "gpt-4o"
     assert len(frame) == 1
     assert frame.at[0, "cost"] == Decimal("24.123456")
     assert frame.at[0, "billed_cost"] == Decimal("24.123456")
-    by_key = queries.usage_table(
+    by_key = usage.usage_table(
         session=seeded,
-        flt=queries.UsageFilter(start=TODAY, end=TODAY, api_keys=("key_2",)),
+        flt=sources.UsageFilter(start=TODAY, end=TODAY, api_keys=("key_2",)),
         group_by=["account"],
     )
     # key_2's only row is covered by the day's billed amounts: it costs nothing on its own.
     assert by_key.to_dict("records")[0]["estimated_cost"] == Decimal("0")
     assert by_key.to_dict("records")[0]["cost"] == Decimal("0")
     with pytest.raises(ValueError):
-        queries.usage_table(session=seeded, flt=flt, group_by=["password_hash"])
+        usage.usage_table(session=seeded, flt=flt, group_by=["password_hash"])
 
 
 def test_filter_options_and_tokens_by_kind(seeded: Session) -> None:
-    options = queries.filter_options(session=seeded, start=TODAY, end=TODAY)
+    options = usage.filter_options(session=seeded, start=TODAY, end=TODAY)
     assert options.providers == ["anthropic", "groq", "openai"]
     assert options.projects == ["proj_a", "proj_b"]
     assert options.api_keys == ["key_1", "key_2"]
-    kinds = queries.tokens_by_kind(
-        session=seeded, flt=queries.UsageFilter(start=TODAY, end=TODAY)
+    kinds = usage.tokens_by_kind(
+        session=seeded, flt=sources.UsageFilter(start=TODAY, end=TODAY)
     ).set_index("kind")["tokens"]
     assert kinds["Input (uncached)"] == 100_000 + 50_000 + 200_000 + 1_234
     assert kinds["Cached input"] == 15_000
@@ -172,24 +174,24 @@ def test_filter_options_and_tokens_by_kind(seeded: Session) -> None:
 
 def test_sync_health_frames(seeded: Session) -> None:
     now = dt.datetime.now(dt.UTC)
-    fresh = queries.sync_freshness(session=seeded, now=now).set_index("account")
+    fresh = sync_health.sync_freshness(session=seeded, now=now).set_index("account")
     assert fresh.at["Anthropic Team", "last_run_status"] == "failed"
     assert fresh.at["OpenAI Prod", "last_run_status"] == "success"
     assert fresh.at["OpenAI Prod", "hours_since_sync"] == Decimal("2.0")
     assert pd.isna(fresh.at["Groq CSV", "last_run_status"])
-    runs = queries.recent_sync_runs(session=seeded)
+    runs = sync_health.recent_sync_runs(session=seeded)
     assert len(runs) == 2 and set(runs["status"]) == {"success", "failed"}
-    gaps = queries.daily_gaps(session=seeded, end=TODAY, days=30).set_index("account")
+    gaps = sync_health.daily_gaps(session=seeded, end=TODAY, days=30).set_index("account")
     # OpenAI rows on days 0, 1, 3, 12 ago: days 2 and 4..11 ago are missing.
     assert gaps.at["OpenAI Prod", "missing_days"] == 1 + 8
     assert (TODAY - dt.timedelta(days=2)).isoformat() in gaps.at["OpenAI Prod", "missing"]
 
 
 def test_recent_audit_never_lists_secrets(seeded: Session) -> None:
-    from tracker import audit
+    from tracker.core import audit
 
     audit.record(session=seeded, actor="alice", action="account.add", target="X", key="…1234")
     seeded.flush()
-    frame = queries.recent_audit(session=seeded)
+    frame = admin.recent_audit(session=seeded)
     assert frame.iloc[0]["action"] == "account.add"
     assert frame.iloc[0]["details"] == "key=…1234"

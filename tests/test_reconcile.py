@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.errors import InvalidInput
+from tracker.core.errors import InvalidInput
+from tracker.costs.estimate import estimate_range
+from tracker.costs.reconcile import reconcile, unpriced_models
 from tracker.models import Account, Service, UsageRecord
-from tracker.pricing import estimate_range
-from tracker.reconcile import reconcile, unpriced_models
 
 DAY1, DAY2 = dt.date(2026, 8, 1), dt.date(2026, 8, 2)
 M = 1_000_000

@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from tracker.costs.estimate import estimate_range
+from tracker.costs.overrides import add_override
+from tracker.costs.reprice import reprice
 from tracker.models import Account, AuditLog, Service, UsageRecord
-from tracker.pricing import add_override, estimate_range, reprice
 
 M = 1_000_000
 AUG = [dt.date(2026, 8, d) for d in range(1, 6)]

@@ -4,7 +4,7 @@ backends.
 Rows go through the real writers (the sync's upsert, pruning, pricing with cost sources,
 direct updates, account removal); after each step the rollup table is compared with a fresh
 GROUP BY of `usage_records`, and every dashboard query is run twice, from the rollup and from
-the detail (`queries.USE_ROLLUP = False`), and must answer the same to the micro-dollar.
+the detail (`sources.USE_ROLLUP = False`), and must answer the same to the micro-dollar.
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ import pytest
 from sqlalchemy import delete, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
-from tracker import budgets, migrate, queries, reconcile
-from tracker.db import make_engine
+from tracker.core import migrate
+from tracker.core.db import make_engine
+from tracker.costs import reconcile
+from tracker.costs.estimate import estimate_range
+from tracker.costs.spend import assign_cost_sources
+from tracker.ingest.writer import upsert_rows
 from tracker.models import (
     Account,
     Service,
@@ -30,10 +34,9 @@ from tracker.models import (
     UsageRecord,
     utcnow,
 )
-from tracker.pricing import estimate_range
+from tracker.planning import budgets
 from tracker.providers.base import UsageRow
-from tracker.spend import assign_cost_sources
-from tracker.sync import upsert_rows
+from tracker.reporting import overview, sources, usage
 
 TODAY = dt.date(2026, 6, 20)
 FIRST = TODAY - dt.timedelta(days=70)
@@ -77,7 +80,7 @@ def _rows(rng: random.Random, n: int) -> list[UsageRow]:
 def _grouped_detail(session: Session) -> pd.DataFrame:
     """What the rollup must hold, computed from the detail with the spend rule of the queries."""
     u = UsageRecord
-    src = queries._DETAIL
+    src = sources._DETAIL
     stmt = select(
         u.account_id,
         u.day,
@@ -86,7 +89,7 @@ def _grouped_detail(session: Session) -> pd.DataFrame:
         u.service_tier,
         (u.pricing_status == "unpriced").label("unpriced"),
         src.sums["_rows"].label("row_count"),
-        *[src.sums[k].label(k) for k in (*queries.TOKEN_KINDS, "requests")],
+        *[src.sums[k].label(k) for k in (*usage.TOKEN_KINDS, "requests")],
         src.sums["cost"].label("cost_micros"),
         src.sums["billed_cost"].label("billed_micros"),
         src.sums["estimated_cost"].label("estimated_micros"),
@@ -113,11 +116,11 @@ LABEL_COLUMNS = [*LABEL_KEY, *COLUMNS[len(KEY) :]]  # usage_daily's sums
 def _labels_from_detail(session: Session) -> pd.DataFrame:
     """What usage_labels must hold: the rollup's sums per project, and per API key."""
     u = UsageRecord
-    src = queries._DETAIL
+    src = sources._DETAIL
     rows: list[Any] = []
     for kind, label, ident in (
-        ("project", queries._project_label(), u.project_id),
-        ("api_key", queries._api_key_label(), u.api_key_id),
+        ("project", sources._project_label(), u.project_id),
+        ("api_key", sources._api_key_label(), u.api_key_id),
     ):
         rows += session.execute(
             select(
@@ -127,7 +130,7 @@ def _labels_from_detail(session: Session) -> pd.DataFrame:
                 u.day,
                 u.account_id,
                 src.sums["_rows"],
-                *[src.sums[k] for k in (*queries.TOKEN_KINDS, "requests")],
+                *[src.sums[k] for k in (*usage.TOKEN_KINDS, "requests")],
                 *[src.sums[k] for k in ("cost", "billed_cost", "estimated_cost", "unpriced_rows")],
             ).group_by(label, ident, u.day, u.account_id)
         ).all()
@@ -147,18 +150,18 @@ def _answers(session: Session) -> list[Any]:
     out: list[Any] = []
     windows = [(FIRST, TODAY), (TODAY - dt.timedelta(days=29), TODAY), (TODAY, TODAY)]
     for start, end in windows:
-        flt = queries.UsageFilter(start=start, end=end)
-        out.append(queries.cost_totals(session=session, start=start, end=end))
-        out.append(queries.top_models(session=session, start=start, end=end, limit=50))
-        out.append(queries.filter_options(session=session, start=start, end=end))
-        out.append(queries.tokens_by_kind(session=session, flt=flt))
+        flt = sources.UsageFilter(start=start, end=end)
+        out.append(overview.cost_totals(session=session, start=start, end=end))
+        out.append(overview.top_models(session=session, start=start, end=end, limit=50))
+        out.append(usage.filter_options(session=session, start=start, end=end))
+        out.append(usage.tokens_by_kind(session=session, flt=flt))
         for group_by in ([], ["day", "provider"], ["account", "model"], ["usage_type"], ["day"]):
-            out.append(queries.usage_table(session=session, flt=flt, group_by=group_by))
-        narrowed = queries.UsageFilter(
+            out.append(usage.usage_table(session=session, flt=flt, group_by=group_by))
+        narrowed = sources.UsageFilter(
             start=start, end=end, providers=("openai",), models=("gpt-4o", "")
         )
-        out.append(queries.usage_table(session=session, flt=narrowed, group_by=["model"]))
-        out.append(queries.tokens_by_kind(session=session, flt=narrowed))
+        out.append(usage.usage_table(session=session, flt=narrowed, group_by=["model"]))
+        out.append(usage.tokens_by_kind(session=session, flt=narrowed))
         # By project or API key (usage_labels), and with a model too (the detail).
         for group_by in (
             ["project"],
@@ -168,7 +171,7 @@ def _answers(session: Session) -> list[Any]:
             ["project", "api_key"],
             ["project", "model"],
         ):
-            out.append(queries.usage_table(session=session, flt=flt, group_by=group_by))
+            out.append(usage.usage_table(session=session, flt=flt, group_by=group_by))
         # Filters match the label shown or the id ("proj_a" is named "Project A" on some rows).
         for projects, api_keys in (
             (("Project A", "proj_b"), ()),
@@ -176,19 +179,19 @@ def _answers(session: Session) -> list[Any]:
             ((), ("Key one", "key_2")),
             (("proj_c",), ("key_1",)),
         ):
-            scoped = queries.UsageFilter(
+            scoped = sources.UsageFilter(
                 start=start, end=end, providers=("openai",), projects=projects, api_keys=api_keys
             )
-            out.append(queries.tokens_by_kind(session=session, flt=scoped))
+            out.append(usage.tokens_by_kind(session=session, flt=scoped))
             for group_by in ([], ["day"], ["project"], ["api_key"], ["provider", "account"]):
-                out.append(queries.usage_table(session=session, flt=scoped, group_by=group_by))
-    out.append(queries.daily_cost_by_provider(session=session, end=TODAY, days=71))
+                out.append(usage.usage_table(session=session, flt=scoped, group_by=group_by))
+    out.append(overview.daily_cost_by_provider(session=session, end=TODAY, days=71))
     out.append(
-        queries.account_cards(
+        overview.account_cards(
             session=session, today=TODAY, warning_pct=Decimal(80), critical_pct=Decimal(100)
         )
     )
-    out.append(queries.spend_summary(session=session, today=TODAY))
+    out.append(overview.spend_summary(session=session, today=TODAY))
     return out
 
 
@@ -233,7 +236,7 @@ def _unpriced_from_rollup(session: Session, start: dt.date, end: dt.date) -> lis
 
 def _daily_usage_from_detail(session: Session) -> pd.DataFrame:
     u = UsageRecord
-    src = queries._DETAIL
+    src = sources._DETAIL
     rows = session.execute(
         select(
             u.day,
@@ -302,7 +305,7 @@ def _check(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     pd.testing.assert_frame_equal(monthly, _label_frame(by_month.itertuples(index=False)))
     rollup = _answers(session)
     with monkeypatch.context() as m:
-        m.setattr(queries, "USE_ROLLUP", False)
+        m.setattr(sources, "USE_ROLLUP", False)
         detail = _answers(session)
     for start, end in ((FIRST, TODAY), (TODAY - dt.timedelta(days=5), TODAY)):
         assert _unpriced_from_rollup(session, start, end) == _unpriced_from_detail(

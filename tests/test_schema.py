@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from tracker import migrate
-from tracker.db import make_engine
+from tracker.core import migrate
+from tracker.core.db import make_engine
 from tracker.models import PROVIDERS, Account, Base, Service, UsageRecord
 
 

@@ -9,10 +9,12 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from tracker import budgets, exports, queries
+from tracker.costs.estimate import estimate_range
+from tracker.costs.spend import row_spend
+from tracker.exports import export as exports
 from tracker.models import Account, Service, UsageRecord
-from tracker.pricing import estimate_range
-from tracker.spend import row_spend
+from tracker.planning import budgets
+from tracker.reporting import overview
 
 BILLED_DAY, ESTIMATED_DAY = dt.date(2026, 10, 5), dt.date(2026, 10, 6)
 
@@ -83,7 +85,7 @@ def test_dashboard_budgets_and_exports_agree_without_double_counting(session):
     )
     expected = Decimal("3.35") + estimate
 
-    totals = queries.cost_totals(session=session, start=BILLED_DAY, end=ESTIMATED_DAY)
+    totals = overview.cost_totals(session=session, start=BILLED_DAY, end=ESTIMATED_DAY)
     assert totals.cost == expected
     assert totals.billed == Decimal("3.35") and totals.estimated == estimate
     assert totals.unpriced_rows == 1
@@ -114,5 +116,5 @@ def test_billed_line_items_arriving_later_turn_estimates_into_covered(session):
     )
     session.flush()
     estimate_range(session=session, start=ESTIMATED_DAY, end=ESTIMATED_DAY)
-    totals = queries.cost_totals(session=session, start=BILLED_DAY, end=ESTIMATED_DAY)
+    totals = overview.cost_totals(session=session, start=BILLED_DAY, end=ESTIMATED_DAY)
     assert totals.cost == Decimal("5.85") and totals.estimated == 0

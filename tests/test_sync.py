@@ -27,13 +27,14 @@ from tests.fakes.provider_server import (
     Reply,
     load,
 )
-from tracker import accounts, sync
-from tracker.config import load_settings
-from tracker.crypto import CredentialCipher
-from tracker.db import make_session_factory
-from tracker.imports import import_csv
+from tracker.core.config import load_settings
+from tracker.core.crypto import CredentialCipher
+from tracker.core.db import make_session_factory
+from tracker.core.runtime import Runtime
+from tracker.ingest import sync
+from tracker.ingest.csv_import import import_csv
 from tracker.models import Account, SyncRun, UsageRecord
-from tracker.runtime import Runtime
+from tracker.providers import accounts
 
 AUG1, AUG2, AUG3, TODAY = (dt.date(2026, 8, d) for d in (1, 2, 3, 4))
 MAX_RETRIES = 3

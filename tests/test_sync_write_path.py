@@ -9,9 +9,9 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tracker.ingest.writer import upsert_rows
 from tracker.models import Account, Service, UsageRecord, utcnow
 from tracker.providers.base import UsageRow
-from tracker.sync import upsert_rows
 
 AWKWARD = ["tab\there", "back\\slash", "new\nline", "cr\rreturn", "\\N", "", "plain ünïcode"]
 

@@ -16,12 +16,13 @@ from sqlalchemy import func, select
 import worker
 from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.fakes.provider_server import ANTHROPIC_KEY, ProviderServer
-from tracker import accounts, sync
-from tracker.config import load_settings
-from tracker.crypto import CredentialCipher
-from tracker.db import make_session_factory
+from tracker.core.config import load_settings
+from tracker.core.crypto import CredentialCipher
+from tracker.core.db import make_session_factory
+from tracker.core.runtime import Runtime
+from tracker.ingest import sync
 from tracker.models import Account, SyncRun, UsageRecord
-from tracker.runtime import Runtime
+from tracker.providers import accounts
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import IN_CI, TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.ui.seeding import PASSWORD, expected_cost, seed_all
-from tracker.crypto import CredentialCipher
+from tracker.core.crypto import CredentialCipher
 from tracker.ui.components import money
 
 pytestmark = pytest.mark.e2e
@@ -61,8 +61,8 @@ def chromium() -> Path:
 @pytest.fixture
 def seeded_pg(pg_databases, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A fresh, migrated PostgreSQL database with the standard seed; yields its URL."""
-    from tracker import migrate
-    from tracker.db import make_engine
+    from tracker.core import migrate
+    from tracker.core.db import make_engine
 
     url = pg_databases.create()
     engine: Engine = make_engine(url)

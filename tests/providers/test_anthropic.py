@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.fakes.provider_server import ANTHROPIC_KEY, Reply, load
-from tracker.crypto import Secret
+from tracker.core.crypto import Secret
 from tracker.providers.anthropic import AnthropicConnector
 from tracker.providers.base import ProviderAuthError, ProviderUnavailable
 

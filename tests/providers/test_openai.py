@@ -9,7 +9,7 @@ import pytest
 
 from tests.fakes.provider_server import OPENAI_KEY, Reply, iter_rows, load
 from tests.providers.conftest import MAX_RETRIES
-from tracker.crypto import Secret
+from tracker.core.crypto import Secret
 from tracker.providers.base import ProviderAuthError, ProviderRateLimited
 from tracker.providers.openai import OpenAIConnector
 

@@ -18,7 +18,7 @@ from tests.fakes.provider_server import (
     Reply,
     load,
 )
-from tracker.crypto import Secret
+from tracker.core.crypto import Secret
 from tracker.providers import connector_class
 from tracker.providers.base import (
     ProviderAuthError,

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.ui.seeding import seed_all
-from tracker.crypto import CredentialCipher
+from tracker.core.crypto import CredentialCipher
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")

@@ -13,10 +13,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.crypto import CredentialCipher
+from tracker.core.crypto import CredentialCipher
+from tracker.costs.spend import assign_cost_sources
+from tracker.identity.users import hash_password
 from tracker.models import Account, Service, SyncRun, UsageRecord, User
-from tracker.spend import assign_cost_sources
-from tracker.users import hash_password
 
 PASSWORD = "correct horse battery"
 USERS = {"alice": "admin", "fin": "finance", "vic": "viewer"}

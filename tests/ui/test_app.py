@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.ui.conftest import new_app
 from tests.ui.seeding import PASSWORD, expected_cost, seed_users
-from tracker.crypto import CredentialCipher
+from tracker.core.crypto import CredentialCipher
 from tracker.models import Account, AuditLog, PreauthorizedEmail, User
 from tracker.ui.components import money
 
@@ -264,7 +264,7 @@ def test_deactivated_user_is_signed_out_at_the_next_click(app_as: AppAs, seeded_
 def _require_admin_script() -> None:
     import streamlit as st
 
-    from tracker.errors import PermissionDenied
+    from tracker.core.errors import PermissionDenied
     from tracker.ui import data
     from tracker.ui.auth import require_role
 

@@ -14,8 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.ui.seeding import expected_cost
 from tests.ui.test_app import AppAs, errors, metrics, today
-from tracker import alerts, projections
+from tracker.alerts import engine as alerts
 from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
+from tracker.planning import projections
 from tracker.ui.components import money
 
 CENT = Decimal("0.01")
@@ -57,7 +58,7 @@ def test_viewer_cannot_open_the_finance_pages(app_as: AppAs, page: str) -> None:
 def _action_script() -> None:
     import streamlit as st
 
-    from tracker.errors import PermissionDenied
+    from tracker.core.errors import PermissionDenied
     from tracker.ui import actions, data
 
     runtime = data.get_runtime()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from tracker.db import make_engine
+from tracker.core.db import make_engine
 from tracker.models import Base
 
 config = context.config

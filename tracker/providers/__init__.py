@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from tracker.errors import InvalidInput
+from tracker.core.errors import InvalidInput
 from tracker.providers.base import Connector
 
 # provider name -> "module:Class"; imported on first use so one broken module cannot stop others.

@@ -28,8 +28,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from tracker.crypto import Secret
-from tracker.errors import TrackerError
+from tracker.core.crypto import Secret
+from tracker.core.errors import TrackerError
 
 log = logging.getLogger(__name__)
 

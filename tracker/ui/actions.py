@@ -15,8 +15,10 @@ from contextlib import contextmanager
 import requests
 from sqlalchemy.orm import Session
 
-from tracker import alerts, anomalies, audit, budgets
-from tracker.runtime import Runtime
+from tracker.alerts import engine as alerts
+from tracker.core import audit
+from tracker.core.runtime import Runtime
+from tracker.planning import anomalies, budgets
 from tracker.ui.auth import require_role
 
 ADMIN = ("admin",)
@@ -37,8 +39,7 @@ def acting_as(runtime: Runtime, *roles: str) -> Iterator[tuple[Session, str]]:
 def set_budget(runtime: Runtime, *, scope: str, monthly: str | None) -> budgets.Scope:
     """Set a scope's monthly USD budget, or clear it with `monthly=None`."""
     with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
-        value = None if monthly is None else budgets.parse_money(monthly)
-        return budgets.set_budget(session=session, scope=scope, monthly=value, actor=actor)
+        return budgets.set_budget(session=session, scope=scope, monthly=monthly, actor=actor)
 
 
 def add_rule(

@@ -20,9 +20,9 @@ import streamlit as st
 from sqlalchemy.orm import Session
 from streamlit_authenticator.controllers import CookieController
 
-from tracker import users
-from tracker.errors import PermissionDenied, TrackerError
-from tracker.runtime import Runtime
+from tracker.core.errors import PermissionDenied, TrackerError
+from tracker.core.runtime import Runtime
+from tracker.identity import users
 
 log = logging.getLogger(__name__)
 

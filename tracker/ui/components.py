@@ -16,8 +16,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from tracker import queries
-from tracker.queries import AccountCard, CostTotals
+from tracker.core import units
+from tracker.reporting import sources
+from tracker.reporting.overview import AccountCard, CostTotals
 from tracker.ui import data
 
 CENT = Decimal("0.01")
@@ -161,15 +162,15 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
 
 
-def usage_filter_form(key: str) -> tuple[queries.UsageFilter, Any]:
+def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
     """Draw the usage explorer's date range and filters; return them and a free column.
 
     Stops the page until a whole range is picked. `key` keeps each page's widgets apart.
     """
-    today = queries.today_utc()
+    today = units.today_utc()
     picked = st.date_input(
         "Date range (UTC, inclusive)",
-        value=(queries.month_start(today), today),
+        value=(units.month_start(today), today),
         max_value=today,
         key=f"{key}_range",
     )
@@ -185,7 +186,7 @@ def usage_filter_form(key: str) -> tuple[queries.UsageFilter, Any]:
     c4, c5, free = st.columns(3)
     projects = c4.multiselect("Project / workspace", options.projects, key=f"{key}_projects")
     api_keys = c5.multiselect("API key", options.api_keys, key=f"{key}_api_keys")
-    flt = queries.UsageFilter(
+    flt = sources.UsageFilter(
         start=start,
         end=end,
         providers=tuple(providers),

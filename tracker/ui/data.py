@@ -17,11 +17,17 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from tracker import alerts, planning, queries
-from tracker.accounts import AccountView, list_accounts
-from tracker.config import Settings, load_settings
-from tracker.db import require_schema
-from tracker.runtime import Runtime, build_runtime
+from tracker.alerts import engine as alerts
+from tracker.core.config import Settings, load_settings
+from tracker.core.db import require_schema
+from tracker.core.runtime import Runtime, build_runtime
+from tracker.planning.projections import Projection
+from tracker.providers.accounts import AccountView, list_accounts
+from tracker.reporting import accounts as accounts_report
+from tracker.reporting import anomalies as anomaly_report
+from tracker.reporting import budgets as budget_report
+from tracker.reporting import forecast, overview, sources, usage
+from tracker.reporting import sync_health as sync_health_report
 
 FRAME_TTL_SECONDS = 300
 MAX_ENTRIES = 64
@@ -51,19 +57,19 @@ def _factory() -> sessionmaker[Session]:
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def spend_summary(today: dt.date) -> queries.SpendSummary:
+def spend_summary(today: dt.date) -> overview.SpendSummary:
     """Month-to-date spend vs the same days last month (see tracker.queries)."""
     with _factory()() as session:
-        return queries.spend_summary(session=session, today=today)
+        return overview.spend_summary(session=session, today=today)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def account_cards(
     today: dt.date, warning_pct: Decimal, critical_pct: Decimal
-) -> list[queries.AccountCard]:
+) -> list[overview.AccountCard]:
     """One card per account for the overview."""
     with _factory()() as session:
-        return queries.account_cards(
+        return overview.account_cards(
             session=session, today=today, warning_pct=warning_pct, critical_pct=critical_pct
         )
 
@@ -71,31 +77,31 @@ def account_cards(
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def daily_cost_by_provider(end: dt.date, days: int = 30) -> pd.DataFrame:
     with _factory()() as session:
-        return queries.daily_cost_by_provider(session=session, end=end, days=days)
+        return overview.daily_cost_by_provider(session=session, end=end, days=days)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def top_models(start: dt.date, end: dt.date, limit: int = 10) -> pd.DataFrame:
     with _factory()() as session:
-        return queries.top_models(session=session, start=start, end=end, limit=limit)
+        return overview.top_models(session=session, start=start, end=end, limit=limit)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def filter_options(start: dt.date, end: dt.date) -> queries.FilterOptions:
+def filter_options(start: dt.date, end: dt.date) -> usage.FilterOptions:
     with _factory()() as session:
-        return queries.filter_options(session=session, start=start, end=end)
+        return usage.filter_options(session=session, start=start, end=end)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def usage_table(flt: queries.UsageFilter, group_by: Sequence[str]) -> pd.DataFrame:
+def usage_table(flt: sources.UsageFilter, group_by: Sequence[str]) -> pd.DataFrame:
     with _factory()() as session:
-        return queries.usage_table(session=session, flt=flt, group_by=list(group_by))
+        return usage.usage_table(session=session, flt=flt, group_by=list(group_by))
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def tokens_by_kind(flt: queries.UsageFilter) -> pd.DataFrame:
+def tokens_by_kind(flt: sources.UsageFilter) -> pd.DataFrame:
     with _factory()() as session:
-        return queries.tokens_by_kind(session=session, flt=flt)
+        return usage.tokens_by_kind(session=session, flt=flt)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -103,9 +109,9 @@ def sync_health(now: dt.datetime, end: dt.date) -> tuple[pd.DataFrame, pd.DataFr
     """Freshness per account, the latest runs, and gaps in the last 30 days."""
     with _factory()() as session:
         return (
-            queries.sync_freshness(session=session, now=now),
-            queries.recent_sync_runs(session=session),
-            queries.daily_gaps(session=session, end=end),
+            sync_health_report.sync_freshness(session=session, now=now),
+            sync_health_report.recent_sync_runs(session=session),
+            sync_health_report.daily_gaps(session=session, end=end),
         )
 
 
@@ -120,14 +126,14 @@ def accounts() -> list[AccountView]:
 def accounts_table() -> pd.DataFrame:
     """The Accounts page's list (masked keys, status, rate-limit headroom)."""
     with _factory()() as session:
-        return queries.accounts_table(session=session)
+        return accounts_report.accounts_table(session=session)
 
 
 @st.cache_data(ttl=60, max_entries=MAX_ENTRIES, show_spinner=False)
 def unpriced_models(start: dt.date, end: dt.date) -> pd.DataFrame | None:
     """Models without a price in start..end, or None while tracker.reconcile is not there."""
     try:
-        from tracker.reconcile import unpriced_models as _unpriced
+        from tracker.costs.reconcile import unpriced_models as _unpriced
     except ImportError:
         return None
     with _factory()() as session:
@@ -152,45 +158,45 @@ def unpriced_models(start: dt.date, end: dt.date) -> pd.DataFrame | None:
 def rate_limits() -> pd.DataFrame:
     """Remaining vs limit per account and resource (the last snapshot each sync kept)."""
     with _factory()() as session:
-        return queries.rate_limit_table(session=session)
+        return accounts_report.rate_limit_table(session=session)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def projections(today: dt.date) -> planning.ProjectionSet:
+def projections(today: dt.date) -> forecast.ProjectionSet:
     """This month's projections: the worker's, or computed now when it has not written any."""
     with _factory()() as session:
-        return planning.current_projections(session=session, today=today)
+        return forecast.current_projections(session=session, today=today)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def org_projection(today: dt.date) -> tuple[planning.Projection, bool]:
+def org_projection(today: dt.date) -> tuple[Projection, bool]:
     """The organisation's month-end projection and whether the worker stored it."""
     with _factory()() as session:
-        return planning.org_projection(session=session, today=today)
+        return forecast.org_projection(session=session, today=today)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def budgets(today: dt.date) -> pd.DataFrame:
     """Every budget with month-to-date spend, % used and projected month-end."""
     with _factory()() as session:
-        return planning.budget_frame(
+        return budget_report.budget_frame(
             session=session,
             today=today,
-            projected=planning.current_projections(session=session, today=today),
+            projected=forecast.current_projections(session=session, today=today),
         )
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def budget_scopes() -> list[str]:
     with _factory()() as session:
-        return planning.budget_scopes(session=session)
+        return budget_report.budget_scopes(session=session)
 
 
 @st.cache_data(ttl=60, max_entries=MAX_ENTRIES, show_spinner=False)
 def alert_rules() -> pd.DataFrame:
     """Alert rules, channels masked."""
     with _factory()() as session:
-        return planning.rules_frame(session=session)
+        return budget_report.rules_frame(session=session)
 
 
 @st.cache_data(ttl=60, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -198,7 +204,7 @@ def alert_events(limit: int = 200) -> tuple[pd.DataFrame, int]:
     """The latest alert events and how many deliveries still wait for a retry."""
     with _factory()() as session:
         return (
-            planning.events_frame(session=session, limit=limit),
+            budget_report.events_frame(session=session, limit=limit),
             alerts.undelivered_count(session=session),
         )
 
@@ -206,7 +212,7 @@ def alert_events(limit: int = 200) -> tuple[pd.DataFrame, int]:
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def anomalies(since: dt.date, include_acknowledged: bool) -> pd.DataFrame:
     with _factory()() as session:
-        return planning.anomaly_frame(
+        return anomaly_report.anomaly_frame(
             session=session, since=since, include_acknowledged=include_acknowledged
         )
 

@@ -1,0 +1,1 @@
+"""Alert rules, their evaluation, exactly-once firing and delivery by email, Slack or webhook."""

@@ -1,0 +1,128 @@
+"""The `export` command: CSV, JSON, Excel month pack or FOCUS 1.2 for a date range.
+
+Registered by `tracker.cli.build_parser`. The export is written to a temporary file beside
+the target and renamed into place only when it is complete, so a failed export never leaves
+a half-written file. `--output -` writes the text formats to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from tracker.core.errors import InvalidInput
+from tracker.exports import export as exports
+from tracker.models import PROVIDERS
+from tracker.reporting import sources
+
+if TYPE_CHECKING:
+    from tracker.cli.main import Context
+
+
+def _date(raw: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+
+
+def register(commands: Any) -> None:
+    """Add the `export` command to the CLI's subcommands."""
+    p = commands.add_parser(
+        "export", help="export usage and cost (csv, json, xlsx month pack, FOCUS 1.2)"
+    )
+    p.add_argument("--format", required=True, choices=exports.FORMATS, dest="fmt")
+    p.add_argument("--start", required=True, type=_date, metavar="YYYY-MM-DD", help="UTC day")
+    p.add_argument(
+        "--end", required=True, type=_date, metavar="YYYY-MM-DD", help="UTC day, inclusive"
+    )
+    p.add_argument("--provider", action="append", default=[], choices=list(PROVIDERS))
+    p.add_argument("--account", action="append", default=[], metavar="NAME")
+    p.add_argument("--model", action="append", default=[], metavar="M")
+    p.add_argument("--project", action="append", default=[], metavar="ID", help="id or name")
+    p.add_argument("--api-key", action="append", default=[], metavar="ID", help="id or name")
+    p.add_argument("--output", required=True, metavar="FILE", help="file, or - for stdout")
+    p.set_defaults(handler=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
+    """Run one export into --output (atomically for files)."""
+    exports.check_range(args.start, args.end)
+    if args.output == "-" and args.fmt not in exports.TEXT_FORMATS:
+        raise InvalidInput(f"{args.fmt} is a binary file; give --output FILE, not -")
+    filters = sources.Dimensions(
+        providers=tuple(args.provider),
+        accounts=tuple(args.account),
+        models=tuple(args.model),
+        projects=tuple(args.project),
+        api_keys=tuple(args.api_key),
+    )
+    target = None if args.output == "-" else Path(args.output)
+    if target is not None and not target.parent.is_dir():
+        raise InvalidInput(f"the folder {str(target.parent)!r} does not exist; create it first")
+    runtime = ctx.migrated_runtime()
+    with runtime.session_factory() as session:
+        if target is None:
+            stats = exports.export(
+                session=session,
+                fmt=args.fmt,
+                start=args.start,
+                end=args.end,
+                filters=filters,
+                out=sys.stdout,
+            )
+            sys.stdout.flush()
+        else:
+            stats = _export_to_file(session, args, filters, target)
+    if target is not None:
+        sys.stdout.write(
+            f"wrote {stats.rows} row(s) from {stats.records} usage record(s), "
+            f"total ${stats.total_cost:,.2f}, to {target}\n"
+        )
+    return 0
+
+
+def _export_to_file(
+    session: Session, args: argparse.Namespace, filters: sources.Dimensions, target: Path
+) -> exports.ExportStats:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        if args.fmt in exports.TEXT_FORMATS:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                stats = exports.export(
+                    session=session,
+                    fmt=args.fmt,
+                    start=args.start,
+                    end=args.end,
+                    filters=filters,
+                    out=out,
+                )
+        else:
+            with os.fdopen(fd, "wb") as bout:
+                stats = exports.export(
+                    session=session,
+                    fmt=args.fmt,
+                    start=args.start,
+                    end=args.end,
+                    filters=filters,
+                    out=bout,
+                )
+        # mkstemp creates the file private (0600); give it the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        tmp.replace(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return stats

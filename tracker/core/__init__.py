@@ -1,0 +1,1 @@
+"""The base every domain package stands on: settings, database, runtime, credentials, audit, errors, units. Imports no domain package."""

@@ -1,0 +1,248 @@
+"""Settings: the one object app, worker and CLI read from the environment (and `.env`).
+
+Read once at the edge (`load_settings()`), then passed down; nothing in `tracker/` reads
+`os.environ` on its own. In development, missing secrets are generated once into the data
+folder; in production a missing or placeholder secret stops start-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from tracker.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENTS = ("development", "production")
+SMTP_SECURITY = ("starttls", "ssl", "none")
+MIN_SECRET_KEY_BYTES = 32
+# Values people leave in from .env.example or tutorials; never acceptable as a real secret.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "replace-me", "placeholder", "example", "xxxx")
+Getter = Callable[[str], "str | None"]
+GENERATE_KEY_HINT = (
+    'generate one with: python -c "from cryptography.fernet import Fernet; '
+    'print(Fernet.generate_key().decode())"'
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Secrets are excluded from repr."""
+
+    env: str
+    data_dir: Path
+    database_url: str = field(repr=False)
+    encryption_key: bytes = field(repr=False)
+    encryption_key_previous: bytes | None = field(repr=False)
+    secret_key: str = field(repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str | None = None
+    smtp_security: str = "starttls"
+    smtp_timeout_seconds: float = 20.0
+    sync_interval_minutes: int = 60
+    resync_window_days: int = 3
+    backfill_days: int = 90
+    http_timeout_seconds: float = 30.0
+    http_max_retries: int = 5
+    http_backoff_factor: float = 1.0
+    http_backoff_max_seconds: float = 60.0
+    status_warning_pct: Decimal = Decimal("75")
+    status_critical_pct: Decimal = Decimal("90")
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def database_url_safe(self) -> str:
+        """The database URL with any password masked, for messages and logs."""
+        return safe_url(self.database_url)
+
+
+def safe_url(url: str) -> str:
+    """Render a database URL with its password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparseable URL>"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env"
+) -> Settings:
+    """Read and validate settings; the process environment wins over the `.env` file."""
+    values: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    def get(name: str) -> str | None:
+        raw = values.get(name)
+        return raw.strip() if raw is not None and raw.strip() != "" else None
+
+    env = (get("TRACKER_ENV") or "development").lower()
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"TRACKER_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+    production = env == "production"
+
+    data_dir = Path(get("DATA_DIR") or "data").resolve()
+    database_url = get("DATABASE_URL") or f"sqlite:///{data_dir / 'tracker.db'}"
+    _validate_database_url(database_url)
+
+    encryption_key = _decode_encryption_key(
+        "ENCRYPTION_KEY",
+        get("ENCRYPTION_KEY") or _dev_secret(production, data_dir, "ENCRYPTION_KEY"),
+    )
+    previous_raw = get("ENCRYPTION_KEY_PREVIOUS")
+    encryption_key_previous = (
+        _decode_encryption_key("ENCRYPTION_KEY_PREVIOUS", previous_raw) if previous_raw else None
+    )
+    secret_key = get("SECRET_KEY") or _dev_secret(production, data_dir, "SECRET_KEY")
+    _check_not_placeholder("SECRET_KEY", secret_key)
+    if len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes; generate one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+
+    smtp_security = (get("SMTP_SECURITY") or "starttls").lower()
+    if smtp_security not in SMTP_SECURITY:
+        raise ConfigError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}")
+
+    status_warning = _decimal(get, "STATUS_WARNING_PCT", "75")
+    status_critical = _decimal(get, "STATUS_CRITICAL_PCT", "90")
+    if not Decimal(0) < status_warning < status_critical:
+        raise ConfigError("STATUS_WARNING_PCT must be above 0 and below STATUS_CRITICAL_PCT")
+
+    return Settings(
+        env=env,
+        data_dir=data_dir,
+        database_url=database_url,
+        encryption_key=encryption_key,
+        encryption_key_previous=encryption_key_previous,
+        secret_key=secret_key,
+        smtp_host=get("SMTP_HOST"),
+        smtp_port=_int(get, "SMTP_PORT", 587, minimum=1),
+        smtp_username=get("SMTP_USERNAME"),
+        smtp_password=get("SMTP_PASSWORD"),
+        smtp_from=get("SMTP_FROM"),
+        smtp_security=smtp_security,
+        smtp_timeout_seconds=float(_int(get, "SMTP_TIMEOUT_SECONDS", 20, minimum=1)),
+        sync_interval_minutes=_int(get, "SYNC_INTERVAL_MINUTES", 60, minimum=1),
+        resync_window_days=_int(get, "RESYNC_WINDOW_DAYS", 3, minimum=0),
+        backfill_days=_int(get, "BACKFILL_DAYS", 90, minimum=1),
+        http_timeout_seconds=float(_int(get, "HTTP_TIMEOUT_SECONDS", 30, minimum=1)),
+        http_max_retries=_int(get, "HTTP_MAX_RETRIES", 5, minimum=0),
+        http_backoff_factor=float(_decimal(get, "HTTP_BACKOFF_FACTOR", "1.0")),
+        http_backoff_max_seconds=float(_int(get, "HTTP_BACKOFF_MAX_SECONDS", 60, minimum=1)),
+        status_warning_pct=status_warning,
+        status_critical_pct=status_critical,
+        log_level=(get("LOG_LEVEL") or "INFO").upper(),
+    )
+
+
+def _validate_database_url(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "DATABASE_URL is not a valid database URL; expected sqlite:///path/to/file.db "
+            "or postgresql+psycopg2://user:password@host:5432/dbname"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL uses {parsed.get_backend_name()!r}; only sqlite and postgresql "
+            "are supported"
+        )
+
+
+def _decode_encryption_key(name: str, raw: str) -> bytes:
+    _check_not_placeholder(name, raw)
+    try:
+        key = base64.urlsafe_b64decode(raw.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(
+            f"{name} must be 32 random bytes in url-safe base64 (44 characters); "
+            + GENERATE_KEY_HINT
+        )
+    return key
+
+
+def _check_not_placeholder(name: str, value: str) -> None:
+    lowered = value.lower()
+    if any(marker in lowered for marker in PLACEHOLDER_MARKERS):
+        raise ConfigError(f"{name} still holds a placeholder value; set a real secret")
+
+
+def _dev_secret(production: bool, data_dir: Path, name: str) -> str:
+    """Return a secret generated once into the data folder (development only)."""
+    if production:
+        raise ConfigError(
+            f"{name} is not set; TRACKER_ENV=production requires it "
+            + ("(" + GENERATE_KEY_HINT + ")" if name == "ENCRYPTION_KEY" else "(48+ random chars)")
+        )
+    path = data_dir / f"{name.lower()}.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if name == "ENCRYPTION_KEY":
+        value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    else:
+        value = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process (app or worker) generated it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    log.warning(
+        "%s was not set: generated one into %s (development only%s)",
+        name,
+        path,
+        "; back it up: stored credentials cannot be read without it"
+        if name == "ENCRYPTION_KEY"
+        else "",
+    )
+    return value
+
+
+def _int(get: Getter, name: str, default: int, *, minimum: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _decimal(get: Getter, name: str, default: str) -> Decimal:
+    raw = get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{name} must be a non-negative number")
+    return value

@@ -1,0 +1,104 @@
+"""Engines and sessions for SQLite and PostgreSQL; nothing connects at import time.
+
+Callers own the transaction: `with factory.begin() as session: ...`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracker.core.config import safe_url
+from tracker.core.errors import DatabaseUnavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; for SQLite, create the file's folder and enable FKs and WAL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN itself
+    # (SQLAlchemy's documented workaround for "Serializable isolation / Savepoints").
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL lets the app read while the worker writes; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory; objects stay readable after commit (the UI shows them)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def is_postgres(bind: Engine | Session) -> bool:
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return engine.dialect.name == "postgresql"
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once; raise DatabaseUnavailable with a message that says what to fix."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except (OperationalError, DBAPIError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise DatabaseUnavailable(
+            f"cannot connect to the database at {safe_url(str(engine.url))}: {reason}; "
+            "check DATABASE_URL and that the server is running"
+        ) from None
+
+
+def require_schema(engine: Engine) -> None:
+    """Raise DatabaseUnavailable unless migrations have been applied."""
+    check_connection(engine)
+    if not inspect(engine).has_table("alembic_version"):
+        raise DatabaseUnavailable(
+            "the database has no schema yet; run `python -m tracker db upgrade` first"
+        )
+
+
+@contextmanager
+def advisory_lock(session: Session, name: str, key: int) -> Iterator[bool]:
+    """Try a transaction-scoped PostgreSQL advisory lock; yield whether it was taken.
+
+    The lock is released when the session's transaction ends. On SQLite (one writer at a time
+    by design) it always yields True.
+    """
+    if not is_postgres(session):
+        yield True
+        return
+    namespace = zlib.crc32(name.encode()) & 0x7FFFFFFF
+    taken = session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:namespace, :key)"),
+        {"namespace": namespace, "key": key},
+    ).scalar_one()
+    yield bool(taken)

@@ -1,0 +1,1 @@
+"""Dashboard users: passwords, lockout, roles and invitations."""

@@ -1,0 +1,1 @@
+"""Getting usage in: sync orchestration, the bulk writer, CSV imports."""

@@ -1,0 +1,369 @@
+"""Sync: fetch each account's usage from its provider and store it as daily `usage_records`.
+
+One pass over one account (`sync_account`):
+
+1. Range: the days asked for, else incremental: from the account's last complete day minus
+   `settings.resync_window_days` (providers revise recent days) up to today (UTC); a first
+   sync back-fills `settings.backfill_days`. Both ends are inclusive UTC days.
+2. A `sync_runs` row is committed as 'running' before anything else, and finished (status,
+   rows, duration, error) in its own transaction afterwards, even when the sync fails.
+3. Everything else happens in ONE transaction under a PostgreSQL advisory lock on the account
+   (a second worker finds it taken and skips): the connector's rows are streamed and upserted
+   in batches on the natural key (`uq_usage_records_natural_key`, dialect INSERT ... ON
+   CONFLICT DO UPDATE), rows of the range the provider no longer reports are deleted, the
+   estimated costs are filled in, and the account's status, sync day, balance and rate-limit
+   snapshot are updated. A failure or crash anywhere rolls all of it back: the previous data
+   stay as they were.
+
+Rows with the same natural key inside one pass are added up (e.g. OpenRouter's several
+endpoints of one model); a row from an earlier pass is replaced. Imported rows
+(`usage_type = 'import'`, see `tracker.imports`) are never deleted by a sync.
+401/403 and unreadable credentials mark the account 'error'; other accounts go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from tracker.core.db import advisory_lock
+from tracker.core.errors import CredentialError, InvalidInput, NotFound
+from tracker.core.runtime import Runtime
+from tracker.costs.estimate import estimate_range
+from tracker.ingest.writer import IMPORT_USAGE_TYPE, upsert_rows
+from tracker.models import Account, SyncRun, UsageRecord, utcnow
+from tracker.providers.accounts import connector_for, record_rate_limits
+from tracker.providers.base import (
+    Connector,
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotSupported,
+    ProviderPermissionError,
+    make_http_session,
+)
+
+log = logging.getLogger(__name__)
+
+
+LOCK_NAME = "tracker.sync"
+
+
+def utc_today() -> dt.date:
+    """Today's UTC date (a function so tests can pin the clock)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+@dataclass(frozen=True)
+class AccountSyncResult:
+    """The outcome of one account's pass: status is 'ok', 'failed' or 'skipped'."""
+
+    account_id: int
+    name: str
+    provider: str
+    status: str
+    rows_written: int = 0
+    message: str = ""
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass
+class SyncSummary:
+    """Per-account results of one `run_sync` pass."""
+
+    results: list[AccountSyncResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> list[AccountSyncResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def rows_written(self) -> int:
+        return sum(r.rows_written for r in self.results)
+
+
+def http_session_for(runtime: Runtime) -> requests.Session:
+    """A retrying HTTP session configured from settings."""
+    s = runtime.settings
+    return make_http_session(
+        max_retries=s.http_max_retries,
+        backoff_factor=s.http_backoff_factor,
+        backoff_max=s.http_backoff_max_seconds,
+    )
+
+
+def run_sync(
+    runtime: Runtime,
+    *,
+    account_name: str | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    trigger: str = "cli",
+    http: requests.Session | None = None,
+) -> SyncSummary:
+    """Sync one named account, or every account that is not disabled; one result each."""
+    with runtime.session_factory() as session:
+        query = select(Account.id, Account.name, Account.status).order_by(Account.name)
+        if account_name is not None:
+            query = query.where(Account.name == account_name)
+        accounts = session.execute(query).all()
+    if account_name is not None and not accounts:
+        raise NotFound(f"no account named {account_name!r}; see `python -m tracker accounts list`")
+    session_http = http or http_session_for(runtime)
+    summary = SyncSummary()
+    for account_id, _name, status in accounts:
+        if status == "disabled" and account_name is None:
+            continue
+        summary.results.append(
+            sync_account(
+                runtime, account_id, start=start, end=end, trigger=trigger, http=session_http
+            )
+        )
+    return summary
+
+
+def sync_account(
+    runtime: Runtime,
+    account_id: int,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    trigger: str = "cli",
+    http: requests.Session | None = None,
+) -> AccountSyncResult:
+    """Sync one account over a day range (inclusive; default incremental); never raises for
+    provider or data errors: they are returned as a 'failed' result and stored."""
+    settings = runtime.settings
+    today = utc_today()
+    with runtime.session_factory() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise NotFound(f"no account with id {account_id}")
+        name, provider = account.name, account.service.name
+        if account.status == "disabled":
+            return AccountSyncResult(
+                account_id, name, provider, "skipped", message="account is disabled"
+            )
+        first, last = _sync_range(account, start, end, today, settings)
+        previous_complete = account.last_complete_day
+
+    started = time.monotonic()
+    run_id = _open_run(runtime, account_id, first, last, trigger)
+    stamp = utcnow()
+    connector: Connector | None = None
+    status, rows, message, error = "failed", 0, "", None
+    try:
+        connector = _connector(runtime, account_id, http)
+        with runtime.session_factory.begin() as session:
+            with advisory_lock(session, LOCK_NAME, account_id) as taken:
+                if not taken:
+                    status, message = "skipped", "another worker is syncing this account"
+                else:
+                    rows = _sync_in_transaction(
+                        session, connector, account_id, first, last, today, stamp
+                    )
+                    account = session.get(Account, account_id)
+                    assert account is not None
+                    _mark_success(account, connector, first, last, today, previous_complete, stamp)
+                    status = "ok"
+                    message = f"{rows} row(s) for {first}..{last}"
+                    if not connector.has_usage_api:
+                        message = "key checked; no usage API: import usage from CSV"
+    except (ProviderError, CredentialError) as exc:
+        error = message = str(exc)
+        _mark_failure(runtime, account_id, exc, connector)
+    except BaseException as exc:
+        interrupted = not isinstance(exc, Exception)
+        if interrupted:
+            error = message = f"interrupted ({type(exc).__name__}); nothing was committed"
+        else:
+            log.exception("sync of account %s failed", name)
+            error = message = f"internal error ({type(exc).__name__}): {exc}"[:500]
+            _mark_failure(runtime, account_id, exc, connector)
+        _finish_run(runtime, run_id, "failed", 0, started, error)
+        if interrupted:
+            raise
+        return AccountSyncResult(account_id, name, provider, "failed", 0, message, first, last)
+    run_status = {"ok": "success", "skipped": "skipped"}.get(status, "failed")
+    _finish_run(runtime, run_id, run_status, rows, started, error)
+    log.info("sync %s (%s): %s: %s", name, provider, status, message)
+    return AccountSyncResult(account_id, name, provider, status, rows, message, first, last)
+
+
+def _sync_range(
+    account: Account,
+    start: dt.date | None,
+    end: dt.date | None,
+    today: dt.date,
+    settings: Any,
+) -> tuple[dt.date, dt.date]:
+    last = end or today
+    if start is not None:
+        first = start
+    elif account.last_complete_day is not None:
+        first = account.last_complete_day - dt.timedelta(days=settings.resync_window_days)
+    else:
+        first = today - dt.timedelta(days=settings.backfill_days)
+    if first > last:
+        raise InvalidInput(f"the start day {first} is after the end day {last}")
+    return first, last
+
+
+def _connector(runtime: Runtime, account_id: int, http: requests.Session | None) -> Connector:
+    with runtime.session_factory() as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        return connector_for(
+            account,
+            cipher=runtime.cipher,
+            http=http or http_session_for(runtime),
+            timeout=runtime.settings.http_timeout_seconds,
+        )
+
+
+def _sync_in_transaction(
+    session: Session,
+    connector: Connector,
+    account_id: int,
+    first: dt.date,
+    last: dt.date,
+    today: dt.date,
+    stamp: dt.datetime,
+) -> int:
+    """Fetch, upsert, prune and price the range; return how many rows it now holds."""
+    if not connector.has_usage_api:
+        connector.test()  # checks the key and refreshes the rate-limit snapshot
+        return 0
+    if connector.max_history_days is not None:
+        # Days the provider no longer keeps would come back empty: leave them alone.
+        first = max(first, today - dt.timedelta(days=connector.max_history_days))
+        if first > last:
+            return 0
+    try:
+        rows = connector.fetch_usage(first, last + dt.timedelta(days=1))
+        upsert_rows(session, account_id, rows, stamp=stamp, days=(first, last))
+    except ProviderNotSupported:
+        connector.test()
+        return 0
+    session.execute(
+        delete(UsageRecord).where(
+            UsageRecord.account_id == account_id,
+            UsageRecord.day.between(first, last),
+            UsageRecord.synced_at != stamp,
+            UsageRecord.usage_type != IMPORT_USAGE_TYPE,
+        )
+    )
+    estimate_costs(session, first, last, account_id)
+    return (
+        session.scalar(
+            select(func.count()).where(
+                UsageRecord.account_id == account_id,
+                UsageRecord.day.between(first, last),
+                UsageRecord.synced_at == stamp,
+            )
+        )
+        or 0
+    )
+
+
+def estimate_costs(session: Session, start: dt.date, end: dt.date, account_id: int) -> None:
+    """Price the account's rows on days [start, end] and decide which amount counts."""
+    estimate_range(session=session, start=start, end=end, account_ids=[account_id])
+
+
+def _mark_success(
+    account: Account,
+    connector: Connector,
+    first: dt.date,
+    last: dt.date,
+    today: dt.date,
+    previous_complete: dt.date | None,
+    stamp: dt.datetime,
+) -> None:
+    balance = connector.fetch_balance()
+    if balance is not None:
+        account.balance_remaining = balance.remaining
+        account.balance_currency = balance.currency
+        account.balance_updated_at = stamp
+    if account.status == "error":
+        account.status = "active"
+    account.last_error = None
+    account.last_sync_at = stamp
+    complete = min(last, today - dt.timedelta(days=1))
+    # Advance only over a contiguous range: a sync of an old slice must not skip a gap.
+    contiguous = previous_complete is None or first <= previous_complete + dt.timedelta(days=1)
+    if contiguous and (previous_complete is None or complete > previous_complete):
+        account.last_complete_day = complete
+    record_rate_limits(account, connector)
+
+
+def _mark_failure(
+    runtime: Runtime, account_id: int, exc: BaseException, connector: Connector | None
+) -> None:
+    """Store the error on the account (401/403/bad credential: status 'error')."""
+    try:
+        with runtime.session_factory.begin() as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                return
+            if isinstance(exc, ProviderAuthError | ProviderPermissionError | CredentialError):
+                account.status = "error"
+            account.last_error = str(exc)[:2000]
+            account.last_error_at = utcnow()
+            if connector is not None:
+                record_rate_limits(account, connector)
+    except Exception:
+        log.exception("could not record the sync failure of account %s", account_id)
+
+
+def _open_run(
+    runtime: Runtime, account_id: int, first: dt.date, last: dt.date, trigger: str
+) -> int:
+    with runtime.session_factory.begin() as session:
+        run = SyncRun(
+            account_id=account_id,
+            trigger=trigger[:16],
+            range_start=first,
+            range_end=last,
+            status="running",
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _finish_run(
+    runtime: Runtime,
+    run_id: int,
+    status: str,
+    rows: int,
+    started: float,
+    error: str | None,
+) -> None:
+    try:
+        with runtime.session_factory.begin() as session:
+            run = session.get(SyncRun, run_id)
+            if run is None:  # the account was removed meanwhile
+                return
+            run.status = status
+            run.rows_written = rows
+            run.finished_at = utcnow()
+            run.duration_ms = int((time.monotonic() - started) * 1000)
+            run.error = error
+    except Exception:
+        log.exception("could not record the end of sync run %s", run_id)

@@ -1,0 +1,1 @@
+"""Looking ahead: budgets, projections and anomalies."""

@@ -1,0 +1,319 @@
+"""Provider accounts: add, list, edit, remove, test; credentials encrypted, shown as last 4."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracker.core import audit
+from tracker.core.crypto import CredentialCipher, last4
+from tracker.core.errors import CredentialError, InvalidInput, NotFound
+from tracker.core.units import parse_money
+from tracker.models import PROVIDERS, Account, Service, utcnow
+from tracker.providers import connector_class
+from tracker.providers.base import Connector, ProviderError
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What may be shown of an account: never the credential, only its last 4 characters."""
+
+    id: int
+    name: str
+    provider: str
+    provider_display_name: str
+    masked_key: str
+    organization_id: str | None
+    base_url: str | None
+    monthly_budget: Decimal | None
+    token_quota: int | None
+    status: str
+    last_sync_at: dt.datetime | None
+    last_error: str | None
+    balance_remaining: Decimal | None
+    balance_currency: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "provider": self.provider,
+            "key": self.masked_key,
+            "organization": self.organization_id,
+            "base_url": self.base_url,
+            "monthly_budget": None if self.monthly_budget is None else str(self.monthly_budget),
+            "token_quota": self.token_quota,
+            "status": self.status,
+            "last_sync_at": self.last_sync_at.isoformat() if self.last_sync_at else None,
+            "last_error": self.last_error,
+            "balance_remaining": (
+                None if self.balance_remaining is None else str(self.balance_remaining)
+            ),
+            "balance_currency": self.balance_currency,
+        }
+
+
+def view(account: Account) -> AccountView:
+    return AccountView(
+        id=account.id,
+        name=account.name,
+        provider=account.service.name,
+        provider_display_name=account.service.display_name,
+        masked_key=account.masked_key,
+        organization_id=account.organization_id,
+        base_url=account.base_url,
+        monthly_budget=account.monthly_budget,
+        token_quota=account.token_quota,
+        status=account.status,
+        last_sync_at=account.last_sync_at,
+        last_error=account.last_error,
+        balance_remaining=account.balance_remaining,
+        balance_currency=account.balance_currency,
+    )
+
+
+def clean_api_key(raw: str) -> str:
+    key = raw.strip()
+    if not key:
+        raise InvalidInput("the API key is empty; pass it on standard input")
+    if any(ch.isspace() for ch in key):
+        raise InvalidInput("the API key contains whitespace; paste the key alone")
+    return key
+
+
+def _clean_base_url(raw: str | None) -> str | None:
+    if raw is None or raw.strip() == "":
+        return None
+    parsed = urlparse(raw.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidInput(f"base URL {raw!r} must start with https:// (or http://)")
+    return raw.strip().rstrip("/")
+
+
+def _service(session: Session, provider: str) -> Service:
+    if provider not in PROVIDERS:
+        raise InvalidInput(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    service = session.scalar(select(Service).where(Service.name == provider))
+    if service is None:
+        raise InvalidInput(
+            f"provider {provider!r} is missing from the services table; run db upgrade"
+        )
+    return service
+
+
+def get_account(*, session: Session, name: str) -> Account:
+    account = session.scalar(select(Account).where(Account.name == name))
+    if account is None:
+        raise NotFound(f"no account named {name!r}; see `python -m tracker accounts list`")
+    return account
+
+
+def add_account(
+    *,
+    session: Session,
+    cipher: CredentialCipher,
+    provider: str,
+    name: str,
+    api_key: str,
+    organization: str | None = None,
+    base_url: str | None = None,
+    monthly_budget: str | Decimal | None = None,
+    token_quota: int | None = None,
+    actor: str = "cli",
+) -> Account:
+    """Store a new account with its key encrypted; refuse bad input without writing."""
+    service = _service(session, provider)
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise InvalidInput("the account name must have 1-128 characters")
+    if session.scalar(select(Account.id).where(Account.name == name)):
+        raise InvalidInput(f"an account named {name!r} already exists; choose another name")
+    key = clean_api_key(api_key)
+    organization = (organization or "").strip() or None
+    if PROVIDERS[provider].get("needs_organization") and not organization:
+        raise InvalidInput(f"{provider} accounts need --organization (the organization's login)")
+    if token_quota is not None and token_quota < 0:
+        raise InvalidInput("the token quota must be zero or more")
+    account = Account(
+        service=service,
+        name=name,
+        credential_encrypted=cipher.encrypt(key),
+        credential_last4=last4(key),
+        organization_id=organization,
+        base_url=_clean_base_url(base_url),
+        monthly_budget=parse_money(monthly_budget, what="the monthly budget"),
+        token_quota=token_quota,
+        status="active",
+    )
+    session.add(account)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor,
+        action="account.add",
+        target=name,
+        provider=provider,
+        key=account.masked_key,
+    )
+    return account
+
+
+def update_account(
+    *,
+    session: Session,
+    cipher: CredentialCipher,
+    name: str,
+    actor: str,
+    new_name: str | None = None,
+    api_key: str | None = None,
+    organization: str | None = None,
+    base_url: str | None = None,
+    monthly_budget: str | Decimal | None = None,
+    token_quota: int | None = None,
+    status: str | None = None,
+) -> Account:
+    """Change an account; arguments left None keep their value. The key is re-encrypted."""
+    account = get_account(session=session, name=name)
+    changed: list[str] = []
+    if new_name is not None and new_name.strip() != account.name:
+        new_name = new_name.strip()
+        if not new_name or len(new_name) > 128:
+            raise InvalidInput("the account name must have 1-128 characters")
+        if session.scalar(select(Account.id).where(Account.name == new_name)):
+            raise InvalidInput(f"an account named {new_name!r} already exists")
+        account.name = new_name
+        changed.append("name")
+    if api_key is not None:
+        key = clean_api_key(api_key)
+        account.credential_encrypted = cipher.encrypt(key)
+        account.credential_last4 = last4(key)
+        account.status, account.last_error = "active", None
+        changed.append("key")
+    if organization is not None:
+        account.organization_id = organization.strip() or None
+        changed.append("organization")
+    if base_url is not None:
+        account.base_url = _clean_base_url(base_url)
+        changed.append("base_url")
+    if monthly_budget is not None:
+        account.monthly_budget = parse_money(monthly_budget, what="the monthly budget")
+        changed.append("monthly_budget")
+    if token_quota is not None:
+        if token_quota < 0:
+            raise InvalidInput("the token quota must be zero or more")
+        account.token_quota = token_quota or None
+        changed.append("token_quota")
+    if status is not None:
+        if status not in ("active", "disabled"):
+            raise InvalidInput("status must be active or disabled")
+        account.status = status
+        changed.append("status")
+    session.flush()
+    audit.record(session=session, actor=actor, action="account.update", target=name, fields=changed)
+    return account
+
+
+def list_accounts(*, session: Session) -> list[AccountView]:
+    return [view(a) for a in session.scalars(select(Account).order_by(Account.name))]
+
+
+def remove_account(*, session: Session, name: str, actor: str = "cli") -> None:
+    """Delete an account and its usage history (the audit log keeps the removal)."""
+    account = get_account(session=session, name=name)
+    provider = account.service.name
+    session.delete(account)
+    session.flush()
+    audit.record(
+        session=session, actor=actor, action="account.remove", target=name, provider=provider
+    )
+
+
+def connector_for(
+    account: Account, *, cipher: CredentialCipher, http: requests.Session, timeout: float
+) -> Connector:
+    """A ready connector for an account, with its credential decrypted."""
+    cls = connector_class(account.service.name)
+    return cls(
+        credential=cipher.decrypt(account.credential_encrypted),
+        http=http,
+        base_url=account.base_url,
+        organization=account.organization_id,
+        timeout=timeout,
+    )
+
+
+def record_rate_limits(account: Account, connector: Connector) -> None:
+    """Keep the connector's latest rate-limit headers as the account's snapshot."""
+    if connector.rate_limits.headers:
+        account.rate_limit_snapshot = dict(connector.rate_limits.headers)
+        account.rate_limit_updated_at = connector.rate_limits.observed_at
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    ok: bool
+    message: str
+
+
+def check_account(
+    *,
+    session: Session,
+    cipher: CredentialCipher,
+    name: str,
+    http: requests.Session,
+    timeout: float,
+) -> CheckOutcome:
+    """Check the account's credential against its provider; store the outcome on the account.
+
+    The outcome (and the error, if any) is written to the account in the caller's
+    transaction, so the caller should commit even when `ok` is False.
+    """
+    account = get_account(session=session, name=name)
+    try:
+        connector = connector_for(account, cipher=cipher, http=http, timeout=timeout)
+    except CredentialError as exc:
+        return CheckOutcome(False, str(exc))
+    try:
+        message = connector.test()
+        balance = connector.fetch_balance()
+    except ProviderError as exc:
+        account.status, account.last_error, account.last_error_at = "error", str(exc), utcnow()
+        record_rate_limits(account, connector)
+        return CheckOutcome(False, str(exc))
+    if balance is not None:
+        account.balance_remaining = balance.remaining
+        account.balance_currency = balance.currency
+        account.balance_updated_at = utcnow()
+    if account.status == "error":
+        account.status = "active"
+    account.last_error = None
+    record_rate_limits(account, connector)
+    return CheckOutcome(True, message)
+
+
+def rotate_keys(*, session: Session, cipher: CredentialCipher, actor: str = "cli") -> int:
+    """Re-encrypt every credential not under the current key; return how many changed.
+
+    Runs in the caller's transaction: if any value cannot be decrypted, nothing is changed.
+    """
+    rotated = 0
+    for account in session.scalars(select(Account).order_by(Account.id)):
+        if cipher.needs_rotation(account.credential_encrypted):
+            account.credential_encrypted = cipher.rotate(account.credential_encrypted)
+            rotated += 1
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor,
+        action="keys.rotate",
+        target=cipher.current_key_id,
+        rotated=rotated,
+    )
+    return rotated

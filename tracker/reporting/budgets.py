@@ -1,0 +1,154 @@
+"""The Budgets & alerts page's read model: budgets against spend and projection, alert rules
+and events.
+
+Reads only; changes go through `tracker.planning.budgets` and `tracker.alerts.rules`, which
+validate and audit them. Alert channels are shown masked: a webhook URL is a secret (anyone
+holding it can post), and an email address is personal data a finance page has no need to
+show in full.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracker.alerts import engine as alerts
+from tracker.alerts.notify import mask_channel, parse_channel
+from tracker.core.errors import InvalidInput
+from tracker.models import Account, Service
+from tracker.planning import budgets, projections
+from tracker.planning.budgets import scope_label
+from tracker.reporting.forecast import ProjectionSet, month_end_floor, runs_out_on
+
+# --- budgets -----------------------------------------------------------------------------------
+
+
+def budget_frame(*, session: Session, today: dt.date, projected: ProjectionSet) -> pd.DataFrame:
+    """Every budget with its month-to-date spend, % used and projected month-end."""
+    columns = [
+        "scope",
+        "scope_label",
+        "monthly_budget",
+        "source",
+        "spent",
+        "used_pct",
+        "projected_total",
+        "projected_pct",
+        "budget_exhausted_on",
+    ]
+    rows = []
+    for view in budgets.list_budgets(session=session, today=today):
+        p = projected.get(view.scope)
+        if p is None and view.monthly_budget is not None:
+            # A scope the worker does not project (a disabled account): project it now.
+            p = projections.project_scope(session=session, scope=view.scope, today=today)
+        rows.append(
+            (
+                view.scope,
+                scope_label(view.scope),
+                view.monthly_budget,
+                view.source,
+                view.spent,
+                None if view.used_pct is None else float(view.used_pct),
+                None if p is None else month_end_floor(p, view.spent),
+                None
+                if p is None or not view.monthly_budget
+                else float(month_end_floor(p, view.spent) / view.monthly_budget * 100),
+                None
+                if p is None
+                else runs_out_on(
+                    p, spent_to_date=view.spent, budget=view.monthly_budget, today=today
+                ),
+            )
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def budget_scopes(*, session: Session) -> list[str]:
+    """Every scope a budget or rule can be set on: org, each service, each account."""
+    services = sorted(session.scalars(select(Service.name)))
+    accounts = sorted(session.scalars(select(Account.name)))
+    return ["org"] + [f"service:{s}" for s in services] + [f"account:{a}" for a in accounts]
+
+
+# --- alert rules and events --------------------------------------------------------------------
+
+
+def display_channel(raw: str) -> str:
+    """A channel as a page shows it: URLs as notify masks them, email as a…@domain."""
+    try:
+        channel = parse_channel(raw)
+    except InvalidInput:
+        return mask_channel(raw)
+    if channel.type == "email":
+        local, _sep, domain = channel.target.partition("@")
+        return f"email:{local[:1]}…@{domain}"
+    return channel.masked
+
+
+def rules_frame(*, session: Session) -> pd.DataFrame:
+    """Every alert rule with masked channels."""
+    columns = [
+        "id",
+        "name",
+        "kind",
+        "scope",
+        "thresholds",
+        "channels",
+        "enabled",
+        "created_by",
+        "created_at",
+    ]
+    rows = []
+    for rule in alerts.list_rules(session=session):
+        unit = alerts.THRESHOLD_UNITS[rule.kind]
+        shown = ", ".join(str(t) for t in alerts.thresholds(rule))
+        rows.append(
+            (
+                rule.id,
+                rule.name,
+                rule.kind,
+                rule.scope,
+                "—" if rule.kind == "unpriced" else f"{shown} {unit}".strip(),
+                ", ".join(display_channel(c) for c in rule.channels or []),
+                rule.enabled,
+                rule.created_by,
+                rule.created_at,
+            )
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def events_frame(*, session: Session, limit: int = 200) -> pd.DataFrame:
+    """The latest alert events, newest first, with delivery status and last error."""
+    columns = [
+        "fired_at",
+        "rule",
+        "kind",
+        "period",
+        "message",
+        "delivery_status",
+        "delivery_attempts",
+        "last_delivery_error",
+        "delivered_at",
+    ]
+    return pd.DataFrame(
+        [
+            (
+                e.fired_at,
+                r.name,
+                r.kind,
+                e.period,
+                e.message,
+                e.delivery_status,
+                e.delivery_attempts,
+                e.last_delivery_error,
+                e.delivered_at,
+            )
+            for e, r in alerts.list_events(session=session, limit=limit)
+        ],
+        columns=columns,
+    )
