@@ -12,54 +12,17 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 
 import schedule
 
-from tracker.alerts import engine as alerts
 from tracker.core.config import load_settings
 from tracker.core.db import require_schema
 from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime, build_runtime
-from tracker.ingest.sync import run_sync
-from tracker.planning import anomalies, projections
+from tracker.jobs import Job, build_jobs
 
 log = logging.getLogger("worker")
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    run: Callable[[Runtime], None]
-    every_minutes: int
-
-
-def sync_job(runtime: Runtime) -> None:
-    """Sync every account once; raise if any failed (the others still synced)."""
-    summary = run_sync(runtime, trigger="worker")
-    log.info(
-        "synced %d account(s), %d row(s) in the re-synced ranges",
-        len(summary.results),
-        summary.rows_written,
-    )
-    if not summary.ok:
-        raise TrackerError(
-            "sync failed for " + "; ".join(f"{r.name}: {r.message}" for r in summary.failed)
-        )
-
-
-def build_jobs(runtime: Runtime) -> list[Job]:
-    """Every job the worker runs, in the order `--once` runs them."""
-    sync_every = runtime.settings.sync_interval_minutes
-    return [
-        Job("sync", sync_job, sync_every),
-        # Jobs that use fresh usage (projections, alert checks) go after the sync.
-        Job("projections", projections.run_job, sync_every),
-        Job("anomalies", anomalies.run_job, sync_every),
-        Job("alerts", alerts.run_job, sync_every),
-    ]
 
 
 class Worker:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tracker.alerts import engine as alerts
+from tracker.alerts import rules as alert_rules
 from tracker.core import units
 from tracker.core.errors import TrackerError
 from tracker.planning.budgets import scope_label
@@ -113,8 +113,8 @@ if is_admin:
 # --- rules -------------------------------------------------------------------------------------
 
 st.subheader("Alert rules")
-rules = data.alert_rules()
-if rules.empty:
+rule_table = data.alert_rules()
+if rule_table.empty:
     st.info(
         "No alert rule yet. "
         + (
@@ -126,7 +126,7 @@ if rules.empty:
     )
 else:
     st.dataframe(
-        rules,
+        rule_table,
         hide_index=True,
         column_config={
             "id": st.column_config.NumberColumn("Id", format="%d"),
@@ -146,8 +146,8 @@ if is_admin:
     with add_tab, st.form("rule_add", clear_on_submit=True):
         kind = st.selectbox(
             "Kind",
-            alerts.KINDS,
-            format_func=lambda k: f"{k} ({alerts.THRESHOLD_UNITS[k] or 'no threshold'})",
+            alert_rules.KINDS,
+            format_func=lambda k: f"{k} ({alert_rules.THRESHOLD_UNITS[k] or 'no threshold'})",
             key="rule_kind",
         )
         rule_scope = st.selectbox("Scope", scopes, format_func=scope_label, key="rule_scope")
@@ -179,9 +179,11 @@ if is_admin:
             else:
                 _done(f"Added alert rule {rule_id}. It is checked after every sync.")
 
-    rule_ids = [int(i) for i in rules["id"]] if not rules.empty else []
-    names = dict(zip(rule_ids, rules["name"] if not rules.empty else [], strict=True))
-    enabled = dict(zip(rule_ids, rules["enabled"] if not rules.empty else [], strict=True))
+    rule_ids = [int(i) for i in rule_table["id"]] if not rule_table.empty else []
+    names = dict(zip(rule_ids, rule_table["name"] if not rule_table.empty else [], strict=True))
+    enabled = dict(
+        zip(rule_ids, rule_table["enabled"] if not rule_table.empty else [], strict=True)
+    )
 
     def _label(rule_id: int) -> str:
         state = "enabled" if enabled[rule_id] else "disabled"
@@ -241,7 +243,7 @@ if is_admin and button_col.button("Check now", key="alerts_check", help="Evaluat
 if events.empty:
     st.info("No alert has fired yet. Rules are checked after every sync.")
 else:
-    failed = events[events["delivery_status"] == alerts.FAILED]
+    failed = events[events["delivery_status"] == alert_rules.FAILED]
     if not failed.empty:
         st.error(
             f"{len(failed)} of the alerts below could not be delivered; see their last error. "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tracker.core.errors import TrackerError
-from tracker.exports import export as exports
+from tracker.exports import export, rows
 from tracker.reporting import sources
 from tracker.ui import components as ui
 from tracker.ui import data
@@ -50,13 +50,13 @@ if st.button("Prepare the file", type="primary", key="export_prepare"):
     try:
         with data.get_runtime().session_factory() as session:
             require_role(session, "admin", "finance")
-            count = exports.count_rows(session=session, start=start, end=end, filters=filters)
+            count = rows.count_rows(session=session, start=start, end=end, filters=filters)
             if count > MAX_PAGE_RECORDS:
                 raise TrackerError(
                     f"{count:,} usage records is too many for a browser download; narrow the "
                     "range or the filters, or run `python -m tracker export` on the server"
                 )
-            payload = exports.export_bytes(
+            payload = export.export_bytes(
                 session=session, fmt=fmt, start=start, end=end, filters=filters
             )
     except TrackerError as exc:
@@ -71,8 +71,8 @@ if prepared and prepared[0] == choice:
     st.download_button(
         "Download",
         data=payload,
-        file_name=exports.file_name(fmt, start, end),
-        mime=exports.MEDIA_TYPES[fmt],
+        file_name=export.file_name(fmt, start, end),
+        mime=export.MEDIA_TYPES[fmt],
         key="export_download",
         on_click="ignore",
     )

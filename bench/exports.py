@@ -163,11 +163,11 @@ def run_export(url: str, fmt: str, out_path: str) -> None:
     from sqlalchemy.orm import Session
 
     from tracker.core.db import make_engine
-    from tracker.exports import export as exports
+    from tracker.exports import export
 
     engine = make_engine(url)
     with Session(engine) as session, open(out_path, "w", encoding="utf-8", newline="") as out:
-        stats = exports.export(
+        stats = export.export(
             session=session,
             fmt=fmt,
             start=START,

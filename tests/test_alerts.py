@@ -20,13 +20,13 @@ from tests.alert_seeding import add_account, add_usage
 from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.fakes.smtp_server import smtp_server
 from tests.fakes.webhook_server import WebhookServer
-from tracker.alerts import engine as alerts
+from tracker.alerts import delivery, evaluate, rules
 from tracker.core.config import Settings, load_settings
 from tracker.core.db import make_engine, make_session_factory
 from tracker.core.errors import InvalidInput
 from tracker.models import Account, AlertEvent, Anomaly, SyncRun
 from tracker.planning import budgets
-from tracker.reporting import accounts
+from tracker.providers import ratelimits
 
 NOW = dt.datetime(2026, 5, 20, 12, 0, tzinfo=dt.UTC)
 MAY = dt.date(2026, 5, 1)
@@ -69,7 +69,7 @@ def test_budget_thresholds_fire_exactly_once_by_email_and_webhook(committed_db, 
         acc = add_account(session, "prod", budget="100")
         add_usage(session, acc, MAY, "60")
         add_usage(session, acc, MAY + dt.timedelta(days=1), "16")  # 76 %
-        rule = alerts.add_rule(
+        rule = rules.add_rule(
             session=session,
             kind="budget",
             scope="account:prod",
@@ -79,8 +79,8 @@ def test_budget_thresholds_fire_exactly_once_by_email_and_webhook(committed_db, 
     with smtp_server() as inbox:
         settings = settings_for(tmp_path, inbox)
 
-        def check(now: dt.datetime = NOW) -> alerts.CheckReport:
-            return alerts.run_check(
+        def check(now: dt.datetime = NOW) -> delivery.CheckReport:
+            return delivery.run_check(
                 session_factory=factory, settings=settings, http=requests.Session(), now=now
             )
 
@@ -102,7 +102,7 @@ def test_budget_thresholds_fire_exactly_once_by_email_and_webhook(committed_db, 
         engine2 = make_engine(committed_db.url.render_as_string(hide_password=False))
         try:
             restarted = make_session_factory(engine2)
-            report = alerts.run_check(
+            report = delivery.run_check(
                 session_factory=restarted, settings=settings, http=requests.Session(), now=NOW
             )
         finally:
@@ -139,7 +139,7 @@ def test_failed_delivery_is_retried_next_run_without_resending_the_rest(
     with factory.begin() as session:
         acc = add_account(session, "prod", budget="100")
         add_usage(session, acc, MAY, "55")
-        alerts.add_rule(
+        rules.add_rule(
             session=session,
             kind="budget",
             scope="org",
@@ -148,8 +148,8 @@ def test_failed_delivery_is_retried_next_run_without_resending_the_rest(
     with smtp_server() as inbox:
         settings = settings_for(tmp_path, inbox)
 
-        def check() -> alerts.CheckReport:
-            return alerts.run_check(
+        def check() -> delivery.CheckReport:
+            return delivery.run_check(
                 session_factory=factory, settings=settings, http=requests.Session(), now=NOW
             )
 
@@ -182,22 +182,22 @@ def test_failed_delivery_is_retried_next_run_without_resending_the_rest(
 def test_the_unique_constraint_decides_between_concurrent_checkers(session):
     acc = add_account(session, "prod", budget="10")
     add_usage(session, acc, MAY, "9")
-    rule = alerts.add_rule(
+    rule = rules.add_rule(
         session=session, kind="budget", scope="org", threshold="50", channels=["email:a@b.co"]
     )
-    firings = alerts.evaluate(session=session, now=NOW)
+    firings = evaluate.evaluate(session=session, now=NOW)
     assert [f.dedupe_key for f in firings] == ["pct:50"]
     # Another checker stored the same key first (between our check and our insert).
     session.add(
         AlertEvent(alert_id=rule.id, period="2026-05", dedupe_key="pct:50", message="other")
     )
     session.flush()
-    original = alerts._already_fired
+    original = evaluate._already_fired
     try:
-        alerts._already_fired = lambda _s, _f: False  # type: ignore[assignment]
-        assert alerts.record_firings(session=session, firings=firings, now=NOW) == []
+        evaluate._already_fired = lambda _s, _f: False  # type: ignore[assignment]
+        assert evaluate.record_firings(session=session, firings=firings, now=NOW) == []
     finally:
-        alerts._already_fired = original  # type: ignore[assignment]
+        evaluate._already_fired = original  # type: ignore[assignment]
     assert session.scalar(select(func.count()).select_from(AlertEvent)) == 1
 
 
@@ -206,9 +206,9 @@ def test_dry_run_sends_and_stores_nothing(committed_db, tmp_path, hook):
     with factory.begin() as session:
         acc = add_account(session, "prod", budget="100")
         add_usage(session, acc, MAY, "95")
-        alerts.add_rule(session=session, kind="budget", channels=["webhook:" + hook.url()])
+        rules.add_rule(session=session, kind="budget", channels=["webhook:" + hook.url()])
     with smtp_server() as inbox:
-        report = alerts.run_check(
+        report = delivery.run_check(
             session_factory=factory,
             settings=settings_for(tmp_path, inbox),
             http=requests.Session(),
@@ -232,18 +232,18 @@ def test_dry_run_sends_and_stores_nothing(committed_db, tmp_path, hook):
 )
 def test_bad_rules_are_refused(session, kind, threshold, message):
     with pytest.raises(InvalidInput, match=message):
-        alerts.add_rule(session=session, kind=kind, threshold=threshold, channels=["email:a@b.co"])
+        rules.add_rule(session=session, kind=kind, threshold=threshold, channels=["email:a@b.co"])
 
 
 def test_rules_need_a_channel_and_a_known_scope(session):
     with pytest.raises(InvalidInput, match="at least one"):
-        alerts.add_rule(session=session, kind="budget", channels=[])
+        rules.add_rule(session=session, kind="budget", channels=[])
     with pytest.raises(InvalidInput, match="scope"):
-        alerts.add_rule(session=session, kind="budget", scope="team:x", channels=["email:a@b.co"])
+        rules.add_rule(session=session, kind="budget", scope="team:x", channels=["email:a@b.co"])
 
 
 def firing_keys(session) -> list[str]:  # type: ignore[no-untyped-def]
-    return [f.dedupe_key for f in alerts.evaluate(session=session, now=NOW)]
+    return [f.dedupe_key for f in evaluate.evaluate(session=session, now=NOW)]
 
 
 def test_quota_unpriced_variance_sync_anomaly_and_ratelimit_rules(session):
@@ -263,7 +263,7 @@ def test_quota_unpriced_variance_sync_anomaly_and_ratelimit_rules(session):
         ("anomaly", "org", "10"),
         ("ratelimit", "account:claude", "20"),
     ]:
-        alerts.add_rule(
+        rules.add_rule(
             session=session, kind=kind, scope=scope, threshold=threshold, channels=channels
         )
     # sync: "prod" failing for 7 hours after a success; "claude" failing for only 2 hours.
@@ -320,7 +320,7 @@ def test_quota_unpriced_variance_sync_anomaly_and_ratelimit_rules(session):
 
 
 def test_rate_limit_readings_pair_both_header_styles():
-    readings = accounts.rate_limit_readings(
+    readings = ratelimits.rate_limit_readings(
         {
             "x-ratelimit-limit-requests": "500",
             "x-ratelimit-remaining-requests": "499",
@@ -340,11 +340,11 @@ def test_rate_limit_readings_pair_both_header_styles():
         "anthropic-ratelimit-requests-reset": "2026-05-01T00:00:00Z",
     }
     assert [
-        (r.resource, r.limit, r.remaining) for r in accounts.rate_limit_readings(anthropic)
+        (r.resource, r.limit, r.remaining) for r in ratelimits.rate_limit_readings(anthropic)
     ] == [("tokens", 80000, 79000)]
     # The Accounts page's text is the same readings, formatted.
-    assert accounts.rate_limit_headroom(anthropic) == "tokens 79,000/80,000"
-    assert accounts.rate_limit_headroom({"x-ratelimit-limit": "n/a"}) == ""
+    assert ratelimits.rate_limit_headroom(anthropic) == "tokens 79,000/80,000"
+    assert ratelimits.rate_limit_headroom({"x-ratelimit-limit": "n/a"}) == ""
 
 
 def test_projected_rule_uses_the_forecast(session):
@@ -352,10 +352,10 @@ def test_projected_rule_uses_the_forecast(session):
     for i in range(60):
         day = dt.date(2026, 3, 21) + dt.timedelta(days=i)
         add_usage(session, acc, day, "10")  # $10/day: May projects to about $310
-    alerts.add_rule(
+    rules.add_rule(
         session=session, kind="projected", scope="account:prod", channels=["email:a@b.co"]
     )
-    [firing] = alerts.evaluate(session=session, now=NOW)
+    [firing] = evaluate.evaluate(session=session, now=NOW)
     assert firing.dedupe_key == "projected:100"
     assert Decimal(firing.fields["projected_total"]) == Decimal("310.00")
     assert firing.fields["budget_exhausted_on"] == "2026-05-30"
@@ -364,11 +364,11 @@ def test_projected_rule_uses_the_forecast(session):
 def test_a_rule_whose_account_is_gone_is_skipped(session):
     acc = add_account(session, "prod", budget="10")
     add_usage(session, acc, MAY, "9")
-    alerts.add_rule(session=session, kind="budget", scope="account:prod", channels=["email:a@b.co"])
-    alerts.add_rule(session=session, kind="budget", scope="org", channels=["email:a@b.co"])
+    rules.add_rule(session=session, kind="budget", scope="account:prod", channels=["email:a@b.co"])
+    rules.add_rule(session=session, kind="budget", scope="org", channels=["email:a@b.co"])
     acc.name = "renamed"
     session.flush()
-    keys = [f.dedupe_key for f in alerts.evaluate(session=session, now=NOW)]
+    keys = [f.dedupe_key for f in evaluate.evaluate(session=session, now=NOW)]
     assert keys == ["pct:50", "pct:75", "pct:90"]  # the org rule only
 
 

@@ -31,8 +31,9 @@ from tests.exports_data import (
     seed,
 )
 from tracker.core.errors import InvalidInput
-from tracker.exports import export as exports
-from tracker.exports.export import allocate, decimal_str, safe_text
+from tracker.exports import export, focus, rows, tabular
+from tracker.exports.focus import allocate
+from tracker.exports.rows import decimal_str, safe_text
 from tracker.models import CostProjection, Setting
 from tracker.reporting.sources import Dimensions
 
@@ -41,7 +42,7 @@ CENT = Decimal("0.01")
 
 def _text(session: Session, fmt: str, filters: Dimensions | None = None) -> str:
     out = io.StringIO()
-    exports.export(session=session, fmt=fmt, start=JAN[0], end=JAN[1], filters=filters, out=out)
+    export.export(session=session, fmt=fmt, start=JAN[0], end=JAN[1], filters=filters, out=out)
     return out.getvalue()
 
 
@@ -51,7 +52,7 @@ def _csv(session: Session, fmt: str = "csv", **filters: tuple[str, ...]) -> list
 
 
 def _xlsx(session: Session) -> bytes:
-    return exports.export_bytes(session=session, fmt="xlsx", start=JAN[0], end=JAN[1])
+    return export.export_bytes(session=session, fmt="xlsx", start=JAN[0], end=JAN[1])
 
 
 # --- round trips ------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def _xlsx(session: Session) -> bytes:
 def test_csv_round_trips_to_the_cent_and_exactly(session: Session) -> None:
     seeded = seed(session)
     rows = _csv(session)
-    assert list(rows[0]) == list(exports.CSV_COLUMNS)
+    assert list(rows[0]) == list(tabular.CSV_COLUMNS)
     assert len(rows) == seeded.january_rows
     assert sum(Decimal(r["cost"] or 0) for r in rows) == seeded.january_cost
     billed = [r["billed_cost"] for r in rows if r["usage_type"].startswith("cost:gpt-4o")]
@@ -153,7 +154,7 @@ def test_xlsx_summary_shows_the_projection(session: Session) -> None:
 
 def test_xlsx_refuses_a_text_stream(session: Session) -> None:
     with pytest.raises(InvalidInput, match="binary"):
-        exports.export(session=session, fmt="xlsx", start=JAN[0], end=JAN[1], out=io.StringIO())
+        export.export(session=session, fmt="xlsx", start=JAN[0], end=JAN[1], out=io.StringIO())
 
 
 # --- FOCUS cost columns -----------------------------------------------------------------
@@ -162,7 +163,7 @@ def test_xlsx_refuses_a_text_stream(session: Session) -> None:
 def test_focus_costs_quantities_and_seats(session: Session) -> None:
     seeded = seed(session)
     rows = _csv(session, "focus")
-    assert list(rows[0]) == list(exports.FOCUS_COLUMNS)
+    assert list(rows[0]) == list(focus.FOCUS_COLUMNS)
     assert sum(Decimal(r["BilledCost"]) for r in rows) == seeded.january_cost
     assert sum(Decimal(r["EffectiveCost"]) for r in rows) == seeded.january_cost
     for r in rows:
@@ -262,9 +263,9 @@ def test_formula_injection_is_neutralised_in_csv_and_focus(session: Session) -> 
     assert evil["api_key_name"] == "'" + INJECTION_KEY
     assert evil["project_id"] == "'-proj-evil"
     for r in _csv(session, "focus"):
-        for column in exports.FOCUS_COLUMNS:
+        for column in focus.FOCUS_COLUMNS:
             if column not in ("BilledCost", "ContractedCost", "EffectiveCost", "ListCost"):
-                assert not r[column].startswith(exports.FORMULA_PREFIXES), (column, r[column])
+                assert not r[column].startswith(rows.FORMULA_PREFIXES), (column, r[column])
 
 
 def test_no_credential_in_any_export(session: Session) -> None:
@@ -300,12 +301,12 @@ def test_filters(session: Session) -> None:
 def test_date_range_is_inclusive_and_checked(session: Session) -> None:
     seed(session)
     one_day = list(
-        exports.usage_rows(session=session, start=dt.date(2025, 1, 16), end=dt.date(2025, 1, 16))
+        rows.usage_rows(session=session, start=dt.date(2025, 1, 16), end=dt.date(2025, 1, 16))
     )
     assert [r.day for r in one_day] == [dt.date(2025, 1, 16)]
-    assert exports.count_rows(session=session, start=JAN[0], end=dt.date(2025, 2, 1)) == 9
+    assert rows.count_rows(session=session, start=JAN[0], end=dt.date(2025, 2, 1)) == 9
     with pytest.raises(InvalidInput, match="before the start"):
-        exports.export(
+        export.export(
             session=session,
             fmt="csv",
             start=JAN[1],
@@ -313,15 +314,15 @@ def test_date_range_is_inclusive_and_checked(session: Session) -> None:
             out=io.StringIO(),
         )
     with pytest.raises(InvalidInput, match="unknown export format"):
-        exports.export(session=session, fmt="pdf", start=JAN[0], end=JAN[1], out=io.StringIO())
+        export.export(session=session, fmt="pdf", start=JAN[0], end=JAN[1], out=io.StringIO())
 
 
 def test_text_formats_accept_a_binary_stream(session: Session) -> None:
     seeded = seed(session)
-    data = exports.export_bytes(session=session, fmt="csv", start=JAN[0], end=JAN[1])
+    data = export.export_bytes(session=session, fmt="csv", start=JAN[0], end=JAN[1])
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
     assert sum(Decimal(r["cost"] or 0) for r in rows) == seeded.january_cost
-    assert exports.file_name("focus", *JAN) == "ai-costs-focus-2025-01-01-to-2025-01-31.csv"
+    assert export.file_name("focus", *JAN) == "ai-costs-focus-2025-01-01-to-2025-01-31.csv"
 
 
 # --- CLI ------------------------------------------------------------------------------
@@ -411,13 +412,13 @@ def test_cli_failed_export_leaves_no_half_file(
     _seed_committed(committed_db)
     target = tmp_path / "out.csv"
     target.write_text("previous export\n", encoding="utf-8")
-    real = exports.write_csv
+    real = tabular.write_csv
 
     def failing(rows, out):  # type: ignore[no-untyped-def]
         real(rows, out)
         raise InvalidInput("disk full (simulated); free some space and export again")
 
-    monkeypatch.setattr(exports, "write_csv", failing)
+    monkeypatch.setattr(export, "write_csv", failing)
     result = cli("export", "--format", "csv", *ARGS, "--output", str(target))
     assert result.code == 1 and result.err.count("\n") == 1 and "disk full" in result.err
     assert target.read_text(encoding="utf-8") == "previous export\n"

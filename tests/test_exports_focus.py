@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import IN_CI
 from tests.exports_data import JAN, seed
-from tracker.exports import export as exports
+from tracker.exports import export
 
 ROOT = Path(__file__).resolve().parent.parent
 FOCUS_VERSION = "1.2.0.1"
@@ -117,7 +117,7 @@ def test_focus_export_passes_the_validator(session: Session, tmp_path: Path) -> 
     seeded = seed(session)
     path = tmp_path / "focus.csv"  # the validator picks its loader by the file extension
     with path.open("w", encoding="utf-8", newline="") as out:
-        stats = exports.export(session=session, fmt="focus", start=JAN[0], end=JAN[1], out=out)
+        stats = export.export(session=session, fmt="focus", start=JAN[0], end=JAN[1], out=out)
     assert stats.total_cost == seeded.january_cost
 
     statuses, failures, report = run_validator(path)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tracker.costs.estimate import estimate_range
 from tracker.costs.spend import row_spend
-from tracker.exports import export as exports
+from tracker.exports import export
 from tracker.models import Account, Service, UsageRecord
 from tracker.planning import budgets
 from tracker.reporting import overview
@@ -97,7 +97,7 @@ def test_dashboard_budgets_and_exports_agree_without_double_counting(session):
     )
 
     out = io.StringIO()
-    exports.export(session=session, fmt="json", start=BILLED_DAY, end=ESTIMATED_DAY, out=out)
+    export.export(session=session, fmt="json", start=BILLED_DAY, end=ESTIMATED_DAY, out=out)
     document = json.loads(out.getvalue())
     exported = sum(Decimal(r["cost"]) for r in document["rows"] if r["cost"] is not None)
     assert exported == expected

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.ui.seeding import expected_cost
 from tests.ui.test_app import AppAs, errors, metrics, today
-from tracker.alerts import engine as alerts
+from tracker.alerts import rules as alert_rules
 from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
 from tracker.planning import projections
 from tracker.ui.components import money
@@ -88,7 +88,7 @@ def _action_script() -> None:
 )
 def test_finance_cannot_change_budgets_or_rules(seeded_db: Engine, action: str) -> None:
     with Session(seeded_db) as session, session.begin():
-        rule = alerts.add_rule(
+        rule = alert_rules.add_rule(
             session=session, kind="budget", channels=["email:ops@example.org"], actor="alice"
         )
         rule_id = rule.id
@@ -212,7 +212,7 @@ def test_failed_delivery_is_shown_and_check_now_retries(app_as: AppAs, seeded_db
     # A rule that fires now (spend is far above 10 % of the $120 budget) towards a webhook
     # nobody listens on: the delivery fails and must stay visible.
     with Session(seeded_db) as session, session.begin():
-        alerts.add_rule(
+        alert_rules.add_rule(
             session=session,
             kind="budget",
             threshold="10",

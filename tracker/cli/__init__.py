@@ -1,1 +1,3 @@
-"""The command line (`python -m tracker ...`): one module per command group, shared helpers in `common`."""
+"""The command line (`python -m tracker ...`): one module per command group, shared helpers
+in `common`.
+"""

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from tracker.alerts import engine as alerts
+from tracker.alerts import delivery
+from tracker.alerts import rules as alert_rules
 from tracker.core import units
 from tracker.models import utcnow
 from tracker.planning import budgets, projections
@@ -84,7 +85,7 @@ def cmd_budgets_list(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_alerts_add(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
     with runtime.session_factory.begin() as session:
-        rule = alerts.add_rule(
+        rule = alert_rules.add_rule(
             session=session,
             kind=args.kind,
             scope=args.scope,
@@ -93,7 +94,7 @@ def cmd_alerts_add(args: argparse.Namespace, ctx: Context) -> int:
             name=args.name,
             actor=CLI_ACTOR,
         )
-        shown = alerts.rule_json(rule)
+        shown = alert_rules.rule_json(rule)
     unit = f" {shown['unit']}" if shown["unit"] else ""
     _out(
         f"added alert {shown['id']}: {shown['kind']} on {shown['scope']} at "
@@ -105,7 +106,7 @@ def cmd_alerts_add(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_alerts_list(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
     with runtime.session_factory() as session:
-        rules = [alerts.rule_json(r) for r in alerts.list_rules(session=session)]
+        rules = [alert_rules.rule_json(r) for r in alert_rules.list_rules(session=session)]
     if args.json:
         _out(json.dumps(rules, indent=2))
         return 0
@@ -134,7 +135,7 @@ def cmd_alerts_list(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_alerts_remove(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
     with runtime.session_factory.begin() as session:
-        alerts.remove_rule(session=session, rule_id=args.id, actor=CLI_ACTOR)
+        alert_rules.remove_rule(session=session, rule_id=args.id, actor=CLI_ACTOR)
     _out(f"removed alert {args.id} and its history")
     return 0
 
@@ -142,8 +143,8 @@ def cmd_alerts_remove(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_alerts_events(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
     with runtime.session_factory() as session:
-        rows = alerts.list_events(session=session, limit=args.limit)
-        events = [alerts.event_json(e, r) for e, r in rows]
+        rows = alert_rules.list_events(session=session, limit=args.limit)
+        events = [alert_rules.event_json(e, r) for e, r in rows]
     if args.json:
         _out(json.dumps(events, indent=2))
         return 0
@@ -170,7 +171,7 @@ def cmd_alerts_events(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_alerts_check(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
-    report = alerts.run_check(
+    report = delivery.run_check(
         session_factory=runtime.session_factory,
         settings=runtime.settings,
         http=requests.Session(),
@@ -244,7 +245,7 @@ def register(commands: Any) -> None:
         dest="alerts_command", required=True
     )
     add = alr.add_parser("add", help="add an alert rule")
-    add.add_argument("--kind", required=True, choices=alerts.KINDS)
+    add.add_argument("--kind", required=True, choices=alert_rules.KINDS)
     add.add_argument("--scope", default="org", help="org (default), service:NAME, account:NAME")
     add.add_argument(
         "--threshold",

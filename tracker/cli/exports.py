@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from tracker.core.errors import InvalidInput
-from tracker.exports import export as exports
+from tracker.exports import export, rows, tabular
 from tracker.models import PROVIDERS
 from tracker.reporting import sources
 
@@ -39,7 +39,7 @@ def register(commands: Any) -> None:
     p = commands.add_parser(
         "export", help="export usage and cost (csv, json, xlsx month pack, FOCUS 1.2)"
     )
-    p.add_argument("--format", required=True, choices=exports.FORMATS, dest="fmt")
+    p.add_argument("--format", required=True, choices=rows.FORMATS, dest="fmt")
     p.add_argument("--start", required=True, type=_date, metavar="YYYY-MM-DD", help="UTC day")
     p.add_argument(
         "--end", required=True, type=_date, metavar="YYYY-MM-DD", help="UTC day, inclusive"
@@ -55,8 +55,8 @@ def register(commands: Any) -> None:
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     """Run one export into --output (atomically for files)."""
-    exports.check_range(args.start, args.end)
-    if args.output == "-" and args.fmt not in exports.TEXT_FORMATS:
+    rows.check_range(args.start, args.end)
+    if args.output == "-" and args.fmt not in rows.TEXT_FORMATS:
         raise InvalidInput(f"{args.fmt} is a binary file; give --output FILE, not -")
     filters = sources.Dimensions(
         providers=tuple(args.provider),
@@ -71,7 +71,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
     with runtime.session_factory() as session:
         if target is None:
-            stats = exports.export(
+            stats = export.export(
                 session=session,
                 fmt=args.fmt,
                 start=args.start,
@@ -92,13 +92,13 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
 
 def _export_to_file(
     session: Session, args: argparse.Namespace, filters: sources.Dimensions, target: Path
-) -> exports.ExportStats:
+) -> tabular.ExportStats:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        if args.fmt in exports.TEXT_FORMATS:
+        if args.fmt in rows.TEXT_FORMATS:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-                stats = exports.export(
+                stats = export.export(
                     session=session,
                     fmt=args.fmt,
                     start=args.start,
@@ -108,7 +108,7 @@ def _export_to_file(
                 )
         else:
             with os.fdopen(fd, "wb") as bout:
-                stats = exports.export(
+                stats = export.export(
                     session=session,
                     fmt=args.fmt,
                     start=args.start,

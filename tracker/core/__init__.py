@@ -1,1 +1,3 @@
-"""The base every domain package stands on: settings, database, runtime, credentials, audit, errors, units. Imports no domain package."""
+"""The base every domain package stands on: settings, database, runtime, credentials,
+audit, errors and units. Imports no domain package.
+"""

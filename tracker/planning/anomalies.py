@@ -39,7 +39,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracker.core.errors import NotFound
-from tracker.core.runtime import Runtime
 from tracker.models import Account, Anomaly, utcnow
 from tracker.planning.budgets import daily_usage
 
@@ -375,9 +374,3 @@ def list_anomalies(
         for a, name in session.execute(stmt)
     ]
     return pd.DataFrame(rows, columns=columns)
-
-
-def run_job(runtime: Runtime) -> None:
-    """Worker job: score the last week of complete days and store the anomalies found."""
-    with runtime.session_factory.begin() as session:
-        detect_anomalies(session=session)

@@ -38,7 +38,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracker.core.errors import TrackerError
-from tracker.core.runtime import Runtime
 from tracker.core.units import month_bounds
 from tracker.models import Account, CostProjection, Service, utcnow
 from tracker.planning.budgets import (
@@ -447,9 +446,3 @@ def write_projections(*, session: Session, today: dt.date | None = None) -> list
     session.flush()
     log.info("wrote %d projection(s) for %s", len(projections), today.strftime("%Y-%m"))
     return projections
-
-
-def run_job(runtime: Runtime) -> None:
-    """Worker job: write this month's projections for every scope in one transaction."""
-    with runtime.session_factory.begin() as session:
-        write_projections(session=session)

@@ -1,1 +1,3 @@
-"""Read-only frames for the app: one module per page, over `sources` (rollup or detail). Never imports Streamlit."""
+"""Read-only frames for the app: one module per page, over `sources` (rollup or detail).
+Never imports Streamlit.
+"""

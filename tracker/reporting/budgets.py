@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.alerts import engine as alerts
+from tracker.alerts import rules as alert_rules
 from tracker.alerts.notify import mask_channel, parse_channel
 from tracker.core.errors import InvalidInput
 from tracker.models import Account, Service
@@ -103,9 +103,9 @@ def rules_frame(*, session: Session) -> pd.DataFrame:
         "created_at",
     ]
     rows = []
-    for rule in alerts.list_rules(session=session):
-        unit = alerts.THRESHOLD_UNITS[rule.kind]
-        shown = ", ".join(str(t) for t in alerts.thresholds(rule))
+    for rule in alert_rules.list_rules(session=session):
+        unit = alert_rules.THRESHOLD_UNITS[rule.kind]
+        shown = ", ".join(str(t) for t in alert_rules.thresholds(rule))
         rows.append(
             (
                 rule.id,
@@ -148,7 +148,7 @@ def events_frame(*, session: Session, limit: int = 200) -> pd.DataFrame:
                 e.last_delivery_error,
                 e.delivered_at,
             )
-            for e, r in alerts.list_events(session=session, limit=limit)
+            for e, r in alert_rules.list_events(session=session, limit=limit)
         ],
         columns=columns,
     )

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 import requests
 from sqlalchemy.orm import Session
 
-from tracker.alerts import engine as alerts
+from tracker.alerts import delivery
+from tracker.alerts import rules as alert_rules
 from tracker.core import audit
 from tracker.core.runtime import Runtime
 from tracker.planning import anomalies, budgets
@@ -53,7 +54,7 @@ def add_rule(
 ) -> int:
     """Add an alert rule; return its id."""
     with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
-        rule = alerts.add_rule(
+        rule = alert_rules.add_rule(
             session=session,
             kind=kind,
             scope=scope,
@@ -68,21 +69,21 @@ def add_rule(
 def set_rule_enabled(runtime: Runtime, *, rule_id: int, enabled: bool) -> None:
     """Pause or resume a rule."""
     with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
-        alerts.set_rule_enabled(session=session, rule_id=rule_id, enabled=enabled, actor=actor)
+        alert_rules.set_rule_enabled(session=session, rule_id=rule_id, enabled=enabled, actor=actor)
 
 
 def remove_rule(runtime: Runtime, *, rule_id: int) -> None:
     """Delete a rule and its event history."""
     with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
-        alerts.remove_rule(session=session, rule_id=rule_id, actor=actor)
+        alert_rules.remove_rule(session=session, rule_id=rule_id, actor=actor)
 
 
-def check_alerts(runtime: Runtime) -> alerts.CheckReport:
+def check_alerts(runtime: Runtime) -> delivery.CheckReport:
     """Evaluate every rule now and deliver what is due, as the worker does after a sync."""
     with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
         # run_check commits in steps of its own; the request itself is audited here.
         audit.record(session=session, actor=actor, action="alerts.check", target="app")
-    return alerts.run_check(
+    return delivery.run_check(
         session_factory=runtime.session_factory,
         settings=runtime.settings,
         http=requests.Session(),

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from tracker.alerts import engine as alerts
+from tracker.alerts import delivery
 from tracker.core.config import Settings, load_settings
 from tracker.core.db import require_schema
 from tracker.core.runtime import Runtime, build_runtime
@@ -205,7 +205,7 @@ def alert_events(limit: int = 200) -> tuple[pd.DataFrame, int]:
     with _factory()() as session:
         return (
             budget_report.events_frame(session=session, limit=limit),
-            alerts.undelivered_count(session=session),
+            delivery.undelivered_count(session=session),
         )
 
 

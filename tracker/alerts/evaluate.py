@@ -1,27 +1,8 @@
-"""Alert rules, their evaluation, exactly-once firing and retried delivery.
+"""Evaluate alert rules and record their firings exactly once.
 
-A rule (`alerts` table) says what to watch and where to send it. Kinds and what the
-threshold means:
-
-- budget: month-to-date spend reached N % of the scope's monthly budget (default 50, 75,
-  90 and 100 %, one rule covering all four);
-- projected: the month-end projection reaches N % of the budget (default 100);
-- quota: month-to-date tokens reached N % of an account's token quota (default 50/75/90/100);
-- unpriced: a model with no known price was used this month (no threshold);
-- variance: billed cost differs from our estimate by more than N % on an account-day
-  (default 10, and at least $1 apart so cents of rounding never alert);
-- sync: an account's syncs have been failing for N hours (default 6);
-- anomaly: an unacknowledged cost anomaly of at least $N over its baseline (default any);
-- ratelimit: an account's remaining requests or tokens fell below N % of its limit (default 10).
-
-Exactly once: each firing is an `alert_events` row keyed by (rule, period, dedupe key), and
-the database's unique constraint on that key decides, so restarts and concurrent checkers
-never fire twice. The period is the budget month ('2026-05') for monthly kinds and a UTC
-day for incidents. The event is committed before anything is sent; delivery then runs per
-event and per channel, and a channel that failed is retried on the next check (a channel
-that succeeded is not sent again). When several thresholds of one rule are crossed in the
-same check (say 50 % and 75 % at once), only the highest is sent; the others are stored as
-'superseded' so the history stays complete.
+One evaluator per kind (`EVALUATORS`) turns a rule and its scope into firings; each firing
+becomes an `alert_events` row whose unique key (rule, period, dedupe key) decides, so
+restarts and concurrent checkers never fire twice.
 """
 
 from __future__ import annotations
@@ -30,19 +11,22 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from tracker.alerts.notify import Channel, DeliveryError, Notification, deliver, parse_channel
-from tracker.core import audit
-from tracker.core.config import Settings
-from tracker.core.errors import InvalidInput, NotFound, TrackerError
-from tracker.core.runtime import Runtime
+from tracker.alerts.rules import (
+    ANOMALY_LOOKBACK_DAYS,
+    PENDING,
+    RATELIMIT_MAX_AGE,
+    SUPERSEDED,
+    VARIANCE_FLOOR,
+    thresholds,
+)
+from tracker.core.errors import TrackerError
 from tracker.core.units import month_bounds
 from tracker.models import (
     Account,
@@ -52,7 +36,6 @@ from tracker.models import (
     Service,
     SyncRun,
     UsageRecord,
-    utcnow,
 )
 from tracker.planning.budgets import (
     Scope,
@@ -61,200 +44,9 @@ from tracker.planning.budgets import (
     scope_spend,
     scope_tokens,
 )
-from tracker.reporting.accounts import rate_limit_readings
+from tracker.providers.ratelimits import rate_limit_readings
 
 log = logging.getLogger(__name__)
-
-KINDS = ("budget", "projected", "quota", "unpriced", "variance", "sync", "anomaly", "ratelimit")
-DEFAULT_THRESHOLDS: dict[str, tuple[Decimal, ...]] = {
-    "budget": (Decimal(50), Decimal(75), Decimal(90), Decimal(100)),
-    "quota": (Decimal(50), Decimal(75), Decimal(90), Decimal(100)),
-    "projected": (Decimal(100),),
-    "variance": (Decimal(10),),
-    "sync": (Decimal(6),),
-    "ratelimit": (Decimal(10),),
-    "anomaly": (Decimal(0),),
-    "unpriced": (Decimal(0),),
-}
-THRESHOLD_UNITS = {
-    "budget": "% of budget",
-    "quota": "% of token quota",
-    "projected": "% of budget (projected)",
-    "variance": "% billed vs estimated",
-    "sync": "hours failing",
-    "ratelimit": "% remaining",
-    "anomaly": "USD over baseline",
-    "unpriced": "",
-}
-VARIANCE_FLOOR = Decimal("1.00")  # USD; below this a percentage gap is rounding, not news
-ANOMALY_LOOKBACK_DAYS = 7
-RATELIMIT_MAX_AGE = dt.timedelta(hours=24)
-DELIVERED, FAILED, PENDING, SUPERSEDED = "delivered", "failed", "pending", "superseded"
-
-
-# --- rules -------------------------------------------------------------------------------------
-
-
-def _parse_threshold(kind: str, raw: Any) -> Decimal | None:
-    if raw is None or str(raw).strip() == "":
-        return None
-    if kind == "unpriced":
-        raise InvalidInput("the unpriced kind takes no --threshold")
-    try:
-        value = Decimal(str(raw).strip().rstrip("%"))
-    except InvalidOperation:
-        raise InvalidInput(f"threshold {raw!r} is not a number") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidInput("the threshold must be a number of zero or more")
-    if kind in ("budget", "quota", "projected") and not 0 < value <= 1000:
-        raise InvalidInput(f"a {kind} threshold is a percentage between 0 and 1000")
-    if kind == "ratelimit" and not 0 < value < 100:
-        raise InvalidInput("a ratelimit threshold is a percentage remaining between 0 and 100")
-    if kind == "sync" and value == 0:
-        raise InvalidInput("a sync threshold is a number of hours above zero")
-    return value
-
-
-def _plain(value: Decimal) -> Decimal:
-    """50.000000 -> 50, 7.50 -> 7.5 (never 5E+1): thresholds are part of dedupe keys."""
-    return Decimal(format(value.normalize(), "f"))
-
-
-def thresholds(rule: AlertRule) -> tuple[Decimal, ...]:
-    """The thresholds a rule checks: its own, or the kind's defaults."""
-    if rule.threshold is not None:
-        return (_plain(Decimal(rule.threshold)),)
-    return DEFAULT_THRESHOLDS[rule.kind]
-
-
-def add_rule(
-    *,
-    session: Session,
-    kind: str,
-    channels: Iterable[str],
-    scope: str | None = "org",
-    threshold: Any = None,
-    name: str | None = None,
-    actor: str = "cli",
-) -> AlertRule:
-    """Create an alert rule after validating kind, scope, threshold and channels; audited."""
-    if kind not in KINDS:
-        raise InvalidInput(f"unknown alert kind {kind!r}; use one of {', '.join(KINDS)}")
-    parsed_scope = parse_scope(scope)
-    if (
-        parsed_scope.kind == "account"
-        and session.scalar(select(Account.id).where(Account.name == parsed_scope.name)) is None
-    ):
-        raise NotFound(f"no account named {parsed_scope.name!r}; see `accounts list`")
-    value = _parse_threshold(kind, threshold)
-    parsed_channels = [parse_channel(c) for c in channels]
-    if not parsed_channels:
-        raise InvalidInput("give at least one --channel email:ADDRESS, slack:URL or webhook:URL")
-    if len({str(c) for c in parsed_channels}) != len(parsed_channels):
-        raise InvalidInput("the same channel was given twice")
-    shown = f"{_plain(value)}" if value is not None else "default"
-    rule = AlertRule(
-        name=(name or f"{kind} {parsed_scope} {shown}").strip()[:128],
-        kind=kind,
-        scope=str(parsed_scope),
-        threshold=value,
-        channels=[str(c) for c in parsed_channels],
-        enabled=True,
-        created_by=actor,
-    )
-    session.add(rule)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor,
-        action="alert.add",
-        target=f"alert:{rule.id}",
-        kind=kind,
-        scope=rule.scope,
-        threshold=None if value is None else str(value),
-        channels=[c.masked for c in parsed_channels],
-    )
-    return rule
-
-
-def _rule(session: Session, rule_id: int) -> AlertRule:
-    rule = session.get(AlertRule, rule_id)
-    if rule is None:
-        raise NotFound(f"no alert rule {rule_id}; see `python -m tracker alerts list`")
-    return rule
-
-
-def remove_rule(*, session: Session, rule_id: int, actor: str = "cli") -> None:
-    """Delete a rule and its event history; audited."""
-    rule = _rule(session, rule_id)
-    session.delete(rule)
-    audit.record(session=session, actor=actor, action="alert.remove", target=f"alert:{rule_id}")
-    session.flush()
-
-
-def set_rule_enabled(*, session: Session, rule_id: int, enabled: bool, actor: str = "cli") -> None:
-    """Pause or resume a rule; audited."""
-    _rule(session, rule_id).enabled = enabled
-    audit.record(
-        session=session,
-        actor=actor,
-        action="alert.enable" if enabled else "alert.disable",
-        target=f"alert:{rule_id}",
-    )
-    session.flush()
-
-
-def rule_json(rule: AlertRule) -> dict[str, Any]:
-    """A rule for display or JSON output; channel URLs masked."""
-    from tracker.alerts.notify import mask_channel
-
-    return {
-        "id": rule.id,
-        "name": rule.name,
-        "kind": rule.kind,
-        "scope": rule.scope,
-        "threshold": None if rule.threshold is None else str(_plain(Decimal(rule.threshold))),
-        "thresholds": [str(t) for t in thresholds(rule)],
-        "unit": THRESHOLD_UNITS[rule.kind],
-        "channels": [mask_channel(c) for c in rule.channels or []],
-        "enabled": rule.enabled,
-        "created_by": rule.created_by,
-        "created_at": rule.created_at.isoformat() if rule.created_at else None,
-    }
-
-
-def list_rules(*, session: Session) -> list[AlertRule]:
-    """Every rule, oldest first."""
-    return list(session.scalars(select(AlertRule).order_by(AlertRule.id)))
-
-
-def event_json(event: AlertEvent, rule: AlertRule | None = None) -> dict[str, Any]:
-    """An event for display or JSON output (no channel URL in it)."""
-    return {
-        "id": event.id,
-        "alert_id": event.alert_id,
-        "rule": None if rule is None else rule.name,
-        "kind": None if rule is None else rule.kind,
-        "period": event.period,
-        "dedupe_key": event.dedupe_key,
-        "fired_at": event.fired_at.isoformat(),
-        "message": event.message,
-        "delivery_status": event.delivery_status,
-        "delivery_attempts": event.delivery_attempts,
-        "last_delivery_error": event.last_delivery_error,
-        "delivered_at": event.delivered_at.isoformat() if event.delivered_at else None,
-    }
-
-
-def list_events(*, session: Session, limit: int = 200) -> list[tuple[AlertEvent, AlertRule]]:
-    """The most recent events with their rules, newest first."""
-    rows = session.execute(
-        select(AlertEvent, AlertRule)
-        .join(AlertRule, AlertRule.id == AlertEvent.alert_id)
-        .order_by(AlertEvent.fired_at.desc(), AlertEvent.id.desc())
-        .limit(limit)
-    ).all()
-    return [(e, r) for e, r in rows]
 
 
 # --- evaluation ----------------------------------------------------------------------------
@@ -730,176 +522,3 @@ def record_firings(
             event.last_delivery_error = None
     session.flush()
     return [event for _firing, event in new]
-
-
-# --- delivery ----------------------------------------------------------------------------
-
-
-def _notification(event: AlertEvent, rule: AlertRule) -> Notification:
-    payload = event.payload or {}
-    subject = str(payload.get("subject") or event.message.splitlines()[0])
-    body = event.message.split("\n\n", 1)[1] if "\n\n" in event.message else event.message
-    fields = {
-        "alert_id": rule.id,
-        "alert_name": rule.name,
-        "event_id": event.id,
-        "period": event.period,
-        "fired_at": event.fired_at.isoformat(),
-        **dict(payload.get("fields") or {}),
-    }
-    return Notification(subject=f"[AI cost tracker] {subject}", body=body, fields=fields)
-
-
-def deliver_event(
-    *, session: Session, event_id: int, settings: Settings, http: requests.Session
-) -> str | None:
-    """Send one pending or failed event to the channels it has not reached; record the outcome.
-
-    The event is claimed with a conditional UPDATE first, so two checkers never send the same
-    attempt. Returns the new delivery status, or None when another checker holds it.
-    """
-    event = session.get(AlertEvent, event_id)
-    if event is None or event.delivery_status not in (PENDING, FAILED):
-        return None
-    seen = event.delivery_attempts
-    claimed = session.execute(
-        update(AlertEvent)
-        .where(
-            AlertEvent.id == event_id,
-            AlertEvent.delivery_attempts == seen,
-            AlertEvent.delivery_status.in_((PENDING, FAILED)),
-        )
-        .values(delivery_attempts=seen + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(claimed, "rowcount", 0) != 1:
-        return None
-    session.refresh(event)
-    rule = session.get(AlertRule, event.alert_id)
-    assert rule is not None  # events cascade-delete with their rule
-    note = _notification(event, rule)
-    payload = dict(event.payload or {})
-    deliveries = dict(payload.get("deliveries") or {})
-    errors = []
-    for raw in rule.channels or []:
-        try:
-            channel: Channel = parse_channel(raw)
-        except InvalidInput as exc:
-            errors.append(str(exc))
-            continue
-        if deliveries.get(channel.key, {}).get("status") == "sent":
-            continue  # reached on an earlier attempt: never send twice
-        try:
-            deliver(channel, note, settings=settings, http=http)
-        except DeliveryError as exc:
-            errors.append(str(exc))
-            deliveries[channel.key] = {"status": "failed", "error": str(exc)[:500]}
-            log.warning("alert event %s: %s", event.id, exc)
-        else:
-            deliveries[channel.key] = {"status": "sent", "at": utcnow().isoformat()}
-    payload["deliveries"] = deliveries
-    event.payload = payload  # a new dict, so the JSON column is written
-    if errors:
-        event.delivery_status = FAILED
-        event.last_delivery_error = "; ".join(errors)[:2000]
-    else:
-        event.delivery_status = DELIVERED
-        event.last_delivery_error = None
-        event.delivered_at = utcnow()
-    session.flush()
-    return event.delivery_status
-
-
-@dataclass
-class CheckReport:
-    """What one `alerts check` did (or with dry_run, would do)."""
-
-    fired: list[str] = field(default_factory=list)
-    delivered: int = 0
-    failed: int = 0
-    pending_retries: int = 0
-    dry_run: bool = False
-
-    def summary(self) -> str:
-        verb = "would fire" if self.dry_run else "fired"
-        text = f"{verb} {len(self.fired)} alert(s)"
-        if self.dry_run:
-            return text + f"; {self.pending_retries} earlier delivery(ies) would be retried"
-        return text + f"; delivered {self.delivered}, failed {self.failed} (retried next run)"
-
-
-def run_check(
-    *,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    http: requests.Session,
-    now: dt.datetime | None = None,
-    dry_run: bool = False,
-) -> CheckReport:
-    """Evaluate every rule, store new firings, then deliver everything not yet delivered.
-
-    Each step commits on its own: a firing is stored before it is sent (so a crash never
-    re-fires it), and each event's delivery is its own short transaction.
-    """
-    now = now or utcnow()
-    report = CheckReport(dry_run=dry_run)
-    if dry_run:
-        with session_factory() as session:
-            for firing in evaluate(session=session, now=now):
-                if not _already_fired(session, firing):
-                    report.fired.append(firing.subject)
-            report.pending_retries = int(
-                session.scalar(
-                    select(func.count()).where(AlertEvent.delivery_status.in_((PENDING, FAILED)))
-                )
-                or 0
-            )
-        return report
-    with session_factory.begin() as session:
-        events = record_firings(
-            session=session, firings=evaluate(session=session, now=now), now=now
-        )
-        report.fired = [
-            (e.payload or {}).get("subject", e.dedupe_key)
-            for e in events
-            if e.delivery_status != SUPERSEDED
-        ]
-    with session_factory() as session:
-        pending = list(
-            session.scalars(
-                select(AlertEvent.id)
-                .where(AlertEvent.delivery_status.in_((PENDING, FAILED)))
-                .order_by(AlertEvent.id)
-            )
-        )
-    for event_id in pending:
-        with session_factory.begin() as session:
-            status = deliver_event(session=session, event_id=event_id, settings=settings, http=http)
-        if status == DELIVERED:
-            report.delivered += 1
-        elif status == FAILED:
-            report.failed += 1
-    return report
-
-
-def undelivered_count(*, session: Session) -> int:
-    """How many events still wait for (re)delivery; shown in the app."""
-    return int(
-        session.scalar(
-            select(func.count()).where(AlertEvent.delivery_status.in_((PENDING, FAILED)))
-        )
-        or 0
-    )
-
-
-def run_job(runtime: Runtime) -> None:
-    """Worker job: evaluate the rules and deliver; a failed send is kept for the next run."""
-    report = run_check(
-        session_factory=runtime.session_factory,
-        settings=runtime.settings,
-        http=requests.Session(),
-    )
-    if report.failed:
-        log.warning("alerts: %s", report.summary())
-    else:
-        log.info("alerts: %s", report.summary())

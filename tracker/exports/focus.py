@@ -1,0 +1,374 @@
+"""FOCUS 1.2 CSV: one row per charge, i.e. per token kind (input, cached input, cache writes,
+output) of a usage row, per request fee, per seat row, per billed line item.
+
+See `docs/exports.md` for the column mapping and the cost columns' meaning.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import operator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, Decimal
+from typing import IO
+
+from tracker.core.units import month_start, next_month
+from tracker.costs.pricebook import PriceBook
+from tracker.costs.prices import UnitPrices
+from tracker.exports.rows import (
+    COST_LINE_PREFIX,
+    CURRENCY,
+    MICRO,
+    MILLION,
+    SEAT_USAGE_TYPE,
+    ExportRow,
+    decimal_str,
+    safe_text,
+)
+from tracker.exports.tabular import ExportStats
+from tracker.models import PROVIDERS
+
+# --- FOCUS 1.2 -------------------------------------------------------------------------
+
+FOCUS_COLUMNS = (
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodStart",
+    "BillingPeriodEnd",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargeFrequency",
+    "ChargePeriodStart",
+    "ChargePeriodEnd",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "ContractedCost",
+    "ContractedUnitPrice",
+    "EffectiveCost",
+    "InvoiceId",
+    "InvoiceIssuerName",
+    "ListCost",
+    "ListUnitPrice",
+    "PricingCategory",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "ServiceCategory",
+    "ServiceName",
+    "ServiceSubcategory",
+    "ServiceProviderName",
+    "SkuId",
+    "SkuPriceId",
+    "SubAccountId",
+    "SubAccountName",
+    "Tags",
+)
+_AI_SERVICE = ("AI and Machine Learning", "Generative AI")
+_DEV_SERVICE = ("Developer Tools", "Developer Platforms")
+_SERVICE_NAMES = {
+    "openai": "OpenAI API",
+    "anthropic": "Claude API",
+    "github_copilot": "GitHub Copilot",
+    "groq": "GroqCloud",
+    "perplexity": "Perplexity API",
+    "openrouter": "OpenRouter API",
+    "deepseek": "DeepSeek API",
+}
+_TOKEN_CHARGES = (
+    ("input", "input_tokens", "input tokens"),
+    ("cached_input", "cached_input_tokens", "cached input tokens"),
+    ("cache_write", "cache_write_tokens", "cache write tokens"),
+    ("cache_write_1h", "cache_write_1h_tokens", "cache write (1 h) tokens"),
+    ("output", "output_tokens", "output tokens"),
+)
+
+
+@dataclass(frozen=True)
+class _Charge:
+    kind: str  # input, cached_input, ..., request, seat, line_item, units
+    description: str
+    quantity: Decimal
+    unit: str
+    list_unit: Decimal | None  # USD per unit, before organisation overrides
+    contracted_unit: Decimal | None  # USD per unit, after overrides and discounts
+
+
+def _unit_name(name: str | None) -> str:
+    """A FOCUS unit name: capitalised words, plural ('seats' -> 'Seats')."""
+    if not name:
+        return "Units"
+    words = name.replace("_", " ").split()
+    text = " ".join(w[:1].upper() + w[1:] for w in words)
+    return text if text.endswith("s") else text + "s"
+
+
+def _per_unit(prices: UnitPrices | None, kind: str) -> Decimal | None:
+    if prices is None:
+        return None
+    price = getattr(prices, kind)
+    if price is None:
+        return None
+    return price if kind == "request" else price / MILLION
+
+
+def _charges(row: ExportRow, list_book: PriceBook, book: PriceBook) -> list[_Charge]:
+    """Split one usage record into FOCUS charges, with list and contracted unit prices."""
+    label = row.model or row.usage_type or "usage"
+    if row.usage_type.startswith(COST_LINE_PREFIX):
+        quantity = row.other_units if row.other_units > 0 else Decimal(1)
+        item = row.usage_type[len(COST_LINE_PREFIX) :] or "billed line item"
+        return [_Charge("line_item", item, quantity, _unit_name(None), None, None)]
+    if row.usage_type == SEAT_USAGE_TYPE or (
+        row.provider == "github_copilot" and row.other_unit_name == "seats"
+    ):
+        quantity = row.other_units if row.other_units > 0 else Decimal(1)
+        return [_Charge("seat", f"{label} seats", quantity, "Seats", None, None)]
+    tokens = [(kind, getattr(row, column), text) for kind, column, text in _TOKEN_CHARGES]
+    listed = list_book.resolve(row.provider, row.model, row.day, row.service_tier).prices
+    contracted = book.resolve(row.provider, row.model, row.day, row.service_tier).prices
+    charges = [
+        _Charge(
+            kind,
+            f"{label} {text}",
+            Decimal(count),
+            "Tokens",
+            _per_unit(listed, kind),
+            _per_unit(contracted, kind),
+        )
+        for kind, count, text in tokens
+        if count
+    ]
+    if row.requests and (not charges or (contracted and contracted.request is not None)):
+        charges.append(
+            _Charge(
+                "request",
+                f"{label} requests",
+                Decimal(row.requests),
+                "Requests",
+                _per_unit(listed, "request"),
+                _per_unit(contracted, "request"),
+            )
+        )
+    if not charges:
+        quantity = row.other_units if row.other_units > 0 else Decimal(1)
+        unit = _unit_name(row.other_unit_name)
+        charges.append(_Charge("units", f"{label} {unit.lower()}", quantity, unit, None, None))
+    return charges
+
+
+def allocate(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
+    """Split `total` into micro-dollar parts proportional to `weights` that sum exactly to it.
+
+    Largest-remainder rounding; equal parts when every weight is zero.
+    """
+    if len(weights) == 1:
+        return [total]
+    if not any(weights) or any(w < 0 for w in weights):
+        weights = [Decimal(1)] * len(weights)
+    units = (total / MICRO).to_integral_value()
+    if units * MICRO != total:
+        # More than six decimals (not from the database): give the sub-micro rest to the last.
+        units = (total / MICRO).to_integral_value(rounding=ROUND_DOWN)
+    weight_sum = sum(weights)
+    raw = [units * w / weight_sum for w in weights]
+    parts = [r.to_integral_value(rounding=ROUND_DOWN) for r in raw]
+    rest = int(units - sum(parts))
+    step = 1 if rest >= 0 else -1
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - parts[i], reverse=step > 0)
+    for i in order[: abs(rest)]:
+        parts[i] += step
+    result = [p * MICRO for p in parts]
+    result[-1] += total - sum(result)
+    return result
+
+
+def _stamp(day: dt.date) -> str:
+    return day.isoformat() + "T00:00:00Z"
+
+
+def _quantity_str(value: Decimal) -> str:
+    # Token and seat counts are whole numbers: skip Decimal formatting (hot path).
+    if value == value.to_integral_value():
+        return f"{int(value)}.0"
+    return decimal_str(value)
+
+
+def _fixed_columns(row: ExportRow) -> dict[str, str]:
+    """The FOCUS columns that depend only on account, provider, project and day."""
+    period_start, period_end = month_start(row.day), next_month(row.day)
+    service_category, service_sub = (
+        _DEV_SERVICE if row.provider == "github_copilot" else _AI_SERVICE
+    )
+    display = row.provider_display_name or PROVIDERS.get(row.provider, {}).get(
+        "display_name", row.provider
+    )
+    account_key = row.organization_id or row.account
+    return {
+        "BillingAccountId": safe_text(account_key),
+        "BillingAccountName": safe_text(row.account),
+        "BillingCurrency": (row.currency or CURRENCY).upper(),
+        "BillingPeriodStart": _stamp(period_start),
+        "BillingPeriodEnd": _stamp(period_end),
+        "ChargeClass": "",
+        "ChargePeriodStart": _stamp(row.day),
+        "ChargePeriodEnd": _stamp(row.day + dt.timedelta(days=1)),
+        # Our key for the provider's monthly bill (the APIs give no invoice numbers).
+        "InvoiceId": safe_text(f"{row.provider}-{account_key}-{period_start:%Y-%m}"),
+        "InvoiceIssuerName": display,
+        "PricingCategory": "Standard",
+        "ProviderName": display,
+        "PublisherName": display,
+        "ServiceCategory": service_category,
+        "ServiceName": _SERVICE_NAMES.get(row.provider, f"{display} API"),
+        "ServiceSubcategory": service_sub,
+        "ServiceProviderName": display,
+    }
+
+
+def focus_records(
+    rows: Iterable[ExportRow], *, list_book: PriceBook, book: PriceBook
+) -> Iterator[dict[str, str]]:
+    """FOCUS 1.2 rows (column -> text, formula-safe) for usage records: one per charge.
+
+    Cost columns, per charge (USD):
+    - BilledCost: the record's billed cost where reported, else its estimate, else 0; split
+      across the record's charges in proportion to their contracted cost.
+    - EffectiveCost: equal to BilledCost (no commitment discounts or amortisation to spread).
+    - ContractedCost: the estimate at the organisation's prices (overrides, discounts)
+      split the same way; where there is no estimate, the billed cost.
+    - ListCost: list unit price (without organisation overrides) x quantity; where no list
+      price is known, the contracted cost.
+    Unit prices without a price-book price are derived as cost / quantity.
+    """
+    fixed_cache: dict[tuple[int, str, dt.date], dict[str, str]] = {}
+    for row in rows:
+        key = (row.account_id, row.project_id, row.day)
+        fixed = fixed_cache.get(key)
+        if fixed is None:
+            if len(fixed_cache) > 10_000:  # bounded: rows arrive ordered by day
+                fixed_cache.clear()
+            fixed = fixed_cache[key] = _fixed_columns(row)
+        charges = _charges(row, list_book, book)
+        billed_total = row.cost if row.cost is not None else Decimal(0)
+        contracted_total = row.estimated_cost if row.estimated_cost is not None else billed_total
+        list_raw = [c.list_unit * c.quantity if c.list_unit is not None else None for c in charges]
+        if row.cost_source == "covered":
+            # The provider bills this day on its own line items (exported as their own
+            # charges): these token charges carry the quantities at $0, or the day would
+            # be counted twice in every cost column.
+            contracted_total = Decimal(0)
+            list_raw = [Decimal(0) for _ in charges]
+            charges = [replace(c, list_unit=None, contracted_unit=None) for c in charges]
+        if len(charges) == 1:
+            billed_parts, contracted_parts = [billed_total], [contracted_total]
+        else:
+            contracted_raw = [
+                c.contracted_unit * c.quantity if c.contracted_unit is not None else None
+                for c in charges
+            ]
+            basis = contracted_raw if None not in contracted_raw else list_raw
+            weights = (
+                [v for v in basis if v is not None]
+                if None not in basis
+                else [c.quantity for c in charges]
+            )
+            billed_parts = allocate(billed_total, weights)
+            contracted_parts = allocate(contracted_total, weights)
+        frequency = "Recurring" if charges[0].kind == "seat" else "Usage-Based"
+        sub_id = safe_text(row.project_id)
+        sub_name = safe_text(row.project_name or row.project_id) if sub_id else ""
+        tags = _tags(row)
+        sku_base = row.model or row.usage_type or row.provider
+        for charge, billed, contracted_cost, list_raw_cost in zip(
+            charges, billed_parts, contracted_parts, list_raw, strict=True
+        ):
+            list_cost = (
+                list_raw_cost.quantize(MICRO) if list_raw_cost is not None else contracted_cost
+            )
+            quantity = charge.quantity
+            contracted_unit = (
+                charge.contracted_unit
+                if charge.contracted_unit is not None and row.estimated_cost is not None
+                else _derived_unit(contracted_cost, quantity)
+            )
+            list_unit = (
+                charge.list_unit
+                if charge.list_unit is not None
+                else _derived_unit(list_cost, quantity)
+            )
+            sku = f"{sku_base}-{charge.kind}"
+            billed_text = decimal_str(billed)
+            quantity_text = _quantity_str(quantity)
+            rec = dict(fixed)
+            rec.update(
+                BilledCost=billed_text,
+                ChargeCategory="Credit" if billed < 0 else "Usage",
+                ChargeDescription=safe_text(charge.description),
+                ChargeFrequency=frequency,
+                ConsumedQuantity=quantity_text,
+                ConsumedUnit=charge.unit,
+                ContractedCost=decimal_str(contracted_cost),
+                ContractedUnitPrice=decimal_str(contracted_unit),
+                EffectiveCost=billed_text,
+                ListCost=decimal_str(list_cost),
+                ListUnitPrice=decimal_str(list_unit),
+                PricingQuantity=quantity_text,
+                PricingUnit=charge.unit,
+                SkuId=safe_text(sku),
+                SkuPriceId=safe_text(f"{sku}-{row.service_tier}" if row.service_tier else sku),
+                SubAccountId=sub_id,
+                SubAccountName=sub_name,
+                Tags=tags,
+            )
+            yield rec
+
+
+def _derived_unit(cost: Decimal, quantity: Decimal) -> Decimal:
+    if not quantity:
+        return Decimal(0)
+    return (cost / quantity).quantize(Decimal("1E-12")).normalize()
+
+
+def _tags(row: ExportRow) -> str:
+    tags = {
+        "x_account": row.account,
+        "x_cost_source": row.cost_source,
+        "x_pricing_status": row.pricing_status,
+    }
+    if row.model:
+        tags["x_model"] = row.model
+    if row.api_key_id:
+        tags["x_api_key_id"] = row.api_key_id
+    if row.service_tier:
+        tags["x_service_tier"] = row.service_tier
+    if row.usage_type:
+        tags["x_usage_type"] = row.usage_type
+    return json.dumps(tags, ensure_ascii=False, sort_keys=True)
+
+
+def write_focus(
+    rows: Iterable[ExportRow], out: IO[str], *, list_book: PriceBook, book: PriceBook
+) -> ExportStats:
+    """Write a FOCUS 1.2 CSV (columns `FOCUS_COLUMNS`) for the usage records."""
+    stats = ExportStats()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FOCUS_COLUMNS)
+
+    def counted() -> Iterator[ExportRow]:
+        for row in rows:
+            stats.records += 1
+            yield row
+
+    values = operator.itemgetter(*FOCUS_COLUMNS)
+    for rec in focus_records(counted(), list_book=list_book, book=book):
+        writer.writerow(values(rec))
+        stats.rows += 1
+        stats.total_cost += Decimal(rec["BilledCost"])
+    return stats

@@ -1,0 +1,298 @@
+"""The Excel month pack: summary, breakdowns, budgets and the detail, one workbook."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracker.exports.rows import CURRENCY, ExportRow, safe_text
+from tracker.exports.tabular import ExportStats
+from tracker.models import Account, CostProjection, Service, all_tokens
+from tracker.reporting.sources import Dimensions
+
+# --- Excel month pack ------------------------------------------------------------------
+
+
+@dataclass
+class _Agg:
+    cost: Decimal = field(default_factory=lambda: Decimal(0))
+    billed: Decimal = field(default_factory=lambda: Decimal(0))
+    estimated: Decimal = field(default_factory=lambda: Decimal(0))
+    tokens: int = 0
+    requests: int = 0
+    records: int = 0
+    unpriced: int = 0
+
+    def add(self, row: ExportRow) -> None:
+        if row.cost_source == "billed" and row.billed_cost is not None:
+            self.billed += row.billed_cost
+            self.cost += row.billed_cost
+        elif row.cost_source == "estimated" and row.estimated_cost is not None:
+            self.estimated += row.estimated_cost
+            self.cost += row.estimated_cost
+        elif row.cost_source == "none":
+            self.unpriced += 1
+        self.tokens += all_tokens(row)
+        self.requests += row.requests
+        self.records += 1
+
+
+_AGG_HEADERS = [
+    "Cost (USD)",
+    "Billed (USD)",
+    "Estimated (USD)",
+    "Tokens",
+    "Requests",
+    "Records",
+    "Unpriced records",
+]
+
+
+def _agg_values(a: _Agg) -> list[Any]:
+    return [a.cost, a.billed, a.estimated, a.tokens, a.requests, a.records, a.unpriced]
+
+
+@dataclass(frozen=True)
+class _BudgetLine:
+    scope: str
+    budget: Decimal | None
+    actual: Decimal
+
+
+def write_xlsx(
+    rows: Iterable[ExportRow],
+    out: IO[bytes],
+    *,
+    session: Session,
+    start: dt.date,
+    end: dt.date,
+    filters: Dimensions,
+) -> ExportStats:
+    """Write the Excel month pack: Summary, By provider, By model, By project, Daily, Unpriced.
+
+    Money cells are numbers with a currency format (Excel stores binary floats: exact to far
+    below a cent at these magnitudes); headers are frozen.
+    """
+    import xlsxwriter  # here so the other formats do not need it loaded
+
+    stats = ExportStats()
+    total = _Agg()
+    by_provider: dict[str, _Agg] = {}
+    by_account: dict[str, _Agg] = {}
+    by_model: dict[tuple[str, str], _Agg] = {}
+    by_project: dict[tuple[str, str, str], _Agg] = {}
+    daily: dict[dt.date, _Agg] = {}
+    unpriced: dict[tuple[str, str, str, str], _Agg] = {}
+    for row in rows:
+        total.add(row)
+        by_provider.setdefault(row.provider_display_name, _Agg()).add(row)
+        by_account.setdefault(row.account, _Agg()).add(row)
+        by_model.setdefault((row.provider_display_name, row.model or "(not reported)"), _Agg()).add(
+            row
+        )
+        project = row.project_name or row.project_id or "(none)"
+        by_project.setdefault((row.account, row.project_id, project), _Agg()).add(row)
+        daily.setdefault(row.day, _Agg()).add(row)
+        if row.cost is None:
+            key = (row.account, row.model, row.usage_type, row.pricing_status)
+            unpriced.setdefault(key, _Agg()).add(row)
+        stats.records += 1
+    stats.rows = stats.records
+    stats.total_cost = total.cost
+
+    book = xlsxwriter.Workbook(
+        out, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    )
+    bold = book.add_format({"bold": True})
+    money = book.add_format({"num_format": '"$"#,##0.00'})
+    whole = book.add_format({"num_format": "#,##0"})
+    date_fmt = book.add_format({"num_format": "yyyy-mm-dd"})
+    pct = book.add_format({"num_format": "0.0%"})
+
+    def cell(sheet: Any, r: int, c: int, value: Any, kind: str = "") -> None:
+        if value is None:
+            sheet.write_blank(r, c, None)
+        elif kind == "money":
+            sheet.write_number(r, c, float(value), money)
+        elif kind == "int":
+            sheet.write_number(r, c, int(value), whole)
+        elif kind == "pct":
+            sheet.write_number(r, c, float(value), pct)
+        elif isinstance(value, dt.date):
+            sheet.write_datetime(r, c, dt.datetime.combine(value, dt.time()), date_fmt)
+        else:
+            sheet.write_string(r, c, safe_text(str(value)))
+
+    kinds = ["money", "money", "money", "int", "int", "int", "int"]
+
+    def table(
+        name: str, keys: list[str], groups: dict[Any, _Agg], key_kinds: list[str] | None = None
+    ) -> None:
+        sheet = book.add_worksheet(name)
+        for c, header in enumerate([*keys, *_AGG_HEADERS]):
+            sheet.write_string(0, c, header, bold)
+        sheet.freeze_panes(1, 0)
+        ordered = (
+            sorted(groups.items(), key=lambda kv: (-kv[1].cost, kv[0]))
+            if name != "Daily"
+            else sorted(groups.items())
+        )
+        for r, (key, agg) in enumerate(ordered, start=1):
+            parts = key if isinstance(key, tuple) else (key,)
+            for c, part in enumerate(parts):
+                cell(sheet, r, c, part, (key_kinds or [""] * len(parts))[c])
+            for c, (value, kind) in enumerate(
+                zip(_agg_values(agg), kinds, strict=True), start=len(parts)
+            ):
+                cell(sheet, r, c, value, kind)
+        last = len(ordered) + 1
+        cell(sheet, last, 0, "Total")
+        for c, (value, kind) in enumerate(
+            zip(_agg_values(_sum_aggs(groups.values())), kinds, strict=True), start=len(keys)
+        ):
+            cell(sheet, last, c, value, kind)
+        sheet.set_column(0, len(keys) - 1, 24)
+        sheet.set_column(len(keys), len(keys) + len(_AGG_HEADERS) - 1, 16)
+
+    summary = book.add_worksheet("Summary")
+    summary.set_column(0, 0, 34)
+    summary.set_column(1, 4, 18)
+    lines: list[tuple[str, Any, str]] = [
+        ("Period start (UTC)", start, ""),
+        ("Period end (UTC, inclusive)", end, ""),
+        ("Filters", _describe(filters), ""),
+        ("Currency", CURRENCY, ""),
+        ("Total cost", total.cost, "money"),
+        ("of which billed by providers", total.billed, "money"),
+        ("of which estimated", total.estimated, "money"),
+        ("Usage records", total.records, "int"),
+        ("Unpriced records (counted as 0)", total.unpriced, "int"),
+    ]
+    summary.write_string(0, 0, "Item", bold)
+    summary.write_string(0, 1, "Value", bold)
+    summary.freeze_panes(1, 0)
+    r = 1
+    for label, value, kind in lines:
+        cell(summary, r, 0, label)
+        cell(summary, r, 1, value, kind)
+        r += 1
+    r += 1
+    for c, header in enumerate(
+        [
+            "Budget vs actual (monthly budgets)",
+            "Monthly budget (USD)",
+            "Actual in range (USD)",
+            "Used",
+        ]
+    ):
+        summary.write_string(r, c, header, bold)
+    r += 1
+    for line in _budget_lines(
+        session=session, total=total, by_provider=by_provider, by_account=by_account
+    ):
+        cell(summary, r, 0, line.scope)
+        cell(summary, r, 1, line.budget, "money")
+        cell(summary, r, 2, line.actual, "money")
+        used = line.actual / line.budget if line.budget else None
+        cell(summary, r, 3, used, "pct")
+        r += 1
+    r += 1
+    for c, header in enumerate(
+        [
+            "Projection (month of the end date)",
+            "Projected total (USD)",
+            "Lower",
+            "Upper",
+            "Computed at (UTC)",
+        ]
+    ):
+        summary.write_string(r, c, header, bold)
+    r += 1
+    projection = session.scalars(
+        select(CostProjection).where(
+            CostProjection.scope == "org", CostProjection.month == end.replace(day=1)
+        )
+    ).first()
+    if projection is None:
+        cell(summary, r, 0, "no projection yet")
+    else:
+        cell(summary, r, 0, f"organisation, {projection.month:%Y-%m} ({projection.method})")
+        cell(summary, r, 1, projection.projected_total, "money")
+        cell(summary, r, 2, projection.lower_bound, "money")
+        cell(summary, r, 3, projection.upper_bound, "money")
+        cell(summary, r, 4, projection.computed_at.strftime("%Y-%m-%d %H:%M"))
+
+    table("By provider", ["Provider"], by_provider)
+    table("By model", ["Provider", "Model"], by_model)
+    table("By project", ["Account", "Project id", "Project"], by_project)
+    table("Daily", ["Day (UTC)"], daily, ["date"])
+    table("Unpriced", ["Account", "Model", "Usage type", "Pricing status"], unpriced)
+    book.close()
+    return stats
+
+
+def _sum_aggs(aggs: Iterable[_Agg]) -> _Agg:
+    total = _Agg()
+    for a in aggs:
+        total.cost += a.cost
+        total.billed += a.billed
+        total.estimated += a.estimated
+        total.tokens += a.tokens
+        total.requests += a.requests
+        total.records += a.records
+        total.unpriced += a.unpriced
+    return total
+
+
+def _budget_lines(
+    *, session: Session, total: _Agg, by_provider: dict[str, _Agg], by_account: dict[str, _Agg]
+) -> list[_BudgetLine]:
+    """Budgets (organisation, services, accounts) beside the exported actuals."""
+    from tracker.planning.budgets import org_budget  # loads pandas: only the month pack needs it
+
+    org, source = org_budget(session=session)
+    lines = [
+        _BudgetLine(
+            f"Organisation ({source} budget)"
+            if org is not None
+            else "Organisation (no budget set)",
+            org,
+            total.cost,
+        )
+    ]
+    for display, budget in session.execute(
+        select(Service.display_name, Service.monthly_budget)
+        .where(Service.monthly_budget.is_not(None))
+        .order_by(Service.display_name)
+    ):
+        agg = by_provider.get(display)
+        lines.append(_BudgetLine(f"Service: {display}", budget, agg.cost if agg else Decimal(0)))
+    for name, budget in session.execute(
+        select(Account.name, Account.monthly_budget)
+        .where(Account.monthly_budget.is_not(None))
+        .order_by(Account.name)
+    ):
+        agg = by_account.get(name)
+        lines.append(_BudgetLine(f"Account: {name}", budget, agg.cost if agg else Decimal(0)))
+    return lines
+
+
+def _describe(filters: Dimensions) -> str:
+    parts = [
+        f"{name}: {', '.join(values)}"
+        for name, values in (
+            ("providers", filters.providers),
+            ("accounts", filters.accounts),
+            ("models", filters.models),
+            ("projects", filters.projects),
+            ("API keys", filters.api_keys),
+        )
+        if values
+    ]
+    return "; ".join(parts) or "none (everything)"

@@ -1,0 +1,80 @@
+"""The worker's jobs: what `worker.py` runs on its schedule, in this order.
+
+Each job takes the runtime, opens its own transactions and raises on failure; the worker
+catches and logs (a raising job would otherwise re-run every tick and starve the others).
+Jobs that read fresh usage (projections, anomalies, alerts) run after the sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from tracker.alerts.delivery import run_check
+from tracker.core.errors import TrackerError
+from tracker.core.runtime import Runtime
+from tracker.ingest.sync import run_sync
+from tracker.planning.anomalies import detect_anomalies
+from tracker.planning.projections import write_projections
+
+log = logging.getLogger("worker")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: Callable[[Runtime], None]
+    every_minutes: int
+
+
+def sync_job(runtime: Runtime) -> None:
+    """Sync every account once; raise if any failed (the others still synced)."""
+    summary = run_sync(runtime, trigger="worker")
+    log.info(
+        "synced %d account(s), %d row(s) in the re-synced ranges",
+        len(summary.results),
+        summary.rows_written,
+    )
+    if not summary.ok:
+        raise TrackerError(
+            "sync failed for " + "; ".join(f"{r.name}: {r.message}" for r in summary.failed)
+        )
+
+
+def projections_job(runtime: Runtime) -> None:
+    """Write this month's projections for every scope in one transaction."""
+    with runtime.session_factory.begin() as session:
+        write_projections(session=session)
+
+
+def anomalies_job(runtime: Runtime) -> None:
+    """Score the last week of complete days and store the anomalies found."""
+    with runtime.session_factory.begin() as session:
+        detect_anomalies(session=session)
+
+
+def alerts_job(runtime: Runtime) -> None:
+    """Evaluate the rules and deliver; a failed send is kept for the next run."""
+    report = run_check(
+        session_factory=runtime.session_factory,
+        settings=runtime.settings,
+        http=requests.Session(),
+    )
+    if report.failed:
+        log.warning("alerts: %s", report.summary())
+    else:
+        log.info("alerts: %s", report.summary())
+
+
+def build_jobs(runtime: Runtime) -> list[Job]:
+    """Every job the worker runs, in the order `--once` runs them."""
+    every = runtime.settings.sync_interval_minutes
+    return [
+        Job("sync", sync_job, every),
+        Job("projections", projections_job, every),
+        Job("anomalies", anomalies_job, every),
+        Job("alerts", alerts_job, every),
+    ]
