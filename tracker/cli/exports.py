@@ -1,6 +1,6 @@
 """The `export` command: CSV, JSON, Excel month pack or FOCUS 1.2 for a date range.
 
-Registered by `tracker.cli.build_parser`. The export is written to a temporary file beside
+Registered by `tracker.cli.main.build_parser`. The export is written to a temporary file beside
 the target and renamed into place only when it is complete, so a failed export never leaves
 a half-written file. `--output -` writes the text formats to standard output.
 """
@@ -9,29 +9,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tracker.cli.common import Context, parse_date
 from tracker.core.errors import InvalidInput
 from tracker.exports import export, rows, tabular
 from tracker.models import PROVIDERS
 from tracker.reporting import sources
-
-if TYPE_CHECKING:
-    from tracker.cli.main import Context
-
-
-def _date(raw: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(commands: Any) -> None:
@@ -40,9 +30,9 @@ def register(commands: Any) -> None:
         "export", help="export usage and cost (csv, json, xlsx month pack, FOCUS 1.2)"
     )
     p.add_argument("--format", required=True, choices=rows.FORMATS, dest="fmt")
-    p.add_argument("--start", required=True, type=_date, metavar="YYYY-MM-DD", help="UTC day")
+    p.add_argument("--start", required=True, type=parse_date, metavar="YYYY-MM-DD", help="UTC day")
     p.add_argument(
-        "--end", required=True, type=_date, metavar="YYYY-MM-DD", help="UTC day, inclusive"
+        "--end", required=True, type=parse_date, metavar="YYYY-MM-DD", help="UTC day, inclusive"
     )
     p.add_argument("--provider", action="append", default=[], choices=list(PROVIDERS))
     p.add_argument("--account", action="append", default=[], metavar="NAME")

@@ -1,6 +1,6 @@
 """The cost engine's commands: `price`, `reconcile`, `reprice` and `prices override ...`.
 
-Registered by `tracker.cli.build_parser`; kept apart so the command line's other parts can
+Registered by `tracker.cli.main.build_parser`; kept apart so the command line's other parts can
 change without touching these. Output goes to standard output; errors are raised as
 `TrackerError` and printed as one line by `tracker.cli.main`.
 """
@@ -10,41 +10,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
-from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tracker.cli.common import CLI_ACTOR, Context, out, parse_date, table, whole_number
 from tracker.core import units
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.costs import overrides, pricebook, reconcile, reprice
 from tracker.models import PROVIDERS
-
-if TYPE_CHECKING:
-    from tracker.cli.main import Context
-
-CLI_ACTOR = "cli"
-
-
-def _out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-
-
-def _date(raw: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _count(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be zero or more")
-    return value
 
 
 def _money(value: Decimal | None) -> str:
@@ -53,12 +26,6 @@ def _money(value: Decimal | None) -> str:
 
 def _share(value: Decimal | None) -> str:
     return "-" if value is None else f"{value * 100:.2f}%"
-
-
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        _out("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 # --- price ------------------------------------------------------------------------------
@@ -83,13 +50,13 @@ def cmd_price(args: argparse.Namespace, ctx: Context) -> int:
         overrides=book,
     )
     if args.json:
-        _out(json.dumps(quote.as_json(), indent=2))
+        out(json.dumps(quote.as_json(), indent=2))
     if not quote.priced:
         raise TrackerError(f"cannot price {args.model!r} ({args.provider}): {quote.reason}")
     if args.json:
         return 0
     label = "approximate" if quote.approximate else "priced"
-    _out(
+    out(
         f"{_money(quote.estimated_cost)} {quote.currency} ({label}; source: {quote.source}; "
         f"catalog model: {quote.model_id or '-'})"
     )
@@ -101,9 +68,9 @@ def cmd_price(args: argparse.Namespace, ctx: Context) -> int:
         )
         if up["request"] is not None:
             line += f"; per request {up['request']}"
-        _out(line)
+        out(line)
     for note in quote.notes:
-        _out(f"note: {note}")
+        out(f"note: {note}")
     return 0
 
 
@@ -116,13 +83,13 @@ def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
     with runtime.session_factory() as session:
         report = reconcile.reconcile(session=session, start=args.start, end=args.end)
     if args.json:
-        _out(json.dumps(report.as_json(), indent=2))
+        out(json.dumps(report.as_json(), indent=2))
         return 0
     t = report.totals
-    _out(f"billed vs estimated, {args.start} to {args.end} (USD, UTC days)")
-    _out("billed is compared with the estimate on the provider-days that report billed cost")
-    _out()
-    _table(
+    out(f"billed vs estimated, {args.start} to {args.end} (USD, UTC days)")
+    out("billed is compared with the estimate on the provider-days that report billed cost")
+    out()
+    table(
         ("PROVIDER", "BILLED", "ESTIMATED (SAME DAYS)", "VARIANCE", "SHARE", "ALL ESTIMATED"),
         [
             (
@@ -148,8 +115,8 @@ def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
     )
     compared = [d for d in report.days if d.comparable]
     if compared:
-        _out()
-        _table(
+        out()
+        table(
             ("DAY", "PROVIDER", "BILLED", "ESTIMATED", "VARIANCE", "SHARE", "COMPLETE"),
             [
                 (
@@ -165,9 +132,9 @@ def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
             ],
         )
     if report.unpriced:
-        _out()
-        _out("unpriced models (their cost is missing from the estimate):")
-        _table(
+        out()
+        out("unpriced models (their cost is missing from the estimate):")
+        table(
             ("PROVIDER", "MODEL", "TOKENS", "ROWS", "FIRST DAY", "LAST DAY"),
             [
                 (
@@ -202,11 +169,11 @@ def cmd_reprice(args: argparse.Namespace, ctx: Context) -> int:
             actor=CLI_ACTOR,
         )
     if args.json:
-        _out(json.dumps(report.as_json(), indent=2))
+        out(json.dumps(report.as_json(), indent=2))
         return 0
     days = report.changed_days
     if days:
-        _table(
+        table(
             ("DAY", "OLD ESTIMATE", "NEW ESTIMATE", "CHANGE", "ROWS CHANGED"),
             [
                 (
@@ -221,12 +188,12 @@ def cmd_reprice(args: argparse.Namespace, ctx: Context) -> int:
         )
     change = report.new_total - report.old_total
     verb = "would change" if args.dry_run else "changed"
-    _out(
+    out(
         f"{report.rows_changed} of {report.rows} usage rows {verb}; estimated total "
         f"{_money(report.old_total)} -> {_money(report.new_total)} ({_money(change)})"
     )
     if args.dry_run:
-        _out("dry run: nothing was written; run again without --dry-run to apply")
+        out("dry run: nothing was written; run again without --dry-run to apply")
     return 0
 
 
@@ -255,8 +222,8 @@ def cmd_override_add(args: argparse.Namespace, ctx: Context) -> int:
             actor=CLI_ACTOR,
         )
     end = view.valid_to - dt.timedelta(days=1) if view.valid_to else dt.date.today()
-    _out(f"added {kind} override #{view.id} for {view.provider}/{view.model or '*'}")
-    _out(
+    out(f"added {kind} override #{view.id} for {view.provider}/{view.model or '*'}")
+    out(
         "history is not re-priced yet: see the effect with `python -m tracker reprice "
         f"--start {view.valid_from} --end {max(end, view.valid_from)} --dry-run`"
     )
@@ -268,10 +235,10 @@ def cmd_override_list(args: argparse.Namespace, ctx: Context) -> int:
     with runtime.session_factory() as session:
         views = overrides.list_overrides(session=session, provider=args.provider)
     if args.json:
-        _out(json.dumps([v.as_json() for v in views], indent=2))
+        out(json.dumps([v.as_json() for v in views], indent=2))
         return 0
     if not views:
-        _out("no price overrides; add one with `python -m tracker prices override add --help`")
+        out("no price overrides; add one with `python -m tracker prices override add --help`")
         return 0
 
     def what(v: overrides.OverrideView) -> str:
@@ -283,7 +250,7 @@ def cmd_override_list(args: argparse.Namespace, ctx: Context) -> int:
             if (value := getattr(v, name)) is not None
         )
 
-    _table(
+    table(
         ("ID", "PROVIDER", "MODEL", "KIND", "FROM", "TO (EXCL.)", "PRICES (USD/M TOKENS)", "NOTE"),
         [
             (
@@ -306,8 +273,8 @@ def cmd_override_remove(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
     with runtime.session_factory.begin() as session:
         view = overrides.remove_override(session=session, override_id=args.id, actor=CLI_ACTOR)
-    _out(f"removed override #{view.id} ({view.provider}/{view.model or '*'}); history keeps")
-    _out("its prices until you run `python -m tracker reprice` for those dates")
+    out(f"removed override #{view.id} ({view.provider}/{view.model or '*'}); history keeps")
+    out("its prices until you run `python -m tracker reprice` for those dates")
     return 0
 
 
@@ -324,7 +291,7 @@ def register(commands: Any) -> None:
     price = commands.add_parser("price", help="price a usage by hand (overrides apply)")
     price.add_argument("--provider", required=True, choices=list(PROVIDERS))
     price.add_argument("--model", required=True)
-    price.add_argument("--date", required=True, type=_date, help="usage day, YYYY-MM-DD (UTC)")
+    price.add_argument("--date", required=True, type=parse_date, help="usage day, YYYY-MM-DD (UTC)")
     for flag, what in (
         ("--input-tokens", "uncached input tokens"),
         ("--cached-tokens", "cache-read input tokens"),
@@ -333,15 +300,15 @@ def register(commands: Any) -> None:
         ("--output-tokens", "output tokens (reasoning included)"),
         ("--requests", "requests (for per-request prices)"),
     ):
-        price.add_argument(flag, type=_count, default=0, metavar="N", help=what)
+        price.add_argument(flag, type=whole_number, default=0, metavar="N", help=what)
     price.add_argument("--batch", action="store_true", help="batch API usage")
     price.add_argument("--service-tier", help="e.g. priority or flex (default: standard)")
     price.add_argument("--json", action="store_true")
     price.set_defaults(handler=cmd_price)
 
     rec = commands.add_parser("reconcile", help="billed vs estimated cost per day and provider")
-    rec.add_argument("--start", required=True, type=_date)
-    rec.add_argument("--end", required=True, type=_date, help="inclusive")
+    rec.add_argument("--start", required=True, type=parse_date)
+    rec.add_argument("--end", required=True, type=parse_date, help="inclusive")
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(handler=cmd_reconcile)
 
@@ -349,8 +316,8 @@ def register(commands: Any) -> None:
         "reprice",
         help="re-price stored usage (each day at its own dated prices, with current overrides)",
     )
-    rep.add_argument("--start", required=True, type=_date)
-    rep.add_argument("--end", required=True, type=_date, help="inclusive")
+    rep.add_argument("--start", required=True, type=parse_date)
+    rep.add_argument("--end", required=True, type=parse_date, help="inclusive")
     rep.add_argument("--dry-run", action="store_true", help="show the per-day change only")
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(handler=cmd_reprice)
@@ -370,9 +337,9 @@ def register(commands: Any) -> None:
     )
     add.add_argument("--provider", required=True, choices=list(PROVIDERS))
     add.add_argument("--model", help="model name (omit for every model: discounts only)")
-    add.add_argument("--from", dest="valid_from", required=True, type=_date, metavar="DATE")
+    add.add_argument("--from", dest="valid_from", required=True, type=parse_date, metavar="DATE")
     add.add_argument(
-        "--to", dest="valid_to", type=_date, metavar="DATE", help="exclusive (default: open)"
+        "--to", dest="valid_to", type=parse_date, metavar="DATE", help="exclusive (default: open)"
     )
     add.add_argument("--discount", metavar="PCT", help="percent off the list price")
     add.add_argument("--input-price", metavar="USD")

@@ -1,6 +1,6 @@
 """The sync commands: `sync [--account NAME] [--start D] [--end D]` and `import`.
 
-Registered by `tracker.cli.build_parser`. `sync` prints one line per account and exits
+Registered by `tracker.cli.main.build_parser`. `sync` prints one line per account and exits
 non-zero (with one line on stderr) when any account failed; `import` checks the whole file
 first and writes nothing if a row is bad.
 """
@@ -8,27 +8,12 @@ first and writes nothing if a row is bad.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tracker.cli.common import Context, out, parse_date
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.ingest import csv_import as imports
 from tracker.ingest import sync
-
-if TYPE_CHECKING:
-    from tracker.cli.main import Context
-
-
-def _out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-
-
-def _date(raw: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
 
 
 def cmd_sync(args: argparse.Namespace, ctx: Context) -> int:
@@ -42,12 +27,12 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> int:
         http=ctx.http(),
     )
     if not summary.results:
-        _out("no accounts to sync; add one with `python -m tracker accounts add --help`")
+        out("no accounts to sync; add one with `python -m tracker accounts add --help`")
         return 0
     width = max(len(r.name) for r in summary.results)
     for r in summary.results:
         days = f"{r.start}..{r.end}" if r.start else "-"
-        _out(f"{r.name.ljust(width)}  {r.status:<7}  {r.rows_written:>6} rows  {days}  {r.message}")
+        out(f"{r.name.ljust(width)}  {r.status:<7}  {r.rows_written:>6} rows  {days}  {r.message}")
     if not summary.ok:
         names = ", ".join(r.name for r in summary.failed)
         raise TrackerError(f"{len(summary.failed)} account(s) failed to sync: {names}")
@@ -66,7 +51,7 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
             result = imports.import_csv(session=session, account_name=args.account, stream=stream)
         except UnicodeDecodeError:
             raise InvalidInput(f"{args.file} is not UTF-8 text; save it as UTF-8 CSV") from None
-    _out(
+    out(
         f"imported {result.rows_written} row(s) into {args.account} covering {result.days} "
         f"day(s) ({result.first_day}..{result.last_day})"
     )
@@ -77,8 +62,10 @@ def register(commands: Any) -> None:
     """Add `sync` and `import` to the top-level subparsers."""
     run = commands.add_parser("sync", help="fetch usage and cost from the providers now")
     run.add_argument("--account", metavar="NAME", help="only this account (default: all)")
-    run.add_argument("--start", type=_date, metavar="YYYY-MM-DD", help="first UTC day")
-    run.add_argument("--end", type=_date, metavar="YYYY-MM-DD", help="last UTC day (inclusive)")
+    run.add_argument("--start", type=parse_date, metavar="YYYY-MM-DD", help="first UTC day")
+    run.add_argument(
+        "--end", type=parse_date, metavar="YYYY-MM-DD", help="last UTC day (inclusive)"
+    )
     run.set_defaults(handler=cmd_sync)
 
     imp = commands.add_parser("import", help="import daily usage from a CSV file")
