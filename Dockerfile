@@ -11,7 +11,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY app.py worker.py ./
-COPY app_pages ./app_pages
+COPY pages ./pages
 COPY tracker ./tracker
 
 RUN useradd --create-home --uid 10001 tracker \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -48,11 +49,45 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "openrouter": {"display_name": "OpenRouter", "has_usage_api": True},
     "deepseek": {"display_name": "DeepSeek", "has_usage_api": True},
 }
-ROLES = ("admin", "finance", "viewer")
-ACCOUNT_STATUSES = ("active", "error", "disabled")
-COST_SOURCES = ("billed", "estimated", "covered", "none")  # meanings: tracker/spend.py
-PRICING_STATUSES = ("pending", "priced", "approximate", "unpriced", "not_applicable")
-SYNC_STATUSES = ("running", "success", "failed", "skipped")
+
+
+class Role(StrEnum):
+    """A dashboard user's role; what each may do is `tracker.ui.roles`."""
+
+    ADMIN = "admin"
+    FINANCE = "finance"
+    VIEWER = "viewer"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    ERROR = "error"  # the last sync or test was refused (401/403, unreadable key)
+    DISABLED = "disabled"
+
+
+class CostSource(StrEnum):
+    """Which amount of a usage row counts; the rule and its meanings: `tracker.costs.spend`."""
+
+    BILLED = "billed"
+    ESTIMATED = "estimated"
+    COVERED = "covered"
+    NONE = "none"
+
+
+class PricingStatus(StrEnum):
+    PENDING = "pending"
+    PRICED = "priced"
+    APPROXIMATE = "approximate"
+    UNPRICED = "unpriced"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class SyncStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -133,6 +133,40 @@ def server(seeded_pg: str, tmp_path: Path) -> Iterator[str]:
                 proc.wait()
 
 
+def test_a_fresh_server_shows_every_page_url_only_the_sign_in_form(
+    server: str, chromium: Path
+) -> None:
+    """The very first requests of a new server process, anonymous, one session per page URL.
+
+    Streamlit starts a process with a pages/ folder in its legacy mode, where a page URL runs
+    the page file directly; each page's first statement sends it through the router.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    from tracker.ui.router import PAGES
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            expect.set_options(timeout=60_000)
+            for spec in PAGES:
+                context = browser.new_context()  # a new browser: a new Streamlit session
+                page = context.new_page()
+                page.set_default_timeout(60_000)
+                page.goto(f"{server}/{spec.file.removesuffix('.py')}")
+                expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+                expect(page.get_by_role("heading", name=spec.title, exact=True)).to_have_count(0)
+                body = page.locator("body").inner_text()
+                assert "@example.org" not in body, (spec.file, body)
+                assert "Signed in as" not in body, (spec.file, body)
+                if spec.file == "admin.py":
+                    page.screenshot(path=str(ARTIFACTS / "anonymous-admin.png"), full_page=True)
+                context.close()
+        finally:
+            browser.close()
+
+
 def test_sign_in_and_see_the_overview(server: str, chromium: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 

@@ -21,19 +21,19 @@ from tracker.models import Account, AuditLog, PreauthorizedEmail, User
 from tracker.ui.components import money
 
 FINANCE_PAGES = [
-    "app_pages/overview.py",
-    "app_pages/usage.py",
-    "app_pages/forecast.py",
-    "app_pages/budgets.py",
-    "app_pages/anomalies.py",
-    "app_pages/exports.py",
-    "app_pages/sync_health.py",
+    "pages/overview.py",
+    "pages/usage.py",
+    "pages/forecast.py",
+    "pages/budgets.py",
+    "pages/anomalies.py",
+    "pages/exports.py",
+    "pages/sync_health.py",
 ]
-ALL_PAGES = [*FINANCE_PAGES, "app_pages/accounts.py", "app_pages/admin.py"]
+ALL_PAGES = [*FINANCE_PAGES, "pages/accounts.py", "pages/admin.py"]
 ALLOWED = {
     "admin": ALL_PAGES,
     "finance": FINANCE_PAGES,
-    "viewer": ["app_pages/overview.py", "app_pages/usage.py"],
+    "viewer": ["pages/overview.py", "pages/usage.py"],
 }
 USER_OF_ROLE = {"admin": "alice", "finance": "fin", "viewer": "vic"}
 AppAs = Callable[[str, str], AppTest]
@@ -168,7 +168,7 @@ def test_registration_refuses_mismatched_and_over_long_passwords(
 
 def test_invited_email_can_register_with_its_role(app_as: AppAs, seeded_db: Engine) -> None:
     at = app_as("alice", "admin")
-    at.switch_page("app_pages/admin.py").run()
+    at.switch_page("pages/admin.py").run()
     assert not at.exception
     at.text_input(key="invite_email").input("New.Person@example.org")
     at.selectbox(key="invite_role").select("finance")
@@ -246,7 +246,7 @@ def test_the_role_comes_from_the_database_not_the_session(app_as: AppAs) -> None
     assert not at.exception
     assert at.session_state["roles"] == ["finance"]
     with pytest.raises(ValueError):
-        at.switch_page("app_pages/accounts.py").run()
+        at.switch_page("pages/accounts.py").run()
 
 
 def test_deactivated_user_is_signed_out_at_the_next_click(app_as: AppAs, seeded_db: Engine) -> None:
@@ -294,7 +294,7 @@ def test_require_role_checks_the_database(seeded_db: Engine, username: str, allo
 
 def test_usage_explorer_totals_and_filters(app_as: AppAs) -> None:
     at = app_as("vic", "viewer")
-    at.switch_page("app_pages/usage.py").run()
+    at.switch_page("pages/usage.py").run()
     assert not at.exception
     day = today()
     start = day.replace(day=1)
@@ -318,7 +318,7 @@ def test_usage_explorer_totals_and_filters(app_as: AppAs) -> None:
 
 def test_usage_explorer_empty_state(app_as: AppAs) -> None:
     at = app_as("vic", "viewer")
-    at.switch_page("app_pages/usage.py").run()
+    at.switch_page("pages/usage.py").run()
     at.multiselect(key="usage_models").select("gpt-4o-mini")
     at.multiselect(key="usage_projects").select("proj_a")
     at.run()
@@ -328,7 +328,7 @@ def test_usage_explorer_empty_state(app_as: AppAs) -> None:
 
 def test_sync_health_shows_failures_and_what_to_do(app_as: AppAs) -> None:
     at = app_as("fin", "finance")
-    at.switch_page("app_pages/sync_health.py").run()
+    at.switch_page("pages/sync_health.py").run()
     assert not at.exception
     assert metrics(at) == {"Accounts": "3", "With errors": "1", "Never synced": "0"}
     assert any("Anthropic Team" in e and "Accounts page" in e for e in errors(at))
@@ -366,7 +366,7 @@ def _closed_port() -> int:
 
 def test_admin_adds_edits_and_removes_an_account(app_as: AppAs, seeded_db: Engine) -> None:
     at = app_as("alice", "admin")
-    at.switch_page("app_pages/accounts.py").run()
+    at.switch_page("pages/accounts.py").run()
     assert not at.exception
     listed = at.dataframe[0].value
     assert set(listed["key"]) == {"…1234", "…5678", "…9012"}
@@ -413,7 +413,7 @@ def test_admin_adds_edits_and_removes_an_account(app_as: AppAs, seeded_db: Engin
 
 def test_bad_account_input_changes_nothing(app_as: AppAs, seeded_db: Engine) -> None:
     at = app_as("alice", "admin")
-    at.switch_page("app_pages/accounts.py").run()
+    at.switch_page("pages/accounts.py").run()
     at.text_input(key="add_name").input("Broken")
     at.text_input(key="add_key").input("sk-admin-key-1234")
     at.text_input(key="add_budget").input("lots")
@@ -435,7 +435,7 @@ def test_test_connection_and_sync_now_report_a_clear_error(
         assert account is not None
         account.base_url = f"http://127.0.0.1:{_closed_port()}"
     at = app_as("alice", "admin")
-    at.switch_page("app_pages/accounts.py").run()
+    at.switch_page("pages/accounts.py").run()
     at.selectbox(key="act_account").select("OpenAI Prod")
     at.button(key=button).click().run()
     assert not at.exception
@@ -450,7 +450,7 @@ def test_test_connection_and_sync_now_report_a_clear_error(
 
 def test_admin_manages_users_and_sees_the_audit_log(app_as: AppAs, seeded_db: Engine) -> None:
     at = app_as("alice", "admin")
-    at.switch_page("app_pages/admin.py").run()
+    at.switch_page("pages/admin.py").run()
     assert not at.exception
     users_frame = at.dataframe[0].value
     assert set(users_frame["username"]) == {"alice", "fin", "vic"}
@@ -480,7 +480,7 @@ def test_admin_manages_users_and_sees_the_audit_log(app_as: AppAs, seeded_db: En
 
 def test_admin_price_overrides(app_as: AppAs, seeded_db: Engine) -> None:
     at = app_as("alice", "admin")
-    at.switch_page("app_pages/admin.py").run()
+    at.switch_page("pages/admin.py").run()
     at.selectbox(key="ov_provider").select("openai")
     at.text_input(key="ov_model").input("gpt-4o")
     at.text_input(key="ov_input").input("2.0")

@@ -51,7 +51,7 @@ def test_register_connect_openai_sync_now_and_see_the_spend(
         at.run()
         assert not at.exception and at.session_state["roles"] == ["admin"]
 
-        at.switch_page("app_pages/accounts.py").run()
+        at.switch_page("pages/accounts.py").run()
         at.selectbox(key="add_provider").select("openai")
         at.text_input(key="add_name").input("OpenAI Prod")
         at.text_input(key="add_key").input(OPENAI_KEY)
@@ -72,7 +72,7 @@ def test_register_connect_openai_sync_now_and_see_the_spend(
         assert billed == OPENAI_BILLED
         assert session.scalar(select(SyncRun.status)) == "success"
 
-    at.switch_page("app_pages/overview.py").run()
+    at.switch_page("pages/overview.py").run()
     assert not at.exception
     shown = {m.label: m.value for m in at.metric}
     assert shown["Month-to-date spend"] == money(OPENAI_BILLED)

@@ -20,9 +20,9 @@ from tracker.planning import projections
 from tracker.ui.components import money
 
 CENT = Decimal("0.01")
-BUDGETS = "app_pages/budgets.py"
-FORECAST = "app_pages/forecast.py"
-ANOMALIES = "app_pages/anomalies.py"
+BUDGETS = "pages/budgets.py"
+FORECAST = "pages/forecast.py"
+ANOMALIES = "pages/anomalies.py"
 
 
 def cents(value: object) -> Decimal:
@@ -47,7 +47,7 @@ def _closed_port() -> int:
 # --- roles ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", [BUDGETS, FORECAST, ANOMALIES, "app_pages/exports.py"])
+@pytest.mark.parametrize("page", [BUDGETS, FORECAST, ANOMALIES, "pages/exports.py"])
 def test_viewer_cannot_open_the_finance_pages(app_as: AppAs, page: str) -> None:
     at = app_as("vic", "viewer").run()
     assert not at.exception
@@ -380,7 +380,7 @@ def test_anomalies_empty_state(app_as: AppAs) -> None:
 
 def test_accounts_page_shows_remaining_vs_limit(app_as: AppAs) -> None:
     at = app_as("alice", "admin")
-    at.switch_page("app_pages/accounts.py").run()
+    at.switch_page("pages/accounts.py").run()
     assert not at.exception
     limits = at.dataframe[1].value
     assert limits[["account", "resource", "remaining", "limit"]].values.tolist() == [

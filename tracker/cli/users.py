@@ -8,7 +8,7 @@ from typing import Any
 from tracker.cli.common import Context, out
 from tracker.core.errors import InvalidInput
 from tracker.identity import users
-from tracker.models import ROLES
+from tracker.models import Role
 
 
 def cmd_users_add(args: argparse.Namespace, ctx: Context) -> int:
@@ -37,7 +37,7 @@ def register(commands: Any) -> None:
     add_user = user_cmds.add_parser("add", help="add a user (password on stdin)")
     add_user.add_argument("username")
     add_user.add_argument("--email", required=True)
-    add_user.add_argument("--role", required=True, choices=ROLES)
+    add_user.add_argument("--role", required=True, choices=tuple(Role))
     add_user.add_argument("--name", help="display name (default: the username)")
     add_user.add_argument("--password-stdin", action="store_true", help="read the password")
     add_user.set_defaults(handler=cmd_users_add)

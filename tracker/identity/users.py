@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from tracker.core import audit
 from tracker.core.db import advisory_lock
 from tracker.core.errors import InvalidInput, NotFound, PermissionDenied
-from tracker.models import ROLES, PreauthorizedEmail, User, utcnow
+from tracker.models import PreauthorizedEmail, Role, User, utcnow
 
 MIN_PASSWORD_CHARS = 8
 # bcrypt only reads 72 bytes, and bcrypt 5 refuses longer input instead of truncating it.
@@ -60,8 +60,8 @@ def add_user(
         raise InvalidInput(
             "the username must be 2-64 characters of letters, digits, '.', '_' or '-'"
         )
-    if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if role not in tuple(Role):
+        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(Role)}")
     email = normalise_email(email)
     if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
         raise InvalidInput(f"a user named {username!r} already exists")
@@ -188,8 +188,8 @@ def preauthorize_email(
     *, session: Session, email: str, role: str, actor: str
 ) -> PreauthorizedEmail:
     """Allow an email address to register once, with the given role."""
-    if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if role not in tuple(Role):
+        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(Role)}")
     email = normalise_email(email)
     if session.scalar(select(User.id).where(User.email == email)):
         raise InvalidInput(f"a user with email {email!r} already exists")
@@ -277,8 +277,8 @@ def update_user(
         raise NotFound(f"no user named {username!r}")
     changed: dict[str, object] = {}
     if role is not None and role != user.role:
-        if role not in ROLES:
-            raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+        if role not in tuple(Role):
+            raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(Role)}")
         if user.role == "admin" and user.is_active and _active_admins(session) <= 1:
             raise InvalidInput("this is the last active admin; make another user admin first")
         user.role = role

@@ -1,4 +1,7 @@
-"""The Admin page's read model: the audit log."""
+"""The Admin page's read model: users, pre-authorised emails, price overrides, the audit log.
+
+Nothing here holds a secret: password hashes are never selected.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,56 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.models import (
-    AuditLog,
-)
+from tracker.costs.overrides import list_overrides
+from tracker.identity.users import list_preauthorized, list_users
+from tracker.models import AuditLog
 
-# --- admin ----------------------------------------------------------------------------------
+USER_COLUMNS = ["username", "name", "email", "role", "active", "locked_until", "last_login_at"]
+INVITATION_COLUMNS = ["email", "role", "created_by", "created_at", "registered_at"]
+
+
+def users_frame(*, session: Session) -> pd.DataFrame:
+    """Every dashboard user with role, active flag, lockout and last sign-in."""
+    return pd.DataFrame(
+        [
+            {
+                "username": u.username,
+                "name": u.name,
+                "email": u.email,
+                "role": u.role,
+                "active": u.is_active,
+                "locked_until": u.locked_until,
+                "last_login_at": u.last_login_at,
+            }
+            for u in list_users(session=session)
+        ],
+        columns=USER_COLUMNS,
+    )
+
+
+def invitations_frame(*, session: Session) -> pd.DataFrame:
+    """Pre-authorised emails, who added them and when they were used to register."""
+    return pd.DataFrame(
+        [
+            {
+                "email": i.email,
+                "role": i.role,
+                "created_by": i.created_by,
+                "created_at": i.created_at,
+                "registered_at": i.used_at,
+            }
+            for i in list_preauthorized(session=session)
+        ],
+        columns=INVITATION_COLUMNS,
+    )
+
+
+def overrides_frame(*, session: Session) -> pd.DataFrame:
+    """The organisation's price overrides, one row each (who created them is in the audit log)."""
+    views = list_overrides(session=session)
+    if not views:
+        return pd.DataFrame()
+    return pd.DataFrame([o.__dict__ for o in views]).drop(columns=["created_by"])
 
 
 def recent_audit(*, session: Session, limit: int = 200) -> pd.DataFrame:

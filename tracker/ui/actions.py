@@ -1,16 +1,19 @@
-"""The data-changing actions of the Budgets & alerts and Anomalies pages, and `acting_as`,
-the transaction every page's change runs in (the Admin and Accounts pages use it directly).
+"""The one way pages change data (or build a file): named actions, each in `acting_as`.
 
-Each action opens its own transaction, checks the signed-in user's role against the database
-there (`require_role`: the page list hides the forms from other roles, this is the check
-behind it), then calls the tracker function, which validates the input and writes the audit
-entry. Errors are raised as `TrackerError` for the page to show; nothing is written on error.
+Each action opens its own transaction, checks there, against the database, that the
+signed-in user's role has the action's capability (`tracker.ui.roles`; the page list hides
+the forms from other roles, this is the check behind it), then calls the tracker function,
+which validates the input and writes the audit entry. Errors are raised as `TrackerError` for
+the page to show (`components.flash` for success); nothing is written on error.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import requests
 from sqlalchemy.orm import Session
@@ -18,28 +21,31 @@ from sqlalchemy.orm import Session
 from tracker.alerts import delivery
 from tracker.alerts import rules as alert_rules
 from tracker.core import audit
+from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime
+from tracker.costs import overrides
+from tracker.exports import export, rows
+from tracker.identity import users
+from tracker.ingest import csv_import, sync
 from tracker.planning import anomalies, budgets
+from tracker.providers import accounts
+from tracker.providers.base import make_http_session
+from tracker.reporting import sources
 from tracker.ui.auth import require_role
-
-ADMIN = ("admin",)
-EDIT_BUDGETS = ADMIN
-# Acknowledging an anomaly records that someone looked at it; it changes no cost, budget or
-# rule, so finance (who reads the anomalies) may do it too.
-ACKNOWLEDGE = ("admin", "finance")
+from tracker.ui.roles import Capability, roles_with
 
 
 @contextmanager
-def acting_as(runtime: Runtime, *roles: str) -> Iterator[tuple[Session, str]]:
+def acting_as(runtime: Runtime, capability: Capability) -> Iterator[tuple[Session, str]]:
     """The transaction of one change: the signed-in user's role is checked against the
     database in it (the server-side check behind the page list); yields (session, actor)."""
     with runtime.session_factory.begin() as session:
-        yield session, require_role(session, *roles)
+        yield session, require_role(session, *roles_with(capability))
 
 
 def set_budget(runtime: Runtime, *, scope: str, monthly: str | None) -> budgets.Scope:
     """Set a scope's monthly USD budget, or clear it with `monthly=None`."""
-    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
+    with acting_as(runtime, Capability.EDIT_BUDGETS) as (session, actor):
         return budgets.set_budget(session=session, scope=scope, monthly=monthly, actor=actor)
 
 
@@ -53,7 +59,7 @@ def add_rule(
     name: str | None = None,
 ) -> int:
     """Add an alert rule; return its id."""
-    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
+    with acting_as(runtime, Capability.EDIT_BUDGETS) as (session, actor):
         rule = alert_rules.add_rule(
             session=session,
             kind=kind,
@@ -68,19 +74,19 @@ def add_rule(
 
 def set_rule_enabled(runtime: Runtime, *, rule_id: int, enabled: bool) -> None:
     """Pause or resume a rule."""
-    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
+    with acting_as(runtime, Capability.EDIT_BUDGETS) as (session, actor):
         alert_rules.set_rule_enabled(session=session, rule_id=rule_id, enabled=enabled, actor=actor)
 
 
 def remove_rule(runtime: Runtime, *, rule_id: int) -> None:
     """Delete a rule and its event history."""
-    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
+    with acting_as(runtime, Capability.EDIT_BUDGETS) as (session, actor):
         alert_rules.remove_rule(session=session, rule_id=rule_id, actor=actor)
 
 
 def check_alerts(runtime: Runtime) -> delivery.CheckReport:
     """Evaluate every rule now and deliver what is due, as the worker does after a sync."""
-    with acting_as(runtime, *EDIT_BUDGETS) as (session, actor):
+    with acting_as(runtime, Capability.EDIT_BUDGETS) as (session, actor):
         # run_check commits in steps of its own; the request itself is audited here.
         audit.record(session=session, actor=actor, action="alerts.check", target="app")
     return delivery.run_check(
@@ -92,5 +98,122 @@ def check_alerts(runtime: Runtime) -> delivery.CheckReport:
 
 def acknowledge_anomaly(runtime: Runtime, *, anomaly_id: int) -> None:
     """Mark an anomaly as seen; it stops alerting."""
-    with acting_as(runtime, *ACKNOWLEDGE) as (session, actor):
+    with acting_as(runtime, Capability.ACKNOWLEDGE_ANOMALIES) as (session, actor):
         anomalies.acknowledge(session=session, anomaly_id=anomaly_id, actor=actor)
+
+
+# A download button keeps the file in the server's memory; beyond this, use the CLI.
+MAX_DOWNLOAD_RECORDS = 200_000
+
+
+def prepare_export(
+    runtime: Runtime, *, fmt: str, start: dt.date, end: dt.date, filters: sources.Dimensions
+) -> tuple[bytes, int]:
+    """Build an export file for a download button; return (file, usage records in it)."""
+    with acting_as(runtime, Capability.EXPORT) as (session, _actor):
+        count = rows.count_rows(session=session, start=start, end=end, filters=filters)
+        if count > MAX_DOWNLOAD_RECORDS:
+            raise TrackerError(
+                f"{count:,} usage records is too many for a browser download; narrow the "
+                "range or the filters, or run `python -m tracker export` on the server"
+            )
+        payload = export.export_bytes(
+            session=session, fmt=fmt, start=start, end=end, filters=filters
+        )
+    return payload, count
+
+
+# --- Accounts page ---------------------------------------------------------------------------
+
+
+def add_account(runtime: Runtime, **fields: Any) -> str:
+    """Connect a provider account (key encrypted at rest); return its name."""
+    with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+        return accounts.add_account(
+            session=session, cipher=runtime.cipher, actor=actor, **fields
+        ).name
+
+
+def update_account(runtime: Runtime, *, name: str, **changes: Any) -> None:
+    """Change what `changes` names on an account (None leaves a field as it is)."""
+    with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+        accounts.update_account(
+            session=session, cipher=runtime.cipher, name=name, actor=actor, **changes
+        )
+
+
+def remove_account(runtime: Runtime, *, name: str) -> None:
+    """Remove an account and its usage history (the audit log keeps a record)."""
+    with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+        accounts.remove_account(session=session, name=name, actor=actor)
+
+
+def check_connection(runtime: Runtime, *, name: str) -> accounts.CheckOutcome:
+    """Check an account's key against its provider once (no retries: a person is waiting)."""
+    settings = runtime.settings
+    with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, _actor):
+        return accounts.check_account(
+            session=session,
+            cipher=runtime.cipher,
+            name=name,
+            http=make_http_session(
+                max_retries=1,
+                backoff_factor=settings.http_backoff_factor,
+                backoff_max=settings.http_backoff_max_seconds,
+            ),
+            timeout=settings.http_timeout_seconds,
+        )
+
+
+def sync_now(runtime: Runtime, *, name: str) -> sync.SyncSummary:
+    """Sync one account now, as the worker would (the request is audited)."""
+    with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+        audit.record(session=session, actor=actor, action="sync.request", target=name)
+    return sync.run_sync(runtime, account_name=name, trigger="app")
+
+
+def import_usage(runtime: Runtime, *, account: str, text: str) -> csv_import.ImportResult:
+    """Import a usage CSV into an account; a bad line imports nothing."""
+    with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+        return csv_import.import_csv(
+            session=session, account_name=account, stream=io.StringIO(text), actor=actor
+        )
+
+
+# --- Admin page ------------------------------------------------------------------------------
+
+
+def add_user(runtime: Runtime, **fields: Any) -> None:
+    """Add a dashboard user with an initial password."""
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        users.add_user(session=session, actor=actor, **fields)
+
+
+def update_user(runtime: Runtime, *, username: str, **changes: Any) -> None:
+    """Change a user's role or active flag, or lift a lockout."""
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        users.update_user(session=session, username=username, actor=actor, **changes)
+
+
+def preauthorize_email(runtime: Runtime, *, email: str, role: str) -> None:
+    """Let the owner of `email` register with `role`."""
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        users.preauthorize_email(session=session, email=email, role=role, actor=actor)
+
+
+def remove_preauthorized(runtime: Runtime, *, email: str) -> None:
+    """Withdraw a pre-authorisation."""
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        users.remove_preauthorized(session=session, email=email, actor=actor)
+
+
+def add_override(runtime: Runtime, **fields: Any) -> None:
+    """Add an organisation price or discount (history keeps its estimate until re-priced)."""
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        overrides.add_override(session=session, actor=actor, **fields)
+
+
+def remove_override(runtime: Runtime, *, override_id: int) -> None:
+    """Remove a price override."""
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        overrides.remove_override(session=session, override_id=override_id, actor=actor)

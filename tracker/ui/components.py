@@ -196,3 +196,23 @@ def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
         api_keys=tuple(api_keys),
     )
     return flt, free
+
+
+FLASH_KEY = "flash"
+
+
+def flash(message: str) -> None:
+    """After a successful change: drop cached frames, keep `message` for the next run, rerun.
+
+    The rerun redraws every table with the change in it; `show_flash` at the top of the page
+    then shows the message once.
+    """
+    data.clear_frames()
+    st.session_state[FLASH_KEY] = message
+    st.rerun()
+
+
+def show_flash() -> None:
+    """Show the message a change left with `flash`, once."""
+    if message := st.session_state.pop(FLASH_KEY, None):
+        st.success(message)

@@ -24,6 +24,7 @@ from tracker.core.runtime import Runtime, build_runtime
 from tracker.planning.projections import Projection
 from tracker.providers.accounts import AccountView, list_accounts
 from tracker.reporting import accounts as accounts_report
+from tracker.reporting import admin as admin_report
 from tracker.reporting import anomalies as anomaly_report
 from tracker.reporting import budgets as budget_report
 from tracker.reporting import forecast, overview, sources, usage
@@ -238,6 +239,30 @@ _FRAME_LOADERS = (
     alert_events,
     anomalies,
 )
+
+
+# The Admin page reads users, invitations, overrides and the audit log fresh on every run:
+# another admin's change must show at once, and these tables are small.
+
+
+def users_frame() -> pd.DataFrame:
+    with _factory()() as session:
+        return admin_report.users_frame(session=session)
+
+
+def invitations_frame() -> pd.DataFrame:
+    with _factory()() as session:
+        return admin_report.invitations_frame(session=session)
+
+
+def overrides_frame() -> pd.DataFrame:
+    with _factory()() as session:
+        return admin_report.overrides_frame(session=session)
+
+
+def audit_frame() -> pd.DataFrame:
+    with _factory()() as session:
+        return admin_report.recent_audit(session=session)
 
 
 def clear_frames() -> None:

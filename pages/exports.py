@@ -6,19 +6,18 @@ page only collects the choices. Large ranges are refused here with a pointer to 
 because a download button holds the whole file in memory.
 """
 
-from __future__ import annotations
+from tracker.ui import router
+
+router.gate()
 
 import streamlit as st
 
 from tracker.core.errors import TrackerError
-from tracker.exports import export, rows
+from tracker.exports import export
 from tracker.reporting import sources
+from tracker.ui import actions, data
 from tracker.ui import components as ui
-from tracker.ui import data
-from tracker.ui.auth import require_role
 
-# A download button keeps the file in the server's memory; beyond this, use the CLI.
-MAX_PAGE_RECORDS = 200_000
 FORMAT_LABELS = {
     "xlsx": "Excel month pack (.xlsx): summary, budgets, by provider / model / project, daily",
     "csv": "CSV: one line per usage record",
@@ -48,17 +47,9 @@ choice = (fmt, start, end, filters)
 
 if st.button("Prepare the file", type="primary", key="export_prepare"):
     try:
-        with data.get_runtime().session_factory() as session:
-            require_role(session, "admin", "finance")
-            count = rows.count_rows(session=session, start=start, end=end, filters=filters)
-            if count > MAX_PAGE_RECORDS:
-                raise TrackerError(
-                    f"{count:,} usage records is too many for a browser download; narrow the "
-                    "range or the filters, or run `python -m tracker export` on the server"
-                )
-            payload = export.export_bytes(
-                session=session, fmt=fmt, start=start, end=end, filters=filters
-            )
+        payload, count = actions.prepare_export(
+            data.get_runtime(), fmt=fmt, start=start, end=end, filters=filters
+        )
     except TrackerError as exc:
         st.error(str(exc))
     else:

@@ -4,7 +4,9 @@ Costs are billed where the provider reports them and estimated otherwise; the ca
 how much of each. All days are UTC.
 """
 
-from __future__ import annotations
+from tracker.ui import router
+
+router.gate()
 
 import datetime as dt
 

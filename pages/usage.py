@@ -2,7 +2,9 @@
 group it, and download exactly the table shown (with exact decimals).
 """
 
-from __future__ import annotations
+from tracker.ui import router
+
+router.gate()
 
 import streamlit as st
 

@@ -7,7 +7,9 @@ so this month they are computed on the spot with the same model, and the page sa
 Days are UTC; today's usage is still arriving, so actuals stop at yesterday.
 """
 
-from __future__ import annotations
+from tracker.ui import router
+
+router.gate()
 
 import plotly.graph_objects as go
 import streamlit as st

@@ -7,7 +7,9 @@ and estimated otherwise. Every change goes through `tracker.ui.actions`, which r
 admin role against the database and is audited. Channel URLs and addresses are shown masked.
 """
 
-from __future__ import annotations
+from tracker.ui import router
+
+router.gate()
 
 import streamlit as st
 
@@ -18,17 +20,12 @@ from tracker.planning.budgets import scope_label
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 from tracker.ui.auth import current_user
+from tracker.ui.roles import Capability, can
 
 runtime = data.get_runtime()
 user = current_user()
-is_admin = user is not None and user.role in actions.EDIT_BUDGETS
+can_edit = user is not None and can(user.role, Capability.EDIT_BUDGETS)
 today = units.today_utc()
-
-
-def _done(message: str) -> None:
-    data.clear_frames()
-    st.session_state["budgets_flash"] = message
-    st.rerun()
 
 
 st.title("Budgets & alerts")
@@ -36,9 +33,8 @@ st.caption(
     f"This month: {today.replace(day=1):%d %b} – {today:%d %b %Y} (UTC). Spend is billed where "
     "the provider reports it, estimated otherwise."
 )
-if flash := st.session_state.pop("budgets_flash", None):
-    st.success(flash)
-if not is_admin:
+ui.show_flash()
+if not can_edit:
     st.info("Read-only: only an admin can change budgets and alert rules.")
 
 events, undelivered = data.alert_events()
@@ -58,7 +54,7 @@ if table.empty or table["monthly_budget"].isna().all():
         "No budget is set yet. "
         + (
             "Set one below: for the whole organisation, a provider or an account."
-            if is_admin
+            if can_edit
             else "Ask an admin to set one on this page."
         )
     )
@@ -90,7 +86,7 @@ if not table.empty:
     )
 
 scopes = data.budget_scopes()
-if is_admin:
+if can_edit:
     with st.expander("Set or clear a budget"), st.form("budget_set", clear_on_submit=True):
         scope = st.selectbox("Scope", scopes, format_func=scope_label, key="budget_scope")
         amount = st.text_input(
@@ -106,7 +102,7 @@ if is_admin:
                 st.error(f"Not saved: {exc}. Correct the amount and save again.")
             else:
                 label = scope_label(str(saved))
-                _done(
+                ui.flash(
                     f"Removed the budget of {label}." if clear else f"Saved the budget of {label}."
                 )
 
@@ -120,7 +116,7 @@ if rule_table.empty:
         + (
             "Add one below, e.g. kind *budget* on the organisation with your team's email: it "
             "warns at 50, 75, 90 and 100 % of the budget, once each per month."
-            if is_admin
+            if can_edit
             else "Ask an admin to add one."
         )
     )
@@ -141,7 +137,7 @@ else:
         },
     )
 
-if is_admin:
+if can_edit:
     add_tab, toggle_tab, remove_tab = st.tabs(["Add a rule", "Enable / disable", "Remove"])
     with add_tab, st.form("rule_add", clear_on_submit=True):
         kind = st.selectbox(
@@ -177,7 +173,7 @@ if is_admin:
             except TrackerError as exc:
                 st.error(f"Not added: {exc}. Correct the field and submit again.")
             else:
-                _done(f"Added alert rule {rule_id}. It is checked after every sync.")
+                ui.flash(f"Added alert rule {rule_id}. It is checked after every sync.")
 
     rule_ids = [int(i) for i in rule_table["id"]] if not rule_table.empty else []
     names = dict(zip(rule_ids, rule_table["name"] if not rule_table.empty else [], strict=True))
@@ -201,7 +197,7 @@ if is_admin:
                 except TrackerError as exc:
                     st.error(f"Not changed: {exc}")
                 else:
-                    _done(f"Rule {target} {'disabled' if now_enabled else 'enabled'}.")
+                    ui.flash(f"Rule {target} {'disabled' if now_enabled else 'enabled'}.")
 
     with remove_tab:
         if not rule_ids:
@@ -221,7 +217,7 @@ if is_admin:
                     except TrackerError as exc:
                         st.error(f"Not removed: {exc}")
                     else:
-                        _done(f"Removed rule {target}.")
+                        ui.flash(f"Removed rule {target}.")
 
 # --- events ------------------------------------------------------------------------------------
 
@@ -231,14 +227,14 @@ head.caption(
     "Each threshold fires once per budget period. A failed delivery stays here with its error "
     "and is retried at the next check; a channel that already received it is not sent again."
 )
-if is_admin and button_col.button("Check now", key="alerts_check", help="Evaluate every rule now"):
+if can_edit and button_col.button("Check now", key="alerts_check", help="Evaluate every rule now"):
     try:
         with st.spinner("Checking the rules and delivering…"):
             report = actions.check_alerts(runtime)
     except TrackerError as exc:
         st.error(f"Check failed: {exc}. Try again, or run `python -m tracker alerts check`.")
     else:
-        _done(f"Check done: {report.summary()}.")
+        ui.flash(f"Check done: {report.summary()}.")
 
 if events.empty:
     st.info("No alert has fired yet. Rules are checked after every sync.")

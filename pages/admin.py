@@ -4,57 +4,35 @@ Every change re-checks the admin role against the database in its own transactio
 tracker functions it calls write the audit log.
 """
 
-from __future__ import annotations
+from tracker.ui import router
+
+router.gate()
 
 import datetime as dt
 
-import pandas as pd
 import streamlit as st
 
 from tracker.core import units
 from tracker.core.errors import TrackerError
-from tracker.costs import overrides
 from tracker.identity import users
-from tracker.models import PROVIDERS, ROLES
-from tracker.reporting import admin
+from tracker.models import PROVIDERS, Role
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 
 runtime = data.get_runtime()
 
 
-def _done(message: str) -> None:
-    data.clear_frames()
-    st.session_state["admin_flash"] = message
-    st.rerun()
-
-
 st.title("Admin")
-if flash := st.session_state.pop("admin_flash", None):
-    st.success(flash)
+ui.show_flash()
 
 users_tab, invite_tab, prices_tab, audit_tab = st.tabs(
     ["Users and roles", "Pre-authorised emails", "Price overrides", "Audit log"]
 )
 
 with users_tab:
-    with runtime.session_factory() as session:
-        people = users.list_users(session=session)
+    people = data.users_frame()
     st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "username": u.username,
-                    "name": u.name,
-                    "email": u.email,
-                    "role": u.role,
-                    "active": u.is_active,
-                    "locked_until": u.locked_until,
-                    "last_login_at": u.last_login_at,
-                }
-                for u in people
-            ]
-        ),
+        people,
         hide_index=True,
         column_config={
             "username": st.column_config.TextColumn("Username"),
@@ -72,7 +50,7 @@ with users_tab:
         new_username = st.text_input("Username", key="new_user_username")
         new_name = st.text_input("Full name", key="new_user_name")
         new_email = st.text_input("Email", key="new_user_email")
-        new_role = st.selectbox("Role", ROLES, index=2, key="new_user_role")
+        new_role = st.selectbox("Role", [r.value for r in Role], index=2, key="new_user_role")
         new_password = st.text_input(
             f"Initial password ({users.MIN_PASSWORD_CHARS}+ characters)",
             type="password",
@@ -80,62 +58,43 @@ with users_tab:
         )
         if st.form_submit_button("Add user", type="primary"):
             try:
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                    users.add_user(
-                        session=session,
-                        username=new_username,
-                        email=new_email,
-                        role=str(new_role),
-                        password=new_password,
-                        name=new_name or None,
-                        actor=actor,
-                    )
+                actions.add_user(
+                    runtime,
+                    username=new_username,
+                    email=new_email,
+                    role=str(new_role),
+                    password=new_password,
+                    name=new_name or None,
+                )
             except TrackerError as exc:
                 st.error(f"Not added: {exc}. Correct the field and submit again.")
             else:
-                _done(f"Added {new_username.strip()} as {new_role}.")
+                ui.flash(f"Added {new_username.strip()} as {new_role}.")
     with right, st.form("user_change"):
         st.markdown("**Change a user**")
-        who = st.selectbox("User", [u.username for u in people], key="change_user")
-        role = st.selectbox("Role", ROLES, key="change_role")
+        who = st.selectbox("User", list(people["username"]), key="change_user")
+        role = st.selectbox("Role", [r.value for r in Role], key="change_role")
         active = st.checkbox("Active", value=True, key="change_active")
         unlock = st.checkbox("Lift a login lockout", key="change_unlock")
         if st.form_submit_button("Save"):
             try:
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                    users.update_user(
-                        session=session,
-                        username=str(who),
-                        actor=actor,
-                        role=str(role),
-                        is_active=active,
-                        unlock=unlock,
-                    )
+                actions.update_user(
+                    runtime, username=str(who), role=str(role), is_active=active, unlock=unlock
+                )
             except TrackerError as exc:
                 st.error(f"Not saved: {exc}.")
             else:
-                _done(f"Saved {who}.")
+                ui.flash(f"Saved {who}.")
 
 with invite_tab:
     st.caption(
         "People whose email is listed here may register themselves on the sign-in page and get "
         "the role shown. Nobody else can sign up."
     )
-    with runtime.session_factory() as session:
-        invites = users.list_preauthorized(session=session)
-        invite_rows = [
-            {
-                "email": i.email,
-                "role": i.role,
-                "created_by": i.created_by,
-                "created_at": i.created_at,
-                "registered_at": i.used_at,
-            }
-            for i in invites
-        ]
-    if invite_rows:
+    invites = data.invitations_frame()
+    if not invites.empty:
         st.dataframe(
-            pd.DataFrame(invite_rows),
+            invites,
             hide_index=True,
             column_config={
                 "created_at": ui.datetime_column("Added (UTC)"),
@@ -146,27 +105,23 @@ with invite_tab:
         st.info("No pre-authorised email yet. Add one below to let a colleague register.")
     with st.form("invite_add", clear_on_submit=True):
         email = st.text_input("Email", key="invite_email")
-        invite_role = st.selectbox("Role", ROLES, index=2, key="invite_role")
+        invite_role = st.selectbox("Role", [r.value for r in Role], index=2, key="invite_role")
         if st.form_submit_button("Pre-authorise", type="primary"):
             try:
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                    users.preauthorize_email(
-                        session=session, email=email, role=str(invite_role), actor=actor
-                    )
+                actions.preauthorize_email(runtime, email=email, role=str(invite_role))
             except TrackerError as exc:
                 st.error(f"Not added: {exc}.")
             else:
-                _done(f"{email.strip().lower()} may now register as {invite_role}.")
-    if invite_rows:
-        gone = st.selectbox("Withdraw", [r["email"] for r in invite_rows], key="invite_remove")
+                ui.flash(f"{email.strip().lower()} may now register as {invite_role}.")
+    if not invites.empty:
+        gone = st.selectbox("Withdraw", list(invites["email"]), key="invite_remove")
         if st.button("Withdraw pre-authorisation", key="invite_remove_go"):
             try:
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                    users.remove_preauthorized(session=session, email=str(gone), actor=actor)
+                actions.remove_preauthorized(runtime, email=str(gone))
             except TrackerError as exc:
                 st.error(f"Not withdrawn: {exc}.")
             else:
-                _done(f"Withdrew {gone}.")
+                ui.flash(f"Withdrew {gone}.")
 
 with prices_tab:
     st.caption(
@@ -174,11 +129,10 @@ with prices_tab:
         "(end date exclusive). Past usage keeps its estimate until re-priced "
         "(`python -m tracker reprice`)."
     )
-    with runtime.session_factory() as session:
-        current = overrides.list_overrides(session=session)
-    if current:
+    current = data.overrides_frame()
+    if not current.empty:
         st.dataframe(
-            pd.DataFrame([o.__dict__ for o in current]).drop(columns=["created_by"]),
+            current,
             hide_index=True,
             column_config={
                 "valid_from": ui.date_column("From"),
@@ -203,48 +157,41 @@ with prices_tab:
         o_note = st.text_input("Note", key="ov_note")
         if st.form_submit_button("Add override", type="primary"):
             try:
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                    overrides.add_override(
-                        session=session,
-                        provider=str(o_provider),
-                        model=o_model or None,
-                        kind=str(o_kind),
-                        valid_from=o_from if isinstance(o_from, dt.date) else dt.date.today(),
-                        valid_to=o_to if isinstance(o_to, dt.date) else None,
-                        input_price=o_input or None,
-                        cached_input_price=o_cached or None,
-                        output_price=o_output or None,
-                        discount_pct=o_discount or None,
-                        note=o_note or None,
-                        actor=actor,
-                    )
+                actions.add_override(
+                    runtime,
+                    provider=str(o_provider),
+                    model=o_model or None,
+                    kind=str(o_kind),
+                    valid_from=o_from if isinstance(o_from, dt.date) else units.today_utc(),
+                    valid_to=o_to if isinstance(o_to, dt.date) else None,
+                    input_price=o_input or None,
+                    cached_input_price=o_cached or None,
+                    output_price=o_output or None,
+                    discount_pct=o_discount or None,
+                    note=o_note or None,
+                )
             except TrackerError as exc:
                 st.error(f"Not added: {exc}.")
             else:
-                _done("Override added; re-price past usage to apply it to history.")
-    if current:
+                ui.flash("Override added; re-price past usage to apply it to history.")
+    if not current.empty:
+        labels = {
+            int(o.id): f"#{o.id} {o.provider}/{o.model or '*'} {o.kind} from {o.valid_from}"
+            for o in current.itertuples()
+        }
         drop = st.selectbox(
-            "Remove override",
-            [o.id for o in current],
-            format_func=lambda i: next(
-                f"#{o.id} {o.provider}/{o.model or '*'} {o.kind} from {o.valid_from}"
-                for o in current
-                if o.id == i
-            ),
-            key="ov_remove",
+            "Remove override", list(labels), format_func=labels.__getitem__, key="ov_remove"
         )
         if st.button("Remove override", key="ov_remove_go"):
             try:
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                    overrides.remove_override(session=session, override_id=int(drop), actor=actor)
+                actions.remove_override(runtime, override_id=int(drop))
             except TrackerError as exc:
                 st.error(f"Not removed: {exc}.")
             else:
-                _done(f"Removed override #{drop}.")
+                ui.flash(f"Removed override #{drop}.")
 
 with audit_tab:
-    with runtime.session_factory() as session:
-        audit_frame = admin.recent_audit(session=session)
+    audit_frame = data.audit_frame()
     if audit_frame.empty:
         st.info("Nothing audited yet: changes to users, accounts and prices appear here.")
     else:

@@ -5,33 +5,23 @@ Every action re-checks the admin role against the database in its own transactio
 written to the audit log by the tracker function it calls.
 """
 
-from __future__ import annotations
+from tracker.ui import router
 
-import io
+router.gate()
+
 import logging
 
 import pandas as pd
 import streamlit as st
 
-from tracker.core import audit
 from tracker.core.errors import InvalidInput, TrackerError
-from tracker.ingest.csv_import import import_csv
-from tracker.ingest.sync import run_sync
 from tracker.models import PROVIDERS
-from tracker.providers import accounts as acc
-from tracker.providers.base import make_http_session
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 
 log = logging.getLogger(__name__)
 runtime = data.get_runtime()
 settings = runtime.settings
-
-
-def _done(message: str) -> None:
-    data.clear_frames()
-    st.session_state["accounts_flash"] = message
-    st.rerun()
 
 
 def _optional_int(raw: str, what: str) -> int | None:
@@ -44,8 +34,7 @@ def _optional_int(raw: str, what: str) -> int | None:
 
 
 st.title("Accounts")
-if flash := st.session_state.pop("accounts_flash", None):
-    st.success(flash)
+ui.show_flash()
 
 table = data.accounts_table()
 if table.empty:
@@ -124,24 +113,22 @@ with add_tab, st.form("account_add", clear_on_submit=True):
     quota = st.text_input("Monthly token quota (optional)", key="add_quota")
     if st.form_submit_button("Add account", type="primary"):
         try:
-            with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                added = acc.add_account(
-                    session=session,
-                    cipher=runtime.cipher,
-                    provider=str(provider),
-                    name=name,
-                    api_key=api_key,
-                    organization=organization or None,
-                    base_url=base_url or None,
-                    monthly_budget=budget or None,
-                    token_quota=_optional_int(quota, "the token quota"),
-                    actor=actor,
-                )
-                added_name = added.name
+            added_name = actions.add_account(
+                runtime,
+                provider=str(provider),
+                name=name,
+                api_key=api_key,
+                organization=organization or None,
+                base_url=base_url or None,
+                monthly_budget=budget or None,
+                token_quota=_optional_int(quota, "the token quota"),
+            )
         except TrackerError as exc:
             st.error(f"Not added: {exc}. Correct the field and submit again.")
         else:
-            _done(f"Added {added_name}. Press Sync now on the Test / sync tab to load its usage.")
+            ui.flash(
+                f"Added {added_name}. Press Sync now on the Test / sync tab to load its usage."
+            )
 
 with act_tab:
     if not names:
@@ -151,18 +138,7 @@ with act_tab:
         c1, c2 = st.columns(2)
         if c1.button("Test connection", key="act_test"):
             try:
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, _actor):
-                    outcome = acc.check_account(
-                        session=session,
-                        cipher=runtime.cipher,
-                        name=str(target),
-                        http=make_http_session(
-                            max_retries=1,
-                            backoff_factor=settings.http_backoff_factor,
-                            backoff_max=settings.http_backoff_max_seconds,
-                        ),
-                        timeout=settings.http_timeout_seconds,
-                    )
+                outcome = actions.check_connection(runtime, name=str(target))
             except TrackerError as exc:
                 st.error(f"Test failed: {exc}")
             else:
@@ -173,10 +149,8 @@ with act_tab:
                     st.error(f"Connection failed: {outcome.message}")
         if c2.button("Sync now", key="act_sync", type="primary"):
             try:
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                    audit.record(session=session, actor=actor, action="sync.request", target=target)
                 with st.spinner(f"Syncing {target}…"):
-                    summary = run_sync(runtime, account_name=str(target), trigger="app")
+                    summary = actions.sync_now(runtime, name=str(target))
             except TrackerError as exc:
                 st.error(f"Sync failed: {exc}")
             else:
@@ -218,25 +192,22 @@ with edit_tab:
             )
             if st.form_submit_button("Save changes"):
                 try:
-                    with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                        # Pass only what changed, so the audit log lists the real changes.
-                        acc.update_account(
-                            session=session,
-                            cipher=runtime.cipher,
-                            name=str(target),
-                            actor=actor,
-                            new_name=new_name if new_name.strip() != target else None,
-                            api_key=new_key or None,
-                            monthly_budget=new_budget if new_budget != shown_budget else None,
-                            token_quota=_optional_int(new_quota, "the token quota")
-                            if new_quota != shown_quota
-                            else None,
-                            status=new_status if new_status != shown_status else None,
-                        )
+                    # Pass only what changed, so the audit log lists the real changes.
+                    actions.update_account(
+                        runtime,
+                        name=str(target),
+                        new_name=new_name if new_name.strip() != target else None,
+                        api_key=new_key or None,
+                        monthly_budget=new_budget if new_budget != shown_budget else None,
+                        token_quota=_optional_int(new_quota, "the token quota")
+                        if new_quota != shown_quota
+                        else None,
+                        status=new_status if new_status != shown_status else None,
+                    )
                 except TrackerError as exc:
                     st.error(f"Not saved: {exc}. Correct the field and save again.")
                 else:
-                    _done(f"Saved {new_name.strip()}.")
+                    ui.flash(f"Saved {new_name.strip()}.")
 
 with import_tab:
     st.caption(
@@ -251,13 +222,7 @@ with import_tab:
         if st.button("Import", key="import_go", disabled=upload is None):
             try:
                 text = upload.getvalue().decode("utf-8-sig") if upload else ""
-                with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                    result = import_csv(
-                        session=session,
-                        account_name=str(target),
-                        stream=io.StringIO(text),
-                        actor=actor,
-                    )
+                result = actions.import_usage(runtime, account=str(target), text=text)
             except UnicodeDecodeError:
                 st.error("The file is not UTF-8 text; export it again as UTF-8 CSV.")
             except TrackerError as exc:
@@ -283,9 +248,8 @@ with remove_tab:
                 st.error("Type the account's exact name to confirm the removal.")
             else:
                 try:
-                    with actions.acting_as(runtime, *actions.ADMIN) as (session, actor):
-                        acc.remove_account(session=session, name=str(target), actor=actor)
+                    actions.remove_account(runtime, name=str(target))
                 except TrackerError as exc:
                     st.error(f"Not removed: {exc}")
                 else:
-                    _done(f"Removed {target}.")
+                    ui.flash(f"Removed {target}.")

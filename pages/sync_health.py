@@ -2,7 +2,9 @@
 days missing from the daily series over the last 30 days (UTC).
 """
 
-from __future__ import annotations
+from tracker.ui import router
+
+router.gate()
 
 import datetime as dt
 

@@ -7,7 +7,9 @@ days are UTC. Acknowledging goes through `tracker.ui.actions`, which re-checks t
 against the database and is audited.
 """
 
-from __future__ import annotations
+from tracker.ui import router
+
+router.gate()
 
 import datetime as dt
 
@@ -32,8 +34,7 @@ st.caption(
     "excess: more usage, a shift to dearer models or tiers, and a change in price per token "
     "(prices, cache hits)."
 )
-if flash := st.session_state.pop("anomalies_flash", None):
-    st.success(flash)
+ui.show_flash()
 
 c1, c2 = st.columns([2, 1])
 window = c1.selectbox("Period", list(WINDOWS), index=1, key="anomaly_window")
@@ -105,6 +106,4 @@ else:
         except TrackerError as exc:
             st.error(f"Not acknowledged: {exc}. Refresh the page and try again.")
         else:
-            data.clear_frames()
-            st.session_state["anomalies_flash"] = f"Acknowledged: {labels[int(target)]}."
-            st.rerun()
+            ui.flash(f"Acknowledged: {labels[int(target)]}.")

@@ -1,0 +1,49 @@
+"""The one map from role to what it may do in the app; pages and actions ask it, nothing else.
+
+A page is registered for a role only if the role has the page's capability (so it cannot be
+reached), and every data-changing action checks its capability again against the database
+in its own transaction (`tracker.ui.actions.acting_as`). The command line is the server's
+operator and is not role-checked.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tracker.models import Role
+
+
+class Capability(StrEnum):
+    VIEW_SPEND = "view spend"  # Overview, Usage explorer
+    VIEW_PLANNING = "view planning"  # Forecast, Budgets & alerts, Anomalies, Sync health
+    EXPORT = "export"  # the Exports page and its files
+    EDIT_BUDGETS = "edit budgets"  # budgets, alert rules, "check alerts now"
+    # Acknowledging an anomaly records that someone looked at it; it changes no cost, budget
+    # or rule, so finance (who reads the anomalies) may do it too.
+    ACKNOWLEDGE_ANOMALIES = "acknowledge anomalies"
+    MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
+    ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
+
+
+CAPABILITIES: dict[Role, frozenset[Capability]] = {
+    Role.ADMIN: frozenset(Capability),
+    Role.FINANCE: frozenset(
+        {
+            Capability.VIEW_SPEND,
+            Capability.VIEW_PLANNING,
+            Capability.EXPORT,
+            Capability.ACKNOWLEDGE_ANOMALIES,
+        }
+    ),
+    Role.VIEWER: frozenset({Capability.VIEW_SPEND}),
+}
+
+
+def can(role: str, capability: Capability) -> bool:
+    """Whether `role` has `capability` (an unknown role has none)."""
+    return role in CAPABILITIES and capability in CAPABILITIES[Role(role)]
+
+
+def roles_with(capability: Capability) -> tuple[str, ...]:
+    """The roles that have `capability`, in the order of `Role`."""
+    return tuple(str(role) for role in Role if capability in CAPABILITIES[role])

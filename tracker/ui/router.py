@@ -1,0 +1,106 @@
+"""The router: every run of the app, and every page, goes through `run` first.
+
+`run` sets the page config, signs the user in (`tracker.ui.auth`), registers with
+`st.navigation` only the pages the user's role may open (`tracker.ui.roles`), draws the
+shared sidebar and runs the chosen page. `app.py` calls it and nothing else.
+
+Why every page's first statement is `router.gate()`: with a `pages/` folder beside
+`app.py`, Streamlit 1.67 starts each server process in its legacy pages-directory mode.
+Until `st.navigation` has run once in that process, a request for `/admin` runs
+`pages/admin.py` directly, without `app.py`. `gate` notices that the page was not reached
+through `run` and runs the router instead: an anonymous visitor sees only the sign-in form,
+and a signed-in user gets the page the router chooses for their role (the one asked for if
+the role may open it, else the default). `st.navigation` then switches the legacy mode off
+for the whole process. AppTest resets that mode on every run, so it takes the same path.
+Until then, a signed-out visitor's sidebar lists the files in pages/ (names, no content).
+`tests/test_architecture.py` fails if a page lacks the gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from tracker.core.errors import TrackerError
+from tracker.ui import data
+from tracker.ui.auth import Auth
+from tracker.ui.roles import Capability, can
+
+log = logging.getLogger(__name__)
+
+PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    file: str  # in pages/
+    title: str
+    icon: str
+    capability: Capability
+
+
+# In sidebar order; the first a role may open is its default page.
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("overview.py", "Overview", ":material/dashboard:", Capability.VIEW_SPEND),
+    PageSpec("usage.py", "Usage explorer", ":material/query_stats:", Capability.VIEW_SPEND),
+    PageSpec("forecast.py", "Forecast", ":material/trending_up:", Capability.VIEW_PLANNING),
+    PageSpec(
+        "budgets.py", "Budgets & alerts", ":material/notifications:", Capability.VIEW_PLANNING
+    ),
+    PageSpec("anomalies.py", "Anomalies", ":material/troubleshoot:", Capability.VIEW_PLANNING),
+    PageSpec("exports.py", "Exports", ":material/download:", Capability.EXPORT),
+    PageSpec("sync_health.py", "Sync health", ":material/sync:", Capability.VIEW_PLANNING),
+    PageSpec("accounts.py", "Accounts", ":material/key:", Capability.MANAGE_ACCOUNTS),
+    PageSpec("admin.py", "Admin", ":material/admin_panel_settings:", Capability.ADMINISTER),
+)
+
+# Set while `run` executes the chosen page, in the script thread of that session.
+_routing = threading.local()
+
+
+def pages_for(role: str) -> list[st.Page]:
+    """The pages a role may open, the first being the default."""
+    allowed = [p for p in PAGES if can(role, p.capability)]
+    return [
+        st.Page(PAGES_DIR / p.file, title=p.title, icon=p.icon, default=(i == 0))
+        for i, p in enumerate(allowed)
+    ]
+
+
+def run() -> None:
+    """Sign in, register the role's pages, draw the sidebar and run the chosen page."""
+    st.set_page_config(page_title="AI cost tracker", page_icon=":material/payments:", layout="wide")
+    try:
+        runtime = data.get_runtime()
+    except TrackerError as exc:
+        st.error(f"The app cannot start: {exc}")
+        st.stop()
+    auth = Auth(runtime)
+    user = auth.gate()
+    if user is None:
+        st.stop()
+    navigation = st.navigation(pages_for(user.role))
+    with st.sidebar:
+        st.caption(f"Signed in as **{user.name}** ({user.role})")
+        if st.button(
+            "Refresh data", key="refresh_data", help="Reload every figure from the database"
+        ):
+            data.clear_frames()
+    auth.logout_button()
+    _routing.active = True
+    try:
+        navigation.run()
+    finally:
+        _routing.active = False
+
+
+def gate() -> None:
+    """The first statement of every page: a page not run by `run` runs the router instead."""
+    if getattr(_routing, "active", False):
+        return
+    run()
+    st.stop()
