@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from tracker.core.errors import InvalidInput, TrackerError
-from tracker.models import PROVIDERS
+from tracker.providers.registry import PROVIDERS
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 
@@ -95,14 +95,14 @@ with add_tab, st.form("account_add", clear_on_submit=True):
     provider = st.selectbox(
         "Provider",
         list(PROVIDERS),
-        format_func=lambda p: PROVIDERS[p]["display_name"],
+        format_func=lambda p: PROVIDERS[p].display_name,
         key="add_provider",
     )
     name = st.text_input("Name", placeholder="e.g. OpenAI production", key="add_name")
     api_key = st.text_input(
         "API key",
         type="password",
-        help="OpenAI: an admin key (sk-admin-…); Anthropic: an Admin API key. Stored encrypted.",
+        help="  \n".join(f"{p.display_name}: {p.key_hint}" for p in PROVIDERS.values()),
         key="add_key",
     )
     organization = st.text_input(

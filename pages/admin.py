@@ -15,7 +15,8 @@ import streamlit as st
 from tracker.core import units
 from tracker.core.errors import TrackerError
 from tracker.identity import users
-from tracker.models import PROVIDERS, Role
+from tracker.models import Role
+from tracker.providers.registry import PROVIDERS
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 

@@ -55,7 +55,8 @@ def test_no_print_in_library_outside_cli():
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"models"}),
     frozenset({"core"}),
-    frozenset({"providers", "identity", "costs"}),
+    frozenset({"providers", "identity"}),
+    frozenset({"costs"}),
     frozenset({"ingest", "planning"}),
     frozenset({"alerts"}),
     frozenset({"reporting"}),

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from tracker.core import migrate
 from tracker.core.db import make_engine
-from tracker.models import PROVIDERS, Account, Base, Service, UsageRecord
+from tracker.models import Account, Base, Service, UsageRecord
+from tracker.providers.registry import PROVIDERS
 
 
 def make_account(session, name="acct", provider="openai") -> Account:

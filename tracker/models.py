@@ -35,20 +35,17 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-PROVIDERS: dict[str, dict[str, Any]] = {
-    # name: display name, whether usage comes from an API (else CSV import), org required
-    "openai": {"display_name": "OpenAI", "has_usage_api": True},
-    "anthropic": {"display_name": "Anthropic", "has_usage_api": True},
-    "github_copilot": {
-        "display_name": "GitHub Copilot",
-        "has_usage_api": True,
-        "needs_organization": True,
-    },
-    "groq": {"display_name": "Groq", "has_usage_api": False},
-    "perplexity": {"display_name": "Perplexity", "has_usage_api": False},
-    "openrouter": {"display_name": "OpenRouter", "has_usage_api": True},
-    "deepseek": {"display_name": "DeepSeek", "has_usage_api": True},
-}
+# What makes a usage row one row: the unique constraint, the bulk writer's ON CONFLICT and
+# the merging of rows within one sync all read this.
+USAGE_NATURAL_KEY = (
+    "account_id",
+    "day",
+    "model",
+    "project_id",
+    "api_key_id",
+    "usage_type",
+    "service_tier",
+)
 
 
 class Role(StrEnum):
@@ -115,6 +112,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
+        assert isinstance(value, dt.datetime)
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
@@ -197,14 +195,13 @@ class PreauthorizedEmail(Base):
 
 
 class Service(Base):
-    """One row per provider; seeded by the first migration."""
+    """One row per provider, made from the registry (`tracker.providers.registry`)."""
 
     __tablename__ = "services"
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(32), unique=True)
     display_name: Mapped[str] = mapped_column(String(64))
-    has_usage_api: Mapped[bool] = mapped_column(Boolean)
     monthly_budget: Mapped[Decimal | None]
 
     accounts: Mapped[list[Account]] = relationship(back_populates="service")
@@ -298,16 +295,7 @@ class UsageRecord(Base):
     account: Mapped[Account] = relationship(lazy="raise")
 
     __table_args__ = (
-        UniqueConstraint(
-            "account_id",
-            "day",
-            "model",
-            "project_id",
-            "api_key_id",
-            "usage_type",
-            "service_tier",
-            name="uq_usage_records_natural_key",
-        ),
+        UniqueConstraint(*USAGE_NATURAL_KEY, name="uq_usage_records_natural_key"),
         # On PostgreSQL the table's pages are filled to 70 % (migration 0007): re-synced rows
         # then update in place (HOT) instead of adding an entry to every index.
         Index("ix_usage_records_account_id_day", "account_id", "day"),

@@ -11,8 +11,8 @@ from typing import Any
 
 from tracker.cli.common import Context, out, table, usd, whole_number
 from tracker.core.errors import InvalidInput, TrackerError
-from tracker.models import PROVIDERS
 from tracker.providers import accounts
+from tracker.providers.registry import PROVIDERS
 
 
 def cmd_accounts_add(args: argparse.Namespace, ctx: Context) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from tracker.cli.common import Context, parse_date
 from tracker.core.errors import InvalidInput
 from tracker.exports import export, rows, tabular
-from tracker.models import PROVIDERS
+from tracker.providers.registry import PROVIDERS
 from tracker.reporting import sources
 
 

@@ -17,7 +17,7 @@ from tracker.cli.common import CLI_ACTOR, Context, out, parse_date, table, whole
 from tracker.core import units
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.costs import overrides, pricebook, reconcile, reprice
-from tracker.models import PROVIDERS
+from tracker.providers.registry import PROVIDERS
 
 
 def _money(value: Decimal | None) -> str:

@@ -16,7 +16,8 @@ import genai_prices
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, TimeOfDateConstraint
 
-from tracker.costs.prices import CATALOG_PROVIDER_IDS, UnitPrices
+from tracker.costs.prices import UnitPrices
+from tracker.providers.registry import PROVIDERS
 
 # --- the catalog ------------------------------------------------------------------------
 
@@ -40,15 +41,19 @@ def catalog_usage(
     )
 
 
+def _catalog_id(provider: str) -> str:
+    """The genai-prices provider id for our provider id."""
+    info = PROVIDERS.get(provider)
+    return (info.catalog_id if info else None) or provider
+
+
 @lru_cache(maxsize=4096)
 def _catalog_model(provider: str, model: str) -> ModelInfo | None:
     """The catalog's model for our provider name and the provider's model name, if any."""
     if not model:
         return None
     try:
-        _, info = get_snapshot().find_provider_model(
-            model, None, CATALOG_PROVIDER_IDS.get(provider, provider), None
-        )
+        _, info = get_snapshot().find_provider_model(model, None, _catalog_id(provider), None)
     except LookupError:
         return None
     return info

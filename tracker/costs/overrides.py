@@ -18,7 +18,8 @@ from tracker.core import audit
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.core.units import dec_str, parse_decimal
 from tracker.costs.prices import UnitPrices
-from tracker.models import PROVIDERS, PriceOverride
+from tracker.models import PriceOverride
+from tracker.providers.registry import PROVIDERS
 
 # --- overrides --------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ from tracker.costs.prices import (
     Resolved,
     UnitPrices,
 )
-from tracker.models import PROVIDERS, PriceOverride
+from tracker.models import PriceOverride
+from tracker.providers.registry import PROVIDERS
 
 # --- the book ---------------------------------------------------------------------------
 

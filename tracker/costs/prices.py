@@ -24,8 +24,6 @@ STORE_PLACES = 6
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 CORRECTIONS_PATH = Path(__file__).with_name("price_corrections.json")
 
-# Our provider names -> genai-prices provider ids (the same unless listed).
-CATALOG_PROVIDER_IDS = {"github_copilot": "github-copilot"}
 # Service tiers that mean "the standard price".
 STANDARD_TIERS = frozenset({"", "default", "standard", "auto", "on_demand"})
 BATCH_TIER = "batch"

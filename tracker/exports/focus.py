@@ -29,7 +29,7 @@ from tracker.exports.rows import (
     safe_text,
 )
 from tracker.exports.tabular import ExportStats
-from tracker.models import PROVIDERS
+from tracker.providers.registry import display_name
 
 # --- FOCUS 1.2 -------------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ def _unit_name(name: str | None) -> str:
 def _per_unit(prices: UnitPrices | None, kind: str) -> Decimal | None:
     if prices is None:
         return None
-    price = getattr(prices, kind)
+    price: Decimal | None = getattr(prices, kind)
     if price is None:
         return None
     return price if kind == "request" else price / MILLION
@@ -206,9 +206,7 @@ def _fixed_columns(row: ExportRow) -> dict[str, str]:
     service_category, service_sub = (
         _DEV_SERVICE if row.provider == "github_copilot" else _AI_SERVICE
     )
-    display = row.provider_display_name or PROVIDERS.get(row.provider, {}).get(
-        "display_name", row.provider
-    )
+    display = row.provider_display_name or display_name(row.provider)
     account_key = row.organization_id or row.account
     return {
         "BillingAccountId": safe_text(account_key),

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tracker.core.errors import TrackerError
-from tracker.models import TOKEN_COLUMNS, UsageRecord
+from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY, UsageRecord
 from tracker.providers.base import (
     UsageRow,
 )
@@ -34,15 +34,6 @@ BATCH_SIZE = 5000  # rows per COPY + INSERT ... ON CONFLICT (or executemany on S
 
 
 IMPORT_USAGE_TYPE = "import"
-NATURAL_KEY = (
-    "account_id",
-    "day",
-    "model",
-    "project_id",
-    "api_key_id",
-    "usage_type",
-    "service_tier",
-)
 SUMMED = (*TOKEN_COLUMNS, "requests", "other_units")
 
 
@@ -148,14 +139,14 @@ def _write_batch(
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     stmt = insert(UsageRecord)
     connection.execute(
-        stmt.on_conflict_do_update(index_elements=list(NATURAL_KEY), set_=_upsert_set(stmt)),
+        stmt.on_conflict_do_update(index_elements=list(USAGE_NATURAL_KEY), set_=_upsert_set(stmt)),
         [dict(zip(_WRITTEN, v, strict=True)) for v in values],
     )
 
 
 # The columns a sync writes, in the staging table's (and the COPY's) order.
 _WRITTEN = (
-    *NATURAL_KEY,
+    *USAGE_NATURAL_KEY,
     "project_name",
     "api_key_name",
     *SUMMED,
@@ -253,7 +244,9 @@ def _pg_upsert_from_stage() -> Any:
     stmt = postgresql.insert(UsageRecord).from_select(
         list(_WRITTEN), select(*[stage.c[name] for name in _WRITTEN])
     )
-    return stmt.on_conflict_do_update(index_elements=list(NATURAL_KEY), set_=_upsert_set(stmt))
+    return stmt.on_conflict_do_update(
+        index_elements=list(USAGE_NATURAL_KEY), set_=_upsert_set(stmt)
+    )
 
 
 def _upsert_set(stmt: Any) -> dict[str, Any]:

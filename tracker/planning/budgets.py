@@ -25,7 +25,8 @@ from tracker.core import audit
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.core.units import month_bounds, parse_money, to_dollars
 from tracker.costs.spend import micros
-from tracker.models import PROVIDERS, Account, Service, Setting, UsageDaily, all_tokens, utcnow
+from tracker.models import Account, Service, Setting, UsageDaily, all_tokens, utcnow
+from tracker.providers.registry import PROVIDERS, display_name, ensure_service
 
 # The organisation's monthly budget (USD) in the `settings` table; when it is not set, the
 # overview uses the sum of the accounts' own budgets.
@@ -69,7 +70,7 @@ def scope_label(scope: str) -> str:
         return "Organisation"
     kind, _sep, name = scope.partition(":")
     if kind == "service":
-        return f"Service {PROVIDERS.get(name, {}).get('display_name', name)}"
+        return f"Service {display_name(name)}"
     return f"{kind.title()} {name}"
 
 
@@ -94,11 +95,8 @@ def _account(session: Session, name: str) -> Account:
     return account
 
 
-def _service(session: Session, name: str) -> Service:
-    service = session.scalar(select(Service).where(Service.name == name))
-    if service is None:
-        raise NotFound(f"no service {name!r}; run `python -m tracker db upgrade` to seed it")
-    return service
+def _service_budget(session: Session, name: str) -> Decimal | None:
+    return session.scalar(select(Service.monthly_budget).where(Service.name == name))
 
 
 def set_budget(
@@ -120,7 +118,7 @@ def set_budget(
             row.value = str(value)
             row.updated_at = utcnow()
     elif parsed.kind == "service":
-        _service(session, parsed.name).monthly_budget = value
+        ensure_service(session, parsed.name).monthly_budget = value
     else:
         _account(session, parsed.name).monthly_budget = value
     audit.record(
@@ -140,7 +138,7 @@ def get_budget(*, session: Session, scope: str | Scope) -> Decimal | None:
     if parsed.kind == "org":
         return org_budget(session=session)[0]
     if parsed.kind == "service":
-        return _service(session, parsed.name).monthly_budget
+        return _service_budget(session, parsed.name)
     return _account(session, parsed.name).monthly_budget
 
 

@@ -380,7 +380,8 @@ def _trimmed(series: pd.Series, frame: pd.DataFrame) -> pd.Series:
     # Days before the scope's first usage are "not connected yet", not "spent nothing".
     if frame.empty:
         return series.iloc[0:0]
-    return series[series.index >= frame["day"].min()]
+    trimmed: pd.Series = series[series.index >= frame["day"].min()]
+    return trimmed
 
 
 def scopes_to_project(*, session: Session) -> list[Scope]:

@@ -16,9 +16,9 @@ from tracker.core import audit
 from tracker.core.crypto import CredentialCipher, last4
 from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.units import parse_money
-from tracker.models import PROVIDERS, Account, Service, utcnow
-from tracker.providers import connector_class
+from tracker.models import Account, utcnow
 from tracker.providers.base import Connector, ProviderError
+from tracker.providers.registry import connector_class, ensure_service, provider_info
 
 
 @dataclass(frozen=True)
@@ -97,17 +97,6 @@ def _clean_base_url(raw: str | None) -> str | None:
     return raw.strip().rstrip("/")
 
 
-def _service(session: Session, provider: str) -> Service:
-    if provider not in PROVIDERS:
-        raise InvalidInput(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
-    service = session.scalar(select(Service).where(Service.name == provider))
-    if service is None:
-        raise InvalidInput(
-            f"provider {provider!r} is missing from the services table; run db upgrade"
-        )
-    return service
-
-
 def get_account(*, session: Session, name: str) -> Account:
     account = session.scalar(select(Account).where(Account.name == name))
     if account is None:
@@ -129,7 +118,7 @@ def add_account(
     actor: str = "cli",
 ) -> Account:
     """Store a new account with its key encrypted; refuse bad input without writing."""
-    service = _service(session, provider)
+    service = ensure_service(session, provider)
     name = name.strip()
     if not name or len(name) > 128:
         raise InvalidInput("the account name must have 1-128 characters")
@@ -137,7 +126,7 @@ def add_account(
         raise InvalidInput(f"an account named {name!r} already exists; choose another name")
     key = clean_api_key(api_key)
     organization = (organization or "").strip() or None
-    if PROVIDERS[provider].get("needs_organization") and not organization:
+    if provider_info(provider).needs_organization and not organization:
         raise InvalidInput(f"{provider} accounts need --organization (the organization's login)")
     if token_quota is not None and token_quota < 0:
         raise InvalidInput("the token quota must be zero or more")

@@ -30,6 +30,8 @@ from urllib3.util.retry import Retry
 
 from tracker.core.crypto import Secret
 from tracker.core.errors import TrackerError
+from tracker.models import USAGE_NATURAL_KEY
+from tracker.providers.registry import provider_info
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +104,9 @@ class UsageRow:
     currency: str = "USD"
 
     @property
-    def natural_key(self) -> tuple[dt.date, str, str, str, str, str]:
-        return (
-            self.day,
-            self.model,
-            self.project_id,
-            self.api_key_id,
-            self.usage_type,
-            self.service_tier,
-        )
+    def natural_key(self) -> tuple[object, ...]:
+        """The row's key within one account (`models.USAGE_NATURAL_KEY` less the account)."""
+        return tuple(getattr(self, column) for column in USAGE_NATURAL_KEY[1:])
 
 
 @dataclass(frozen=True)
@@ -179,11 +175,14 @@ class Connector(ABC):
 
     provider: ClassVar[str]
     default_base_url: ClassVar[str]
-    # False: the provider has no usage API (usage comes by CSV import); sync only checks the key.
-    has_usage_api: ClassVar[bool] = True
     # How far back the provider keeps usage (None: as far as anyone asks). Sync never asks for,
     # and so never replaces, days older than this: they would come back empty.
     max_history_days: ClassVar[int | None] = None
+
+    @property
+    def has_usage_api(self) -> bool:
+        """Whether usage comes from the provider's API; else by CSV import (registry)."""
+        return provider_info(self.provider).has_usage_api
 
     def __init__(
         self,

@@ -15,7 +15,6 @@ from tracker.providers.base import Balance, Connector, ProviderResponseError, to
 class DeepSeekConnector(Connector):
     provider: ClassVar[str] = "deepseek"
     default_base_url: ClassVar[str] = "https://api.deepseek.com"
-    has_usage_api: ClassVar[bool] = False
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.credential.reveal()}"}

@@ -15,8 +15,6 @@ from tracker.providers.base import Connector, ProviderResponseError
 class OpenAICompatibleConnector(Connector):
     """A key check against `/models`; no usage API."""
 
-    has_usage_api: ClassVar[bool] = False
-
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.credential.reveal()}"}
 

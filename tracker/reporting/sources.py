@@ -258,7 +258,8 @@ def _dimension(name: str, src: _Source = _DETAIL) -> ColumnElement[Any]:
         "api_key": src.api_key,
         "usage_type": src.usage_type,
     }
-    return columns[name]
+    column: ColumnElement[Any] = columns[name]
+    return column
 
 
 def filter_usage(stmt: SelectT, flt: UsageFilter) -> SelectT:

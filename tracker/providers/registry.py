@@ -1,0 +1,127 @@
+"""The one provider registry: every fact about a provider the rest of the tracker reads.
+
+Adding a provider is this entry plus its connector module (docs/architecture.md); the
+`services` table row is created from the entry the first time an account or a budget names
+the provider (`ensure_service`), so no migration is needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracker.core.errors import InvalidInput
+from tracker.models import Service
+
+if TYPE_CHECKING:
+    from tracker.providers.base import Connector
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    id: str  # our name: CLI choices, scopes (service:ID), the services table
+    display_name: str
+    connector: str  # "module:Class", imported on first use so one broken module stops no other
+    # False: the provider has no usage API; usage comes by CSV import and a sync checks the key.
+    has_usage_api: bool
+    # The organisation (or login) is required to reach the usage API.
+    needs_organization: bool = False
+    # What key to paste, shown beside the key field.
+    key_hint: str = "An API key of the account. Stored encrypted."
+    # The provider's id in the genai-prices catalog, where it differs from ours.
+    catalog_id: str | None = None
+
+
+PROVIDERS: dict[str, ProviderInfo] = {
+    p.id: p
+    for p in (
+        ProviderInfo(
+            "openai",
+            "OpenAI",
+            "tracker.providers.openai:OpenAIConnector",
+            has_usage_api=True,
+            key_hint="An admin key (sk-admin-…): the usage and costs APIs need one.",
+        ),
+        ProviderInfo(
+            "anthropic",
+            "Anthropic",
+            "tracker.providers.anthropic:AnthropicConnector",
+            has_usage_api=True,
+            key_hint="An Admin API key (sk-ant-admin…): the usage and cost reports need one.",
+        ),
+        ProviderInfo(
+            "github_copilot",
+            "GitHub Copilot",
+            "tracker.providers.github_copilot:CopilotConnector",
+            has_usage_api=True,
+            needs_organization=True,
+            key_hint="A token that may read the organisation's Copilot billing.",
+            catalog_id="github-copilot",
+        ),
+        ProviderInfo(
+            "groq",
+            "Groq",
+            "tracker.providers.openai_compatible:GroqConnector",
+            has_usage_api=False,
+        ),
+        ProviderInfo(
+            "perplexity",
+            "Perplexity",
+            "tracker.providers.openai_compatible:PerplexityConnector",
+            has_usage_api=False,
+        ),
+        ProviderInfo(
+            "openrouter",
+            "OpenRouter",
+            "tracker.providers.openrouter:OpenRouterConnector",
+            has_usage_api=True,
+        ),
+        # The balance only: DeepSeek publishes no usage API.
+        ProviderInfo(
+            "deepseek",
+            "DeepSeek",
+            "tracker.providers.deepseek:DeepSeekConnector",
+            has_usage_api=False,
+        ),
+    )
+}
+
+
+def provider_info(provider: str) -> ProviderInfo:
+    """The registry entry of a provider id; a clear error for an unknown one."""
+    try:
+        return PROVIDERS[provider]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}"
+        ) from None
+
+
+def display_name(provider: str) -> str:
+    """A provider's display name (the id itself for one the registry does not know)."""
+    info = PROVIDERS.get(provider)
+    return info.display_name if info else provider
+
+
+def connector_class(provider: str) -> type[Connector]:
+    """The connector class for a provider id."""
+    module_name, class_name = provider_info(provider).connector.split(":")
+    cls: type[Connector] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def ensure_service(session: Session, provider: str) -> Service:
+    """The provider's `services` row, created from the registry if it is not there yet."""
+    info = provider_info(provider)
+    service = session.scalar(select(Service).where(Service.name == info.id))
+    if service is None:
+        service = Service(name=info.id, display_name=info.display_name)
+        session.add(service)
+        session.flush()
+    elif service.display_name != info.display_name:
+        service.display_name = info.display_name
+    return service
