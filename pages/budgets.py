@@ -239,7 +239,7 @@ if can_edit and button_col.button("Check now", key="alerts_check", help="Evaluat
 if events.empty:
     st.info("No alert has fired yet. Rules are checked after every sync.")
 else:
-    failed = events[events["delivery_status"] == alert_rules.FAILED]
+    failed = events[events["delivery_status"] == alert_rules.DeliveryStatus.FAILED]
     if not failed.empty:
         st.error(
             f"{len(failed)} of the alerts below could not be delivered; see their last error. "

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tracker.alerts.evaluate import _already_fired, evaluate, record_firings
 from tracker.alerts.notify import Channel, DeliveryError, Notification, deliver, parse_channel
-from tracker.alerts.rules import DELIVERED, FAILED, PENDING, SUPERSEDED
+from tracker.alerts.rules import DeliveryStatus
 from tracker.core.config import Settings
 from tracker.core.errors import InvalidInput
 from tracker.models import (
@@ -27,6 +27,9 @@ from tracker.models import (
 )
 
 log = logging.getLogger(__name__)
+
+# Events still to send: new ones, and those a channel failed (retried at every check).
+UNDELIVERED = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
 
 # --- delivery ----------------------------------------------------------------------------
@@ -56,7 +59,7 @@ def deliver_event(
     attempt. Returns the new delivery status, or None when another checker holds it.
     """
     event = session.get(AlertEvent, event_id)
-    if event is None or event.delivery_status not in (PENDING, FAILED):
+    if event is None or event.delivery_status not in UNDELIVERED:
         return None
     seen = event.delivery_attempts
     claimed = session.execute(
@@ -64,7 +67,7 @@ def deliver_event(
         .where(
             AlertEvent.id == event_id,
             AlertEvent.delivery_attempts == seen,
-            AlertEvent.delivery_status.in_((PENDING, FAILED)),
+            AlertEvent.delivery_status.in_(UNDELIVERED),
         )
         .values(delivery_attempts=seen + 1)
         .execution_options(synchronize_session=False)
@@ -97,10 +100,10 @@ def deliver_event(
     payload["deliveries"] = deliveries
     event.payload = payload  # a new dict, so the JSON column is written
     if errors:
-        event.delivery_status = FAILED
+        event.delivery_status = DeliveryStatus.FAILED
         event.last_delivery_error = "; ".join(errors)[:2000]
     else:
-        event.delivery_status = DELIVERED
+        event.delivery_status = DeliveryStatus.DELIVERED
         event.last_delivery_error = None
         event.delivered_at = utcnow()
     session.flush()
@@ -147,7 +150,7 @@ def run_check(
                     report.fired.append(firing.subject)
             report.pending_retries = int(
                 session.scalar(
-                    select(func.count()).where(AlertEvent.delivery_status.in_((PENDING, FAILED)))
+                    select(func.count()).where(AlertEvent.delivery_status.in_(UNDELIVERED))
                 )
                 or 0
             )
@@ -159,22 +162,22 @@ def run_check(
         report.fired = [
             (e.payload or {}).get("subject", e.dedupe_key)
             for e in events
-            if e.delivery_status != SUPERSEDED
+            if e.delivery_status != DeliveryStatus.SUPERSEDED
         ]
     with session_factory() as session:
         pending = list(
             session.scalars(
                 select(AlertEvent.id)
-                .where(AlertEvent.delivery_status.in_((PENDING, FAILED)))
+                .where(AlertEvent.delivery_status.in_(UNDELIVERED))
                 .order_by(AlertEvent.id)
             )
         )
     for event_id in pending:
         with session_factory.begin() as session:
             status = deliver_event(session=session, event_id=event_id, settings=settings, http=http)
-        if status == DELIVERED:
+        if status == DeliveryStatus.DELIVERED:
             report.delivered += 1
-        elif status == FAILED:
+        elif status == DeliveryStatus.FAILED:
             report.failed += 1
     return report
 
@@ -182,8 +185,5 @@ def run_check(
 def undelivered_count(*, session: Session) -> int:
     """How many events still wait for (re)delivery; shown in the app."""
     return int(
-        session.scalar(
-            select(func.count()).where(AlertEvent.delivery_status.in_((PENDING, FAILED)))
-        )
-        or 0
+        session.scalar(select(func.count()).where(AlertEvent.delivery_status.in_(UNDELIVERED))) or 0
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -20,21 +20,23 @@ from sqlalchemy.orm import Session
 
 from tracker.alerts.rules import (
     ANOMALY_LOOKBACK_DAYS,
-    PENDING,
     RATELIMIT_MAX_AGE,
-    SUPERSEDED,
     VARIANCE_FLOOR,
+    AlertKind,
+    DeliveryStatus,
     thresholds,
 )
 from tracker.core.errors import TrackerError
 from tracker.core.units import month_bounds
 from tracker.models import (
     Account,
+    AccountStatus,
     AlertEvent,
     AlertRule,
     Anomaly,
     Service,
     SyncRun,
+    SyncStatus,
     UsageRecord,
 )
 from tracker.planning.budgets import (
@@ -76,7 +78,7 @@ def _pct(value: Decimal) -> str:
 
 
 def _accounts_in(session: Session, scope: Scope) -> list[Account]:
-    stmt = select(Account).where(Account.status != "disabled").order_by(Account.name)
+    stmt = select(Account).where(Account.status != AccountStatus.DISABLED).order_by(Account.name)
     if scope.kind == "service":
         stmt = stmt.join(Service, Service.id == Account.service_id).where(
             Service.name == scope.name
@@ -315,11 +317,11 @@ def _eval_sync(session: Session, rule: AlertRule, scope: Scope, now: dt.datetime
     for account in _accounts_in(session, scope):
         last_success = session.scalar(
             select(func.max(SyncRun.started_at)).where(
-                SyncRun.account_id == account.id, SyncRun.status == "success"
+                SyncRun.account_id == account.id, SyncRun.status == SyncStatus.SUCCESS
             )
         )
         failed = select(func.min(SyncRun.started_at), func.count()).where(
-            SyncRun.account_id == account.id, SyncRun.status == "failed"
+            SyncRun.account_id == account.id, SyncRun.status == SyncStatus.FAILED
         )
         if last_success is not None:
             failed = failed.where(SyncRun.started_at > last_success)
@@ -435,15 +437,17 @@ def _eval_ratelimit(
     return firings
 
 
-EVALUATORS = {
-    "budget": _eval_budget,
-    "projected": _eval_projected,
-    "quota": _eval_quota,
-    "unpriced": _eval_unpriced,
-    "variance": _eval_variance,
-    "sync": _eval_sync,
-    "anomaly": _eval_anomaly,
-    "ratelimit": _eval_ratelimit,
+# One evaluator per kind: (session, rule, its parsed scope, now) -> the firings due.
+Evaluator = Callable[[Session, AlertRule, Scope, dt.datetime], list[Firing]]
+EVALUATORS: dict[str, Evaluator] = {
+    AlertKind.BUDGET: _eval_budget,
+    AlertKind.PROJECTED: _eval_projected,
+    AlertKind.QUOTA: _eval_quota,
+    AlertKind.UNPRICED: _eval_unpriced,
+    AlertKind.VARIANCE: _eval_variance,
+    AlertKind.SYNC: _eval_sync,
+    AlertKind.ANOMALY: _eval_anomaly,
+    AlertKind.RATELIMIT: _eval_ratelimit,
 }
 
 
@@ -496,7 +500,7 @@ def record_firings(
             fired_at=now,
             message=f"{firing.subject}\n\n{firing.body}",
             payload={"subject": firing.subject, "fields": firing.fields, "deliveries": {}},
-            delivery_status=PENDING,
+            delivery_status=DeliveryStatus.PENDING,
             delivery_attempts=0,
         )
         try:
@@ -518,7 +522,7 @@ def record_firings(
             continue
         top = best[(firing.rule_id, firing.period, firing.group)]
         if firing.rank < top:
-            event.delivery_status = SUPERSEDED
+            event.delivery_status = DeliveryStatus.SUPERSEDED
             event.last_delivery_error = None
     session.flush()
     return [event for _firing, event in new]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -46,7 +47,32 @@ from tracker.planning.budgets import (
     parse_scope,
 )
 
-KINDS = ("budget", "projected", "quota", "unpriced", "variance", "sync", "anomaly", "ratelimit")
+
+class AlertKind(StrEnum):
+    """What a rule watches; the module docstring says what each threshold means."""
+
+    BUDGET = "budget"
+    PROJECTED = "projected"
+    QUOTA = "quota"
+    UNPRICED = "unpriced"
+    VARIANCE = "variance"
+    SYNC = "sync"
+    ANOMALY = "anomaly"
+    RATELIMIT = "ratelimit"
+
+
+class DeliveryStatus(StrEnum):
+    """Where an alert event's delivery stands; failed channels are retried next check."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    # A lower threshold of the same rule crossed in the same check as a higher one: kept for
+    # the history, never sent.
+    SUPERSEDED = "superseded"
+
+
+KINDS = tuple(AlertKind)
 DEFAULT_THRESHOLDS: dict[str, tuple[Decimal, ...]] = {
     "budget": (Decimal(50), Decimal(75), Decimal(90), Decimal(100)),
     "quota": (Decimal(50), Decimal(75), Decimal(90), Decimal(100)),
@@ -70,7 +96,6 @@ THRESHOLD_UNITS = {
 VARIANCE_FLOOR = Decimal("1.00")  # USD; below this a percentage gap is rounding, not news
 ANOMALY_LOOKBACK_DAYS = 7
 RATELIMIT_MAX_AGE = dt.timedelta(hours=24)
-DELIVERED, FAILED, PENDING, SUPERSEDED = "delivered", "failed", "pending", "superseded"
 
 
 # --- rules -------------------------------------------------------------------------------------

@@ -35,14 +35,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from tracker.models import UsageRecord
+from tracker.models import CostSource, UsageRecord
 
 _u = UsageRecord
 
 # The amount of a row that counts toward spend (NUMERIC; 0 for covered and unpriced rows).
 ROW_SPEND: ColumnElement[Decimal] = case(
-    (_u.cost_source == "billed", _u.billed_cost),
-    (_u.cost_source == "estimated", _u.estimated_cost),
+    (_u.cost_source == CostSource.BILLED, _u.billed_cost),
+    (_u.cost_source == CostSource.ESTIMATED, _u.estimated_cost),
     else_=0,
 )
 
@@ -58,9 +58,9 @@ ROW_SPEND_MICROS: ColumnElement[int] = micros(func.coalesce(ROW_SPEND, 0))
 
 def row_spend(billed: Decimal | None, estimated: Decimal | None, cost_source: str) -> Decimal:
     """The Python twin of ROW_SPEND, for rows already read (exports)."""
-    if cost_source == "billed" and billed is not None:
+    if cost_source == CostSource.BILLED and billed is not None:
         return billed
-    if cost_source == "estimated" and estimated is not None:
+    if cost_source == CostSource.ESTIMATED and estimated is not None:
         return estimated
     return Decimal(0)
 
@@ -68,10 +68,10 @@ def row_spend(billed: Decimal | None, estimated: Decimal | None, cost_source: st
 def cost_source_of(billed: Decimal | None, estimated: Decimal | None, day_billed: bool) -> str:
     """The rule for one row; `day_billed`: its account has a billed amount that day."""
     if billed is not None:
-        return "billed"
+        return CostSource.BILLED
     if day_billed:
-        return "covered"
-    return "estimated" if estimated is not None else "none"
+        return CostSource.COVERED
+    return CostSource.ESTIMATED if estimated is not None else CostSource.NONE
 
 
 def billed_days(
@@ -109,10 +109,10 @@ def assign_cost_sources(
     # correlated EXISTS probed the index for every row (minutes at a million rows).
     has_billed_line = tuple_(_u.account_id, _u.day).in_(billed_days)
     source = case(
-        (_u.billed_cost.is_not(None), "billed"),
-        (has_billed_line, "covered"),
-        (_u.estimated_cost.is_not(None), "estimated"),
-        else_="none",
+        (_u.billed_cost.is_not(None), CostSource.BILLED),
+        (has_billed_line, CostSource.COVERED),
+        (_u.estimated_cost.is_not(None), CostSource.ESTIMATED),
+        else_=CostSource.NONE,
     )
     where = [_u.day >= start, _u.day <= end, _u.cost_source != source]
     if account_ids is not None:

@@ -29,6 +29,7 @@ from tracker.exports.rows import (
     safe_text,
 )
 from tracker.exports.tabular import ExportStats
+from tracker.models import CostSource
 from tracker.providers.registry import display_name
 
 # --- FOCUS 1.2 -------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def focus_records(
         billed_total = row.cost if row.cost is not None else Decimal(0)
         contracted_total = row.estimated_cost if row.estimated_cost is not None else billed_total
         list_raw = [c.list_unit * c.quantity if c.list_unit is not None else None for c in charges]
-        if row.cost_source == "covered":
+        if row.cost_source == CostSource.COVERED:
             # The provider bills this day on its own line items (exported as their own
             # charges): these token charges carry the quantities at $0, or the day would
             # be counted twice in every cost column.

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tracker.core.errors import InvalidInput
 from tracker.costs.spend import row_spend
-from tracker.models import Account, Service, UsageRecord
+from tracker.models import Account, CostSource, Service, UsageRecord
 from tracker.reporting.sources import Dimensions, filter_usage
 
 FORMATS = ("csv", "json", "xlsx", "focus")
@@ -76,7 +76,7 @@ class ExportRow:
     @property
     def cost(self) -> Decimal | None:
         """What the row counts toward spend (tracker.spend); None if unpriced."""
-        if self.cost_source == "none":
+        if self.cost_source == CostSource.NONE:
             return None
         return row_spend(self.billed_cost, self.estimated_cost, self.cost_source)
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from tracker.exports.rows import CURRENCY, ExportRow, safe_text
 from tracker.exports.tabular import ExportStats
-from tracker.models import Account, CostProjection, Service, all_tokens
+from tracker.models import Account, CostProjection, CostSource, Service, all_tokens
 from tracker.reporting.sources import Dimensions
 
 # --- Excel month pack ------------------------------------------------------------------
@@ -30,13 +30,13 @@ class _Agg:
     unpriced: int = 0
 
     def add(self, row: ExportRow) -> None:
-        if row.cost_source == "billed" and row.billed_cost is not None:
+        if row.cost_source == CostSource.BILLED and row.billed_cost is not None:
             self.billed += row.billed_cost
             self.cost += row.billed_cost
-        elif row.cost_source == "estimated" and row.estimated_cost is not None:
+        elif row.cost_source == CostSource.ESTIMATED and row.estimated_cost is not None:
             self.estimated += row.estimated_cost
             self.cost += row.estimated_cost
-        elif row.cost_source == "none":
+        elif row.cost_source == CostSource.NONE:
             self.unpriced += 1
         self.tokens += all_tokens(row)
         self.requests += row.requests

@@ -38,7 +38,7 @@ from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.runtime import Runtime
 from tracker.costs.estimate import estimate_range
 from tracker.ingest.writer import IMPORT_USAGE_TYPE, upsert_rows
-from tracker.models import Account, SyncRun, UsageRecord, utcnow
+from tracker.models import Account, AccountStatus, SyncRun, SyncStatus, UsageRecord, utcnow
 from tracker.providers.accounts import connector_for, record_rate_limits
 from tracker.providers.base import (
     Connector,
@@ -127,7 +127,7 @@ def run_sync(
     session_http = http or http_session_for(runtime)
     summary = SyncSummary()
     for account_id, _name, status in accounts:
-        if status == "disabled" and account_name is None:
+        if status == AccountStatus.DISABLED and account_name is None:
             continue
         summary.results.append(
             sync_account(
@@ -155,7 +155,7 @@ def sync_account(
         if account is None:
             raise NotFound(f"no account with id {account_id}")
         name, provider = account.name, account.service.name
-        if account.status == "disabled":
+        if account.status == AccountStatus.DISABLED:
             return AccountSyncResult(
                 account_id, name, provider, "skipped", message="account is disabled"
             )
@@ -195,11 +195,13 @@ def sync_account(
             log.exception("sync of account %s failed", name)
             error = message = f"internal error ({type(exc).__name__}): {exc}"[:500]
             _mark_failure(runtime, account_id, exc, connector)
-        _finish_run(runtime, run_id, "failed", 0, started, error)
+        _finish_run(runtime, run_id, SyncStatus.FAILED, 0, started, error)
         if interrupted:
             raise
         return AccountSyncResult(account_id, name, provider, "failed", 0, message, first, last)
-    run_status = {"ok": "success", "skipped": "skipped"}.get(status, "failed")
+    run_status = {"ok": SyncStatus.SUCCESS, "skipped": SyncStatus.SKIPPED}.get(
+        status, SyncStatus.FAILED
+    )
     _finish_run(runtime, run_id, run_status, rows, started, error)
     log.info("sync %s (%s): %s: %s", name, provider, status, message)
     return AccountSyncResult(account_id, name, provider, status, rows, message, first, last)
@@ -300,8 +302,8 @@ def _mark_success(
         account.balance_remaining = balance.remaining
         account.balance_currency = balance.currency
         account.balance_updated_at = stamp
-    if account.status == "error":
-        account.status = "active"
+    if account.status == AccountStatus.ERROR:
+        account.status = AccountStatus.ACTIVE
     account.last_error = None
     account.last_sync_at = stamp
     complete = min(last, today - dt.timedelta(days=1))
@@ -322,7 +324,7 @@ def _mark_failure(
             if account is None:
                 return
             if isinstance(exc, ProviderAuthError | ProviderPermissionError | CredentialError):
-                account.status = "error"
+                account.status = AccountStatus.ERROR
             account.last_error = str(exc)[:2000]
             account.last_error_at = utcnow()
             if connector is not None:
@@ -340,7 +342,7 @@ def _open_run(
             trigger=trigger[:16],
             range_start=first,
             range_end=last,
-            status="running",
+            status=SyncStatus.RUNNING,
         )
         session.add(run)
         session.flush()

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tracker.core.errors import TrackerError
-from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY, UsageRecord
+from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY, CostSource, UsageRecord
 from tracker.providers.base import (
     UsageRow,
 )
@@ -129,7 +129,7 @@ def _write_batch(
             r.billed_cost,
             None,  # estimated_cost: priced after the upsert
             r.currency,
-            "billed" if r.billed_cost is not None else "none",
+            CostSource.BILLED if r.billed_cost is not None else CostSource.NONE,
             "pending",
             stamp,
         )
@@ -209,7 +209,11 @@ def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
         project_name = COPY_NULL if r.project_name is None else r.project_name
         key_name = COPY_NULL if r.api_key_name is None else r.api_key_name
         unit_name = COPY_NULL if r.other_unit_name is None else r.other_unit_name
-    billed, source = (COPY_NULL, "none") if r.billed_cost is None else (r.billed_cost, "billed")
+    billed, source = (
+        (COPY_NULL, CostSource.NONE)
+        if r.billed_cost is None
+        else (r.billed_cost, CostSource.BILLED)
+    )
     return (
         f"{account_id}\t{r.day.isoformat()}\t{model}\t{project_id}\t{api_key_id}\t"
         f"{usage_type}\t{tier}\t{project_name}\t{key_name}\t{r.input_tokens}\t"
@@ -269,7 +273,7 @@ def _upsert_set(stmt: Any) -> dict[str, Any]:
     }
     set_.update(
         billed_cost=billed,
-        cost_source=case((billed.is_(None), "none"), else_="billed"),
+        cost_source=case((billed.is_(None), CostSource.NONE), else_=CostSource.BILLED),
         estimated_cost=None,
         pricing_status="pending",
         project_name=func.coalesce(new.project_name, old.project_name),

@@ -16,7 +16,7 @@ from tracker.core import audit
 from tracker.core.crypto import CredentialCipher, last4
 from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.units import parse_money
-from tracker.models import Account, utcnow
+from tracker.models import Account, AccountStatus, utcnow
 from tracker.providers.base import Connector, ProviderError
 from tracker.providers.registry import connector_class, ensure_service, provider_info
 
@@ -139,7 +139,7 @@ def add_account(
         base_url=_clean_base_url(base_url),
         monthly_budget=parse_money(monthly_budget, what="the monthly budget"),
         token_quota=token_quota,
-        status="active",
+        status=AccountStatus.ACTIVE,
     )
     session.add(account)
     session.flush()
@@ -183,7 +183,7 @@ def update_account(
         key = clean_api_key(api_key)
         account.credential_encrypted = cipher.encrypt(key)
         account.credential_last4 = last4(key)
-        account.status, account.last_error = "active", None
+        account.status, account.last_error = AccountStatus.ACTIVE, None
         changed.append("key")
     if organization is not None:
         account.organization_id = organization.strip() or None
@@ -200,7 +200,7 @@ def update_account(
         account.token_quota = token_quota or None
         changed.append("token_quota")
     if status is not None:
-        if status not in ("active", "disabled"):
+        if status not in (AccountStatus.ACTIVE, AccountStatus.DISABLED):
             raise InvalidInput("status must be active or disabled")
         account.status = status
         changed.append("status")
@@ -273,15 +273,19 @@ def check_account(
         message = connector.test()
         balance = connector.fetch_balance()
     except ProviderError as exc:
-        account.status, account.last_error, account.last_error_at = "error", str(exc), utcnow()
+        account.status, account.last_error, account.last_error_at = (
+            AccountStatus.ERROR,
+            str(exc),
+            utcnow(),
+        )
         record_rate_limits(account, connector)
         return CheckOutcome(False, str(exc))
     if balance is not None:
         account.balance_remaining = balance.remaining
         account.balance_currency = balance.currency
         account.balance_updated_at = utcnow()
-    if account.status == "error":
-        account.status = "active"
+    if account.status == AccountStatus.ERROR:
+        account.status = AccountStatus.ACTIVE
     account.last_error = None
     record_rate_limits(account, connector)
     return CheckOutcome(True, message)

@@ -30,6 +30,7 @@ from tracker.costs.spend import micros as _micros
 from tracker.models import (
     TOKEN_COLUMNS,
     Account,
+    CostSource,
     Service,
     UsageDaily,
     UsageLabel,
@@ -44,9 +45,9 @@ SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 # Per-row cost and its parts, by the one rule in tracker.spend (no day counted twice).
 _ROW_COST = ROW_SPEND_MICROS
-_ROW_BILLED = case((_u.cost_source == "billed", _micros(_u.billed_cost)), else_=0)
-_ROW_ESTIMATED = case((_u.cost_source == "estimated", _micros(_u.estimated_cost)), else_=0)
-_ROW_UNPRICED = case((_u.cost_source == "none", 1), else_=0)
+_ROW_BILLED = case((_u.cost_source == CostSource.BILLED, _micros(_u.billed_cost)), else_=0)
+_ROW_ESTIMATED = case((_u.cost_source == CostSource.ESTIMATED, _micros(_u.estimated_cost)), else_=0)
+_ROW_UNPRICED = case((_u.cost_source == CostSource.NONE, 1), else_=0)
 _ROW_TOKENS = all_tokens(_u)
 
 
