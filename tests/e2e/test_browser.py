@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tests.conftest import IN_CI, TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
-from tests.ui.seeding import PASSWORD, expected_cost, seed_all
+from tests.factories.dashboard import PASSWORD, expected_cost, seed_all
 from tracker.core.crypto import CredentialCipher
 from tracker.ui.components import money
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TEST_ENCRYPTION_KEY
-from tests.ui.seeding import seed_all
+from tests.factories.dashboard import seed_all
 from tracker.core.crypto import CredentialCipher
 
 ROOT = Path(__file__).resolve().parents[2]

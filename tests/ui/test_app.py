@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TEST_ENCRYPTION_KEY
+from tests.factories.dashboard import PASSWORD, expected_cost, seed_users
 from tests.ui.conftest import new_app
-from tests.ui.seeding import PASSWORD, expected_cost, seed_users
 from tracker.core.crypto import CredentialCipher
 from tracker.models import Account, AuditLog, PreauthorizedEmail, User
 from tracker.ui.components import money

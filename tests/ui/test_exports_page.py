@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from tests.exports_data import JAN, seed
+from tests.factories.exports import JAN, seed
 from tracker.identity import users
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -66,7 +66,7 @@ def _page(username: str, role: str) -> AppTest:
 def _export_as_viewer() -> None:
     import streamlit as st
 
-    from tests.exports_data import JAN
+    from tests.factories.exports import JAN
     from tracker.core.errors import TrackerError
     from tracker.reporting.sources import Dimensions
     from tracker.ui import actions, data

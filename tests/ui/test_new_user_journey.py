@@ -13,7 +13,7 @@ from tests.ui.conftest import new_app
 from tracker.models import SyncRun, UsageRecord
 from tracker.ui.components import money
 
-# The fake server's three example days bill 2.82, 2.487 and 3.381 USD (tests/test_sync.py).
+# The fake server's three example days bill 2.82, 2.487 and 3.381 USD (tests/ingest/test_sync.py).
 OPENAI_BILLED = Decimal("2.82") + Decimal("2.487") + Decimal("3.381")
 
 

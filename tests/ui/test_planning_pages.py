@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from tests.ui.seeding import expected_cost
+from tests.factories.dashboard import expected_cost
 from tests.ui.test_app import AppAs, errors, metrics, today
 from tracker.alerts import rules as alert_rules
 from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting

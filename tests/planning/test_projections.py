@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.alert_seeding import add_account, add_usage
+from tests.factories import add_account, add_usage
 from tracker.core import units
 from tracker.planning import projections
 

@@ -16,8 +16,8 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.alert_seeding import add_account, add_usage
 from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
+from tests.factories import add_account, add_usage
 from tests.fakes.smtp_server import smtp_server
 from tests.fakes.webhook_server import WebhookServer
 from tracker.alerts import delivery, evaluate, rules

@@ -8,11 +8,11 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.factories import add_account
 from tracker.costs.pricebook import PriceBook, store_amount
-from tracker.models import Account, PriceOverride, Service, UsageRecord
+from tracker.models import Account, PriceOverride, UsageRecord
 
 SECRET = "ENCRYPTED-CREDENTIAL-never-exported-7f3a"
 LAST4 = "q9Zk"
@@ -31,18 +31,14 @@ class Seeded:
 
 
 def _account(session: Session, provider: str, name: str, org: str | None) -> Account:
-    service = session.scalars(select(Service).where(Service.name == provider)).one()
-    account = Account(
-        service_id=service.id,
-        name=name,
-        credential_encrypted=SECRET,
-        credential_last4=LAST4,
+    return add_account(
+        session,
+        name,
+        provider,
+        budget="100.00",
+        credential=(SECRET, LAST4),
         organization_id=org,
-        monthly_budget=Decimal("100.00"),
     )
-    session.add(account)
-    session.flush()
-    return account
 
 
 def seed(session: Session) -> Seeded:

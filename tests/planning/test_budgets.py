@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from tests.alert_seeding import add_account, add_usage
+from tests.factories import add_account, add_usage
 from tracker.core import units
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.models import AuditLog

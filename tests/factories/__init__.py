@@ -1,9 +1,16 @@
-"""Small builders for budget, alert, projection and anomaly tests (accounts and usage rows)."""
+"""The one set of test data builders: accounts and usage rows, plus two seeded scenarios.
+
+`add_account` and `add_usage` build single rows; `tests.factories.dashboard` seeds the
+accounts, usage, sync runs and users the query, UI and browser tests read, and
+`tests.factories.exports` the January the export tests check to the cent. Which amount of a
+usage row counts is always left to the product's rule (`assign_cost_sources`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,18 +24,22 @@ def add_account(
     name: str,
     provider: str = "openai",
     *,
-    budget: str | None = None,
+    budget: str | Decimal | None = None,
     token_quota: int | None = None,
+    credential: tuple[str, str] = ("not-a-real-credential", "abcd"),
+    **fields: Any,
 ) -> Account:
+    """An account of `provider`; `credential` is (stored ciphertext, last 4 characters)."""
     service = session.scalar(select(Service).where(Service.name == provider))
     assert service is not None
     account = Account(
         service_id=service.id,
         name=name,
-        credential_encrypted="not-a-real-credential",
-        credential_last4="abcd",
+        credential_encrypted=credential[0],
+        credential_last4=credential[1],
         monthly_budget=None if budget is None else Decimal(budget),
         token_quota=token_quota,
+        **fields,
     )
     session.add(account)
     session.flush()

@@ -10,13 +10,13 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.factories import add_account
 from tracker.core.crypto import CredentialCipher
 from tracker.costs.spend import assign_cost_sources
 from tracker.identity.users import hash_password
-from tracker.models import Account, Service, SyncRun, UsageRecord, User
+from tracker.models import Account, SyncRun, UsageRecord, User
 
 PASSWORD = "correct horse battery"
 USERS = {"alice": "admin", "fin": "finance", "vic": "viewer"}
@@ -131,22 +131,19 @@ USAGE = [
 
 def seed_accounts(session: Session, cipher: CredentialCipher) -> dict[str, Account]:
     """Add the seeded accounts (keys encrypted like the product does)."""
-    services = {s.name: s for s in session.scalars(select(Service))}
     out = {}
     now = dt.datetime.now(dt.UTC)
     for name, provider, budget, quota, key in ACCOUNTS:
-        account = Account(
-            service=services[provider],
-            name=name,
-            credential_encrypted=cipher.encrypt(key),
-            credential_last4=key[-4:],
-            monthly_budget=budget,
+        out[name] = add_account(
+            session,
+            name,
+            provider,
+            budget=budget,
             token_quota=quota,
+            credential=(cipher.encrypt(key), key[-4:]),
             status="active",
             last_sync_at=now - dt.timedelta(hours=2),
         )
-        session.add(account)
-        out[name] = account
     out["Anthropic Team"].status = "error"
     out["Anthropic Team"].last_error = "anthropic rejected the key (401); check or replace it"
     out["OpenAI Prod"].rate_limit_snapshot = {

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tests.conftest import CliResult
-from tests.exports_data import (
+from tests.factories.exports import (
     INJECTION_KEY,
     INJECTION_MODEL,
     INJECTION_PROJECT,

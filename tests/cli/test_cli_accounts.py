@@ -241,7 +241,7 @@ def test_unreachable_provider_is_one_line_even_after_retries(cli, app_env):
     env = {**os.environ, **app_env, "HTTP_MAX_RETRIES": "2", "HTTP_BACKOFF_FACTOR": "0.01"}
     result = subprocess.run(
         [sys.executable, "-m", "tracker", "accounts", "test", "p"],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         env=env,
         capture_output=True,
         text=True,

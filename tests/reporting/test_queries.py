@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.ui.seeding import USAGE, expected_cost, row_cost, seed_all
+from tests.factories.dashboard import USAGE, expected_cost, row_cost, seed_all
 from tracker.core import units
 from tracker.core.crypto import CredentialCipher
 from tracker.models import Setting

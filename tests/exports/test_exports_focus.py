@@ -25,10 +25,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.conftest import IN_CI
-from tests.exports_data import JAN, seed
+from tests.factories.exports import JAN, seed
 from tracker.exports import export
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FOCUS_VERSION = "1.2.0.1"
 SUMMARY = re.compile(r"Total: (\d+) \| Pass: (\d+) \| Fail: (\d+) \| Skipped: (\d+)")
 STATUS = re.compile(r"^\S+\s+([A-Za-z]+-[A-Z]-\d{3}-[A-Z]): (PASS|FAIL|SKIPPED)", re.M)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from tests.alert_seeding import add_account, add_usage
+from tests.factories import add_account, add_usage
 from tracker.models import Anomaly
 from tracker.planning import anomalies
 
