@@ -112,8 +112,8 @@ with add_tab, st.form("account_add", clear_on_submit=True):
     budget = st.text_input("Monthly budget, USD (optional)", key="add_budget")
     quota = st.text_input("Monthly token quota (optional)", key="add_quota")
     if st.form_submit_button("Add account", type="primary"):
-        try:
-            added_name = actions.add_account(
+        ui.attempt(
+            lambda: actions.add_account(
                 runtime,
                 provider=str(provider),
                 name=name,
@@ -122,13 +122,12 @@ with add_tab, st.form("account_add", clear_on_submit=True):
                 base_url=base_url or None,
                 monthly_budget=budget or None,
                 token_quota=_optional_int(quota, "the token quota"),
-            )
-        except TrackerError as exc:
-            st.error(f"Not added: {exc}. Correct the field and submit again.")
-        else:
-            ui.flash(
-                f"Added {added_name}. Press Sync now on the Test / sync tab to load its usage."
-            )
+            ),
+            failed="Not added: {reason}. Correct the field and submit again.",
+            done=lambda added: (
+                f"Added {added}. Press Sync now on the Test / sync tab to load its usage."
+            ),
+        )
 
 with act_tab:
     if not names:
@@ -137,23 +136,23 @@ with act_tab:
         target = st.selectbox("Account", names, key="act_account")
         c1, c2 = st.columns(2)
         if c1.button("Test connection", key="act_test"):
-            try:
-                outcome = actions.check_connection(runtime, name=str(target))
-            except TrackerError as exc:
-                st.error(f"Test failed: {exc}")
-            else:
+            outcome = ui.attempt(
+                lambda: actions.check_connection(runtime, name=str(target)),
+                failed="Test failed: {reason}",
+            )
+            if outcome is not None:
                 data.clear_frames()
                 if outcome.ok:
                     st.success(f"Connection works: {outcome.message}")
                 else:
                     st.error(f"Connection failed: {outcome.message}")
         if c2.button("Sync now", key="act_sync", type="primary"):
-            try:
-                with st.spinner(f"Syncing {target}…"):
-                    summary = actions.sync_now(runtime, name=str(target))
-            except TrackerError as exc:
-                st.error(f"Sync failed: {exc}")
-            else:
+            with st.spinner(f"Syncing {target}…"):
+                summary = ui.attempt(
+                    lambda: actions.sync_now(runtime, name=str(target)),
+                    failed="Sync failed: {reason}",
+                )
+            if summary is not None:
                 data.clear_frames()
                 for result in summary.results:
                     text = f"{result.name}: {result.status}, {result.rows_written} row(s). "
@@ -191,9 +190,9 @@ with edit_tab:
                 key=f"edit_status_{target}",
             )
             if st.form_submit_button("Save changes"):
-                try:
-                    # Pass only what changed, so the audit log lists the real changes.
-                    actions.update_account(
+                # Pass only what changed, so the audit log lists the real changes.
+                ui.attempt(
+                    lambda: actions.update_account(
                         runtime,
                         name=str(target),
                         new_name=new_name if new_name.strip() != target else None,
@@ -203,11 +202,10 @@ with edit_tab:
                         if new_quota != shown_quota
                         else None,
                         status=new_status if new_status != shown_status else None,
-                    )
-                except TrackerError as exc:
-                    st.error(f"Not saved: {exc}. Correct the field and save again.")
-                else:
-                    ui.flash(f"Saved {new_name.strip()}.")
+                    ),
+                    failed="Not saved: {reason}. Correct the field and save again.",
+                    done=f"Saved {new_name.strip()}.",
+                )
 
 with import_tab:
     st.caption(
@@ -247,9 +245,8 @@ with remove_tab:
             if confirm.strip() != target:
                 st.error("Type the account's exact name to confirm the removal.")
             else:
-                try:
-                    actions.remove_account(runtime, name=str(target))
-                except TrackerError as exc:
-                    st.error(f"Not removed: {exc}")
-                else:
-                    ui.flash(f"Removed {target}.")
+                ui.attempt(
+                    lambda: actions.remove_account(runtime, name=str(target)),
+                    failed="Not removed: {reason}",
+                    done=f"Removed {target}.",
+                )

@@ -13,7 +13,6 @@ import datetime as dt
 import streamlit as st
 
 from tracker.core import units
-from tracker.core.errors import TrackerError
 from tracker.identity import users
 from tracker.models import Role
 from tracker.providers.registry import PROVIDERS
@@ -58,19 +57,18 @@ with users_tab:
             key="new_user_password",
         )
         if st.form_submit_button("Add user", type="primary"):
-            try:
-                actions.add_user(
+            ui.attempt(
+                lambda: actions.add_user(
                     runtime,
                     username=new_username,
                     email=new_email,
                     role=str(new_role),
                     password=new_password,
                     name=new_name or None,
-                )
-            except TrackerError as exc:
-                st.error(f"Not added: {exc}. Correct the field and submit again.")
-            else:
-                ui.flash(f"Added {new_username.strip()} as {new_role}.")
+                ),
+                failed="Not added: {reason}. Correct the field and submit again.",
+                done=f"Added {new_username.strip()} as {new_role}.",
+            )
     with right, st.form("user_change"):
         st.markdown("**Change a user**")
         who = st.selectbox("User", list(people["username"]), key="change_user")
@@ -78,14 +76,13 @@ with users_tab:
         active = st.checkbox("Active", value=True, key="change_active")
         unlock = st.checkbox("Lift a login lockout", key="change_unlock")
         if st.form_submit_button("Save"):
-            try:
-                actions.update_user(
+            ui.attempt(
+                lambda: actions.update_user(
                     runtime, username=str(who), role=str(role), is_active=active, unlock=unlock
-                )
-            except TrackerError as exc:
-                st.error(f"Not saved: {exc}.")
-            else:
-                ui.flash(f"Saved {who}.")
+                ),
+                failed="Not saved: {reason}.",
+                done=f"Saved {who}.",
+            )
 
 with invite_tab:
     st.caption(
@@ -108,21 +105,19 @@ with invite_tab:
         email = st.text_input("Email", key="invite_email")
         invite_role = st.selectbox("Role", [r.value for r in Role], index=2, key="invite_role")
         if st.form_submit_button("Pre-authorise", type="primary"):
-            try:
-                actions.preauthorize_email(runtime, email=email, role=str(invite_role))
-            except TrackerError as exc:
-                st.error(f"Not added: {exc}.")
-            else:
-                ui.flash(f"{email.strip().lower()} may now register as {invite_role}.")
+            ui.attempt(
+                lambda: actions.preauthorize_email(runtime, email=email, role=str(invite_role)),
+                failed="Not added: {reason}.",
+                done=f"{email.strip().lower()} may now register as {invite_role}.",
+            )
     if not invites.empty:
         gone = st.selectbox("Withdraw", list(invites["email"]), key="invite_remove")
         if st.button("Withdraw pre-authorisation", key="invite_remove_go"):
-            try:
-                actions.remove_preauthorized(runtime, email=str(gone))
-            except TrackerError as exc:
-                st.error(f"Not withdrawn: {exc}.")
-            else:
-                ui.flash(f"Withdrew {gone}.")
+            ui.attempt(
+                lambda: actions.remove_preauthorized(runtime, email=str(gone)),
+                failed="Not withdrawn: {reason}.",
+                done=f"Withdrew {gone}.",
+            )
 
 with prices_tab:
     st.caption(
@@ -157,8 +152,8 @@ with prices_tab:
         o_to = c9.date_input("Valid until (exclusive, optional)", value=None)
         o_note = st.text_input("Note", key="ov_note")
         if st.form_submit_button("Add override", type="primary"):
-            try:
-                actions.add_override(
+            ui.attempt(
+                lambda: actions.add_override(
                     runtime,
                     provider=str(o_provider),
                     model=o_model or None,
@@ -170,11 +165,10 @@ with prices_tab:
                     output_price=o_output or None,
                     discount_pct=o_discount or None,
                     note=o_note or None,
-                )
-            except TrackerError as exc:
-                st.error(f"Not added: {exc}.")
-            else:
-                ui.flash("Override added; re-price past usage to apply it to history.")
+                ),
+                failed="Not added: {reason}.",
+                done="Override added; re-price past usage to apply it to history.",
+            )
     if not current.empty:
         labels = {
             int(o.id): f"#{o.id} {o.provider}/{o.model or '*'} {o.kind} from {o.valid_from}"
@@ -184,12 +178,11 @@ with prices_tab:
             "Remove override", list(labels), format_func=labels.__getitem__, key="ov_remove"
         )
         if st.button("Remove override", key="ov_remove_go"):
-            try:
-                actions.remove_override(runtime, override_id=int(drop))
-            except TrackerError as exc:
-                st.error(f"Not removed: {exc}.")
-            else:
-                ui.flash(f"Removed override #{drop}.")
+            ui.attempt(
+                lambda: actions.remove_override(runtime, override_id=int(drop)),
+                failed="Not removed: {reason}.",
+                done=f"Removed override #{drop}.",
+            )
 
 with audit_tab:
     audit_frame = data.audit_frame()

@@ -16,7 +16,6 @@ import datetime as dt
 import streamlit as st
 
 from tracker.core import units
-from tracker.core.errors import TrackerError
 from tracker.reporting.forecast import open_excess
 from tracker.ui import actions, data
 from tracker.ui import components as ui
@@ -101,9 +100,8 @@ else:
     if picked["explanation"]:
         st.caption(ui.plain_text(str(picked["explanation"])))
     if st.button("Acknowledge", key="anomaly_ack_go", type="primary"):
-        try:
-            actions.acknowledge_anomaly(runtime, anomaly_id=int(target))
-        except TrackerError as exc:
-            st.error(f"Not acknowledged: {exc}. Refresh the page and try again.")
-        else:
-            ui.flash(f"Acknowledged: {labels[int(target)]}.")
+        ui.attempt(
+            lambda: actions.acknowledge_anomaly(runtime, anomaly_id=int(target)),
+            failed="Not acknowledged: {reason}. Refresh the page and try again.",
+            done=f"Acknowledged: {labels[int(target)]}.",
+        )

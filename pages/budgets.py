@@ -15,7 +15,6 @@ import streamlit as st
 
 from tracker.alerts import rules as alert_rules
 from tracker.core import units
-from tracker.core.errors import TrackerError
 from tracker.planning.budgets import scope_label
 from tracker.ui import actions, data
 from tracker.ui import components as ui
@@ -94,17 +93,15 @@ if can_edit:
         )
         clear = st.checkbox("Remove this scope's budget instead", key="budget_clear")
         if st.form_submit_button("Save budget", type="primary"):
-            try:
-                saved = actions.set_budget(
+            ui.attempt(
+                lambda: actions.set_budget(
                     runtime, scope=str(scope), monthly=None if clear else amount
-                )
-            except TrackerError as exc:
-                st.error(f"Not saved: {exc}. Correct the amount and save again.")
-            else:
-                label = scope_label(str(saved))
-                ui.flash(
-                    f"Removed the budget of {label}." if clear else f"Saved the budget of {label}."
-                )
+                ),
+                failed="Not saved: {reason}. Correct the amount and save again.",
+                done=lambda saved: (
+                    f"{'Removed' if clear else 'Saved'} the budget of {scope_label(str(saved))}."
+                ),
+            )
 
 # --- rules -------------------------------------------------------------------------------------
 
@@ -161,19 +158,18 @@ if can_edit:
         )
         rule_name = st.text_input("Name (optional)", key="rule_name")
         if st.form_submit_button("Add rule", type="primary"):
-            try:
-                rule_id = actions.add_rule(
+            ui.attempt(
+                lambda: actions.add_rule(
                     runtime,
                     kind=str(kind),
                     scope=str(rule_scope),
                     threshold=threshold.strip(),
                     channels=[line.strip() for line in channels.splitlines() if line.strip()],
                     name=rule_name.strip() or None,
-                )
-            except TrackerError as exc:
-                st.error(f"Not added: {exc}. Correct the field and submit again.")
-            else:
-                ui.flash(f"Added alert rule {rule_id}. It is checked after every sync.")
+                ),
+                failed="Not added: {reason}. Correct the field and submit again.",
+                done=lambda rule_id: f"Added alert rule {rule_id}. It is checked after every sync.",
+            )
 
     rule_ids = [int(i) for i in rule_table["id"]] if not rule_table.empty else []
     names = dict(zip(rule_ids, rule_table["name"] if not rule_table.empty else [], strict=True))
@@ -192,12 +188,13 @@ if can_edit:
             target = st.selectbox("Rule", rule_ids, format_func=_label, key="toggle_rule")
             now_enabled = bool(enabled[int(target)])
             if st.button("Disable" if now_enabled else "Enable", key="toggle_go"):
-                try:
-                    actions.set_rule_enabled(runtime, rule_id=int(target), enabled=not now_enabled)
-                except TrackerError as exc:
-                    st.error(f"Not changed: {exc}")
-                else:
-                    ui.flash(f"Rule {target} {'disabled' if now_enabled else 'enabled'}.")
+                ui.attempt(
+                    lambda: actions.set_rule_enabled(
+                        runtime, rule_id=int(target), enabled=not now_enabled
+                    ),
+                    failed="Not changed: {reason}",
+                    done=f"Rule {target} {'disabled' if now_enabled else 'enabled'}.",
+                )
 
     with remove_tab:
         if not rule_ids:
@@ -212,12 +209,11 @@ if can_edit:
                 if not confirm:
                     st.error("Tick the confirmation box first, then press Remove rule again.")
                 else:
-                    try:
-                        actions.remove_rule(runtime, rule_id=int(target))
-                    except TrackerError as exc:
-                        st.error(f"Not removed: {exc}")
-                    else:
-                        ui.flash(f"Removed rule {target}.")
+                    ui.attempt(
+                        lambda: actions.remove_rule(runtime, rule_id=int(target)),
+                        failed="Not removed: {reason}",
+                        done=f"Removed rule {target}.",
+                    )
 
 # --- events ------------------------------------------------------------------------------------
 
@@ -228,13 +224,12 @@ head.caption(
     "and is retried at the next check; a channel that already received it is not sent again."
 )
 if can_edit and button_col.button("Check now", key="alerts_check", help="Evaluate every rule now"):
-    try:
-        with st.spinner("Checking the rules and delivering…"):
-            report = actions.check_alerts(runtime)
-    except TrackerError as exc:
-        st.error(f"Check failed: {exc}. Try again, or run `python -m tracker alerts check`.")
-    else:
-        ui.flash(f"Check done: {report.summary()}.")
+    with st.spinner("Checking the rules and delivering…"):
+        ui.attempt(
+            lambda: actions.check_alerts(runtime),
+            failed="Check failed: {reason}. Try again, or run `python -m tracker alerts check`.",
+            done=lambda report: f"Check done: {report.summary()}.",
+        )
 
 if events.empty:
     st.info("No alert has fired yet. Rules are checked after every sync.")

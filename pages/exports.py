@@ -12,7 +12,6 @@ router.gate()
 
 import streamlit as st
 
-from tracker.core.errors import TrackerError
 from tracker.exports import export
 from tracker.reporting import sources
 from tracker.ui import actions, data
@@ -46,13 +45,14 @@ filters: sources.Dimensions = flt
 choice = (fmt, start, end, filters)
 
 if st.button("Prepare the file", type="primary", key="export_prepare"):
-    try:
-        payload, count = actions.prepare_export(
+    prepared_now = ui.attempt(
+        lambda: actions.prepare_export(
             data.get_runtime(), fmt=fmt, start=start, end=end, filters=filters
-        )
-    except TrackerError as exc:
-        st.error(str(exc))
-    else:
+        ),
+        failed="{reason}",
+    )
+    if prepared_now is not None:
+        payload, count = prepared_now
         st.session_state["export_file"] = (choice, payload, count)
 
 prepared = st.session_state.get("export_file")

@@ -44,17 +44,17 @@ def new_app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=60)
 
 
+def signed_in(at: AppTest, username: str, role: str) -> AppTest:
+    """`at` signed in as `username` (the session claims `role`), by pre-seeding session state."""
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = username
+    at.session_state["name"] = username.title()
+    at.session_state["roles"] = [role]
+    at.session_state["logout"] = None
+    return at
+
+
 @pytest.fixture
 def app_as(seeded_db: Engine) -> Callable[[str, str], AppTest]:
-    """An app signed in as `username` (role `role`), by pre-seeding session state."""
-
-    def make(username: str, role: str) -> AppTest:
-        at = new_app()
-        at.session_state["authentication_status"] = True
-        at.session_state["username"] = username
-        at.session_state["name"] = username.title()
-        at.session_state["roles"] = [role]
-        at.session_state["logout"] = None
-        return at
-
-    return make
+    """The app signed in as `username` (role `role`) on the seeded database."""
+    return lambda username, role: signed_in(new_app(), username, role)

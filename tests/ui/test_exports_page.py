@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from tests.factories.exports import JAN, seed
+from tests.ui.conftest import new_app, signed_in
 from tracker.identity import users
-
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-
-
-@pytest.fixture(autouse=True)
-def _clean_streamlit_caches() -> Iterator[None]:
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @pytest.fixture
@@ -44,20 +31,8 @@ def seeded(app_env: dict[str, str], committed_db: Engine) -> Decimal:
     return total
 
 
-def _signed_in(username: str, role: str, app: str = APP) -> AppTest:
-    at = AppTest.from_file(app, default_timeout=60)
-    for key, value in (
-        ("authentication_status", True),
-        ("username", username),
-        ("name", username.title()),
-        ("roles", [role]),
-    ):
-        at.session_state[key] = value
-    return at
-
-
 def _page(username: str, role: str) -> AppTest:
-    at = _signed_in(username, role).run()
+    at = signed_in(new_app(), username, role).run()
     at.switch_page("pages/exports.py").run()
     at.date_input(key="export_range").set_value(JAN).run()
     return at
@@ -96,13 +71,10 @@ def test_finance_prepares_a_csv(seeded: Decimal) -> None:
 
 def test_viewer_is_refused_server_side(seeded: Decimal) -> None:
     # The page is not registered for a viewer; the action behind it checks the role again.
-    at = _signed_in("victor", "viewer").run()
+    at = signed_in(new_app(), "victor", "viewer").run()
     with pytest.raises(ValueError):
         at.switch_page("pages/exports.py")
-    at = AppTest.from_function(_export_as_viewer, default_timeout=60)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = "victor"
-    at.session_state["roles"] = ["finance"]  # what the session claims does not matter
-    at.run()
+    # What the session claims does not matter.
+    at = signed_in(AppTest.from_function(_export_as_viewer), "victor", "finance").run()
     assert not at.exception
     assert [e.value for e in at.error] == ["this action needs the admin or finance role"]

@@ -148,12 +148,7 @@ def run_check(
             for firing in evaluate(session=session, now=now):
                 if not _already_fired(session, firing):
                     report.fired.append(firing.subject)
-            report.pending_retries = int(
-                session.scalar(
-                    select(func.count()).where(AlertEvent.delivery_status.in_(UNDELIVERED))
-                )
-                or 0
-            )
+            report.pending_retries = undelivered_count(session=session)
         return report
     with session_factory.begin() as session:
         events = record_firings(

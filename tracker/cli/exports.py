@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
@@ -61,14 +61,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
     with runtime.session_factory() as session:
         if target is None:
-            stats = export.export(
-                session=session,
-                fmt=args.fmt,
-                start=args.start,
-                end=args.end,
-                filters=filters,
-                out=sys.stdout,
-            )
+            stats = _export(session, args, filters, sys.stdout)
             sys.stdout.flush()
         else:
             stats = _export_to_file(session, args, filters, target)
@@ -80,32 +73,23 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _export(
+    session: Session, args: argparse.Namespace, filters: sources.Dimensions, out: IO[Any]
+) -> tabular.ExportStats:
+    return export.export(
+        session=session, fmt=args.fmt, start=args.start, end=args.end, filters=filters, out=out
+    )
+
+
 def _export_to_file(
     session: Session, args: argparse.Namespace, filters: sources.Dimensions, target: Path
 ) -> tabular.ExportStats:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        if args.fmt in rows.TEXT_FORMATS:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-                stats = export.export(
-                    session=session,
-                    fmt=args.fmt,
-                    start=args.start,
-                    end=args.end,
-                    filters=filters,
-                    out=out,
-                )
-        else:
-            with os.fdopen(fd, "wb") as bout:
-                stats = export.export(
-                    session=session,
-                    fmt=args.fmt,
-                    start=args.start,
-                    end=args.end,
-                    filters=filters,
-                    out=bout,
-                )
+        # Binary for every format: the export wraps it as UTF-8 text where the format is text.
+        with os.fdopen(fd, "wb") as out:
+            stats = _export(session, args, filters, out)
         # mkstemp creates the file private (0600); give it the usual permissions.
         umask = os.umask(0)
         os.umask(umask)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -56,9 +57,11 @@ class AnthropicConnector(Connector):
     def auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self.credential.reveal(), "anthropic-version": API_VERSION}
 
-    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    @contextmanager
+    def _admin_key_needed(self) -> Iterator[None]:
+        """A refused key that is not an admin key: say so, and which key to use."""
         try:
-            yield from self.iter_cursor_pages(path, params)
+            yield
         except (ProviderAuthError, ProviderPermissionError) as exc:
             if not self.credential.reveal().startswith("sk-ant-admin"):
                 raise type(exc)(
@@ -67,17 +70,14 @@ class AnthropicConnector(Connector):
                 ) from None
             raise
 
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        with self._admin_key_needed():
+            yield from self.iter_cursor_pages(path, params)
+
     def test(self) -> str:
         """Check the admin key by reading the organization it belongs to."""
-        try:
+        with self._admin_key_needed():
             org = self.get_object("/v1/organizations/me")
-        except (ProviderAuthError, ProviderPermissionError) as exc:
-            if not self.credential.reveal().startswith("sk-ant-admin"):
-                raise type(exc)(
-                    f"{exc}; this does not look like an admin key: {ADMIN_KEY_HINT}",
-                    status=exc.status,
-                ) from None
-            raise
         name = org.get("name") or org.get("id") or "unknown"
         return f"admin key for organization {name}"
 

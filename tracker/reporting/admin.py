@@ -21,15 +21,7 @@ def users_frame(*, session: Session) -> pd.DataFrame:
     """Every dashboard user with role, active flag, lockout and last sign-in."""
     return pd.DataFrame(
         [
-            {
-                "username": u.username,
-                "name": u.name,
-                "email": u.email,
-                "role": u.role,
-                "active": u.is_active,
-                "locked_until": u.locked_until,
-                "last_login_at": u.last_login_at,
-            }
+            (u.username, u.name, u.email, u.role, u.is_active, u.locked_until, u.last_login_at)
             for u in list_users(session=session)
         ],
         columns=USER_COLUMNS,
@@ -40,13 +32,7 @@ def invitations_frame(*, session: Session) -> pd.DataFrame:
     """Pre-authorised emails, who added them and when they were used to register."""
     return pd.DataFrame(
         [
-            {
-                "email": i.email,
-                "role": i.role,
-                "created_by": i.created_by,
-                "created_at": i.created_at,
-                "registered_at": i.used_at,
-            }
+            (i.email, i.role, i.created_by, i.created_at, i.used_at)
             for i in list_preauthorized(session=session)
         ],
         columns=INVITATION_COLUMNS,

@@ -8,15 +8,16 @@ shows cents through `column_config` (the download keeps the exact decimals).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from tracker.core import units
+from tracker.core.errors import TrackerError
 from tracker.reporting import sources
 from tracker.reporting.overview import AccountCard, CostTotals
 from tracker.ui import data
@@ -199,6 +200,7 @@ def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
 
 
 FLASH_KEY = "flash"
+T = TypeVar("T")
 
 
 def flash(message: str) -> None:
@@ -210,6 +212,25 @@ def flash(message: str) -> None:
     data.clear_frames()
     st.session_state[FLASH_KEY] = message
     st.rerun()
+
+
+def attempt(
+    action: Callable[[], T], *, failed: str, done: str | Callable[[T], str] | None = None
+) -> T | None:
+    """Run one named action of `tracker.ui.actions` for a page.
+
+    Refused (a `TrackerError`: bad input, a missing role): shows `failed` with `{reason}`
+    filled in and returns None; nothing was written. Done: flashes `done` (a message, or a
+    function of the result) and reruns, or returns the result when `done` is None.
+    """
+    try:
+        result = action()
+    except TrackerError as exc:
+        st.error(failed.format(reason=exc))
+        return None
+    if done is not None:
+        flash(done(result) if callable(done) else done)
+    return result
 
 
 def show_flash() -> None:
