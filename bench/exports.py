@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.generate import admin_connection, database_url  # noqa: E402
+
 ADMIN_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -97,22 +99,6 @@ def _lines(n: int, account_ids: dict[str, int]) -> Iterator[str]:
         fields = [str(account_ids[account]), *map(str, values), "2025-02-01 00:00:00+00"]
         fields.insert(-3, "USD")  # currency, before cost_source
         yield "\t".join(fields) + "\n"
-
-
-def _admin():  # type: ignore[no-untyped-def]
-    import psycopg2
-    from sqlalchemy.engine import make_url
-
-    url = make_url(ADMIN_URL)
-    conn = psycopg2.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        dbname=url.database or "postgres",
-    )
-    conn.autocommit = True
-    return conn
 
 
 def load(url: str, rows: int) -> None:
@@ -212,13 +198,11 @@ def main() -> None:
     if not Path("/usr/bin/time").exists():
         raise SystemExit("/usr/bin/time is missing: apt-get install -y time")
 
-    from sqlalchemy.engine import make_url
-
     name = f"bench_exports_{uuid.uuid4().hex[:10]}"
-    conn = _admin()
+    conn = admin_connection(ADMIN_URL)
     with conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    url = database_url(ADMIN_URL, name)
     try:
         began = time.perf_counter()
         load(url, args.rows)

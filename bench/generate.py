@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tracker.core import migrate  # noqa: E402
 from tracker.core.db import make_engine  # noqa: E402
+from tracker.models import USAGE_NATURAL_KEY  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DAYS = 730
@@ -115,13 +116,7 @@ COST_LINES = {
     "anthropic": ["tokens", "web_search", "code_execution"],
 }
 COLUMNS = [
-    "account_id",
-    "day",
-    "model",
-    "project_id",
-    "api_key_id",
-    "usage_type",
-    "service_tier",
+    *USAGE_NATURAL_KEY,
     "project_name",
     "api_key_name",
     "input_tokens",
