@@ -95,7 +95,7 @@ st.caption(
 )
 
 unpriced = data.unpriced_models(summary.month_start, today)
-if unpriced is not None and not unpriced.empty:
+if not unpriced.empty:
     st.warning(
         f"{len(unpriced)} model(s) used this month have no list price, so their usage without a "
         "billed cost counts as $0: "

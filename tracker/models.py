@@ -337,7 +337,7 @@ class UsageDaily(RollupSums, Base):
 
     One row per account, UTC day, model, usage type, service tier and whether the rows are
     unpriced; projects and API keys are summed away. Money is whole micro-dollars, each row's
-    spend by the rule of `tracker.spend` (ROW_SPEND_MICROS) summed, so totals are the same
+    spend by the rule of `tracker.costs.spend` (ROW_SPEND_MICROS) summed, so totals are the same
     to the micro-dollar as grouping the detail. Maintained by database triggers on
     `usage_records` (migration 0003) in the writer's own transaction: every insert, update
     and delete (sync, import, re-pricing, account removal) moves it; never write it directly.
@@ -360,7 +360,7 @@ class _LabelSums(RollupSums):
     """Usage per project or API key and account over one period (a day, or a month).
 
     `kind` is 'project' or 'api_key'; `label` is what the explorer shows (the name, else the
-    id; `tracker.queries` labels the detail the same way) and `ident` the id. The sums are
+    id; `tracker.reporting.sources` labels the detail the same way) and `ident` the id. The sums are
     `UsageDaily`'s, so questions by project or by API key (without model or usage type) read
     these tables. Kept by triggers on `usage_records` (migration 0006) in the writer's
     transaction; never write them directly.

@@ -39,6 +39,7 @@ from tracker.models import (
     SyncStatus,
     UsageRecord,
 )
+from tracker.planning import projections
 from tracker.planning.budgets import (
     Scope,
     get_budget,
@@ -128,8 +129,6 @@ def _eval_budget(session: Session, rule: AlertRule, scope: Scope, now: dt.dateti
 def _eval_projected(
     session: Session, rule: AlertRule, scope: Scope, now: dt.datetime
 ) -> list[Firing]:
-    from tracker.planning import projections
-
     today = now.date()
     budget = get_budget(session=session, scope=scope)
     if not budget:

@@ -84,7 +84,7 @@ def estimate_range(
     """Price every usage row with `start <= day <= end` (all accounts if `account_ids` is None).
 
     Sets `estimated_cost` (NULL when unpriceable, never $0 for an unknown model),
-    `pricing_status`, then `cost_source` by the rule of `tracker.spend`; writes only rows
+    `pricing_status`, then `cost_source` by the rule of `tracker.costs.spend`; writes only rows
     that change, in the caller's transaction. `billed_cost` is never touched.
     """
     return _price_stored(
@@ -153,7 +153,7 @@ def _price_stored(
     connection = session.connection()  # Core rows: no ORM overhead per row
     staged = False
     outcome = book.outcome
-    # Which amount counts depends on the whole account-day (tracker.spend): know the billed
+    # Which amount counts depends on the whole account-day (tracker.costs.spend): know the billed
     # days first, so the source is written with the estimate in one pass.
     days_billed = billed_days(connection, start=start, end=end, account_ids=account_ids)
     # Streamed (a server-side cursor on PostgreSQL): bounded memory for a million rows.

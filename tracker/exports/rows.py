@@ -75,7 +75,7 @@ class ExportRow:
 
     @property
     def cost(self) -> Decimal | None:
-        """What the row counts toward spend (tracker.spend); None if unpriced."""
+        """What the row counts toward spend (tracker.costs.spend); None if unpriced."""
         if self.cost_source == CostSource.NONE:
             return None
         return row_spend(self.billed_cost, self.estimated_cost, self.cost_source)

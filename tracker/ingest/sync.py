@@ -17,7 +17,7 @@ One pass over one account (`sync_account`):
 
 Rows with the same natural key inside one pass are added up (e.g. OpenRouter's several
 endpoints of one model); a row from an earlier pass is replaced. Imported rows
-(`usage_type = 'import'`, see `tracker.imports`) are never deleted by a sync.
+(`usage_type = 'import'`, see `tracker.ingest.csv_import`) are never deleted by a sync.
 401/403 and unreadable credentials mark the account 'error'; other accounts go on.
 """
 

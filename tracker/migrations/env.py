@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the URL or connection given by tracker.migrate."""
+"""Alembic environment: runs migrations on the URL or connection given by tracker.core.migrate."""
 
 from __future__ import annotations
 

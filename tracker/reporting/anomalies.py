@@ -16,7 +16,7 @@ ALL_MODELS_LABEL = "all models"  # how list_anomalies names an account-level row
 
 
 def anomaly_frame(*, session: Session, since: dt.date, include_acknowledged: bool) -> pd.DataFrame:
-    """Anomalies from `since` on, newest first (see tracker.anomalies.list_anomalies)."""
+    """Anomalies from `since` on, newest first (see tracker.planning.anomalies.list_anomalies)."""
     return anomalies.list_anomalies(
         session=session, since=since, include_acknowledged=include_acknowledged
     )

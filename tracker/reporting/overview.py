@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracker.core.units import month_start, same_days_last_month, to_dollars
+from tracker.costs.reconcile import unpriced_models
 from tracker.models import (
     Account,
     Service,
@@ -288,4 +289,14 @@ def top_models(*, session: Session, start: dt.date, end: dt.date, limit: int = 1
             for r in rows
         ],
         columns=["model", "provider", "cost", "tokens", "requests"],
+    )
+
+
+def unpriced_frame(*, session: Session, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Models without a price in start..end: provider, model, rows, tokens, first and last day."""
+    columns = ["provider", "model", "rows", "tokens", "first_day", "last_day"]
+    found = unpriced_models(session=session, start=start, end=end)
+    return pd.DataFrame(
+        [(m.provider, m.model, m.rows, m.tokens, m.first_day, m.last_day) for m in found],
+        columns=columns,
     )

@@ -43,7 +43,7 @@ _u = UsageRecord
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
-# Per-row cost and its parts, by the one rule in tracker.spend (no day counted twice).
+# Per-row cost and its parts, by the one rule in tracker.costs.spend (no day counted twice).
 _ROW_COST = ROW_SPEND_MICROS
 _ROW_BILLED = case((_u.cost_source == CostSource.BILLED, _micros(_u.billed_cost)), else_=0)
 _ROW_ESTIMATED = case((_u.cost_source == CostSource.ESTIMATED, _micros(_u.estimated_cost)), else_=0)

@@ -2,8 +2,9 @@
 
 The only module that touches streamlit-authenticator, and only for its signed re-login cookie
 (a JWT signed with SECRET_KEY, valid 1 hour). The login form is our own: it checks passwords
-with `tracker.users.check_login`, which keeps the failure counter and the 15-minute lockout in
-the `users` table (the library's own attempt counter lives in memory and forgets on restart),
+with `tracker.identity.users.check_login`, which keeps the failure counter and the 15-minute
+lockout in the `users` table (the library's own attempt counter lives in memory and forgets on
+restart),
 and answers every failure with the same message so nobody learns which usernames exist.
 
 Session-state keys follow the library's names: `authentication_status`, `username`, `name`,

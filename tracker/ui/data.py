@@ -59,7 +59,7 @@ def _factory() -> sessionmaker[Session]:
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def spend_summary(today: dt.date) -> overview.SpendSummary:
-    """Month-to-date spend vs the same days last month (see tracker.queries)."""
+    """Month-to-date spend vs the same days last month (see tracker.reporting.overview)."""
     with _factory()() as session:
         return overview.spend_summary(session=session, today=today)
 
@@ -131,28 +131,10 @@ def accounts_table() -> pd.DataFrame:
 
 
 @st.cache_data(ttl=60, max_entries=MAX_ENTRIES, show_spinner=False)
-def unpriced_models(start: dt.date, end: dt.date) -> pd.DataFrame | None:
-    """Models without a price in start..end, or None while tracker.reconcile is not there."""
-    try:
-        from tracker.costs.reconcile import unpriced_models as _unpriced
-    except ImportError:
-        return None
+def unpriced_models(start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Models without a price in start..end (their usage counts $0 until priced)."""
     with _factory()() as session:
-        found = _unpriced(session=session, start=start, end=end)
-    return pd.DataFrame(
-        [
-            {
-                "provider": m.provider,
-                "model": m.model,
-                "rows": m.rows,
-                "tokens": m.tokens,
-                "first_day": m.first_day,
-                "last_day": m.last_day,
-            }
-            for m in found
-        ],
-        columns=["provider", "model", "rows", "tokens", "first_day", "last_day"],
-    )
+        return overview.unpriced_frame(session=session, start=start, end=end)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
