@@ -37,8 +37,7 @@ def cmd_accounts_add(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_accounts_list(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory() as session:
+    with ctx.reading() as session:
         views = accounts.list_accounts(session=session)
     if args.json:
         out(json.dumps([v.as_json() for v in views], indent=2))
@@ -63,8 +62,7 @@ def cmd_accounts_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_accounts_remove(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory.begin() as session:
+    with ctx.transaction() as session:
         accounts.remove_account(session=session, name=args.name)
     out(f"removed account {args.name} and its usage history")
     return 0

@@ -22,8 +22,7 @@ from tracker.cli.common import CLI_ACTOR, Context, out, table
 
 
 def cmd_alerts_add(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory.begin() as session:
+    with ctx.transaction() as session:
         rule = alert_rules.add_rule(
             session=session,
             kind=args.kind,
@@ -43,8 +42,7 @@ def cmd_alerts_add(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_alerts_list(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory() as session:
+    with ctx.reading() as session:
         rules = [alert_rules.rule_json(r) for r in alert_rules.list_rules(session=session)]
     if args.json:
         out(json.dumps(rules, indent=2))
@@ -72,16 +70,14 @@ def cmd_alerts_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_alerts_remove(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory.begin() as session:
+    with ctx.transaction() as session:
         alert_rules.remove_rule(session=session, rule_id=args.id, actor=CLI_ACTOR)
     out(f"removed alert {args.id} and its history")
     return 0
 
 
 def cmd_alerts_events(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory() as session:
+    with ctx.reading() as session:
         rows = alert_rules.list_events(session=session, limit=args.limit)
         events = [alert_rules.event_json(e, r) for e, r in rows]
     if args.json:

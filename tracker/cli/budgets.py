@@ -16,8 +16,7 @@ from tracker.planning import budgets, projections
 
 def cmd_budgets_set(args: argparse.Namespace, ctx: Context) -> int:
     monthly = None if args.clear else units.parse_money(args.monthly, what="budget")
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory.begin() as session:
+    with ctx.transaction() as session:
         scope = budgets.set_budget(session=session, scope=args.scope, monthly=monthly)
     if monthly is None:
         out(f"cleared the monthly budget of {scope}")
@@ -27,8 +26,7 @@ def cmd_budgets_set(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_budgets_list(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory() as session:
+    with ctx.reading() as session:
         views = budgets.list_budgets(session=session, today=utcnow().date())
     if args.json:
         out(json.dumps([v.as_json() for v in views], indent=2))

@@ -11,9 +11,12 @@ import argparse
 import datetime as dt
 import getpass
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, NoReturn
+
+from sqlalchemy.orm import Session
 
 from tracker.core.config import Settings, load_settings
 from tracker.core.db import require_schema
@@ -43,6 +46,18 @@ class Context:
         """The runtime, after checking the database is reachable and migrated."""
         require_schema(self.runtime.engine)
         return self.runtime
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction on the migrated database: all of a command's change, or none."""
+        with self.migrated_runtime().session_factory.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session on the migrated database."""
+        with self.migrated_runtime().session_factory() as session:
+            yield session
 
     def read_secret(self, what: str) -> str:
         """Read one secret from standard input (prompting without echo on a terminal)."""

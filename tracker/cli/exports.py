@@ -58,8 +58,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     target = None if args.output == "-" else Path(args.output)
     if target is not None and not target.parent.is_dir():
         raise InvalidInput(f"the folder {str(target.parent)!r} does not exist; create it first")
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory() as session:
+    with ctx.reading() as session:
         if target is None:
             stats = _export(session, args, filters, sys.stdout)
             sys.stdout.flush()

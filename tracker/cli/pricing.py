@@ -32,8 +32,7 @@ def _share(value: Decimal | None) -> str:
 
 
 def cmd_price(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory() as session:
+    with ctx.reading() as session:
         book = pricebook.PriceBook.from_db(session)
     quote = pricebook.price_usage(
         provider=args.provider,
@@ -79,8 +78,7 @@ def cmd_price(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
     _check_range(args.start, args.end)
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory() as session:
+    with ctx.reading() as session:
         report = reconcile.reconcile(session=session, start=args.start, end=args.end)
     if args.json:
         out(json.dumps(report.as_json(), indent=2))
@@ -202,8 +200,7 @@ def cmd_reprice(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_override_add(args: argparse.Namespace, ctx: Context) -> int:
     kind = "discount" if args.discount is not None else "price"
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory.begin() as session:
+    with ctx.transaction() as session:
         view = overrides.add_override(
             session=session,
             provider=args.provider,
@@ -231,8 +228,7 @@ def cmd_override_add(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_override_list(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory() as session:
+    with ctx.reading() as session:
         views = overrides.list_overrides(session=session, provider=args.provider)
     if args.json:
         out(json.dumps([v.as_json() for v in views], indent=2))
@@ -270,8 +266,7 @@ def cmd_override_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_override_remove(args: argparse.Namespace, ctx: Context) -> int:
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory.begin() as session:
+    with ctx.transaction() as session:
         view = overrides.remove_override(session=session, override_id=args.id, actor=CLI_ACTOR)
     out(f"removed override #{view.id} ({view.provider}/{view.model or '*'}); history keeps")
     out("its prices until you run `python -m tracker reprice` for those dates")

@@ -15,8 +15,7 @@ def cmd_users_add(args: argparse.Namespace, ctx: Context) -> int:
     if not args.password_stdin:
         raise InvalidInput("pass the password on standard input with --password-stdin")
     password = ctx.read_secret("password")
-    runtime = ctx.migrated_runtime()
-    with runtime.session_factory.begin() as session:
+    with ctx.transaction() as session:
         user = users.add_user(
             session=session,
             username=args.username,
