@@ -11,6 +11,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY app.py worker.py ./
+COPY .streamlit ./.streamlit
 COPY pages ./pages
 COPY tracker ./tracker
 

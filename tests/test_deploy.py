@@ -85,7 +85,7 @@ def test_dockerfile_installs_pinned_requirements_and_runs_unprivileged():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip install -r requirements.txt" in dockerfile
     assert re.search(r"^USER tracker$", dockerfile, re.M)
-    for path in ("app.py", "worker.py", "pages", "tracker"):
+    for path in ("app.py", "worker.py", "pages", "tracker", ".streamlit"):
         assert path in dockerfile and (ROOT / path).exists()
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -87,6 +88,8 @@ def server(seeded_pg: str, tmp_path: Path) -> Iterator[str]:
         "TRACKER_ENV": "development",
     }
     log_path = tmp_path / "streamlit.log"
+    # The project's Streamlit config, as `make run` and the image use it (but no .env).
+    shutil.copytree(ROOT / ".streamlit", tmp_path / ".streamlit")
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [
@@ -160,6 +163,9 @@ def test_a_fresh_server_shows_every_page_url_only_the_sign_in_form(
                 body = page.locator("body").inner_text()
                 assert "@example.org" not in body, (spec.file, body)
                 assert "Signed in as" not in body, (spec.file, body)
+                # Not even the names of the pages.
+                expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+                assert page.get_by_role("link", name=spec.file.removesuffix(".py")).count() == 0
                 if spec.file == "admin.py":
                     page.screenshot(path=str(ARTIFACTS / "anonymous-admin.png"), full_page=True)
                 context.close()

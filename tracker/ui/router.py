@@ -12,7 +12,8 @@ through `run` and runs the router instead: an anonymous visitor sees only the si
 and a signed-in user gets the page the router chooses for their role (the one asked for if
 the role may open it, else the default). `st.navigation` then switches the legacy mode off
 for the whole process. AppTest resets that mode on every run, so it takes the same path.
-Until then, a signed-out visitor's sidebar lists the files in pages/ (names, no content).
+The sidebar's page links are drawn here, for the user's role; `.streamlit/config.toml` hides
+the list Streamlit would draw itself (in legacy mode: every file in pages/, to anyone).
 `tests/test_architecture.py` fails if a page lacks the gate.
 """
 
@@ -83,8 +84,13 @@ def run() -> None:
     user = auth.gate()
     if user is None:
         st.stop()
-    navigation = st.navigation(pages_for(user.role))
+    pages = pages_for(user.role)
+    # Listed by us, not by Streamlit: .streamlit/config.toml hides Streamlit's own list.
+    navigation = st.navigation(pages, position="hidden")
     with st.sidebar:
+        for page in pages:
+            st.page_link(page)
+        st.divider()
         st.caption(f"Signed in as **{user.name}** ({user.role})")
         if st.button(
             "Refresh data", key="refresh_data", help="Reload every figure from the database"
