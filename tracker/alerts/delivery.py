@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 UNDELIVERED = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
 
-# --- delivery ----------------------------------------------------------------------------
-
-
 def _notification(event: AlertEvent, rule: AlertRule) -> Notification:
     payload = event.payload or {}
     subject = str(payload.get("subject") or event.message.splitlines()[0])

@@ -52,9 +52,6 @@ from tracker.providers.ratelimits import rate_limit_readings
 log = logging.getLogger(__name__)
 
 
-# --- evaluation ----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Firing:
     """A condition that holds now; it becomes an event unless it already fired."""

@@ -98,9 +98,6 @@ ANOMALY_LOOKBACK_DAYS = 7
 RATELIMIT_MAX_AGE = dt.timedelta(hours=24)
 
 
-# --- rules -------------------------------------------------------------------------------------
-
-
 def _parse_threshold(kind: str, raw: Any) -> Decimal | None:
     if raw is None or str(raw).strip() == "":
         return None

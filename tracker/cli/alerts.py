@@ -18,8 +18,6 @@ from tracker.alerts import delivery
 from tracker.alerts import rules as alert_rules
 from tracker.cli.common import CLI_ACTOR, Context, out, table
 
-# --- alerts --------------------------------------------------------------------------------
-
 
 def cmd_alerts_add(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as session:

@@ -19,8 +19,6 @@ from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, TimeOfDateCo
 from tracker.costs.prices import UnitPrices
 from tracker.providers.registry import PROVIDERS
 
-# --- the catalog ------------------------------------------------------------------------
-
 
 def catalog_usage(
     *,

@@ -12,8 +12,6 @@ from pathlib import Path
 
 from tracker.costs.prices import CORRECTIONS_PATH, UnitPrices
 
-# --- corrections (data, loaded lazily) --------------------------------------------------
-
 
 @dataclass(frozen=True)
 class PriceChange:

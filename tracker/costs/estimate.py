@@ -28,8 +28,6 @@ from tracker.models import Account, Service, UsageRecord
 
 log = logging.getLogger(__name__)
 
-# --- pricing stored usage ---------------------------------------------------------------
-
 _tmp_meta = MetaData()
 _TMP = Table(
     "tmp_pricing_updates",

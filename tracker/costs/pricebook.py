@@ -40,8 +40,6 @@ from tracker.costs.prices import (
 from tracker.models import PriceOverride
 from tracker.providers.registry import PROVIDERS
 
-# --- the book ---------------------------------------------------------------------------
-
 
 class PriceBook:
     """Resolves unit prices per (provider, model, day, tier), cached; prices usages."""

@@ -32,9 +32,6 @@ NO_ESTIMATE_USAGE_TYPES = frozenset({"seats"})
 TOKEN_KINDS = ("input", "cached_input", "cache_write", "cache_write_1h", "output")
 
 
-# --- value objects ----------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class UnitPrices:
     """Unit prices used: USD per million tokens, and USD per request; None = no price known."""

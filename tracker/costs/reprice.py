@@ -17,8 +17,6 @@ from tracker.core.units import dec_str
 from tracker.costs.estimate import _price_stored
 from tracker.costs.prices import CATALOG_VERSION
 
-# --- re-pricing history -----------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class RepriceDay:

@@ -40,9 +40,6 @@ from tracker.reporting.sources import Dimensions
 log = logging.getLogger(__name__)
 
 
-# --- the one entry point ---------------------------------------------------------------
-
-
 def export(
     *,
     session: Session,

@@ -32,8 +32,6 @@ from tracker.exports.tabular import ExportStats
 from tracker.models import CostSource
 from tracker.providers.registry import display_name
 
-# --- FOCUS 1.2 -------------------------------------------------------------------------
-
 FOCUS_COLUMNS = (
     "BilledCost",
     "BillingAccountId",

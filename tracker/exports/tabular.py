@@ -15,8 +15,6 @@ from typing import IO, Any
 
 from tracker.exports.rows import ExportRow, money_str, safe_text
 
-# --- CSV and JSON ----------------------------------------------------------------------
-
 CSV_COLUMNS = (
     "day",
     "provider",

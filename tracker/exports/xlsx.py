@@ -16,8 +16,6 @@ from tracker.exports.tabular import ExportStats
 from tracker.models import Account, CostProjection, CostSource, Service, all_tokens
 from tracker.reporting.sources import Dimensions
 
-# --- Excel month pack ------------------------------------------------------------------
-
 
 @dataclass
 class _Agg:

@@ -9,9 +9,6 @@ from sqlalchemy.orm import Session
 
 from tracker.planning import anomalies
 
-# --- anomalies ---------------------------------------------------------------------------------
-
-
 ALL_MODELS_LABEL = "all models"  # how list_anomalies names an account-level row
 
 

@@ -23,8 +23,6 @@ from tracker.planning.budgets import scope_label
 from tracker.planning.projections import Projection
 from tracker.reporting.anomalies import ALL_MODELS_LABEL
 
-# --- projections -------------------------------------------------------------------------------
-
 
 def _scope_order(scope: str) -> tuple[int, str]:
     # Organisation first, then services, then accounts: the order people read a budget in.

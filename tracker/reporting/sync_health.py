@@ -16,8 +16,6 @@ from tracker.models import (
 )
 from tracker.reporting.sources import _u
 
-# --- sync health -----------------------------------------------------------------------------
-
 
 def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
     """Per account: last sync, hours since, last complete day, last run and last error."""
