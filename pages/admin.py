@@ -69,20 +69,33 @@ with users_tab:
                 failed="Not added: {reason}. Correct the field and submit again.",
                 done=f"Added {new_username.strip()} as {new_role}.",
             )
-    with right, st.form("user_change"):
+    with right, st.container(border=True):
         st.markdown("**Change a user**")
-        who = st.selectbox("User", list(people["username"]), key="change_user")
-        role = st.selectbox("Role", [r.value for r in Role], key="change_role")
-        active = st.checkbox("Active", value=True, key="change_active")
-        unlock = st.checkbox("Lift a login lockout", key="change_unlock")
-        if st.form_submit_button("Save"):
-            ui.attempt(
-                lambda: actions.update_user(
-                    runtime, username=str(who), role=str(role), is_active=active, unlock=unlock
-                ),
-                failed="Not saved: {reason}.",
-                done=f"Saved {who}.",
+        # Picked outside the form, so the form below starts from this user's own role and
+        # state (keyed per user) and a save changes only what was changed.
+        who = str(st.selectbox("User", list(people["username"]), key="change_user"))
+        current = people[people["username"] == who].iloc[0]
+        roles = [r.value for r in Role]
+        with st.form(f"user_change_{who}"):
+            role = st.selectbox(
+                "Role", roles, index=roles.index(current["role"]), key=f"change_role_{who}"
             )
+            active = st.checkbox(
+                "Active", value=bool(current["active"]), key=f"change_active_{who}"
+            )
+            unlock = st.checkbox("Lift a login lockout", key=f"change_unlock_{who}")
+            if st.form_submit_button("Save"):
+                ui.attempt(
+                    lambda: actions.update_user(
+                        runtime,
+                        username=who,
+                        role=role if role != current["role"] else None,
+                        is_active=active if active != bool(current["active"]) else None,
+                        unlock=unlock,
+                    ),
+                    failed="Not saved: {reason}.",
+                    done=f"Saved {who}.",
+                )
 
 with invite_tab:
     st.caption(

@@ -464,8 +464,8 @@ def test_admin_manages_users_and_sees_the_audit_log(app_as: AppAs, seeded_db: En
     assert not at.exception
     assert any("Added bob as finance" in s.value for s in at.success)
     # The last admin cannot demote themself.
-    at.selectbox(key="change_user").select("alice")
-    at.selectbox(key="change_role").select("viewer")
+    at.selectbox(key="change_user").select("alice").run()
+    at.selectbox(key="change_role_alice").select("viewer")
     next(b for b in at.button if b.label == "Save").click()
     at.run()
     assert any("last active admin" in e for e in errors(at))
@@ -476,6 +476,33 @@ def test_admin_manages_users_and_sees_the_audit_log(app_as: AppAs, seeded_db: En
         assert bob is not None and bob.role == "finance"
         alice = session.scalar(select(User).where(User.username == "alice"))
         assert alice is not None and alice.role == "admin"
+
+
+def test_lifting_a_lockout_changes_nothing_else(app_as: AppAs, seeded_db: Engine) -> None:
+    """The change form starts from the picked user's own role and state, not from admin."""
+    with Session(seeded_db) as session, session.begin():
+        vic = session.scalar(select(User).where(User.username == "vic"))
+        assert vic is not None
+        vic.failed_login_count = 5
+        vic.locked_until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=15)
+    at = app_as("alice", "admin")
+    at.switch_page("pages/admin.py").run()
+    at.selectbox(key="change_user").select("vic").run()
+    assert at.selectbox(key="change_role_vic").value == "viewer"
+    assert at.checkbox(key="change_active_vic").value is True
+    at.checkbox(key="change_unlock_vic").check()
+    next(b for b in at.button if b.label == "Save").click()
+    at.run()
+    assert not at.exception
+    assert any("Saved vic" in s.value for s in at.success), errors(at)
+    with Session(seeded_db) as session:
+        vic = session.scalar(select(User).where(User.username == "vic"))
+        assert vic is not None
+        assert (vic.role, vic.is_active, vic.locked_until) == ("viewer", True, None)
+        entry = session.scalars(
+            select(AuditLog).where(AuditLog.action == "user.update", AuditLog.target == "vic")
+        ).one()
+        assert entry.details == {"unlocked": True}
 
 
 def test_admin_price_overrides(app_as: AppAs, seeded_db: Engine) -> None:
