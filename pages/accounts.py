@@ -143,9 +143,9 @@ with act_tab:
             if outcome is not None:
                 data.clear_frames()
                 if outcome.ok:
-                    st.success(f"Connection works: {outcome.message}")
+                    st.success(f"Connection works: {ui.plain_text(outcome.message)}")
                 else:
-                    st.error(f"Connection failed: {outcome.message}")
+                    st.error(f"Connection failed: {ui.plain_text(outcome.message)}")
         if c2.button("Sync now", key="act_sync", type="primary"):
             with st.spinner(f"Syncing {target}…"):
                 summary = ui.attempt(
@@ -159,7 +159,7 @@ with act_tab:
                     if result.message:
                         text += result.message
                     show = {"ok": st.success, "skipped": st.warning}.get(result.status, st.error)
-                    show(text)
+                    show(ui.plain_text(text))
 
 with edit_tab:
     if not names:
@@ -224,11 +224,11 @@ with import_tab:
             except UnicodeDecodeError:
                 st.error("The file is not UTF-8 text; export it again as UTF-8 CSV.")
             except TrackerError as exc:
-                st.error(f"Nothing imported: {exc}")
+                st.error(f"Nothing imported: {ui.plain_text(str(exc))}")
             else:
                 data.clear_frames()
                 st.success(
-                    f"Imported {result.rows_written} row(s) into {target}, "
+                    f"Imported {result.rows_written} row(s) into {ui.plain_text(str(target))}, "
                     f"{result.days} day(s) from {result.first_day} to {result.last_day}."
                 )
 

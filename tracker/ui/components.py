@@ -18,6 +18,7 @@ import streamlit as st
 
 from tracker.core import units
 from tracker.core.errors import TrackerError
+from tracker.exports.rows import safe_text
 from tracker.reporting import sources
 from tracker.reporting.overview import AccountCard, CostTotals
 from tracker.ui import data
@@ -159,8 +160,11 @@ def datetime_column(label: str) -> Any:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV of a frame with exact decimals (Decimal values are written as they are)."""
-    return frame.to_csv(index=False).encode("utf-8")
+    """CSV of a frame for a download button: exact decimals (written as they are), and text
+    cells a spreadsheet will not run as formulas (model, project and key names come from
+    outside: the exports' `safe_text`)."""
+    safe = frame.map(lambda value: safe_text(value) if isinstance(value, str) else value)
+    return safe.to_csv(index=False).encode("utf-8")
 
 
 def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
@@ -226,7 +230,8 @@ def attempt(
     try:
         result = action()
     except TrackerError as exc:
-        st.error(failed.format(reason=exc))
+        # The reason can quote a provider or a person (a name, an error body): text, not markup.
+        st.error(failed.format(reason=plain_text(str(exc))))
         return None
     if done is not None:
         flash(done(result) if callable(done) else done)
@@ -236,4 +241,4 @@ def attempt(
 def show_flash() -> None:
     """Show the message a change left with `flash`, once."""
     if message := st.session_state.pop(FLASH_KEY, None):
-        st.success(message)
+        st.success(plain_text(message))  # it names what changed: names are text, not markup
