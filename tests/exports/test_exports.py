@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import zipfile
 from collections.abc import Callable
 from decimal import Decimal
@@ -401,6 +402,31 @@ def test_cli_errors_are_one_line_and_leave_no_file(
     assert result.code != 0
     assert result.err.count("\n") == 1 and message in result.err, result.err
     assert not list(tmp_path.glob("*.csv")) and not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.parametrize("kind", ["symlink", "folder", "fifo"])
+def test_cli_export_replaces_only_a_regular_file(
+    committed_db: Engine, cli: Callable[..., CliResult], tmp_path: Path, kind: str
+) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    target = tmp_path / "out.csv"
+    if kind == "symlink":
+        target.symlink_to(precious)
+    elif kind == "folder":
+        target.mkdir()
+    else:
+        os.mkfifo(target)
+    result = cli("export", "--format", "csv", *ARGS, "--output", str(target))
+    assert result.code == 1 and "not a regular file" in result.err, result.err
+    assert precious.read_text() == "keep me"
+    assert target.is_symlink() if kind == "symlink" else target.exists()
+    assert not list(tmp_path.glob(".*.part"))
+    # An ordinary file is replaced, as before.
+    ordinary = tmp_path / "ordinary.csv"
+    ordinary.write_text("old")
+    assert cli("export", "--format", "csv", *ARGS, "--output", str(ordinary)).code == 0
+    assert ordinary.read_text().startswith("day,")
 
 
 def test_cli_failed_export_leaves_no_half_file(

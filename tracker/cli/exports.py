@@ -56,8 +56,8 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
         api_keys=tuple(args.api_key),
     )
     target = None if args.output == "-" else Path(args.output)
-    if target is not None and not target.parent.is_dir():
-        raise InvalidInput(f"the folder {str(target.parent)!r} does not exist; create it first")
+    if target is not None:
+        _check_target(target)
     with ctx.reading() as session:
         if target is None:
             stats = _export(session, args, filters, sys.stdout)
@@ -70,6 +70,18 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
             f"total ${stats.total_cost:,.2f}, to {target}\n"
         )
     return 0
+
+
+def _check_target(target: Path) -> None:
+    """Refuse a path the export must not replace: it replaces only a regular file."""
+    if not target.parent.is_dir():
+        raise InvalidInput(f"the folder {str(target.parent)!r} does not exist; create it first")
+    # lstat: a symbolic link is judged itself, never the file it points to.
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise InvalidInput(
+            f"{str(target)!r} exists and is not a regular file (a link, a folder or a device); "
+            "give the path of a new or ordinary file"
+        )
 
 
 def _export(
