@@ -33,7 +33,7 @@ from tracker.core.db import make_session_factory
 from tracker.core.runtime import Runtime
 from tracker.ingest import sync
 from tracker.ingest.csv_import import import_csv
-from tracker.models import Account, SyncRun, UsageRecord
+from tracker.models import Account, SyncRun, UsageRecord, utcnow
 from tracker.providers import accounts
 
 AUG1, AUG2, AUG3, TODAY = (dt.date(2026, 8, d) for d in (1, 2, 3, 4))
@@ -248,6 +248,30 @@ def test_crash_mid_pass_leaves_previous_data_intact(runtime, server, monkeypatch
     assert snapshot(runtime) == before
     last = runs(runtime, openai_id)[-1]
     assert last.status == "failed" and "interrupted" in last.error
+
+
+def test_a_run_left_running_by_a_killed_sync_is_closed_by_the_next(runtime, server):
+    account_id = add_openai(runtime, server)
+    with runtime.session_factory.begin() as session:
+        # What `kill -9` mid-sync leaves behind: the run row, committed first, never finished.
+        dead = SyncRun(
+            account_id=account_id,
+            trigger="worker",
+            range_start=AUG1,
+            range_end=AUG3,
+            status="running",
+            started_at=utcnow() - dt.timedelta(hours=2),
+        )
+        session.add(dead)
+        session.flush()
+        dead_id = dead.id
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    with runtime.session_factory() as session:
+        closed = session.get(SyncRun, dead_id)
+        assert closed is not None and closed.status == "failed"
+        assert closed.finished_at is not None and "interrupted" in (closed.error or "")
+        statuses = session.scalars(select(SyncRun.status).where(SyncRun.id != dead_id)).all()
+        assert list(statuses) == ["success"]
 
 
 def test_rows_that_vanished_upstream_are_removed(runtime, server):

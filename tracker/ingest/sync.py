@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tracker.core.db import advisory_lock
@@ -53,6 +53,15 @@ log = logging.getLogger(__name__)
 
 
 LOCK_NAME = "tracker.sync"
+
+
+# What a run left 'running' by a dead sync says once found; nothing of it was committed,
+# because a sync writes in one transaction.
+ABANDONED = (
+    "interrupted: the sync stopped before it finished (the process was killed or lost the "
+    "database); nothing of it was committed, and the next sync covers its days"
+)
+ABANDONED_AFTER = dt.timedelta(hours=1)
 
 
 def utc_today() -> dt.date:
@@ -164,6 +173,7 @@ def sync_account(
 
     started = time.monotonic()
     run_id = _open_run(runtime, account_id, first, last, trigger)
+    _close_abandoned_runs(runtime, account_id, run_id)
     stamp = utcnow()
     connector: Connector | None = None
     status, rows, message, error = "failed", 0, "", None
@@ -347,6 +357,37 @@ def _open_run(
         session.add(run)
         session.flush()
         return run.id
+
+
+def _close_abandoned_runs(runtime: Runtime, account_id: int, run_id: int) -> None:
+    """Mark the account's runs left 'running' by a sync that died (kill -9, a lost database)
+    as failed, so Sync health never shows a sync running forever.
+
+    On PostgreSQL, holding the account's advisory lock proves no other sync of it is alive.
+    SQLite has no such lock: there only runs started `ABANDONED_AFTER` ago count as dead.
+    """
+    try:
+        with runtime.session_factory.begin() as session:
+            with advisory_lock(session, LOCK_NAME, account_id) as taken:
+                if not taken:
+                    return
+                stmt = (
+                    update(SyncRun)
+                    .where(
+                        SyncRun.account_id == account_id,
+                        SyncRun.status == SyncStatus.RUNNING,
+                        SyncRun.id != run_id,
+                    )
+                    .values(status=SyncStatus.FAILED, finished_at=utcnow(), error=ABANDONED)
+                )
+                if session.get_bind().dialect.name != "postgresql":
+                    stmt = stmt.where(SyncRun.started_at < utcnow() - ABANDONED_AFTER)
+                result = session.execute(stmt)
+                closed = int(getattr(result, "rowcount", 0) or 0)
+        if closed:
+            log.warning("account %s: %d abandoned sync run(s) marked failed", account_id, closed)
+    except Exception:
+        log.exception("could not close the abandoned sync runs of account %s", account_id)
 
 
 def _finish_run(
