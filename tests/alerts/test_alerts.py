@@ -192,12 +192,12 @@ def test_the_unique_constraint_decides_between_concurrent_checkers(session):
         AlertEvent(alert_id=rule.id, period="2026-05", dedupe_key="pct:50", message="other")
     )
     session.flush()
-    original = evaluate._already_fired
+    original = evaluate.already_fired
     try:
-        evaluate._already_fired = lambda _s, _f: False  # type: ignore[assignment]
+        evaluate.already_fired = lambda _s, _f: False  # type: ignore[assignment]
         assert evaluate.record_firings(session=session, firings=firings, now=NOW) == []
     finally:
-        evaluate._already_fired = original  # type: ignore[assignment]
+        evaluate.already_fired = original  # type: ignore[assignment]
     assert session.scalar(select(func.count()).select_from(AlertEvent)) == 1
 
 

@@ -119,8 +119,8 @@ def _labels_from_detail(session: Session) -> pd.DataFrame:
     src = sources._DETAIL
     rows: list[Any] = []
     for kind, label, ident in (
-        ("project", sources._project_label(), u.project_id),
-        ("api_key", sources._api_key_label(), u.api_key_id),
+        ("project", sources.project_label(), u.project_id),
+        ("api_key", sources.api_key_label(), u.api_key_id),
     ):
         rows += session.execute(
             select(

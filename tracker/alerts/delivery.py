@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tracker.alerts.evaluate import _already_fired, evaluate, record_firings
+from tracker.alerts.evaluate import already_fired, evaluate, record_firings
 from tracker.alerts.notify import Channel, DeliveryError, Notification, deliver, parse_channel
 from tracker.alerts.rules import DeliveryStatus
 from tracker.core.config import Settings
@@ -143,7 +143,7 @@ def run_check(
     if dry_run:
         with session_factory() as session:
             for firing in evaluate(session=session, now=now):
-                if not _already_fired(session, firing):
+                if not already_fired(session, firing):
                     report.fired.append(firing.subject)
             report.pending_retries = undelivered_count(session=session)
         return report

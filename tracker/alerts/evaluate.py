@@ -464,7 +464,7 @@ def evaluate(*, session: Session, now: dt.datetime) -> list[Firing]:
     return firings
 
 
-def _already_fired(session: Session, firing: Firing) -> bool:
+def already_fired(session: Session, firing: Firing) -> bool:
     return (
         session.scalar(
             select(AlertEvent.id).where(
@@ -487,7 +487,7 @@ def record_firings(
     """
     new: list[tuple[Firing, AlertEvent]] = []
     for firing in firings:
-        if _already_fired(session, firing):
+        if already_fired(session, firing):
             continue
         event = AlertEvent(
             alert_id=firing.rule_id,

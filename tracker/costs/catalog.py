@@ -46,7 +46,7 @@ def _catalog_id(provider: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _catalog_model(provider: str, model: str) -> ModelInfo | None:
+def catalog_model(provider: str, model: str) -> ModelInfo | None:
     """The catalog's model for our provider name and the provider's model name, if any."""
     if not model:
         return None
@@ -69,7 +69,7 @@ def _day_timestamps(info: ModelInfo, day: dt.date) -> list[dt.datetime]:
     return [midnight + dt.timedelta(minutes=30 * i) for i in range(48)]
 
 
-def _variant_active(info: ModelInfo, when: dict[str, str], at: dt.datetime) -> bool:
+def variant_active(info: ModelInfo, when: dict[str, str], at: dt.datetime) -> bool:
     return any(
         v.when == when
         and any(value is not None for value in v.prices.__dict__.values())
@@ -105,7 +105,7 @@ def _unit_prices(mp: ModelPrice) -> tuple[UnitPrices, bool]:
     return prices, tiered
 
 
-def _catalog_prices(
+def catalog_prices(
     info: ModelInfo, day: dt.date, context: dict[str, str] | None
 ) -> tuple[UnitPrices, bool, list[str]]:
     """List prices for a day: (prices, approximate, notes)."""

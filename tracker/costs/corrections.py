@@ -10,7 +10,9 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
-from tracker.costs.prices import CORRECTIONS_PATH, UnitPrices
+from tracker.costs.prices import UnitPrices
+
+CORRECTIONS_PATH = Path(__file__).with_name("price_corrections.json")
 
 
 @dataclass(frozen=True)

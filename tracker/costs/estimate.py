@@ -85,7 +85,7 @@ def estimate_range(
     `pricing_status`, then `cost_source` by the rule of `tracker.costs.spend`; writes only rows
     that change, in the caller's transaction. `billed_cost` is never touched.
     """
-    return _price_stored(
+    return price_stored(
         session=session, start=start, end=end, account_ids=account_ids, book=book, write=True
     )
 
@@ -93,7 +93,7 @@ def estimate_range(
 OnRow = Callable[[dt.date, Decimal | None, Decimal | None, str, str], None]
 
 
-def _price_stored(
+def price_stored(
     *,
     session: Session,
     start: dt.date,

@@ -103,7 +103,7 @@ class OverrideView:
         }
 
 
-def _pick(candidates: list[OverrideView]) -> OverrideView | None:
+def pick_override(candidates: list[OverrideView]) -> OverrideView | None:
     # A model-specific override beats a provider-wide one; then the latest start, then the
     # newest row.
     if not candidates:

@@ -20,11 +20,10 @@ from sqlalchemy.orm import Session
 
 from tracker.core.errors import InvalidInput
 from tracker.core.units import dec_str
-from tracker.costs.catalog import _catalog_model, _catalog_prices, _variant_active
+from tracker.costs.catalog import catalog_model, catalog_prices, variant_active
 from tracker.costs.corrections import Corrections, load_corrections
-from tracker.costs.overrides import OverrideView, _pick
+from tracker.costs.overrides import OverrideView, pick_override
 from tracker.costs.prices import (
-    _FIELDS,
     BATCH_TIER,
     CURRENCY,
     EXACT,
@@ -33,6 +32,7 @@ from tracker.costs.prices import (
     STORE_PLACES,
     STORE_QUANTUM,
     TOKEN_KINDS,
+    UNIT_FIELDS,
     PriceQuote,
     Resolved,
     UnitPrices,
@@ -69,7 +69,7 @@ class PriceBook:
         return found
 
     def _resolve(self, provider: str, model: str, day: dt.date, tier: str) -> Resolved:
-        info = _catalog_model(provider, model)
+        info = catalog_model(provider, model)
         names = {model.lower()} | ({info.id.lower()} if info else set())
         notes: list[str] = []
         approximate = False
@@ -93,15 +93,15 @@ class PriceBook:
         elif info is not None:
             at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
             context: dict[str, str] | None = None
-            if batch and _variant_active(info, {"processing": "batch"}, at):
+            if batch and variant_active(info, {"processing": "batch"}, at):
                 context = {"processing": "batch"}
             elif tier not in STANDARD_TIERS and not batch:
-                if _variant_active(info, {"service_tier": tier}, at):
+                if variant_active(info, {"service_tier": tier}, at):
                     context = {"service_tier": tier}
-            standard, approximate, more = _catalog_prices(info, day, None)
+            standard, approximate, more = catalog_prices(info, day, None)
             listed = standard
             if context is not None:
-                listed, approximate, more = _catalog_prices(info, day, context)
+                listed, approximate, more = catalog_prices(info, day, context)
                 tier_done = True
             notes.extend(more)
             source = "catalog"
@@ -112,8 +112,8 @@ class PriceBook:
             for o in self._by_provider.get(provider, ())
             if o.active(day) and o.matches(provider, names)
         ]
-        explicit = _pick([o for o in candidates if o.kind == "price"])
-        discount = _pick([o for o in candidates if o.kind == "discount"])
+        explicit = pick_override([o for o in candidates if o.kind == "price"])
+        discount = pick_override([o for o in candidates if o.kind == "discount"])
         prices: UnitPrices | None
         if explicit is not None:
             # An explicit price is a standard-tier price: kinds it leaves empty keep the
@@ -123,7 +123,7 @@ class PriceBook:
             prices = UnitPrices(
                 *(
                     getattr(own, k) if getattr(own, k) is not None else getattr(base, k)
-                    for k in _FIELDS
+                    for k in UNIT_FIELDS
                 )
             )
             if all(getattr(own, k) is not None for k in TOKEN_KINDS):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
-from pathlib import Path
 from typing import Any
 
 import genai_prices
@@ -22,7 +21,6 @@ STORE_QUANTUM = Decimal("0.000001")  # NUMERIC(18, 6)
 STORE_PLACES = 6
 # Exact decimal context: scaling by powers of ten must never round.
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
-CORRECTIONS_PATH = Path(__file__).with_name("price_corrections.json")
 
 # Service tiers that mean "the standard price".
 STANDARD_TIERS = frozenset({"", "default", "standard", "auto", "on_demand"})
@@ -46,7 +44,7 @@ class UnitPrices:
     def scaled(self, factor: Decimal) -> UnitPrices:
         """These prices multiplied by `factor` (a discount or a batch multiplier)."""
         return UnitPrices(
-            *(None if getattr(self, k) is None else getattr(self, k) * factor for k in _FIELDS)
+            *(None if getattr(self, k) is None else getattr(self, k) * factor for k in UNIT_FIELDS)
         )
 
     def with_fallbacks(self) -> UnitPrices:
@@ -63,7 +61,7 @@ class UnitPrices:
         }
 
 
-_FIELDS = (*TOKEN_KINDS, "request")
+UNIT_FIELDS = (*TOKEN_KINDS, "request")
 
 
 @dataclass(frozen=True)

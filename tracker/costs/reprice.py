@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tracker.core import audit
 from tracker.core.units import dec_str
-from tracker.costs.estimate import _price_stored
+from tracker.costs.estimate import price_stored
 from tracker.costs.prices import CATALOG_VERSION
 
 
@@ -112,7 +112,7 @@ def reprice(
         old_unpriced[day] += was == "unpriced"
         new_unpriced[day] += now == "unpriced"
 
-    summary = _price_stored(
+    summary = price_stored(
         session=session,
         start=start,
         end=end,

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from tracker.core import audit
 from tracker.core.errors import InvalidInput
+from tracker.core.units import today_utc
 from tracker.ingest.sync import estimate_costs
 from tracker.ingest.writer import IMPORT_USAGE_TYPE, merge_rows, upsert_rows
 from tracker.models import utcnow
@@ -52,7 +53,7 @@ def import_csv(
 ) -> ImportResult:
     """Check and import a usage CSV into an account, in the caller's transaction."""
     account = get_account(session=session, name=account_name)
-    rows, errors = parse_csv(stream, today=dt.datetime.now(dt.UTC).date())
+    rows, errors = parse_csv(stream, today=today_utc())
     if errors:
         shown = "; ".join(errors[:MAX_ERRORS])
         more = f" (and {len(errors) - MAX_ERRORS} more)" if len(errors) > MAX_ERRORS else ""

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from tracker.core.db import advisory_lock
 from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.runtime import Runtime
+from tracker.core.units import today_utc
 from tracker.costs.estimate import estimate_range
 from tracker.ingest.writer import IMPORT_USAGE_TYPE, upsert_rows
 from tracker.models import Account, AccountStatus, SyncRun, SyncStatus, UsageRecord, utcnow
@@ -65,8 +66,8 @@ ABANDONED_AFTER = dt.timedelta(hours=1)
 
 
 def utc_today() -> dt.date:
-    """Today's UTC date (a function so tests can pin the clock)."""
-    return dt.datetime.now(dt.UTC).date()
+    """Today's UTC date (the sync's own name for it, so tests can pin the sync's clock)."""
+    return today_utc()
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from tracker.core.units import today_utc
 from tracker.providers.base import (
     Connector,
     ProviderAuthError,
@@ -97,7 +98,7 @@ class OpenAIConnector(Connector):
     def test(self) -> str:
         """Check for an admin key with one cheap Costs API call."""
         self._require_admin_key()
-        today = dt.datetime.now(dt.UTC).date()
+        today = today_utc()
         params = {"start_time": epoch_seconds(today), "limit": 1}
         page = next(self._call("/organization/costs", params))
         if page.get("object") != "page":

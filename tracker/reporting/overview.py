@@ -19,7 +19,7 @@ from tracker.models import (
     Service,
 )
 from tracker.planning.budgets import org_budget
-from tracker.reporting.sources import _cost_columns, _source
+from tracker.reporting.sources import cost_columns, pick_source
 
 STATUS_OK, STATUS_WARNING, STATUS_CRITICAL = "OK", "Warning", "Critical"
 
@@ -50,8 +50,8 @@ class CostTotals:
 
 def cost_totals(*, session: Session, start: dt.date, end: dt.date) -> CostTotals:
     """Total cost of usage on UTC days start..end inclusive, all accounts."""
-    src = _source()
-    row = session.execute(select(*_cost_columns(src)).where(src.day >= start, src.day <= end)).one()
+    src = pick_source()
+    row = session.execute(select(*cost_columns(src)).where(src.day >= start, src.day <= end)).one()
     return CostTotals(
         cost=to_dollars(row.cost),
         billed=to_dollars(row.billed_cost),
@@ -152,7 +152,7 @@ def account_cards(
 ) -> list[AccountCard]:
     """One card per account: month-to-date cost, budget and quota used, status."""
     start = month_start(today)
-    src = _source()
+    src = pick_source()
     usage = (
         select(
             src.account_id.label("account_id"),
@@ -230,12 +230,12 @@ def daily_cost_by_provider(*, session: Session, end: dt.date, days: int = 30) ->
     Days without usage are absent; the chart fills them.
     """
     start = end - dt.timedelta(days=days - 1)
-    src = _source()
+    src = pick_source()
     rows = session.execute(
         select(
             src.day.label("day"),
             Service.display_name.label("provider"),
-            *_cost_columns(src)[:3],
+            *cost_columns(src)[:3],
         )
         .join(Account, Account.id == src.account_id)
         .join(Service, Service.id == Account.service_id)
@@ -260,7 +260,7 @@ def daily_cost_by_provider(*, session: Session, end: dt.date, days: int = 30) ->
 
 def top_models(*, session: Session, start: dt.date, end: dt.date, limit: int = 10) -> pd.DataFrame:
     """The models with the highest cost over start..end (inclusive), highest first."""
-    src = _source()
+    src = pick_source()
     cost = src.sums["cost"]
     rows = session.execute(
         select(

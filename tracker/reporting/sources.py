@@ -2,7 +2,7 @@
 
 Everything is grouped in SQL; no function pulls the usage table into pandas. Questions that
 need no project or API key read the daily rollup `usage_daily` (same sums, far fewer rows;
-see `_source`), the others the detail. Money stays exact: amounts are summed in the database
+see `pick_source`), the others the detail. Money stays exact: amounts are summed in the database
 as whole micro-dollars (the `NUMERIC(18, 6)` unit) and turned back into `Decimal` by
 `tracker.core.units.to_dollars`, because SQLite keeps NUMERIC as floating point and a plain
 `SUM` there would drift by fractions of a cent.
@@ -89,11 +89,11 @@ def _total(expr: Any) -> ColumnElement[int]:
     return cast(func.coalesce(func.sum(expr), 0), BigInteger)
 
 
-def _project_label() -> ColumnElement[str]:
+def project_label() -> ColumnElement[str]:
     return func.coalesce(func.nullif(_u.project_name, ""), _u.project_id)
 
 
-def _api_key_label() -> ColumnElement[str]:
+def api_key_label() -> ColumnElement[str]:
     return func.coalesce(func.nullif(_u.api_key_name, ""), _u.api_key_id)
 
 
@@ -116,9 +116,9 @@ _DETAIL = _Source(
     account_id=_u.account_id,
     model=_u.model,
     usage_type=_u.usage_type,
-    project=_project_label(),
+    project=project_label(),
     project_id=_u.project_id,
-    api_key=_api_key_label(),
+    api_key=api_key_label(),
     api_key_id=_u.api_key_id,
     sums={
         **{k: _total(getattr(_u, k)) for k in (*TOKEN_COLUMNS, "requests")},
@@ -158,7 +158,7 @@ _BY_PROJECT = _labels_source("project")
 _BY_API_KEY = _labels_source("api_key")
 
 
-def _source(flt: Dimensions | None = None, group_by: Sequence[str] = ()) -> _Source:
+def pick_source(flt: Dimensions | None = None, group_by: Sequence[str] = ()) -> _Source:
     """The smallest source that holds every dimension the question groups or filters by."""
     if not USE_ROLLUP:
         return _DETAIL
@@ -211,8 +211,8 @@ def _with_months(src: _Source, flt: UsageFilter) -> _Source:
     )
 
 
-def _cost_columns(src: _Source | None = None) -> list[ColumnElement[Any]]:
-    src = src or _source()
+def cost_columns(src: _Source | None = None) -> list[ColumnElement[Any]]:
+    src = src or pick_source()
     return [
         src.sums[name].label(name)
         for name in ("cost", "billed_cost", "estimated_cost", "unpriced_rows")
@@ -249,7 +249,7 @@ class UsageFilter(Dimensions):
     end: dt.date
 
 
-def _dimension(name: str, src: _Source = _DETAIL) -> ColumnElement[Any]:
+def dimension_column(name: str, src: _Source = _DETAIL) -> ColumnElement[Any]:
     columns: dict[str, Any] = {
         "day": src.day,
         "provider": Service.name,
@@ -265,13 +265,13 @@ def _dimension(name: str, src: _Source = _DETAIL) -> ColumnElement[Any]:
 
 def filter_usage(stmt: SelectT, flt: UsageFilter) -> SelectT:
     """Join usage to account and service and apply the date range and dimension filters."""
-    return _filter_source(stmt, flt, _DETAIL)
+    return filter_source(stmt, flt, _DETAIL)
 
 
-def _filter_source(
+def filter_source(
     stmt: SelectT, flt: UsageFilter, src: _Source, *, group_by: Sequence[str] | None = None
 ) -> SelectT:
-    """`filter_usage` on a source `_source` chose (one that holds the filtered dimensions).
+    """`filter_usage` on a source `pick_source` chose (one that holds the filtered dimensions).
 
     With `group_by` (the statement selects nothing else from accounts and services), the
     join to them is left out when neither groups nor filters need it: it is a third of the

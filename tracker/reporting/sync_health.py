@@ -13,8 +13,8 @@ from tracker.models import (
     Account,
     Service,
     SyncRun,
+    UsageRecord,
 )
-from tracker.reporting.sources import _u
 
 
 def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
@@ -122,12 +122,12 @@ def daily_gaps(*, session: Session, end: dt.date, days: int = 30) -> pd.DataFram
     """
     start = end - dt.timedelta(days=days - 1)
     seen = session.execute(
-        select(Account.name, _u.day)
-        .select_from(_u)
-        .join(Account, Account.id == _u.account_id)
-        .where(_u.day >= start, _u.day <= end)
-        .group_by(Account.name, _u.day)
-        .order_by(Account.name, _u.day)
+        select(Account.name, UsageRecord.day)
+        .select_from(UsageRecord)
+        .join(Account, Account.id == UsageRecord.account_id)
+        .where(UsageRecord.day >= start, UsageRecord.day <= end)
+        .group_by(Account.name, UsageRecord.day)
+        .order_by(Account.name, UsageRecord.day)
     ).all()
     complete = {
         name: day for name, day in session.execute(select(Account.name, Account.last_complete_day))

@@ -21,12 +21,12 @@ from tracker.models import (
 from tracker.reporting.sources import (
     USE_ROLLUP,
     UsageFilter,
-    _api_key_label,
-    _dimension,
-    _filter_source,
-    _project_label,
-    _source,
+    api_key_label,
+    dimension_column,
+    filter_source,
     filter_usage,
+    pick_source,
+    project_label,
 )
 
 # models.TOKEN_COLUMNS -> the label pages show.
@@ -101,18 +101,18 @@ def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterO
     Each list is sorted by code point (the same on every backend and collation).
     """
     base = UsageFilter(start=start, end=end)
-    src = _source()
+    src = pick_source()
     # Providers, accounts and models in one pass (a few hundred combinations).
     found: list[tuple[str, Any]] = []
     for provider, account, model in session.execute(
-        _filter_source(select(Service.name, Account.name, src.model).distinct(), base, src)
+        filter_source(select(Service.name, Account.name, src.model).distinct(), base, src)
     ):
         found += [("provider", provider), ("account", account), ("model", model)]
     if USE_ROLLUP:
         found += _labels_in_range(session, start, end)
     else:
         pairs = session.execute(
-            filter_usage(select(_project_label(), _api_key_label()).distinct(), base)
+            filter_usage(select(project_label(), api_key_label()).distinct(), base)
         ).all()
         found += [("project", p) for p, _ in pairs] + [("api_key", k) for _, k in pairs]
 
@@ -147,10 +147,10 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
     unknown = [g for g in group_by if g not in GROUP_BY_CHOICES.values()]
     if unknown:
         raise ValueError(f"unknown group-by column(s): {', '.join(unknown)}")
-    src = _source(flt, group_by)
-    dims = [_dimension(g, src).label(g) for g in group_by]
+    src = pick_source(flt, group_by)
+    dims = [dimension_column(g, src).label(g) for g in group_by]
     cost = src.sums["cost"]
-    stmt = _filter_source(
+    stmt = filter_source(
         select(
             *dims,
             *[src.sums[name].label(name) for name in (*USAGE_VALUE_COLUMNS, "_rows")],
@@ -160,11 +160,11 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
         group_by=group_by,
     )
     if dims:
-        stmt = stmt.group_by(*[_dimension(g, src) for g in group_by])
+        stmt = stmt.group_by(*[dimension_column(g, src) for g in group_by])
         if "day" in group_by:
-            stmt = stmt.order_by(*[_dimension(g, src) for g in group_by])
+            stmt = stmt.order_by(*[dimension_column(g, src) for g in group_by])
         else:
-            stmt = stmt.order_by(cost.desc(), *[_dimension(g, src) for g in group_by])
+            stmt = stmt.order_by(cost.desc(), *[dimension_column(g, src) for g in group_by])
     names = [*group_by, *USAGE_VALUE_COLUMNS, "_rows"]
     # Column by column: a year by day and project is tens of thousands of rows.
     columns = list(zip(*session.execute(stmt).all(), strict=True)) or [()] * len(names)
@@ -181,8 +181,8 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
 
 def tokens_by_kind(*, session: Session, flt: UsageFilter) -> pd.DataFrame:
     """Token totals per kind (input, cached input, cache writes, output) under the filters."""
-    src = _source(flt)
-    stmt = _filter_source(
+    src = pick_source(flt)
+    stmt = filter_source(
         select(*[src.sums[k].label(k) for k in TOKEN_KINDS]), flt, src, group_by=()
     )
     row = session.execute(stmt).mappings().one()

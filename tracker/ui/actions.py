@@ -4,7 +4,8 @@ Each action opens its own transaction, checks there, against the database, that 
 signed-in user's role has the action's capability (`tracker.ui.roles`; the page list hides
 the forms from other roles, this is the check behind it), then calls the tracker function,
 which validates the input and writes the audit entry. Errors are raised as `TrackerError` for
-the page to show (`components.flash` for success); nothing is written on error.
+the page to show (pages run actions through `components.attempt`); nothing is written
+on error.
 """
 
 from __future__ import annotations

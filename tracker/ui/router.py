@@ -19,7 +19,6 @@ the list Streamlit would draw itself (in legacy mode: every file in pages/, to a
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,8 @@ import streamlit as st
 from tracker.core.errors import TrackerError
 from tracker.ui import data
 from tracker.ui.auth import Auth
+from tracker.ui.components import plain_text
 from tracker.ui.roles import Capability, can
-
-log = logging.getLogger(__name__)
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
 
@@ -91,7 +89,7 @@ def run() -> None:
         for page in pages:
             st.page_link(page)
         st.divider()
-        st.caption(f"Signed in as **{user.name}** ({user.role})")
+        st.caption(f"Signed in as **{plain_text(user.name)}** ({user.role})")
         if st.button(
             "Refresh data", key="refresh_data", help="Reload every figure from the database"
         ):
