@@ -1,9 +1,17 @@
-"""The Streamlit entry point (`streamlit run app.py`): the router does everything.
+"""The Streamlit entry point (`streamlit run app.py`).
 
-It signs the user in, registers only the pages their role may open and runs the chosen one;
-see `tracker/ui/router.py`.
+Served, this module is imported and `app` is the ASGI app (`st.App`): Streamlit plus the
+sign-in routes that set and delete the HttpOnly session cookie (`tracker/ui/web.py`).
+Run as each session's script (`__main__`), it hands over to the router, which signs the
+user in, registers only the pages their role may open and runs the chosen one
+(`tracker/ui/router.py`).
 """
 
-from tracker.ui import router
+import streamlit as st
 
-router.run()
+from tracker.ui import router, web
+
+if __name__ == "__main__":
+    router.run()
+else:
+    app = st.App(__file__, routes=web.routes(), lifespan=web.lifespan)

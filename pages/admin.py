@@ -1,4 +1,4 @@
-"""Admin: users and roles, pre-authorised emails, price overrides, and the audit log.
+"""Admin: users and roles, invitations, single-sign-on mappings, price overrides, the audit log.
 
 Every change re-checks the admin role against the database in its own transaction; the
 tracker functions it calls write the audit log.
@@ -13,7 +13,6 @@ import datetime as dt
 import streamlit as st
 
 from tracker.core import units
-from tracker.identity import users
 from tracker.models import Role
 from tracker.providers.registry import PROVIDERS
 from tracker.ui import actions, data
@@ -25,9 +24,18 @@ runtime = data.get_runtime()
 st.title("Admin")
 ui.show_flash()
 
-users_tab, invite_tab, prices_tab, audit_tab = st.tabs(
-    ["Users and roles", "Pre-authorised emails", "Price overrides", "Audit log"]
+users_tab, invite_tab, sso_tab, prices_tab, audit_tab = st.tabs(
+    ["Users and roles", "Invitations", "Single sign-on", "Price overrides", "Audit log"]
 )
+roles = [r.value for r in Role]
+
+
+def show_link(label: str, url: str) -> None:
+    """A single-use link for the admin to copy; shown once, never stored."""
+    data.clear_frames()  # the invitation list and the audit log changed
+    st.success(ui.plain_text(label))
+    st.code(url, language=None)
+
 
 with users_tab:
     people = data.users_frame()
@@ -44,38 +52,12 @@ with users_tab:
             "last_login_at": ui.datetime_column("Last sign-in (UTC)"),
         },
     )
-    left, right = st.columns(2)
-    with left, st.form("user_add", clear_on_submit=True):
-        st.markdown("**Add a user**")
-        new_username = st.text_input("Username", key="new_user_username")
-        new_name = st.text_input("Full name", key="new_user_name")
-        new_email = st.text_input("Email", key="new_user_email")
-        new_role = st.selectbox("Role", [r.value for r in Role], index=2, key="new_user_role")
-        new_password = st.text_input(
-            f"Initial password ({users.MIN_PASSWORD_CHARS}+ characters)",
-            type="password",
-            key="new_user_password",
-        )
-        if st.form_submit_button("Add user", type="primary"):
-            ui.attempt(
-                lambda: actions.add_user(
-                    runtime,
-                    username=new_username,
-                    email=new_email,
-                    role=str(new_role),
-                    password=new_password,
-                    name=new_name or None,
-                ),
-                failed="Not added: {reason}. Correct the field and submit again.",
-                done=f"Added {new_username.strip()} as {new_role}.",
-            )
-    with right, st.container(border=True):
+    with st.container(border=True):
         st.markdown("**Change a user**")
         # Picked outside the form, so the form below starts from this user's own role and
         # state (keyed per user) and a save changes only what was changed.
         who = str(st.selectbox("User", list(people["username"]), key="change_user"))
         current = people[people["username"] == who].iloc[0]
-        roles = [r.value for r in Role]
         with st.form(f"user_change_{who}"):
             role = st.selectbox(
                 "Role", roles, index=roles.index(current["role"]), key=f"change_role_{who}"
@@ -84,52 +66,124 @@ with users_tab:
                 "Active", value=bool(current["active"]), key=f"change_active_{who}"
             )
             unlock = st.checkbox("Lift a login lockout", key=f"change_unlock_{who}")
+            confirm = st.checkbox(
+                "I confirm the change of role (their open sessions end)",
+                key=f"change_confirm_{who}",
+            )
             if st.form_submit_button("Save"):
-                ui.attempt(
-                    lambda: actions.update_user(
-                        runtime,
-                        username=who,
-                        role=role if role != current["role"] else None,
-                        is_active=active if active != bool(current["active"]) else None,
-                        unlock=unlock,
-                    ),
-                    failed="Not saved: {reason}.",
-                    done=f"Saved {who}.",
+                new_role = role if role != current["role"] else None
+                if new_role is not None and not confirm:
+                    st.warning(
+                        f"Changing {who} from {current['role']} to {role} needs the "
+                        "confirmation box ticked. Nothing was saved."
+                    )
+                else:
+                    ui.attempt(
+                        lambda: actions.update_user(
+                            runtime,
+                            username=who,
+                            role=new_role,
+                            is_active=active if active != bool(current["active"]) else None,
+                            unlock=unlock,
+                        ),
+                        failed="Not saved: {reason}.",
+                        done=f"Saved {who}.",
+                    )
+        if st.button(f"Make a password-reset link for {who}", key=f"reset_{who}"):
+            reset_url = ui.attempt(
+                lambda: actions.reset_link(runtime, username=who),
+                failed="No link made: {reason}.",
+            )
+            if reset_url:
+                show_link(
+                    f"Give this link to {who} yourself; it works once and ends their sessions.",
+                    reset_url,
                 )
 
 with invite_tab:
     st.caption(
-        "People whose email is listed here may register themselves on the sign-in page and get "
-        "the role shown. Nobody else can sign up."
+        "An invitation is a single-use link that expires. The invitee chooses a username and "
+        "password through it and gets the role you pick; nobody can sign up without one."
     )
-    invites = data.invitations_frame()
-    if not invites.empty:
-        st.dataframe(
-            invites,
-            hide_index=True,
-            column_config={
-                "created_at": ui.datetime_column("Added (UTC)"),
-                "registered_at": ui.datetime_column("Registered (UTC)"),
-            },
-        )
-    else:
-        st.info("No pre-authorised email yet. Add one below to let a colleague register.")
     with st.form("invite_add", clear_on_submit=True):
         email = st.text_input("Email", key="invite_email")
-        invite_role = st.selectbox("Role", [r.value for r in Role], index=2, key="invite_role")
-        if st.form_submit_button("Pre-authorise", type="primary"):
+        invite_role = st.selectbox("Role", roles, index=2, key="invite_role")
+        invited = st.form_submit_button("Invite", type="primary")
+    if invited:
+        issued = ui.attempt(
+            lambda: actions.invite_user(runtime, email=email, role=str(invite_role)),
+            failed="Not invited: {reason}.",
+        )
+        if issued:
+            if issued.emailed_to:
+                label = f"Invitation emailed to {issued.emailed_to}. The link, to share yourself:"
+            elif issued.mail_problem:
+                label = f"Not emailed ({issued.mail_problem}). Send this link yourself:"
+            else:
+                label = "SMTP is not configured, so nothing was emailed. Send this link yourself:"
+            show_link(label, issued.url)
+    invites = data.invitations_frame()
+    if invites.empty:
+        st.info("No open invitation.")
+    else:
+        st.dataframe(
+            invites.drop(columns=["id"]),
+            hide_index=True,
+            column_config={
+                "created_at": ui.datetime_column("Invited (UTC)"),
+                "expires_at": ui.datetime_column("Expires (UTC)"),
+            },
+        )
+        labels = {int(i.id): f"{i.email} ({i.role})" for i in invites.itertuples()}
+        gone = st.selectbox(
+            "Withdraw", list(labels), format_func=labels.__getitem__, key="invite_remove"
+        )
+        if st.button("Withdraw invitation", key="invite_remove_go"):
             ui.attempt(
-                lambda: actions.preauthorize_email(runtime, email=email, role=str(invite_role)),
-                failed="Not added: {reason}.",
-                done=f"{email.strip().lower()} may now register as {invite_role}.",
-            )
-    if not invites.empty:
-        gone = st.selectbox("Withdraw", list(invites["email"]), key="invite_remove")
-        if st.button("Withdraw pre-authorisation", key="invite_remove_go"):
-            ui.attempt(
-                lambda: actions.remove_preauthorized(runtime, email=str(gone)),
+                lambda: actions.withdraw_invitation(runtime, invitation_id=int(gone)),
                 failed="Not withdrawn: {reason}.",
-                done=f"Withdrew {gone}.",
+                done=f"Withdrew the invitation of {labels[int(gone)]}.",
+            )
+
+with sso_tab:
+    if runtime.settings.sso_enabled:
+        st.caption(
+            "Single sign-on lets in existing users by email, invited emails, and the emails "
+            "and groups mapped here. An email mapping beats groups; among groups the most "
+            "privileged role wins."
+        )
+    else:
+        st.info(
+            "Single sign-on is off. Set OIDC_METADATA_URL, OIDC_CLIENT_ID and "
+            "OIDC_CLIENT_SECRET (see docs/operations.md) to turn it on; mappings made now "
+            "apply then."
+        )
+    mappings = data.sso_mappings_frame()
+    if not mappings.empty:
+        st.dataframe(mappings.drop(columns=["id"]), hide_index=True)
+    with st.form("sso_map", clear_on_submit=True):
+        c1, c2, c3 = st.columns(3)
+        claim = c1.selectbox("Map", ["group", "email"], key="sso_claim")
+        value = c2.text_input("Group name or email", key="sso_value")
+        mapped_role = c3.selectbox("Role", roles, index=2, key="sso_role")
+        if st.form_submit_button("Add mapping", type="primary"):
+            ui.attempt(
+                lambda: actions.add_sso_mapping(
+                    runtime, claim=str(claim), value=value, role=str(mapped_role)
+                ),
+                failed="Not mapped: {reason}.",
+                done=f"Mapped the {claim} {value.strip()} to {mapped_role}.",
+            )
+    if not mappings.empty:
+        names = {int(m.id): f"{m.claim} {m.value} → {m.role}" for m in mappings.itertuples()}
+        drop_map = st.selectbox(
+            "Remove mapping", list(names), format_func=names.__getitem__, key="sso_remove"
+        )
+        if st.button("Remove mapping", key="sso_remove_go"):
+            ui.attempt(
+                lambda: actions.remove_sso_mapping(runtime, mapping_id=int(drop_map)),
+                failed="Not removed: {reason}.",
+                done="Mapping removed.",
             )
 
 with prices_tab:

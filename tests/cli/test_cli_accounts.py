@@ -138,7 +138,7 @@ def test_users_add_hashes_password_and_refuses_duplicates(cli, committed_db):
         "--password-stdin",
         stdin="short",
     )
-    assert short.code == 1 and "at least 8" in short.err
+    assert short.code == 1 and "at least 12" in short.err
     too_long = cli(
         "users",
         "add",
@@ -252,3 +252,35 @@ def test_unreachable_provider_is_one_line_even_after_retries(cli, app_env):
         f"error: p: cannot connect to openai at http://127.0.0.1:{port}; check the network "
         "and the account's base URL"
     ]
+
+
+def test_users_links_are_single_use_and_printed_once(cli):
+    first = cli("users", "setup-link")
+    assert first.code == 0, first.err
+    link = first.out.strip().splitlines()[-1]
+    assert link.startswith("http://localhost:8501/?setup=")
+    # A second setup link replaces the first.
+    second = cli("users", "setup-link").out.strip().splitlines()[-1]
+    assert second != link
+    assert (
+        cli(
+            "users",
+            "add",
+            "root",
+            "--email",
+            "r@example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin="a long enough secret",
+        ).code
+        == 0
+    )
+    refused = cli("users", "setup-link")
+    assert refused.code == 1 and "an admin already exists" in refused.err
+    invite = cli("users", "invite", "New@Example.com", "--role", "finance")
+    assert invite.code == 0 and "?invite=" in invite.out
+    reset = cli("users", "reset-link", "root")
+    assert reset.code == 0 and "?reset=" in reset.out
+    missing = cli("users", "reset-link", "nobody")
+    assert missing.code == 1 and "no user named 'nobody'" in missing.err

@@ -1,4 +1,4 @@
-"""AppTests for every page and role: sign-in, registration, roles, and figures to the cent."""
+"""AppTests for every page and role: roles, server-side checks, and figures to the cent."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TEST_ENCRYPTION_KEY
-from tests.factories.dashboard import PASSWORD, expected_cost, seed_users
-from tests.ui.conftest import new_app
+from tests.factories.dashboard import expected_cost, seed_users
+from tests.ui.conftest import current_user_of, new_app, signed_in
 from tracker.core.crypto import CredentialCipher
-from tracker.models import Account, AuditLog, PreauthorizedEmail, User
+from tracker.models import Account, AuditLog, User
 from tracker.ui.components import money
 
 FINANCE_PAGES = [
@@ -47,180 +47,9 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def sign_in(at: AppTest, username: str, password: str) -> AppTest:
-    form_inputs = [t for t in at.text_input if t.label in ("Username", "Password")]
-    form_inputs[0].input(username)
-    form_inputs[1].input(password)
-    next(b for b in at.button if b.label == "Sign in").click()
-    return at.run()
-
-
 def errors(at: AppTest) -> list[str]:
     # Messages are escaped Markdown where they quote names: compare what the page shows.
     return [e.value.replace("\\", "") for e in at.error]
-
-
-# --- sign-in and registration -----------------------------------------------------------------
-
-
-def test_sign_in_through_the_form_shows_the_overview_to_the_cent(seeded_db: Engine) -> None:
-    at = new_app().run()
-    assert not at.exception
-    assert at.session_state["authentication_status"] is None
-    sign_in(at, "alice", PASSWORD)
-    assert not at.exception
-    assert at.session_state["authentication_status"] is True
-    assert at.session_state["roles"] == ["admin"]
-    shown = metrics(at)
-    day = today()
-    mtd = expected_cost(day.replace(day=1), day, day)
-    assert mtd > 0
-    assert shown["Month-to-date spend"] == money(mtd)
-    # One card per account, each with its own month-to-date cost.
-    card_costs = sorted(m.value for m in at.metric if m.label == "Cost this month")
-    expected_cards = sorted(
-        money(expected_cost(day.replace(day=1), day, day, account=name))
-        for name in ("OpenAI Prod", "Anthropic Team", "Groq CSV")
-    )
-    assert card_costs == expected_cards
-    with Session(seeded_db) as session:
-        user = session.scalar(select(User).where(User.username == "alice"))
-        assert user is not None and user.last_login_at is not None
-
-
-@pytest.mark.parametrize("username", ["alice", "nobody-here"])
-def test_failed_sign_in_says_the_same_whether_or_not_the_user_exists(
-    seeded_db: Engine, username: str
-) -> None:
-    at = sign_in(new_app().run(), username, "wrong password!")
-    assert not at.exception
-    assert at.session_state["authentication_status"] is None
-    assert errors(at) == [
-        "Wrong username or password, or the account is locked for 15 minutes after 5 failed "
-        "attempts. Check your details and try again, or ask an admin."
-    ]
-    assert not at.metric
-
-
-def test_five_failures_lock_the_user_in_the_database(seeded_db: Engine) -> None:
-    at = new_app().run()
-    for _ in range(5):
-        at = sign_in(at, "fin", "not the password")
-    with Session(seeded_db) as session:
-        fin = session.scalar(select(User).where(User.username == "fin"))
-        assert fin is not None and fin.locked_until is not None
-    # Even the right password is refused while locked, with the same message.
-    at = sign_in(at, "fin", PASSWORD)
-    assert at.session_state["authentication_status"] is None
-    assert len(errors(at)) == 1 and "Wrong username or password" in errors(at)[0]
-
-
-def test_first_user_registers_and_becomes_admin(
-    app_env: dict[str, str], committed_db: Engine
-) -> None:
-    at = new_app().run()
-    assert not at.exception
-    assert any("No user exists yet" in i.value for i in at.info)
-    values = {
-        "register_first_username": "root",
-        "register_first_name": "Ada Admin",
-        "register_first_email": "Ada@Example.org",
-        "register_first_password": "a long enough secret",
-        "register_first_repeat": "a long enough secret",
-    }
-    for key, value in values.items():
-        at.text_input(key=key).input(value)
-    next(b for b in at.button if b.label == "Register").click()
-    at.run()
-    assert not at.exception, at.exception
-    assert at.session_state["roles"] == ["admin"]
-    # A new user sees what to do next, not an empty dashboard.
-    assert any("No provider account is connected yet" in i.value for i in at.info)
-    with Session(committed_db) as session:
-        user = session.scalar(select(User).where(User.username == "root"))
-        assert user is not None and user.role == "admin" and user.email == "ada@example.org"
-        assert (
-            session.scalar(select(AuditLog.action).where(AuditLog.target == "root")) == "user.add"
-        )
-    # Registration is now closed: a fresh visitor gets the sign-in form only.
-    again = new_app().run()
-    assert not any("No user exists yet" in i.value for i in again.info)
-    assert [b.label for b in again.button] == ["Sign in"]
-
-
-def test_registration_refuses_mismatched_and_over_long_passwords(
-    app_env: dict[str, str], committed_db: Engine
-) -> None:
-    at = new_app().run()
-    for key, value in {
-        "register_first_username": "root",
-        "register_first_email": "root@example.org",
-        "register_first_password": "é" * 40,  # 80 bytes: bcrypt would refuse it
-        "register_first_repeat": "é" * 40,
-    }.items():
-        at.text_input(key=key).input(value)
-    next(b for b in at.button if b.label == "Register").click()
-    at.run()
-    assert not at.exception
-    assert any("at most 72 bytes" in e for e in errors(at))
-    with Session(committed_db) as session:
-        assert session.scalar(select(func.count(User.id))) == 0
-
-
-def test_invited_email_can_register_with_its_role(app_as: AppAs, seeded_db: Engine) -> None:
-    at = app_as("alice", "admin")
-    at.switch_page("pages/admin.py").run()
-    assert not at.exception
-    at.text_input(key="invite_email").input("New.Person@example.org")
-    at.selectbox(key="invite_role").select("finance")
-    next(b for b in at.button if b.label == "Pre-authorise").click()
-    at.run()
-    assert not at.exception
-    assert any("may now register as finance" in s.value.replace("\\", "") for s in at.success)
-
-    visitor = new_app().run()
-    assert [t.label for t in visitor.tabs] == ["Sign in", "Register with an invitation"]
-    for key, value in {
-        "register_invited_username": "newbie",
-        "register_invited_email": "new.person@example.org",
-        "register_invited_password": "another long secret",
-        "register_invited_repeat": "another long secret",
-    }.items():
-        visitor.text_input(key=key).input(value)
-    next(b for b in visitor.button if b.label == "Register").click()
-    visitor.run()
-    assert not visitor.exception
-    assert visitor.session_state["roles"] == ["finance"]
-    with Session(seeded_db) as session:
-        invite = session.scalar(select(PreauthorizedEmail))
-        assert invite is not None and invite.used_at is not None
-
-
-def test_uninvited_email_cannot_register(app_as: AppAs, seeded_db: Engine) -> None:
-    with Session(seeded_db) as session, session.begin():
-        session.add(PreauthorizedEmail(email="invited@example.org", role="viewer"))
-    visitor = new_app().run()
-    for key, value in {
-        "register_invited_username": "mallory",
-        "register_invited_email": "mallory@example.org",
-        "register_invited_password": "another long secret",
-        "register_invited_repeat": "another long secret",
-    }.items():
-        visitor.text_input(key=key).input(value)
-    next(b for b in visitor.button if b.label == "Register").click()
-    visitor.run()
-    assert visitor.session_state["authentication_status"] is None
-    assert any("may not register" in e for e in errors(visitor))
-
-
-def test_sign_out_clears_the_session(app_as: AppAs) -> None:
-    at = app_as("vic", "viewer").run()
-    assert metrics(at)
-    at.button(key="sign_out").click().run()
-    assert not at.exception
-    assert at.session_state["authentication_status"] is None
-    assert at.session_state["logout"] is True
-    assert not at.metric
 
 
 # --- roles ------------------------------------------------------------------------------------
@@ -242,10 +71,9 @@ def test_every_allowed_page_renders_and_the_others_are_unreachable(
 
 
 def test_the_role_comes_from_the_database_not_the_session(app_as: AppAs) -> None:
-    # A tampered session claiming admin for a finance user still gets finance pages only.
-    at = app_as("fin", "admin").run()
+    at = app_as("fin", "finance").run()
     assert not at.exception
-    assert at.session_state["roles"] == ["finance"]
+    assert current_user_of(at) == ("fin", "finance")
     with pytest.raises(ValueError):
         at.switch_page("pages/accounts.py").run()
 
@@ -258,8 +86,9 @@ def test_deactivated_user_is_signed_out_at_the_next_click(app_as: AppAs, seeded_
         assert vic is not None
         vic.is_active = False
     at.run()
-    assert at.session_state["authentication_status"] is None
+    assert current_user_of(at) is None
     assert not at.metric
+    assert any("You were signed out" in w.value for w in at.warning)
 
 
 def _require_admin_script() -> None:
@@ -278,16 +107,17 @@ def _require_admin_script() -> None:
 
 @pytest.mark.parametrize(("username", "allowed"), [("alice", True), ("fin", False)])
 def test_require_role_checks_the_database(seeded_db: Engine, username: str, allowed: bool) -> None:
-    at = AppTest.from_function(_require_admin_script)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    at.session_state["roles"] = ["admin"]  # what the session claims does not matter
-    at.run()
+    at = signed_in(AppTest.from_function(_require_admin_script), username).run()
     assert not at.exception
     if allowed:
         assert at.markdown[0].value == "allowed:alice"
     else:
         assert errors(at) == ["this action needs the admin role"]
+
+
+def test_require_role_refuses_without_a_session(seeded_db: Engine) -> None:
+    at = AppTest.from_function(_require_admin_script).run()
+    assert errors(at) == ["you are signed out; sign in again"]
 
 
 # --- pages and their figures --------------------------------------------------------------------
@@ -342,16 +172,7 @@ def test_overview_for_a_new_install_says_what_to_do(
 ) -> None:
     with Session(committed_db) as session, session.begin():
         seed_users(session)
-    at = new_app()
-    for key, value in [
-        ("authentication_status", True),
-        ("username", "alice"),
-        ("name", "Alice"),
-        ("roles", ["admin"]),
-        ("logout", None),
-    ]:
-        at.session_state[key] = value
-    at.run()
+    at = signed_in(new_app(), "alice").run()
     assert not at.exception
     assert any("No provider account is connected yet" in i.value for i in at.info)
 
@@ -456,27 +277,43 @@ def test_admin_manages_users_and_sees_the_audit_log(app_as: AppAs, seeded_db: En
     users_frame = at.dataframe[0].value
     assert set(users_frame["username"]) == {"alice", "fin", "vic"}
     assert "password_hash" not in users_frame.columns
-    at.text_input(key="new_user_username").input("bob")
-    at.text_input(key="new_user_email").input("bob@example.org")
-    at.selectbox(key="new_user_role").select("finance")
-    at.text_input(key="new_user_password").input("bob's long password")
-    next(b for b in at.button if b.label == "Add user").click()
-    at.run()
-    assert not at.exception
-    assert any("Added bob as finance" in s.value.replace("\\", "") for s in at.success)
-    # The last admin cannot demote themself.
+    # The last admin cannot demote themself, even with the change confirmed.
     at.selectbox(key="change_user").select("alice").run()
     at.selectbox(key="change_role_alice").select("viewer")
+    at.checkbox(key="change_confirm_alice").check()
     next(b for b in at.button if b.label == "Save").click()
     at.run()
     assert any("last active admin" in e for e in errors(at))
-    audit = at.dataframe[-1].value
-    assert "user.add" in set(audit["action"])
     with Session(seeded_db) as session:
-        bob = session.scalar(select(User).where(User.username == "bob"))
-        assert bob is not None and bob.role == "finance"
         alice = session.scalar(select(User).where(User.username == "alice"))
         assert alice is not None and alice.role == "admin"
+
+
+def test_a_role_change_needs_confirmation_and_ends_the_users_sessions(
+    app_as: AppAs, seeded_db: Engine
+) -> None:
+    fin_tab = app_as("fin", "finance").run()
+    assert current_user_of(fin_tab) == ("fin", "finance")
+    at = app_as("alice", "admin")
+    at.switch_page("pages/admin.py").run()
+    at.selectbox(key="change_user").select("fin").run()
+    at.selectbox(key="change_role_fin").select("viewer")
+    next(b for b in at.button if b.label == "Save").click()
+    at.run()
+    assert any("needs the confirmation box" in w.value for w in at.warning)
+    with Session(seeded_db) as session:
+        assert session.scalar(select(User.role).where(User.username == "fin")) == "finance"
+    at.selectbox(key="change_role_fin").select("viewer")
+    at.checkbox(key="change_confirm_fin").check()
+    next(b for b in at.button if b.label == "Save").click()
+    at.run()
+    assert any("Saved fin" in s.value.replace("\\", "") for s in at.success), errors(at)
+    with Session(seeded_db) as session:
+        assert session.scalar(select(User.role).where(User.username == "fin")) == "viewer"
+    # fin's open tab is signed out at its next click, and says so.
+    fin_tab.run()
+    assert current_user_of(fin_tab) is None
+    assert any("You were signed out" in w.value for w in fin_tab.warning)
 
 
 def test_lifting_a_lockout_changes_nothing_else(app_as: AppAs, seeded_db: Engine) -> None:

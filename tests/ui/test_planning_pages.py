@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from tests.factories.dashboard import expected_cost
+from tests.ui.conftest import signed_in
 from tests.ui.test_app import AppAs, errors, metrics, today
 from tracker.alerts import rules as alert_rules
 from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
@@ -92,10 +93,7 @@ def test_finance_cannot_change_budgets_or_rules(seeded_db: Engine, action: str) 
             session=session, kind="budget", channels=["email:ops@example.org"], actor="alice"
         )
         rule_id = rule.id
-    at = AppTest.from_function(_action_script)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = "fin"
-    at.session_state["roles"] = ["admin"]  # what the session claims does not matter
+    at = signed_in(AppTest.from_function(_action_script), "fin")
     at.session_state["action"] = action
     at.session_state["rule_id"] = rule_id
     at.run()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
@@ -30,6 +31,7 @@ SMTP_SECURITY = ("starttls", "ssl", "none")
 MIN_SECRET_KEY_BYTES = 32
 # Values people leave in from .env.example or tutorials; never acceptable as a real secret.
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "replace-me", "placeholder", "example", "xxxx")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 Getter = Callable[[str], "str | None"]
 GENERATE_KEY_HINT = (
     'generate one with: python -c "from cryptography.fernet import Fernet; '
@@ -64,6 +66,24 @@ class Settings:
     status_warning_pct: Decimal = Decimal("75")
     status_critical_pct: Decimal = Decimal("90")
     log_level: str = "INFO"
+    # Sign-in (tracker.identity): a session ends after this long idle, or this long at most.
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
+    # Where people reach the app; invitation, reset and setup links start with it.
+    public_url: str = "http://localhost:8501"
+    password_sign_in: bool = True
+    invite_valid_days: int = 7
+    reset_valid_hours: int = 24
+    # Single sign-on over OpenID Connect; off unless the discovery URL and client are set.
+    oidc_metadata_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_label: str = "single sign-on"
+    oidc_groups_claim: str = "groups"
+
+    @property
+    def sso_enabled(self) -> bool:
+        return bool(self.oidc_metadata_url and self.oidc_client_id)
 
     @property
     def is_production(self) -> bool:
@@ -154,7 +174,56 @@ def load_settings(
         status_warning_pct=status_warning,
         status_critical_pct=status_critical,
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        session_idle_minutes=_int(get, "SESSION_IDLE_MINUTES", 60, minimum=1),
+        session_max_hours=_int(get, "SESSION_MAX_HOURS", 12, minimum=1),
+        public_url=_public_url(get("PUBLIC_URL") or "http://localhost:8501"),
+        password_sign_in=_bool(get, "PASSWORD_SIGN_IN", default=True),
+        invite_valid_days=_int(get, "INVITE_VALID_DAYS", 7, minimum=1),
+        reset_valid_hours=_int(get, "RESET_VALID_HOURS", 24, minimum=1),
+        oidc_metadata_url=_check_oidc(get),
+        oidc_client_id=get("OIDC_CLIENT_ID"),
+        oidc_client_secret=get("OIDC_CLIENT_SECRET"),
+        oidc_label=get("OIDC_LABEL") or "single sign-on",
+        oidc_groups_claim=get("OIDC_GROUPS_CLAIM") or "groups",
     )
+
+
+def _public_url(raw: str) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(
+            f"PUBLIC_URL must be the address people open, like https://costs.example.com, "
+            f"not {raw!r}"
+        )
+    return raw.rstrip("/")
+
+
+def _check_oidc(get: Getter) -> str | None:
+    """Single sign-on needs all of discovery URL, client id and secret, or none; the URL."""
+    fields = {
+        "oidc_metadata_url": get("OIDC_METADATA_URL"),
+        "oidc_client_id": get("OIDC_CLIENT_ID"),
+        "oidc_client_secret": get("OIDC_CLIENT_SECRET"),
+    }
+    given = [name for name, value in fields.items() if value]
+    if given and len(given) < len(fields):
+        missing = ", ".join(n.upper() for n, v in fields.items() if not v)
+        raise ConfigError(f"single sign-on is half configured: set {missing} as well")
+    url = fields["oidc_metadata_url"]
+    if url and urlparse(url).scheme != "https" and urlparse(url).hostname not in LOOPBACK:
+        raise ConfigError("OIDC_METADATA_URL must use https:// (http:// only on this machine)")
+    return url
+
+
+def _bool(get: Getter, name: str, *, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
 def _validate_database_url(url: str) -> None:

@@ -5,35 +5,54 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import bcrypt
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from tracker.core import audit
-from tracker.core.db import advisory_lock
 from tracker.core.errors import InvalidInput, NotFound, PermissionDenied
-from tracker.models import PreauthorizedEmail, Role, User, utcnow
+from tracker.identity import sessions
+from tracker.models import Role, User, utcnow
 
-MIN_PASSWORD_CHARS = 8
+MIN_PASSWORD_CHARS = 12
 # bcrypt only reads 72 bytes, and bcrypt 5 refuses longer input instead of truncating it.
 MAX_PASSWORD_BYTES = 72
+# zxcvbn scores 0-4; 3 is "safely unguessable" against an online attack and slows an offline one.
+MIN_PASSWORD_SCORE = 3
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PASSWORD_RULE = (
+    f"at least {MIN_PASSWORD_CHARS} characters, not a common or guessable password "
+    "(a few unrelated words work well)"
+)
 
 
-def validate_password(password: str) -> None:
+def validate_password(password: str, *, personal: Sequence[str] = ()) -> None:
+    """Refuse short, over-long, common and guessable passwords (zxcvbn's estimate).
+
+    `personal` holds the username, email and name, which a password must not lean on.
+    """
     if len(password) < MIN_PASSWORD_CHARS:
         raise InvalidInput(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise InvalidInput(f"the password must be at most {MAX_PASSWORD_BYTES} bytes long")
+    strength = zxcvbn(password, user_inputs=[p for p in personal if p])
+    if strength["score"] < MIN_PASSWORD_SCORE:
+        warning = strength["feedback"].get("warning") or "it is easy to guess"
+        raise InvalidInput(
+            f"the password is too easy to guess ({warning.rstrip('.')}); use a longer "
+            "password, for example a few unrelated words"
+        )
 
 
-def hash_password(password: str) -> str:
-    validate_password(password)
+def hash_password(password: str, *, personal: Sequence[str] = ()) -> str:
+    validate_password(password, personal=personal)
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
 
 
@@ -71,7 +90,7 @@ def add_user(
         username=username,
         email=email,
         name=(name or username).strip(),
-        password_hash=hash_password(password),
+        password_hash=hash_password(password, personal=(username, email, name or "")),
         role=role,
         is_active=True,
         failed_login_count=0,
@@ -93,31 +112,51 @@ def get_user(*, session: Session, username: str) -> User | None:
 def check_login(
     *, session: Session, username: str, password: str, now: dt.datetime | None = None
 ) -> User | None:
-    """Verify a login and update the failure counter; return the user or None.
+    """Verify a sign-in and count failures atomically; return the user or None.
 
-    A locked or unknown user gets None just like a wrong password, so a caller cannot tell
-    which usernames exist. Five failures lock the account for 15 minutes.
+    Unknown, inactive, locked and wrong-password answers are all None and cost the same:
+    one bcrypt check (against a dummy hash when there is no user) and one UPDATE. The
+    counter moves in a single `UPDATE ... RETURNING`, so parallel guesses each count: the
+    fifth failure locks the account for 15 minutes, and a right password is refused while
+    the lock holds.
     """
     now = now or utcnow()
     user = get_user(session=session, username=username)
-    if user is None or not user.is_active:
-        # Spend the same time as a real check so timing does not reveal the username.
-        bcrypt.checkpw(b"not-a-password", _dummy_hash())
-        return None
-    if user.locked_until is not None and user.locked_until > now:
-        return None
+    known = user is not None and user.is_active
     encoded = password.encode()
-    ok = len(encoded) <= MAX_PASSWORD_BYTES and bcrypt.checkpw(encoded, user.password_hash.encode())
-    if ok:
-        user.failed_login_count = 0
-        user.locked_until = None
-        user.last_login_at = now
-        return user
-    user.failed_login_count += 1
-    if user.failed_login_count >= MAX_FAILED_LOGINS:
-        user.locked_until = now + LOCKOUT
-        user.failed_login_count = 0
-        audit.record(session=session, actor="system", action="user.locked", target=user.username)
+    stored = user.password_hash.encode() if known and user is not None else _dummy_hash()
+    ok = bcrypt.checkpw(encoded if len(encoded) <= MAX_PASSWORD_BYTES else b"", stored)
+    target = user.id if known and user is not None else -1  # -1: an UPDATE that matches nothing
+    if ok and known:
+        signed_in = session.execute(
+            update(User)
+            .where(User.id == target, or_(User.locked_until.is_(None), User.locked_until <= now))
+            .values(failed_login_count=0, locked_until=None, last_login_at=now)
+            .returning(User.id)
+        ).first()
+        if signed_in is not None:
+            session.refresh(user)
+            return user
+        return None
+    lock_over = and_(User.locked_until.is_not(None), User.locked_until <= now)
+    # A lock that has run out starts a fresh count, so one more slip does not re-lock.
+    failures = case((lock_over, 1), else_=User.failed_login_count + 1)
+    counted = session.execute(
+        update(User)
+        .where(User.id == target)
+        .values(
+            failed_login_count=failures,
+            locked_until=case(
+                (failures >= MAX_FAILED_LOGINS, now + LOCKOUT),
+                (lock_over, None),
+                else_=User.locked_until,
+            ),
+        )
+        .returning(User.failed_login_count, User.username)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if counted is not None and counted.failed_login_count == MAX_FAILED_LOGINS:
+        audit.record(session=session, actor="system", action="user.locked", target=counted.username)
     return None
 
 
@@ -160,99 +199,6 @@ def list_users(*, session: Session) -> list[UserView]:
     ]
 
 
-def register_first_admin(
-    *, session: Session, username: str, email: str, password: str, name: str | None = None
-) -> User:
-    """Create the first user as admin; refuse once any user exists.
-
-    On PostgreSQL a transaction-scoped advisory lock makes two simultaneous first
-    registrations queue, so the second sees the first user and is refused.
-    """
-    with advisory_lock(session, "register-first-admin", 0) as taken:
-        if not taken or count_users(session=session) > 0:
-            raise PermissionDenied(
-                "registration is closed: an admin must add you or pre-authorise your email"
-            )
-        return add_user(
-            session=session,
-            username=username,
-            email=email,
-            role="admin",
-            password=password,
-            name=name,
-            actor=username.strip(),
-        )
-
-
-def preauthorize_email(
-    *, session: Session, email: str, role: str, actor: str
-) -> PreauthorizedEmail:
-    """Allow an email address to register once, with the given role."""
-    if role not in tuple(Role):
-        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(Role)}")
-    email = normalise_email(email)
-    if session.scalar(select(User.id).where(User.email == email)):
-        raise InvalidInput(f"a user with email {email!r} already exists")
-    if session.scalar(select(PreauthorizedEmail.id).where(PreauthorizedEmail.email == email)):
-        raise InvalidInput(f"{email!r} is already pre-authorised")
-    entry = PreauthorizedEmail(email=email, role=role, created_by=actor)
-    session.add(entry)
-    session.flush()
-    audit.record(session=session, actor=actor, action="preauth.add", target=email, role=role)
-    return entry
-
-
-def list_preauthorized(*, session: Session) -> list[PreauthorizedEmail]:
-    return list(session.scalars(select(PreauthorizedEmail).order_by(PreauthorizedEmail.email)))
-
-
-def has_open_invitations(*, session: Session) -> bool:
-    """Whether any pre-authorised email has not registered yet."""
-    return bool(
-        session.scalar(
-            select(PreauthorizedEmail.id).where(PreauthorizedEmail.used_at.is_(None)).limit(1)
-        )
-    )
-
-
-def remove_preauthorized(*, session: Session, email: str, actor: str) -> None:
-    email = normalise_email(email)
-    entry = session.scalar(select(PreauthorizedEmail).where(PreauthorizedEmail.email == email))
-    if entry is None:
-        raise NotFound(f"{email!r} is not pre-authorised")
-    session.delete(entry)
-    session.flush()
-    audit.record(session=session, actor=actor, action="preauth.remove", target=email)
-
-
-def register_invited(
-    *, session: Session, username: str, email: str, password: str, name: str | None = None
-) -> User:
-    """Register a user whose email an admin pre-authorised; the role comes from the invitation.
-
-    The refusal does not say whether the email was invited, used, or never seen.
-    """
-    email = normalise_email(email)
-    entry = session.scalar(
-        select(PreauthorizedEmail).where(
-            PreauthorizedEmail.email == email, PreauthorizedEmail.used_at.is_(None)
-        )
-    )
-    if entry is None:
-        raise PermissionDenied("this email may not register; ask an admin to pre-authorise it")
-    user = add_user(
-        session=session,
-        username=username,
-        email=email,
-        role=entry.role,
-        password=password,
-        name=name,
-        actor=username.strip(),
-    )
-    entry.used_at = utcnow()
-    return user
-
-
 def _active_admins(session: Session) -> int:
     return (
         session.scalar(
@@ -293,8 +239,52 @@ def update_user(
         user.failed_login_count = 0
         changed["unlocked"] = True
     session.flush()
+    if "role" in changed or changed.get("active") is False:
+        # A new role or a deactivation takes effect now, not at the session's end.
+        changed["sessions_ended"] = sessions.revoke_user(
+            session=session, user_id=user.id, reason="role or status changed"
+        )
     if changed:
         audit.record(
             session=session, actor=actor, action="user.update", target=user.username, **changed
         )
     return user
+
+
+def set_password(
+    *, session: Session, user: User, password: str, actor: str, keep_session_id: int | None
+) -> None:
+    """Give `user` a new password and end their other sessions (all, for a reset)."""
+    user.password_hash = hash_password(password, personal=(user.username, user.email, user.name))
+    user.failed_login_count = 0
+    user.locked_until = None
+    ended = sessions.revoke_user(
+        session=session,
+        user_id=user.id,
+        reason="password changed",
+        keep_session_id=keep_session_id,
+    )
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor,
+        action="user.password",
+        target=user.username,
+        sessions_ended=ended,
+    )
+
+
+def change_own_password(
+    *, session: Session, username: str, current: str, new: str, session_id: int
+) -> None:
+    """A signed-in user changes their password; the current one must be right."""
+    user = get_user(session=session, username=username)
+    if user is None or not user.is_active:
+        raise PermissionDenied("you are signed out; sign in again")
+    if not bcrypt.checkpw(current.encode()[:MAX_PASSWORD_BYTES], user.password_hash.encode()):
+        raise InvalidInput("the current password is wrong")
+    if new == current:
+        raise InvalidInput("the new password is the same as the current one")
+    set_password(
+        session=session, user=user, password=new, actor=username, keep_session_id=session_id
+    )

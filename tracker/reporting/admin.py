@@ -1,4 +1,5 @@
-"""The Admin page's read model: users, pre-authorised emails, price overrides, the audit log.
+"""The Admin page's read model: users, open invitations, single-sign-on mappings, price
+overrides, the audit log.
 
 Nothing here holds a secret: password hashes are never selected.
 """
@@ -10,11 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracker.costs.overrides import list_overrides
-from tracker.identity.users import list_preauthorized, list_users
+from tracker.identity.links import open_invitations
+from tracker.identity.sso import list_mappings
+from tracker.identity.users import list_users
 from tracker.models import AuditLog
 
 USER_COLUMNS = ["username", "name", "email", "role", "active", "locked_until", "last_login_at"]
-INVITATION_COLUMNS = ["email", "role", "created_by", "created_at", "registered_at"]
+INVITATION_COLUMNS = ["id", "email", "role", "created_by", "created_at", "expires_at"]
+MAPPING_COLUMNS = ["id", "claim", "value", "role", "created_by"]
 
 
 def users_frame(*, session: Session) -> pd.DataFrame:
@@ -29,13 +33,21 @@ def users_frame(*, session: Session) -> pd.DataFrame:
 
 
 def invitations_frame(*, session: Session) -> pd.DataFrame:
-    """Pre-authorised emails, who added them and when they were used to register."""
+    """Invitations not used yet and not expired: who invited whom, as what, until when."""
     return pd.DataFrame(
         [
-            (i.email, i.role, i.created_by, i.created_at, i.used_at)
-            for i in list_preauthorized(session=session)
+            (i.id, i.email, i.role, i.created_by, i.created_at, i.expires_at)
+            for i in open_invitations(session=session)
         ],
         columns=INVITATION_COLUMNS,
+    )
+
+
+def sso_mappings_frame(*, session: Session) -> pd.DataFrame:
+    """Which single-sign-on email or group gets which role."""
+    return pd.DataFrame(
+        [(m.id, m.claim, m.value, m.role, m.created_by) for m in list_mappings(session=session)],
+        columns=MAPPING_COLUMNS,
     )
 
 

@@ -14,19 +14,20 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 from sqlalchemy.orm import Session
 
-from tracker.alerts import delivery
+from tracker.alerts import delivery, notify
 from tracker.alerts import rules as alert_rules
 from tracker.core import audit
 from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime
 from tracker.costs import overrides
 from tracker.exports import export, rows
-from tracker.identity import users
+from tracker.identity import links, sessions, sso, users
 from tracker.ingest import csv_import, sync
 from tracker.planning import anomalies, budgets
 from tracker.providers import accounts
@@ -191,21 +192,103 @@ def add_user(runtime: Runtime, **fields: Any) -> None:
 
 
 def update_user(runtime: Runtime, *, username: str, **changes: Any) -> None:
-    """Change a user's role or active flag, or lift a lockout."""
+    """Change a user's role or active flag, or lift a lockout (ends their sessions on a
+    role change or deactivation)."""
     with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
         users.update_user(session=session, username=username, actor=actor, **changes)
 
 
-def preauthorize_email(runtime: Runtime, *, email: str, role: str) -> None:
-    """Let the owner of `email` register with `role`."""
-    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
-        users.preauthorize_email(session=session, email=email, role=role, actor=actor)
+@dataclass(frozen=True)
+class IssuedLink:
+    url: str
+    emailed_to: str | None  # None: not mailed (no SMTP configured, or mailing failed)
+    mail_problem: str | None
 
 
-def remove_preauthorized(runtime: Runtime, *, email: str) -> None:
-    """Withdraw a pre-authorisation."""
+def invite_user(runtime: Runtime, *, email: str, role: str) -> IssuedLink:
+    """Invite an email with a role: a single-use link, mailed when SMTP is configured."""
+    settings = runtime.settings
     with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
-        users.remove_preauthorized(session=session, email=email, actor=actor)
+        token = links.issue_invitation(
+            session=session,
+            email=email,
+            role=role,
+            actor=actor,
+            valid=dt.timedelta(days=settings.invite_valid_days),
+        )
+    url = links.url(settings.public_url, links.Purpose.INVITE, token)
+    address = users.normalise_email(email)
+    if not settings.smtp_host:
+        return IssuedLink(url, None, None)
+    note = notify.Notification(
+        subject="You are invited to the AI cost tracker",
+        body=(
+            f"{actor} invited you to the AI cost tracker as {role}.\n\n"
+            f"Open this link to choose your username and password (valid "
+            f"{settings.invite_valid_days} days, once):\n{url}\n"
+        ),
+        fields={},
+    )
+    try:
+        notify.send_email(settings, address, note)
+    except notify.DeliveryError as exc:
+        return IssuedLink(url, None, str(exc))
+    return IssuedLink(url, address, None)
+
+
+def withdraw_invitation(runtime: Runtime, *, invitation_id: int) -> str:
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        return links.withdraw_invitation(session=session, invitation_id=invitation_id, actor=actor)
+
+
+def reset_link(runtime: Runtime, *, username: str) -> str:
+    """A one-time password-reset link for a user, for the admin to pass on."""
+    settings = runtime.settings
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        token = links.issue_reset(
+            session=session,
+            username=username,
+            actor=actor,
+            valid=dt.timedelta(hours=settings.reset_valid_hours),
+        )
+    return links.url(settings.public_url, links.Purpose.RESET, token)
+
+
+def add_sso_mapping(runtime: Runtime, *, claim: str, value: str, role: str) -> None:
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        sso.add_mapping(session=session, claim=claim, value=value, role=role, actor=actor)
+
+
+def remove_sso_mapping(runtime: Runtime, *, mapping_id: int) -> None:
+    with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
+        sso.remove_mapping(session=session, mapping_id=mapping_id, actor=actor)
+
+
+# --- Your account page ---------------------------------------------------------------------
+
+
+def change_password(runtime: Runtime, *, current: str, new: str, session_id: int) -> None:
+    """The signed-in user's own password; their other sessions end."""
+    with acting_as(runtime, Capability.OWN_ACCOUNT) as (session, actor):
+        users.change_own_password(
+            session=session, username=actor, current=current, new=new, session_id=session_id
+        )
+
+
+def end_other_sessions(runtime: Runtime, *, session_id: int) -> int:
+    with acting_as(runtime, Capability.OWN_ACCOUNT) as (session, actor):
+        user = users.get_user(session=session, username=actor)
+        assert user is not None
+        ended = sessions.revoke_user(
+            session=session,
+            user_id=user.id,
+            reason="ended by the user",
+            keep_session_id=session_id,
+        )
+        audit.record(
+            session=session, actor=actor, action="user.sessions_ended", target=actor, count=ended
+        )
+        return ended
 
 
 def add_override(runtime: Runtime, **fields: Any) -> None:

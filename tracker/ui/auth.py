@@ -1,239 +1,273 @@
-"""Sign-in, registration, sign-out and role checks for the app.
+"""Sign-in, sign-out and the server-side role check, for every script run.
 
-The only module that touches streamlit-authenticator, and only for its signed re-login cookie
-(a JWT signed with SECRET_KEY, valid 1 hour). The login form is our own: it checks passwords
-with `tracker.identity.users.check_login`, which keeps the failure counter and the 15-minute
-lockout in the `users` table (the library's own attempt counter lives in memory and forgets on
-restart),
-and answers every failure with the same message so nobody learns which usernames exist.
+Who is signed in is decided by the database at every run (`tracker.identity.sessions`): the
+browser holds only an opaque token in the HttpOnly cookie `tracker_session`, which the
+sign-in routes of `tracker.ui.web` set and delete. A sign-in here checks the password
+(`users.check_login`: one atomic counter update, the same work for every failure), opens a
+session, keeps its token for this tab and sends the browser to `/auth/session` with a
+one-time code, which sets the cookie. A revoked, idle or expired session shows the sign-in
+form, with the reason, at the tab's next interaction.
 
-Session-state keys follow the library's names: `authentication_status`, `username`, `name`,
-`roles` (a one-item list) and `logout`. Every run re-reads the signed-in user from the
-database, so a removed, deactivated or re-roled user loses access at their next click.
+The page also answers the single-use links of `tracker.identity.links`: `?setup=` (first
+admin), `?invite=` and `?reset=`. There is no open registration.
+
+streamlit-authenticator is not used for sign-in any more: its cookie is set from JavaScript
+(never HttpOnly) and it cannot revoke a session on the server.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import streamlit as st
 from sqlalchemy.orm import Session
-from streamlit_authenticator.controllers import CookieController
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tracker.core.errors import PermissionDenied, TrackerError
 from tracker.core.runtime import Runtime
-from tracker.identity import users
+from tracker.identity import links, sessions, users
+from tracker.ui import data
+from tracker.ui.components import plain_text
+from tracker.ui.web import COOKIE_NAME
 
 log = logging.getLogger(__name__)
 
-COOKIE_NAME = "ai_cost_tracker_auth"
-COOKIE_EXPIRY_DAYS = 1 / 24  # one hour
-SESSION_DEFAULTS: dict[str, object] = {
-    "authentication_status": None,
-    "username": None,
-    "name": None,
-    "roles": None,
-    "logout": None,
-}
+TOKEN_KEY = "auth_token"
+USER_KEY = "auth_user"
 LOGIN_FAILED = (
     "Wrong username or password, or the account is locked for 15 minutes after 5 failed "
-    "attempts. Check your details and try again, or ask an admin."
+    "attempts. Check your details and try again, or ask an admin for a reset link."
 )
+SSO_MESSAGES = {
+    "refused": "Single sign-on did not sign you in: your identity has no access here. Ask an "
+    "admin to invite you or to map your email or group to a role.",
+    "unavailable": "The single-sign-on provider cannot be reached. Try again shortly, or sign "
+    "in with your password.",
+}
 
 
 @dataclass(frozen=True)
 class SignedInUser:
-    """The user of this browser session, as last read from the database."""
+    """The user of this browser session, as read from the database at this run."""
 
     username: str
     name: str
     role: str
+    session_id: int
 
 
-def _init_state() -> None:
-    for key, value in SESSION_DEFAULTS.items():
-        if key not in st.session_state:
-            st.session_state[key] = value
+def redirect(url: str) -> None:
+    """Send the browser to `url` (same tab), as `st.login` does."""
+    context = get_script_run_ctx()
+    if context is None:
+        return
+    message = ForwardMsg()
+    message.auth_redirect.url = url
+    context.enqueue(message)
 
 
-def _sign_in(user: SignedInUser) -> None:
-    st.session_state["authentication_status"] = True
-    st.session_state["username"] = user.username
-    st.session_state["name"] = user.name
-    st.session_state["roles"] = [user.role]
-    st.session_state["logout"] = None
+def _policy() -> sessions.Policy:
+    return sessions.Policy.from_settings(data.get_settings())
 
 
-def _sign_out_state() -> None:
-    st.session_state["authentication_status"] = None
-    st.session_state["username"] = None
-    st.session_state["name"] = None
-    st.session_state["roles"] = None
-    st.session_state["logout"] = True
-
-
-def _load(session: Session, username: str) -> SignedInUser | None:
-    user = users.get_user(session=session, username=username)
-    if user is None or not user.is_active:
-        return None
-    return SignedInUser(username=user.username, name=user.name, role=user.role)
+def _tokens() -> list[str]:
+    """The tokens this tab may be signed in with: the cookie's, then one kept by a sign-in."""
+    found = [st.context.cookies.get(COOKIE_NAME), st.session_state.get(TOKEN_KEY)]
+    return [t for t in dict.fromkeys(found) if isinstance(t, str) and t]
 
 
 class Auth:
-    """Sign-in for one script run: create once per run (it renders the cookie component)."""
+    """Sign-in for one script run."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        _init_state()
-        self.cookies = CookieController(
-            cookie_name=COOKIE_NAME,
-            cookie_key=runtime.settings.secret_key,
-            cookie_expiry_days=COOKIE_EXPIRY_DAYS,
-        )
+        self.policy = sessions.Policy.from_settings(runtime.settings)
 
     def gate(self) -> SignedInUser | None:
-        """Return the signed-in user, or draw the login/registration page and return None."""
-        username = st.session_state.get("username")
-        if st.session_state.get("authentication_status") and username:
-            with self.runtime.session_factory() as session:
-                user = _load(session, str(username))
-            if user is not None:
-                _sign_in(user)
+        """Return the signed-in user, or draw the sign-in page and return None."""
+        ended: sessions.Ended | None = None
+        for token in _tokens():
+            with self.runtime.session_factory.begin() as session:
+                found = sessions.resolve(session=session, token=token, policy=self.policy)
+            if isinstance(found, sessions.SessionUser):
+                user = SignedInUser(found.username, found.name, found.role, found.session_id)
+                st.session_state[TOKEN_KEY] = token
+                st.session_state[USER_KEY] = user
                 return user
-            _sign_out_state()  # removed or deactivated since signing in
-        token = self.cookies.get_cookie()
-        if token and token.get("username"):
-            with self.runtime.session_factory() as session:
-                user = _load(session, str(token["username"]))
-            if user is not None:
-                _sign_in(user)
-                return user
-        return self._login_page()
+            ended = ended or found
+        st.session_state.pop(TOKEN_KEY, None)
+        st.session_state.pop(USER_KEY, None)
+        self._sign_in_page(ended)
+        return None
 
-    def _login_page(self) -> SignedInUser | None:
-        placeholder = st.empty()
-        with placeholder.container():
-            st.title("AI cost tracker")
-            with self.runtime.session_factory() as session:
-                first_user = users.count_users(session=session) == 0
-                invitations = not first_user and users.has_open_invitations(session=session)
-            if first_user:
-                user = self._register_form(first=True)
-            elif invitations:
-                sign_in, register = st.tabs(["Sign in", "Register with an invitation"])
-                with sign_in:
-                    user = self._login_form()
-                with register:
-                    user = user or self._register_form(first=False)
-            else:
-                user = self._login_form()
-        if user is not None:
-            placeholder.empty()
-            _sign_in(user)
-            self.cookies.set_cookie()
-        return user
+    # --- the page an anonymous visitor sees --------------------------------------------------
 
-    def _login_form(self) -> SignedInUser | None:
+    def _sign_in_page(self, ended: sessions.Ended | None) -> None:
+        st.title("AI cost tracker")
+        params = st.query_params
+        for purpose in links.Purpose:
+            if params.get(purpose.value):
+                self._link_page(purpose, str(params[purpose.value]))
+                return
+        if ended is not None:
+            st.warning(self.policy.message(ended))
+        sso_problem = SSO_MESSAGES.get(str(params.get("sso", "")))
+        if sso_problem:
+            st.error(sso_problem)
+        with self.runtime.session_factory() as session:
+            no_users = users.count_users(session=session) == 0
+        if no_users:
+            st.info(
+                "No admin exists yet. Open the one-time setup link the server printed when it "
+                "started, or make one with `python -m tracker users setup-link` (or add the "
+                "admin directly with `python -m tracker users add`)."
+            )
+            return
+        settings = self.runtime.settings
+        if settings.password_sign_in:
+            self._password_form()
+        if settings.sso_enabled and st.button(
+            f"Sign in with {plain_text(settings.oidc_label)}", key="sso_sign_in"
+        ):
+            redirect("/auth/sso/login")
+            st.info("Taking you to your identity provider…")
+
+    def _password_form(self) -> None:
         with st.form("login"):
             st.subheader("Sign in")
             username = st.text_input("Username", autocomplete="username")
             password = st.text_input("Password", type="password", autocomplete="current-password")
             submitted = st.form_submit_button("Sign in", type="primary")
         if not submitted:
-            return None
+            return
         if not username.strip() or not password:
             st.error("Enter your username and password.")
-            return None
+            return
         with self.runtime.session_factory.begin() as session:
             found = users.check_login(session=session, username=username.strip(), password=password)
-            user = (
-                SignedInUser(username=found.username, name=found.name, role=found.role)
+            started = (
+                sessions.start(session=session, user=found, method="password", policy=self.policy)
                 if found is not None
                 else None
             )
-        if user is None:
+        if started is None:
             log.info("failed sign-in")
             st.error(LOGIN_FAILED)
-        return user
+            return
+        self._complete(started)
 
-    def _register_form(self, *, first: bool) -> SignedInUser | None:
-        key = "register_first" if first else "register_invited"
-        if first:
-            st.info(
-                "No user exists yet. Register the first user: they become the admin and can "
-                "then add others or pre-authorise their emails."
-            )
+    def _complete(self, started: sessions.Started) -> None:
+        """Keep the session for this tab and let the sign-in route set the cookie."""
+        st.session_state[TOKEN_KEY] = started.token
+        redirect(f"/auth/session?code={quote(started.handoff_code)}")
+        st.success("Signed in. Opening the dashboard…")
+        st.stop()
+
+    # --- single-use links ---------------------------------------------------------------------
+
+    def _link_page(self, purpose: links.Purpose, token: str) -> None:
+        with self.runtime.session_factory() as session:
+            view = links.inspect(session=session, purpose=purpose, token=token)
+        if view is None:
+            st.error(f"This link cannot be used: {links.EXPIRED_OR_USED}.")
+            return
+        if purpose is links.Purpose.RESET:
+            st.subheader(f"Choose a new password for {plain_text(view.username or '')}")
+        elif purpose is links.Purpose.INVITE:
+            st.subheader(f"You are invited as {view.role}")
+            st.caption(f"Your account will use the email {plain_text(view.email or '')}.")
+        else:
+            st.subheader("Create the first admin")
+        key = f"link_{purpose.value}"
         with st.form(key):
-            st.subheader("Register the first user (admin)" if first else "Register")
-            username = st.text_input("Username", key=f"{key}_username", autocomplete="username")
-            name = st.text_input("Full name", key=f"{key}_name")
-            email = st.text_input("Email", key=f"{key}_email", autocomplete="email")
+            username = name = email = ""
+            if purpose is not links.Purpose.RESET:
+                username = st.text_input("Username", key=f"{key}_username")
+                name = st.text_input("Full name", key=f"{key}_name")
+            if purpose is links.Purpose.SETUP:
+                email = st.text_input("Email", key=f"{key}_email")
             password = st.text_input(
-                f"Password ({users.MIN_PASSWORD_CHARS}+ characters, at most "
-                f"{users.MAX_PASSWORD_BYTES} bytes)",
-                type="password",
-                key=f"{key}_password",
-                autocomplete="new-password",
+                f"Password ({users.PASSWORD_RULE})", type="password", key=f"{key}_password"
             )
             repeat = st.text_input("Repeat the password", type="password", key=f"{key}_repeat")
-            submitted = st.form_submit_button("Register", type="primary")
+            submitted = st.form_submit_button("Save", type="primary")
         if not submitted:
-            return None
+            return
         if password != repeat:
             st.error("The two passwords differ; type the same password twice.")
-            return None
-        register = users.register_first_admin if first else users.register_invited
+            return
         try:
             with self.runtime.session_factory.begin() as session:
-                created = register(
-                    session=session,
-                    username=username,
-                    email=email,
-                    password=password,
-                    name=name.strip() or None,
-                )
-                user = SignedInUser(username=created.username, name=created.name, role=created.role)
+                started = None
+                if purpose is links.Purpose.RESET:
+                    links.redeem_reset(session=session, token=token, password=password)
+                else:
+                    if purpose is links.Purpose.SETUP:
+                        user = links.redeem_setup(
+                            session=session,
+                            token=token,
+                            username=username,
+                            email=email,
+                            password=password,
+                            name=name.strip() or None,
+                        )
+                    else:
+                        user = links.redeem_invitation(
+                            session=session,
+                            token=token,
+                            username=username,
+                            password=password,
+                            name=name.strip() or None,
+                        )
+                    started = sessions.start(
+                        session=session, user=user, method="password", policy=self.policy
+                    )
         except TrackerError as exc:
-            st.error(f"Not registered: {exc}.")
-            return None
-        log.info("registered user %s as %s", user.username, user.role)
-        return user
+            st.error(f"Not saved: {plain_text(str(exc))}.")
+            return
+        st.query_params.clear()
+        if started is None:
+            st.success("Your password is set and every earlier sign-in has ended. Sign in now.")
+            self._password_form()
+            return
+        self._complete(started)
 
-    def logout_button(self) -> None:
-        """A sign-out button in the sidebar; also forgets the re-login cookie."""
-        if st.sidebar.button("Sign out", key="sign_out"):
-            _sign_out_state()
-            try:
-                self.cookies.delete_cookie()
-            except KeyError:  # the browser never sent the cookie back: nothing to delete
-                pass
-            st.rerun()
+    # --- signing out --------------------------------------------------------------------------
 
-
-def current_user() -> SignedInUser | None:
-    """The signed-in user from session state (set by `Auth.gate` in app.py)."""
-    if not st.session_state.get("authentication_status"):
-        return None
-    roles = st.session_state.get("roles") or []
-    username = st.session_state.get("username")
-    if not username or not roles:
-        return None
-    return SignedInUser(
-        username=str(username), name=str(st.session_state.get("name") or username), role=roles[0]
-    )
+    def sign_out_button(self) -> None:
+        """A sign-out button in the sidebar: ends the session on the server, then the cookie."""
+        if not st.sidebar.button("Sign out", key="sign_out"):
+            return
+        with self.runtime.session_factory.begin() as session:
+            for token in _tokens():
+                sessions.revoke(session=session, token=token, reason="signed out")
+        st.session_state.pop(TOKEN_KEY, None)
+        st.session_state.pop(USER_KEY, None)
+        redirect("/auth/signout")
+        st.info("Signed out.")
+        st.stop()
 
 
 def require_role(session: Session, *allowed: str) -> str:
-    """Check, against the database, that the signed-in user has one of `allowed`; return them.
+    """Check, in the action's own transaction, that this tab's session is still valid and its
+    user has one of `allowed` roles; return the username.
 
-    Call inside every data-changing action, in the action's own transaction: the page list
-    already hides what a role may not see, this is the server-side check behind it.
+    The page list already hides what a role may not see; this is the server-side check behind
+    it, and it reads the session and the role from the database, never from the browser.
     """
-    username = st.session_state.get("username")
-    if not st.session_state.get("authentication_status") or not username:
-        raise PermissionDenied("you are signed out; sign in again")
-    user = users.get_user(session=session, username=str(username))
-    if user is None or not user.is_active or user.role not in allowed:
-        raise PermissionDenied(f"this action needs the {' or '.join(allowed)} role")
-    return user.username
+    for token in _tokens():
+        found = sessions.resolve(session=session, token=token, policy=_policy())
+        if isinstance(found, sessions.SessionUser):
+            if found.role not in allowed:
+                raise PermissionDenied(f"this action needs the {' or '.join(allowed)} role")
+            return found.username
+    raise PermissionDenied("you are signed out; sign in again")
+
+
+def current_user() -> SignedInUser | None:
+    """The user `Auth.gate` signed in for this run (read from the database by it)."""
+    user = st.session_state.get(USER_KEY)
+    return user if isinstance(user, SignedInUser) else None

@@ -237,6 +237,11 @@ def invitations_frame() -> pd.DataFrame:
         return admin_report.invitations_frame(session=session)
 
 
+def sso_mappings_frame() -> pd.DataFrame:
+    with _factory()() as session:
+        return admin_report.sso_mappings_frame(session=session)
+
+
 def overrides_frame() -> pd.DataFrame:
     with _factory()() as session:
         return admin_report.overrides_frame(session=session)

@@ -23,6 +23,7 @@ class Capability(StrEnum):
     ACKNOWLEDGE_ANOMALIES = "acknowledge anomalies"
     MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
     ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
+    OWN_ACCOUNT = "own account"  # change one's own password, end one's other sessions
 
 
 CAPABILITIES: dict[Role, frozenset[Capability]] = {
@@ -33,9 +34,10 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.VIEW_PLANNING,
             Capability.EXPORT,
             Capability.ACKNOWLEDGE_ANOMALIES,
+            Capability.OWN_ACCOUNT,
         }
     ),
-    Role.VIEWER: frozenset({Capability.VIEW_SPEND}),
+    Role.VIEWER: frozenset({Capability.VIEW_SPEND, Capability.OWN_ACCOUNT}),
 }
 
 

@@ -55,6 +55,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("sync_health.py", "Sync health", ":material/sync:", Capability.VIEW_PLANNING),
     PageSpec("accounts.py", "Accounts", ":material/key:", Capability.MANAGE_ACCOUNTS),
     PageSpec("admin.py", "Admin", ":material/admin_panel_settings:", Capability.ADMINISTER),
+    PageSpec("account.py", "Your account", ":material/person:", Capability.OWN_ACCOUNT),
 )
 
 # Set while `run` executes the chosen page, in the script thread of that session.
@@ -94,7 +95,7 @@ def run() -> None:
             "Refresh data", key="refresh_data", help="Reload every figure from the database"
         ):
             data.clear_frames()
-    auth.logout_button()
+    auth.sign_out_button()
     _routing.active = True
     try:
         navigation.run()

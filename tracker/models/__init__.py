@@ -15,25 +15,27 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     CheckConstraint,
-    Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     Numeric,
     PrimaryKeyConstraint,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     func,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+# Re-exported: tables elsewhere and the migrations name them as tracker.models.*.
+from tracker.models.base import ID as ID
+from tracker.models.base import MONEY as MONEY
+from tracker.models.base import UNIT_PRICE as UNIT_PRICE
+from tracker.models.base import Base as Base
+from tracker.models.base import UTCDateTime as UTCDateTime
+from tracker.models.base import utcnow as utcnow
 
 # What makes a usage row one row: the unique constraint, the bulk writer's ON CONFLICT and
 # the merging of rows within one sync all read this.
@@ -86,44 +88,6 @@ class SyncStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite stores naive text)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
-
-
-MONEY = Numeric(18, 6)
-# Unit prices per million tokens need more decimals than amounts (e.g. $0.075 / 1M = 7.5e-8).
-UNIT_PRICE = Numeric(24, 12)
-ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
-
-
 # The token counts of a usage row (and of every rollup row), in reporting order.
 TOKEN_COLUMNS = (
     "input_tokens",
@@ -143,23 +107,6 @@ def all_tokens(entity: Any) -> Any:
     return first
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
-        Decimal: MONEY,
-        dt.datetime: UTCDateTime(),
-        dt.date: Date(),
-        int: BigInteger(),
-        str: String(255),
-        dict[str, Any]: JSON(),
-        list[Any]: JSON(),
-    }
-
-
 class User(Base):
     __tablename__ = "users"
 
@@ -176,22 +123,6 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (CheckConstraint("role IN ('admin', 'finance', 'viewer')", name="role"),)
-
-    def __repr__(self) -> str:
-        return f"User(id={self.id}, username={self.username!r}, role={self.role!r})"
-
-
-class PreauthorizedEmail(Base):
-    """An address an admin allowed to register, with the role it will get."""
-
-    __tablename__ = "preauthorized_emails"
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    role: Mapped[str] = mapped_column(String(16))
-    created_by: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    used_at: Mapped[dt.datetime | None]
 
 
 class Service(Base):
@@ -579,3 +510,16 @@ class AuditLog(Base):
     details: Mapped[dict[str, Any] | None]
 
     __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+
+# The sign-in tables live in their own module; importing them here registers them with
+# `Base.metadata` wherever the models are imported.
+from tracker.models.identity import (  # noqa: E402
+    SignInSession as SignInSession,
+)
+from tracker.models.identity import (  # noqa: E402
+    SsoRoleMapping as SsoRoleMapping,
+)
+from tracker.models.identity import (  # noqa: E402
+    UserToken as UserToken,
+)

@@ -1,0 +1,194 @@
+"""The HTTP side of sign-in: routes that `app.py` mounts on Streamlit's server (`st.App`).
+
+A Streamlit script cannot set a cookie that JavaScript cannot read, so the cookie is set
+here, by an HTTP response:
+- `GET /auth/session?code=...` trades the one-time hand-off code a sign-in made
+  (`tracker.identity.sessions`) for a fresh session token, set as `tracker_session`
+  (HttpOnly, SameSite=Strict, Secure over HTTPS, only the opaque token), then goes home;
+- `GET /auth/signout` ends the session on the server and deletes the cookie;
+- `GET /auth/sso/login` and `/auth/sso/callback` sign in through the OpenID Connect
+  provider (Authlib) and set the same cookie.
+The lifespan prints a first-admin setup link while the database has no user.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from tracker.core.config import load_settings
+from tracker.core.db import require_schema
+from tracker.core.errors import TrackerError
+from tracker.core.runtime import Runtime, build_runtime
+from tracker.identity import links, sessions, sso, users
+from tracker.models import utcnow
+
+log = logging.getLogger(__name__)
+
+COOKIE_NAME = "tracker_session"
+SSO_CLIENT = "tracker"
+
+
+@functools.cache
+def _runtime() -> Runtime:
+    runtime = build_runtime(load_settings())
+    require_schema(runtime.engine)
+    return runtime
+
+
+def _is_https(request: Request) -> bool:
+    # Behind a TLS proxy on this machine uvicorn takes the scheme from X-Forwarded-Proto.
+    return request.url.scheme == "https" or _runtime().settings.public_url.startswith("https:")
+
+
+def _home(request: Request, *, query: str = "") -> RedirectResponse:
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/{query}", status_code=303)
+
+
+def _with_cookie(request: Request, token: str) -> Response:
+    response = _home(request)
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=_runtime().settings.session_max_hours * 3600,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=_is_https(request),
+    )
+    return response
+
+
+async def complete_sign_in(request: Request) -> Response:
+    code = request.query_params.get("code", "")
+
+    def redeem() -> str | None:
+        with _runtime().session_factory.begin() as session:
+            return sessions.redeem_handoff(session=session, code=code)
+
+    token = await run_in_threadpool(redeem) if code else None
+    if token is None:
+        return _home(request)  # the sign-in form shows again
+    return _with_cookie(request, token)
+
+
+async def sign_out(request: Request) -> Response:
+    token = request.cookies.get(COOKIE_NAME)
+    if token:
+
+        def revoke() -> None:
+            with _runtime().session_factory.begin() as session:
+                sessions.revoke(session=session, token=token, reason="signed out")
+
+        await run_in_threadpool(revoke)
+    response = _home(request)
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+    return response
+
+
+@functools.cache
+def _oauth() -> Any:
+    from authlib.integrations.starlette_client import OAuth
+
+    settings = _runtime().settings
+    oauth = OAuth()
+    oauth.register(
+        name=SSO_CLIENT,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        server_metadata_url=settings.oidc_metadata_url,
+        client_kwargs={"scope": "openid email profile"},
+    )
+    return oauth.create_client(SSO_CLIENT)
+
+
+async def sso_login(request: Request) -> Response:
+    settings = _runtime().settings
+    if not settings.sso_enabled:
+        return _home(request)
+    callback = f"{settings.public_url}/auth/sso/callback"
+    try:
+        return await _oauth().authorize_redirect(request, callback)  # type: ignore[no-any-return]
+    except Exception:  # the provider is down or its discovery document is unreadable
+        log.warning("single sign-on: could not reach the identity provider", exc_info=True)
+        return _home(request, query="?sso=unavailable")
+
+
+async def sso_callback(request: Request) -> Response:
+    settings = _runtime().settings
+    if not settings.sso_enabled:
+        return _home(request)
+    client = _oauth()
+    try:
+        token = await client.authorize_access_token(request)
+        claims = dict(token.get("userinfo") or {})
+        claims.update(await client.userinfo(token=token))
+    except Exception:  # a replayed or forged callback, or the provider refused
+        log.warning("single sign-on: the callback was refused", exc_info=True)
+        return _home(request, query="?sso=refused")
+    groups = claims.get(settings.oidc_groups_claim) or []
+
+    def start() -> str:
+        policy = sessions.Policy.from_settings(settings)
+        with _runtime().session_factory.begin() as session:
+            user = sso.sign_in(
+                session=session,
+                email=claims.get("email"),
+                email_verified=claims.get("email_verified", True) is not False,
+                name=claims.get("name"),
+                groups=groups if isinstance(groups, list) else [],
+            )
+            user.last_login_at = utcnow()
+            started = sessions.start(session=session, user=user, method="sso", policy=policy)
+            return sessions.redeem_handoff(session=session, code=started.handoff_code) or ""
+
+    try:
+        cookie_token = await run_in_threadpool(start)
+    except TrackerError:
+        log.info("single sign-on: an identity without access was refused")
+        return _home(request, query="?sso=refused")
+    return _with_cookie(request, cookie_token)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/auth/session", complete_sign_in, methods=["GET"]),
+        Route("/auth/signout", sign_out, methods=["GET"]),
+        Route("/auth/sso/login", sso_login, methods=["GET"]),
+        Route("/auth/sso/callback", sso_callback, methods=["GET"]),
+    ]
+
+
+def announce_setup_link() -> None:
+    """While no user exists, print a first-admin link (the only way in besides the CLI)."""
+    try:
+        runtime = _runtime()
+        with runtime.session_factory.begin() as session:
+            if users.count_users(session=session) > 0:
+                return
+            token = links.issue_setup(session=session)
+    except TrackerError as exc:
+        log.error("cannot prepare the first-admin link: %s", exc)
+        return
+    link = links.url(runtime.settings.public_url, links.Purpose.SETUP, token)
+    # Printed, not logged: it is shown once to whoever started the server, like a password.
+    print(  # noqa: T201
+        "\nNo admin exists yet. Open this link to create the first admin "
+        f"(valid {int(links.SETUP_VALID.total_seconds() // 3600)} hours, once):\n  {link}\n"
+        "A new link: python -m tracker users setup-link\n",
+        flush=True,
+    )
+
+
+@asynccontextmanager
+async def lifespan(_app: object) -> AsyncIterator[None]:
+    await run_in_threadpool(announce_setup_link)
+    yield
