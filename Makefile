@@ -62,10 +62,20 @@ $(FOCUS_VENV)/.installed:
 
 focus-venv: $(FOCUS_VENV)/.installed
 
-pytest: install-dev $(FOCUS_VENV)/.installed
+# The single-sign-on test runs a real OpenID Connect provider (npm's oidc-provider) with Node.
+OIDC_DIR := tests/oidc
+$(OIDC_DIR)/node_modules/.installed: $(OIDC_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(OIDC_DIR) --no-audit --no-fund --silent && touch $@; \
+	else \
+		if [ "$$CI" = "true" ]; then echo "npm not found; install Node.js and npm" >&2; exit 1; fi; \
+		echo "npm not found: the single-sign-on test will be skipped"; \
+	fi
+
+pytest: install-dev $(FOCUS_VENV)/.installed $(OIDC_DIR)/node_modules/.installed
 	$(PY) -m pytest
 
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) $(FOCUS_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(FOCUS_VENV) $(OIDC_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -130,6 +130,9 @@ with invite_tab:
             invites.drop(columns=["id"]),
             hide_index=True,
             column_config={
+                "email": st.column_config.TextColumn("Email"),
+                "role": st.column_config.TextColumn("Role"),
+                "created_by": st.column_config.TextColumn("Invited by"),
                 "created_at": ui.datetime_column("Invited (UTC)"),
                 "expires_at": ui.datetime_column("Expires (UTC)"),
             },
@@ -160,7 +163,16 @@ with sso_tab:
         )
     mappings = data.sso_mappings_frame()
     if not mappings.empty:
-        st.dataframe(mappings.drop(columns=["id"]), hide_index=True)
+        st.dataframe(
+            mappings.drop(columns=["id"]),
+            hide_index=True,
+            column_config={
+                "claim": st.column_config.TextColumn("Maps"),
+                "value": st.column_config.TextColumn("Group or email"),
+                "role": st.column_config.TextColumn("Role"),
+                "created_by": st.column_config.TextColumn("Added by"),
+            },
+        )
     with st.form("sso_map", clear_on_submit=True):
         c1, c2, c3 = st.columns(3)
         claim = c1.selectbox("Map", ["group", "email"], key="sso_claim")

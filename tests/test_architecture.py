@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-UI_ONLY = ("streamlit", "streamlit_authenticator")
+UI_ONLY = ("streamlit", "starlette", "authlib")
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -66,7 +66,15 @@ def test_services_and_their_wiring():
         assert services[name]["build"] == "."
     assert services["worker"]["command"] == ["python", "worker.py"]
     assert services["app"]["command"][:3] == ["streamlit", "run", "app.py"]
-    assert "8501:8501" in services["app"]["ports"]
+    # Plain HTTP is published on this host only; a TLS proxy faces the network.
+    assert services["app"]["ports"] == ["127.0.0.1:8501:8501"]
+    environment = services["app"]["environment"]
+    assert {"PUBLIC_URL", "SESSION_IDLE_MINUTES", "OIDC_METADATA_URL"} <= set(environment)
+
+
+def test_streamlit_hides_the_deploy_button_and_developer_menu():
+    config = (ROOT / ".streamlit" / "config.toml").read_text()
+    assert 'toolbarMode = "viewer"' in config
 
 
 def test_required_secrets_fail_fast_when_missing():

@@ -94,3 +94,28 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     )
     assert settings.secret_key == GOOD_SECRET
     assert settings.backfill_days == 10 and settings.resync_window_days == 5
+
+
+def test_sign_in_settings_default_and_validate(tmp_path):
+    settings = settings_from({}, tmp_path)
+    assert (settings.session_idle_minutes, settings.session_max_hours) == (60, 12)
+    assert settings.public_url == "http://localhost:8501" and settings.password_sign_in
+    assert not settings.sso_enabled
+    custom = settings_from(
+        {"PUBLIC_URL": "https://costs.example.com/", "PASSWORD_SIGN_IN": "off"}, tmp_path
+    )
+    assert custom.public_url == "https://costs.example.com" and not custom.password_sign_in
+    with pytest.raises(ConfigError, match="PUBLIC_URL must be the address people open"):
+        settings_from({"PUBLIC_URL": "costs.example.com"}, tmp_path)
+    with pytest.raises(ConfigError, match="PASSWORD_SIGN_IN must be true or false"):
+        settings_from({"PASSWORD_SIGN_IN": "maybe"}, tmp_path)
+
+
+def test_single_sign_on_needs_all_three_settings_and_https(tmp_path):
+    with pytest.raises(ConfigError, match="set OIDC_CLIENT_ID, OIDC_CLIENT_SECRET as well"):
+        settings_from({"OIDC_METADATA_URL": "https://idp.example.com/.well-known/x"}, tmp_path)
+    full = {"OIDC_CLIENT_ID": "tracker", "OIDC_CLIENT_SECRET": "s3cret-value"}
+    with pytest.raises(ConfigError, match="must use https://"):
+        settings_from({**full, "OIDC_METADATA_URL": "http://idp.example.com/x"}, tmp_path)
+    ok = settings_from({**full, "OIDC_METADATA_URL": "http://127.0.0.1:9000/x"}, tmp_path)
+    assert ok.sso_enabled and "s3cret-value" not in repr(ok)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -33,10 +34,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+PRODUCTION = {"TRACKER_ENV": "production"}
 STARTUP_DEADLINE_S = 90  # generous: a cold start imports pandas, plotly and Streamlit
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -69,9 +71,12 @@ def seeded_pg(pg_databases, tmp_path: Path) -> Iterator[str]:  # type: ignore[no
 
 
 @contextmanager
-def running_app(database_url: str, tmp_path: Path, **settings: str) -> Iterator[tuple[str, Path]]:
-    """`streamlit run app.py` on a free loopback port; yields its base URL and its log."""
-    port = _free_port()
+def running_app(
+    database_url: str, tmp_path: Path, *, port: int | None = None, **settings: str
+) -> Iterator[tuple[str, Path]]:
+    """`streamlit run app.py` on a loopback port (a free one by default); yields its base URL
+    and its log."""
+    port = port or free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("ENCRYPTION_KEY_PREVIOUS",)},
         "DATABASE_URL": database_url,
@@ -136,3 +141,22 @@ def server(seeded_pg: str, tmp_path: Path) -> Iterator[str]:
     """The app on the seeded database, development settings; yields its base URL."""
     with running_app(seeded_pg, tmp_path) as (url, _log):
         yield url
+
+
+@pytest.fixture
+def browser(chromium: Path) -> Iterator[Any]:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def new_page(context: Any) -> Any:
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    return page

@@ -17,14 +17,13 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM_ARGS, running_app
+from tests.e2e.conftest import ARTIFACTS, PRODUCTION, new_page, running_app
 from tests.factories.dashboard import PASSWORD
 from tracker.core.db import make_engine
 from tracker.models import SignInSession, User
 
 pytestmark = pytest.mark.e2e
 
-PRODUCTION = {"TRACKER_ENV": "production"}
 SIGNED_OUT = "You were signed out. Sign in again."
 
 
@@ -35,25 +34,6 @@ def prod(seeded_pg: str, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     with running_app(seeded_pg, tmp_path, **PRODUCTION) as (url, _log):
         yield url, engine
     engine.dispose()
-
-
-@pytest.fixture
-def browser(chromium: Path) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=60_000)
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def new_page(context: Any) -> Any:
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    return page
 
 
 def sign_in(page: Any, url: str, username: str, password: str) -> None:
@@ -103,7 +83,7 @@ def test_sign_out_ends_the_session_everywhere_and_the_cookie_is_httponly(
     expect_signed_in(second_tab)
 
     tab.get_by_role("button", name="Sign out").click()
-    expect_sign_in_form(tab)
+    expect_sign_in_form(tab, saying="You have signed out.")
     assert session_cookie(context) is None
     tab.reload()
     expect_sign_in_form(tab)
@@ -121,6 +101,14 @@ def test_sign_out_ends_the_session_everywhere_and_the_cookie_is_httponly(
     stolen = new_page(thief)
     stolen.goto(url)
     expect_sign_in_form(stolen, saying=SIGNED_OUT)
+    # A forged cookie (the old signed-JWT format, alg=none, claiming alice) is just unknown.
+    forger = browser.new_context()
+    forged = "eyJhbGciOiJub25lIn0.eyJ1c2VybmFtZSI6ImFsaWNlIn0."
+    forger.add_cookies([{**cookie, "value": forged}])
+    forged_page = new_page(forger)
+    forged_page.goto(url)
+    expect_sign_in_form(forged_page, saying="Your sign-in is no longer valid. Sign in again.")
+    assert "Traceback" not in forged_page.locator("body").inner_text()
     with Session(engine) as session:
         revoked = session.scalars(select(SignInSession.revoked_reason)).all()
         assert revoked == ["signed out"]

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from tests.factories.dashboard import PASSWORD, expected_cost
-from tests.ui.conftest import current_user_of, new_app
+from tests.fakes.smtp_server import smtp_server
+from tests.ui.conftest import current_user_of, new_app, signed_in
 from tests.ui.test_app import AppAs, errors, metrics, today
 from tracker.identity import links
-from tracker.models import AuditLog, SignInSession, User, UserToken
+from tracker.models import AuditLog, SignInSession, SsoRoleMapping, User, UserToken
 from tracker.ui.components import money
 
 LOGIN_FAILED = (
@@ -291,3 +292,58 @@ def test_a_user_changes_their_own_password(app_as: AppAs, seeded_db: Engine) -> 
     assert errors(sign_in(new_app().run(), "fin", PASSWORD)) == [LOGIN_FAILED]
     with Session(seeded_db) as session:
         assert session.scalar(select(AuditLog.action).where(AuditLog.action == "user.password"))
+
+
+def test_admin_maps_a_group_to_a_role_for_single_sign_on(app_as: AppAs, seeded_db: Engine) -> None:
+    at = app_as("alice", "admin")
+    at.switch_page("pages/admin.py").run()
+    assert any("Single sign-on is off" in i.value for i in at.info)
+    at.selectbox(key="sso_claim").select("group")
+    at.text_input(key="sso_value").input("finance-team")
+    at.selectbox(key="sso_role").select("finance")
+    next(b for b in at.button if b.label == "Add mapping").click()
+    at.run()
+    shown = [s.value.replace("\\", "") for s in at.success]  # names are escaped Markdown
+    assert any("Mapped the group finance-team to finance" in s for s in shown), shown
+    with Session(seeded_db) as session:
+        mapping = session.scalars(select(SsoRoleMapping)).one()
+        assert (mapping.claim, mapping.value, mapping.role) == ("group", "finance-team", "finance")
+    at.button(key="sso_remove_go").click().run()
+    assert any("Mapping removed" in s.value for s in at.success)
+
+
+def test_sign_out_everywhere_else_keeps_this_tab(app_as: AppAs) -> None:
+    phone = app_as("vic", "viewer").run()
+    at = app_as("vic", "viewer")
+    at.switch_page("pages/account.py").run()
+    at.button(key="end_other_sessions").click().run()
+    assert any("Ended 1 other session" in s.value for s in at.success)
+    assert current_user_of(at) == ("vic", "viewer")
+    phone.run()
+    assert current_user_of(phone) is None
+
+
+def test_an_invitation_is_mailed_when_smtp_is_configured(
+    seeded_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_server() as inbox:
+        for name, value in {
+            "SMTP_HOST": inbox.host,
+            "SMTP_PORT": str(inbox.port),
+            "SMTP_SECURITY": "none",
+            "SMTP_FROM": "costs@example.org",
+            "PUBLIC_URL": "https://costs.example.org",
+        }.items():
+            monkeypatch.setenv(name, value)
+        at = signed_in(new_app(), "alice")
+        at.switch_page("pages/admin.py").run()
+        at.text_input(key="invite_email").input("cfo@example.org")
+        next(b for b in at.button if b.label == "Invite").click()
+        at.run()
+        shown = [s.value.replace("\\", "") for s in at.success]
+        assert any("Invitation emailed to cfo@example.org" in s for s in shown), shown
+        link = at.code[0].value
+        assert link.startswith("https://costs.example.org/?invite=")
+        [mail] = inbox.messages
+        assert mail.rcpt_tos == ["cfo@example.org"]
+        assert link in mail.message.get_payload(decode=True).decode()

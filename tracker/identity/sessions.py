@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tracker.core.config import Settings
 from tracker.models import SignInSession, User, utcnow
+
+log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 HANDOFF_VALID = dt.timedelta(seconds=60)
@@ -153,13 +157,30 @@ def resolve(
     if now >= signed_in.expires_at:
         return Ended.EXPIRED
     if now - signed_in.last_seen_at >= policy.idle:
-        signed_in.revoked_at, signed_in.revoked_reason = now, Ended.IDLE.value
+        _best_effort(session, signed_in, revoked_at=now, revoked_reason=Ended.IDLE.value)
         return Ended.IDLE
     if now - signed_in.last_seen_at >= TOUCH_EVERY:
-        signed_in.last_seen_at = now
+        _best_effort(session, signed_in, last_seen_at=now)
     return SessionUser(
         session_id=signed_in.id, username=user.username, name=user.name, role=user.role
     )
+
+
+def _best_effort(session: Session, row: SignInSession, **values: object) -> None:
+    """Record a touch or an idle end, unless the database is too busy to take the write.
+
+    The answer does not depend on it: the idle clock is at most TOUCH_EVERY behind, and an
+    idle session is refused by its times whether or not the row says so. On SQLite a read
+    transaction cannot always become a write one while another writer commits; a savepoint
+    keeps that from failing the page.
+    """
+    try:
+        with session.begin_nested():
+            session.execute(
+                update(SignInSession).where(SignInSession.id == row.id).values(**values)
+            )
+    except OperationalError:
+        log.info("session %s: not touched (database busy)", row.id)
 
 
 def revoke(*, session: Session, token: str, reason: str, now: dt.datetime | None = None) -> bool:

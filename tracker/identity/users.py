@@ -121,6 +121,15 @@ def check_login(
     the lock holds.
     """
     now = now or utcnow()
+    # Take the user's row for writing first. On SQLite that takes the write lock before the
+    # transaction has read anything, so a parallel sign-in waits (busy_timeout) instead of
+    # failing with "database is locked"; on PostgreSQL it queues attempts on the same user.
+    session.execute(
+        update(User)
+        .where(func.lower(User.username) == username.lower())
+        .values(failed_login_count=User.failed_login_count)
+        .execution_options(synchronize_session=False)
+    )
     user = get_user(session=session, username=username)
     known = user is not None and user.is_active
     encoded = password.encode()

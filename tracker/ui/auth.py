@@ -114,6 +114,8 @@ class Auth:
                 return
         if ended is not None:
             st.warning(self.policy.message(ended))
+        elif params.get("signed_out"):
+            st.success("You have signed out. Close the tab, or sign in again below.")
         sso_problem = SSO_MESSAGES.get(str(params.get("sso", "")))
         if sso_problem:
             st.error(sso_problem)

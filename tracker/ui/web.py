@@ -89,7 +89,7 @@ async def sign_out(request: Request) -> Response:
                 sessions.revoke(session=session, token=token, reason="signed out")
 
         await run_in_threadpool(revoke)
-    response = _home(request)
+    response = _home(request, query="?signed_out=1")
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
     return response
 
@@ -105,7 +105,8 @@ def _oauth() -> Any:
         client_id=settings.oidc_client_id,
         client_secret=settings.oidc_client_secret,
         server_metadata_url=settings.oidc_metadata_url,
-        client_kwargs={"scope": "openid email profile"},
+        # PKCE too: a stolen authorization code is useless without this server's verifier.
+        client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256"},
     )
     return oauth.create_client(SSO_CLIENT)
 
