@@ -9,9 +9,12 @@ user in, registers only the pages their role may open and runs the chosen one
 
 import streamlit as st
 
-from tracker.ui import router, web
-
 if __name__ == "__main__":
+    from tracker.ui import router
+
     router.run()
 else:
+    # Only the HTTP side here: the router's page modules need a running Streamlit.
+    from tracker.ui import web
+
     app = st.App(__file__, routes=web.routes(), lifespan=web.lifespan)

@@ -62,6 +62,14 @@ else:
         },
     )
 
+for account in data.accounts():
+    if account.custom_host:
+        st.warning(
+            f"{ui.plain_text(account.name)} sends its key to {ui.plain_text(account.custom_host)}, "
+            f"not to {ui.plain_text(account.provider_display_name)}'s own API host. Keep it "
+            "only if you run or trust that gateway."
+        )
+
 limits = data.rate_limits()
 if not limits.empty:
     st.subheader("Rate-limit headroom")

@@ -25,23 +25,33 @@ if freshness.empty:
     )
     st.stop()
 
-failing = freshness[freshness["status"] == "error"]
+failing = freshness[freshness["failing"]]
 never = freshness[freshness["last_sync_at"].isna()]
 c1, c2, c3 = st.columns(3)
 c1.metric("Accounts", len(freshness))
 c2.metric("With errors", len(failing))
 c3.metric("Never synced", len(never))
-if not failing.empty:
+refused = failing[failing["status"] == "error"]
+if not refused.empty:
     st.error(
-        "Some accounts failed their last sync: "
-        + ui.plain_text(", ".join(failing["account"]))
-        + ". Read the error below, fix the key or permissions on the Accounts page, "
+        "The provider refused the key of "
+        + ui.plain_text(", ".join(refused["account"]))
+        + ". Read the error below, fix the key or its permissions on the Accounts page, "
         "then sync again."
+    )
+stuck = failing[failing["status"] != "error"]
+if not stuck.empty:
+    st.error(
+        "The last sync failed for "
+        + ui.plain_text(", ".join(stuck["account"]))
+        + ": the provider kept rate limiting, had server errors, did not answer in time, "
+        "or sent data that failed our checks (the error below says which). Nothing of "
+        "those passes was stored; the next sync tries again."
     )
 
 st.subheader("Freshness")
 st.dataframe(
-    freshness,
+    freshness.drop(columns=["failing"]),
     hide_index=True,
     column_config={
         "account": st.column_config.TextColumn("Account"),

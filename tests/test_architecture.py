@@ -224,8 +224,8 @@ def test_app_py_only_calls_the_router():
     """Run as the script, app.py calls the router; imported to serve, it is the ASGI app."""
     assert _statements(ROOT / "app.py") == [
         "import streamlit as st",
-        "from tracker.ui import router, web",
-        "if __name__ == '__main__':\n    router.run()\nelse:\n"
+        "if __name__ == '__main__':\n    from tracker.ui import router\n    router.run()\n"
+        "else:\n    from tracker.ui import web\n"
         "    app = st.App(__file__, routes=web.routes(), lifespan=web.lifespan)",
     ]
 

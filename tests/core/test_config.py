@@ -99,7 +99,8 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
 def test_sign_in_settings_default_and_validate(tmp_path):
     settings = settings_from({}, tmp_path)
     assert (settings.session_idle_minutes, settings.session_max_hours) == (60, 12)
-    assert settings.public_url == "http://localhost:8501" and settings.password_sign_in
+    assert settings.public_url is None and settings.link_base == "http://localhost:8501"
+    assert settings.password_sign_in
     assert not settings.sso_enabled
     custom = settings_from(
         {"PUBLIC_URL": "https://costs.example.com/", "PASSWORD_SIGN_IN": "off"}, tmp_path

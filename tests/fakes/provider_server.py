@@ -24,6 +24,7 @@ import copy
 import datetime as dt
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering: a provider that hangs
 
 
 @dataclass(frozen=True)
@@ -398,6 +400,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake: ProviderServer = self.server.fake  # type: ignore[attr-defined]
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply = fake.handle("GET", self.path, headers)
+        if reply.delay:
+            time.sleep(reply.delay)
         payload = b"" if reply.body is None else json.dumps(reply.body).encode()
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json")

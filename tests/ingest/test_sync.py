@@ -3,17 +3,14 @@ interrupted passes, overlapping ranges, storms, bad keys, locks, balances and se
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import io
 import zlib
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import func, select, text
 
-from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.fakes.provider_server import (
     ANTHROPIC_KEY,
     DEEPSEEK_KEY,
@@ -23,56 +20,22 @@ from tests.fakes.provider_server import (
     OPENAI_KEY,
     OPENROUTER_KEY,
     PERPLEXITY_KEY,
-    ProviderServer,
     Reply,
     load,
 )
-from tracker.core.config import load_settings
-from tracker.core.crypto import CredentialCipher
-from tracker.core.db import make_session_factory
+from tests.ingest.conftest import MAX_RETRIES, TODAY  # noqa: E402 (shared with the fixtures)
 from tracker.core.runtime import Runtime
 from tracker.ingest import sync
 from tracker.ingest.csv_import import import_csv
 from tracker.models import Account, SyncRun, UsageRecord, utcnow
 from tracker.providers import accounts
 
-AUG1, AUG2, AUG3, TODAY = (dt.date(2026, 8, d) for d in (1, 2, 3, 4))
-MAX_RETRIES = 3
+AUG1, AUG2, AUG3 = (dt.date(2026, 8, d) for d in (1, 2, 3))
 OPENAI_USAGE = "/v1/organization/usage/completions"
 OPENAI_COSTS = "/v1/organization/costs"
 # Billed totals per day: the providers' own ungrouped cost reports.
 OPENAI_BILLED = {AUG1: Decimal("2.82"), AUG2: Decimal("2.487"), AUG3: Decimal("3.381")}
 ANTHROPIC_BILLED = {AUG1: Decimal("12.895"), AUG2: Decimal("11.6375"), AUG3: Decimal("9.44")}
-
-
-@pytest.fixture
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def runtime(committed_db: Engine, tmp_path, monkeypatch) -> Runtime:
-    monkeypatch.setattr(sync, "utc_today", lambda: TODAY)
-    settings = load_settings(
-        {
-            "DATABASE_URL": committed_db.url.render_as_string(hide_password=False),
-            "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
-            "SECRET_KEY": TEST_SECRET_KEY,
-            "DATA_DIR": str(tmp_path / "data"),
-            "HTTP_MAX_RETRIES": str(MAX_RETRIES),
-            "HTTP_BACKOFF_FACTOR": "0.01",
-            "HTTP_BACKOFF_MAX_SECONDS": "1",
-            "HTTP_TIMEOUT_SECONDS": "5",
-        },
-        dotenv_path=None,
-    )
-    return Runtime(
-        settings=settings,
-        engine=committed_db,
-        session_factory=make_session_factory(committed_db),
-        cipher=CredentialCipher(base64.urlsafe_b64decode(TEST_ENCRYPTION_KEY)),
-    )
 
 
 def add(runtime: Runtime, provider: str, name: str, key: str, base_url: str, org=None) -> int:

@@ -17,7 +17,7 @@ from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories.dashboard import expected_cost, seed_users
 from tests.ui.conftest import current_user_of, new_app, signed_in
 from tracker.core.crypto import CredentialCipher
-from tracker.models import Account, AuditLog, User
+from tracker.models import Account, AuditLog, SyncRun, User
 from tracker.ui.components import money
 
 FINANCE_PAGES = [
@@ -162,7 +162,7 @@ def test_sync_health_shows_failures_and_what_to_do(app_as: AppAs) -> None:
     at.switch_page("pages/sync_health.py").run()
     assert not at.exception
     assert metrics(at) == {"Accounts": "3", "With errors": "1", "Never synced": "0"}
-    assert any("Anthropic Team" in e and "Accounts page" in e for e in errors(at))
+    assert any("Anthropic Team" in e and "Accounts page" in e for e in errors(at)), errors(at)
     freshness = at.dataframe[0].value.set_index("account")
     assert freshness.at["Anthropic Team", "last_run_status"] == "failed"
 
@@ -357,3 +357,27 @@ def test_admin_price_overrides(app_as: AppAs, seeded_db: Engine) -> None:
     at.button(key="ov_remove_go").click().run()
     assert not at.exception
     assert any("Removed override" in s.value.replace("\\", "") for s in at.success)
+
+
+def test_sync_health_counts_rate_limits_and_timeouts_as_errors(
+    app_as: AppAs, seeded_db: Engine
+) -> None:
+    with Session(seeded_db) as session, session.begin():
+        openai = session.scalars(select(Account).where(Account.name == "OpenAI Prod")).one()
+        session.add(
+            SyncRun(
+                account_id=openai.id,
+                trigger="worker",
+                range_start=today(),
+                range_end=today(),
+                status="failed",
+                error="openai did not finish within this account's 60 s sync budget",
+            )
+        )
+        openai.last_error = "openai did not finish within this account's 60 s sync budget"
+    at = app_as("fin", "finance")
+    at.switch_page("pages/sync_health.py").run()
+    assert metrics(at)["With errors"] == "2"
+    shown = errors(at)
+    assert any("refused the key of Anthropic Team" in e for e in shown), shown
+    assert any("The last sync failed for OpenAI Prod" in e for e in shown), shown

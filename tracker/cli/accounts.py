@@ -31,6 +31,7 @@ def cmd_accounts_add(args: argparse.Namespace, ctx: Context) -> int:
             base_url=args.base_url,
             monthly_budget=args.monthly_budget,
             token_quota=args.token_quota,
+            allow_custom_base_url=runtime.settings.allow_custom_base_urls,
         )
         out(f"added {account.service.name} account {account.name} (key {account.masked_key})")
     return 0

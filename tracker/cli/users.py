@@ -37,7 +37,7 @@ def cmd_users_setup_link(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as session:
         token = links.issue_setup(session=session)
     out("Open this link to create the first admin (valid 24 hours, once; earlier links stop):")
-    out(links.url(ctx.settings.public_url, links.Purpose.SETUP, token))
+    out(links.url(ctx.settings.link_base, links.Purpose.SETUP, token))
     return 0
 
 
@@ -54,7 +54,7 @@ def cmd_users_invite(args: argparse.Namespace, ctx: Context) -> int:
         f"Send this link to {args.email.strip().lower()} (valid "
         f"{ctx.settings.invite_valid_days} days, once):"
     )
-    out(links.url(ctx.settings.public_url, links.Purpose.INVITE, token))
+    out(links.url(ctx.settings.link_base, links.Purpose.INVITE, token))
     return 0
 
 
@@ -70,7 +70,7 @@ def cmd_users_reset_link(args: argparse.Namespace, ctx: Context) -> int:
         f"Give this link to {args.username} (valid {ctx.settings.reset_valid_hours} hours, once; "
         "using it ends their sessions):"
     )
-    out(links.url(ctx.settings.public_url, links.Purpose.RESET, token))
+    out(links.url(ctx.settings.link_base, links.Purpose.RESET, token))
     return 0
 
 

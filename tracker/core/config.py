@@ -60,6 +60,8 @@ class Settings:
     resync_window_days: int = 3
     backfill_days: int = 90
     http_timeout_seconds: float = 30.0
+    # What one account's sync pass may take, retries and waits included.
+    sync_account_budget_seconds: float = 60.0
     http_max_retries: int = 5
     http_backoff_factor: float = 1.0
     http_backoff_max_seconds: float = 60.0
@@ -69,9 +71,12 @@ class Settings:
     # Sign-in (tracker.identity): a session ends after this long idle, or this long at most.
     session_idle_minutes: int = 60
     session_max_hours: int = 12
-    # Where people reach the app; invitation, reset and setup links start with it.
-    public_url: str = "http://localhost:8501"
+    # Where people reach the app; invitation, reset and setup links start with it. Unset:
+    # the app uses its own port on localhost (`tracker.ui.web.public_url`), the CLI 8501.
+    public_url: str | None = None
     password_sign_in: bool = True
+    # Base URLs off a provider's own host (gateways, proxies) receive its key: opt in.
+    allow_custom_base_urls: bool = False
     invite_valid_days: int = 7
     reset_valid_hours: int = 24
     # Single sign-on over OpenID Connect; off unless the discovery URL and client are set.
@@ -80,6 +85,10 @@ class Settings:
     oidc_client_secret: str | None = field(default=None, repr=False)
     oidc_label: str = "single sign-on"
     oidc_groups_claim: str = "groups"
+
+    @property
+    def link_base(self) -> str:
+        return self.public_url or "http://localhost:8501"
 
     @property
     def sso_enabled(self) -> bool:
@@ -168,6 +177,7 @@ def load_settings(
         resync_window_days=_int(get, "RESYNC_WINDOW_DAYS", 3, minimum=0),
         backfill_days=_int(get, "BACKFILL_DAYS", 90, minimum=1),
         http_timeout_seconds=float(_int(get, "HTTP_TIMEOUT_SECONDS", 30, minimum=1)),
+        sync_account_budget_seconds=float(_int(get, "SYNC_ACCOUNT_BUDGET_SECONDS", 60, minimum=1)),
         http_max_retries=_int(get, "HTTP_MAX_RETRIES", 5, minimum=0),
         http_backoff_factor=float(_decimal(get, "HTTP_BACKOFF_FACTOR", "1.0")),
         http_backoff_max_seconds=float(_int(get, "HTTP_BACKOFF_MAX_SECONDS", 60, minimum=1)),
@@ -176,8 +186,9 @@ def load_settings(
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
         session_idle_minutes=_int(get, "SESSION_IDLE_MINUTES", 60, minimum=1),
         session_max_hours=_int(get, "SESSION_MAX_HOURS", 12, minimum=1),
-        public_url=_public_url(get("PUBLIC_URL") or "http://localhost:8501"),
+        public_url=_public_url(get("PUBLIC_URL")),
         password_sign_in=_bool(get, "PASSWORD_SIGN_IN", default=True),
+        allow_custom_base_urls=_bool(get, "ALLOW_CUSTOM_BASE_URLS", default=False),
         invite_valid_days=_int(get, "INVITE_VALID_DAYS", 7, minimum=1),
         reset_valid_hours=_int(get, "RESET_VALID_HOURS", 24, minimum=1),
         oidc_metadata_url=_check_oidc(get),
@@ -188,7 +199,9 @@ def load_settings(
     )
 
 
-def _public_url(raw: str) -> str:
+def _public_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
     parsed = urlparse(raw)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +44,14 @@ from tracker.models import Account, AccountStatus, SyncRun, SyncStatus, UsageRec
 from tracker.providers.accounts import connector_for, record_rate_limits
 from tracker.providers.base import (
     Connector,
+    Deadline,
     ProviderAuthError,
     ProviderError,
     ProviderNotSupported,
     ProviderPermissionError,
+    ProviderResponseError,
+    UsageRow,
+    check_row,
     make_http_session,
 )
 
@@ -178,8 +183,12 @@ def sync_account(
     stamp = utcnow()
     connector: Connector | None = None
     status, rows, message, error = "failed", 0, "", None
+    deadline: Deadline | None = None
     try:
         connector = _connector(runtime, account_id, http)
+        deadline = getattr(connector.http, "deadline", None)
+        if deadline is not None:
+            deadline.start(settings.sync_account_budget_seconds)
         with runtime.session_factory.begin() as session:
             with advisory_lock(session, LOCK_NAME, account_id) as taken:
                 if not taken:
@@ -210,6 +219,9 @@ def sync_account(
         if interrupted:
             raise
         return AccountSyncResult(account_id, name, provider, "failed", 0, message, first, last)
+    finally:
+        if deadline is not None:
+            deadline.start(None)  # the next account gets its own budget
     run_status = {"ok": SyncStatus.SUCCESS, "skipped": SyncStatus.SKIPPED}.get(
         status, SyncStatus.FAILED
     )
@@ -268,7 +280,9 @@ def _sync_in_transaction(
         if first > last:
             return 0
     try:
-        rows = connector.fetch_usage(first, last + dt.timedelta(days=1))
+        rows = checked(
+            connector.fetch_usage(first, last + dt.timedelta(days=1)), connector, first, last
+        )
         upsert_rows(session, account_id, rows, stamp=stamp, days=(first, last))
     except ProviderNotSupported:
         connector.test()
@@ -292,6 +306,27 @@ def _sync_in_transaction(
         )
         or 0
     )
+
+
+# A provider may pad its answer with the day just outside the range (bucket alignment); the
+# writer drops those. Anything further out means the provider answered another question.
+PADDING = dt.timedelta(days=1)
+
+
+def checked(
+    rows: Iterable[UsageRow], connector: Connector, first: dt.date, last: dt.date
+) -> Iterator[UsageRow]:
+    """The connector's rows, each checked before it reaches the database (`check_row`, and
+    the day inside the range asked for). The first bad row fails the account's pass, and as
+    the pass is one transaction, nothing is written and nothing is pruned."""
+    for row in rows:
+        check_row(row, connector.provider)
+        if not first - PADDING <= row.day <= last + PADDING:
+            raise ProviderResponseError(
+                f"{connector.provider} sent usage for {row.day}, outside the days asked for "
+                f"({first}..{last}); nothing was stored or removed"
+            )
+        yield row
 
 
 def estimate_costs(session: Session, start: dt.date, end: dt.date, account_id: int) -> None:

@@ -39,6 +39,8 @@ class AccountView:
     last_error: str | None
     balance_remaining: Decimal | None
     balance_currency: str | None
+    # The host the key goes to when it is not the provider's own (a gateway, a proxy).
+    custom_host: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ def view(account: Account) -> AccountView:
         last_error=account.last_error,
         balance_remaining=account.balance_remaining,
         balance_currency=account.balance_currency,
+        custom_host=custom_host(account.service.name, account.base_url),
     )
 
 
@@ -88,13 +91,43 @@ def clean_api_key(raw: str) -> str:
     return key
 
 
-def _clean_base_url(raw: str | None) -> str | None:
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def official_host(provider: str) -> str:
+    """The host of the provider's own API (its connector's default base URL)."""
+    return urlparse(connector_class(provider).default_base_url).hostname or ""
+
+
+def custom_host(provider: str, base_url: str | None) -> str | None:
+    """The host a custom base URL sends the key to, when it is not the provider's own."""
+    host = urlparse(base_url).hostname if base_url else None
+    return host if host and host != official_host(provider) else None
+
+
+def _clean_base_url(raw: str | None, provider: str, *, allow_custom: bool) -> str | None:
+    """A base URL the key may be sent to: https (http only on this machine), and the
+    provider's own host unless custom hosts are allowed (ALLOW_CUSTOM_BASE_URLS)."""
     if raw is None or raw.strip() == "":
         return None
-    parsed = urlparse(raw.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InvalidInput(f"base URL {raw!r} must start with https:// (or http://)")
-    return raw.strip().rstrip("/")
+    url = raw.strip().rstrip("/")
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if parsed.scheme not in ("http", "https") or not host:
+        raise InvalidInput(f"base URL {raw!r} must be a full address starting with https://")
+    if parsed.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise InvalidInput(
+            f"base URL {url!r} is plain http: the key would cross the network unencrypted; "
+            "use https:// (http:// only for this machine)"
+        )
+    if parsed.username or parsed.password:
+        raise InvalidInput("the base URL must not hold a user name or password")
+    if custom_host(provider, url) and host not in LOOPBACK_HOSTS and not allow_custom:
+        raise InvalidInput(
+            f"base URL {url!r} would send this account's key to {host}, not "
+            f"{official_host(provider)}; set ALLOW_CUSTOM_BASE_URLS=true to allow gateways"
+        )
+    return url
 
 
 def get_account(*, session: Session, name: str) -> Account:
@@ -116,6 +149,7 @@ def add_account(
     monthly_budget: str | Decimal | None = None,
     token_quota: int | None = None,
     actor: str = "cli",
+    allow_custom_base_url: bool = False,
 ) -> Account:
     """Store a new account with its key encrypted; refuse bad input without writing."""
     service = ensure_service(session, provider)
@@ -136,7 +170,7 @@ def add_account(
         credential_encrypted=cipher.encrypt(key),
         credential_last4=last4(key),
         organization_id=organization,
-        base_url=_clean_base_url(base_url),
+        base_url=_clean_base_url(base_url, provider, allow_custom=allow_custom_base_url),
         monthly_budget=parse_money(monthly_budget, what="the monthly budget"),
         token_quota=token_quota,
         status=AccountStatus.ACTIVE,
@@ -167,6 +201,7 @@ def update_account(
     monthly_budget: str | Decimal | None = None,
     token_quota: int | None = None,
     status: str | None = None,
+    allow_custom_base_url: bool = False,
 ) -> Account:
     """Change an account; arguments left None keep their value. The key is re-encrypted."""
     account = get_account(session=session, name=name)
@@ -189,8 +224,15 @@ def update_account(
         account.organization_id = organization.strip() or None
         changed.append("organization")
     if base_url is not None:
-        account.base_url = _clean_base_url(base_url)
-        changed.append("base_url")
+        cleaned = _clean_base_url(base_url, account.provider, allow_custom=allow_custom_base_url)
+        if cleaned != account.base_url:
+            if api_key is None:
+                raise InvalidInput(
+                    "a new base URL needs the key entered again, so a stored key is never "
+                    "sent to an address it was not given for"
+                )
+            account.base_url = cleaned
+            changed.append("base_url")
     if monthly_budget is not None:
         account.monthly_budget = parse_money(monthly_budget, what="the monthly budget")
         changed.append("monthly_budget")

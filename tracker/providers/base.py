@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any, ClassVar
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from tracker.core.crypto import Secret
@@ -36,6 +39,7 @@ from tracker.providers.registry import provider_info
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+CONNECT_TIMEOUT = 10.0  # seconds; a provider's API host answers a TCP connect in well under
 RATE_LIMIT_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "x-github-ratelimit-")
 # Providers echo (partly masked) keys in error texts, e.g. "Incorrect API key provided: sk-ab***yz".
 KEY_LIKE = re.compile(r"\b(?:sk|gh[pousr]|github_pat|pplx|gsk)[-_A-Za-z0-9*.]{4,}")
@@ -135,19 +139,94 @@ class RateLimitSnapshot:
             self.observed_at = dt.datetime.now(dt.UTC)
 
 
+# Every header that carries a credential for some provider; none may follow a redirect to
+# another host (requests itself drops only Authorization).
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization", "cookie")
+
+
+class CredentialSafeSession(requests.Session):
+    """A session whose redirects never carry a credential header to another host, with the
+    `Deadline` its retries respect."""
+
+    deadline: Deadline | None = None
+
+    def rebuild_auth(self, prepared_request: Any, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        if self.should_strip_auth(response.request.url, prepared_request.url):  # type: ignore[no-untyped-call]
+            for name in CREDENTIAL_HEADERS:
+                prepared_request.headers.pop(name, None)
+
+
+class Deadline:
+    """How long one account's pass may still take (a monotonic clock); unset: unbounded.
+
+    The sync starts it for each account (`SYNC_ACCOUNT_BUDGET_SECONDS`); every retry, every
+    Retry-After wait and every read timeout of the session is cut to what is left, so a
+    provider that answers 429 forever, 500s or hangs costs that account its budget and no
+    more.
+    """
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+        self.seconds: float | None = None
+
+    def start(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.at = None if seconds is None else time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return math.inf if self.at is None else self.at - time.monotonic()
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+class BudgetedRetry(Retry):
+    """urllib3's Retry, cut short by the session's `Deadline`."""
+
+    deadline: Deadline | None = None
+
+    def new(self, **kw: Any) -> BudgetedRetry:
+        retry = super().new(**kw)
+        retry.deadline = self.deadline
+        return retry
+
+    def _left(self) -> float:
+        return math.inf if self.deadline is None else max(0.0, self.deadline.remaining())
+
+    def get_backoff_time(self) -> float:
+        return min(super().get_backoff_time(), self._left())
+
+    def get_retry_after(self, response: Any) -> float | None:
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, self._left())
+
+    def increment(self, *args: Any, **kwargs: Any) -> BudgetedRetry:
+        retry = super().increment(*args, **kwargs)
+        if self.deadline is not None and self.deadline.expired:
+            # Out of time: give up as if the retries were spent (requests raises RetryError
+            # or ConnectionError; `Connector.get` says it was the budget).
+            pool: Any = kwargs.get("_pool")
+            raise MaxRetryError(pool, kwargs.get("url") or "", ResponseError("time budget spent"))
+        return retry
+
+
 def make_http_session(
     *,
     max_retries: int = 5,
     backoff_factor: float = 1.0,
     backoff_max: float = 60.0,
     user_agent: str = "ai-cost-tracker",
-) -> requests.Session:
-    """A session that retries 429, 5xx and connection errors with bounded backoff.
+) -> CredentialSafeSession:
+    """A session that retries 429, 5xx and connection errors with bounded backoff, and drops
+    every credential header on a redirect to another host.
 
     Retry-After is honoured but capped at `backoff_max`, so one pass is bounded by roughly
     `max_retries * backoff_max` seconds per call. 401/403 are never retried.
     """
-    retry = Retry(
+    deadline = Deadline()
+    retry = BudgetedRetry(
         total=max_retries,
         connect=max_retries,
         read=max_retries,
@@ -162,7 +241,9 @@ def make_http_session(
         retry_after_max=int(backoff_max),
         raise_on_status=False,
     )
-    session = requests.Session()
+    retry.deadline = deadline
+    session = CredentialSafeSession()
+    session.deadline = deadline
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -224,26 +305,51 @@ class Connector(ABC):
     def get(self, path: str, params: Any = None) -> requests.Response:
         """GET base_url + path; map failures to the project's errors; record rate limits."""
         url = f"{self.base_url}{path}"
+        deadline: Deadline | None = getattr(self.http, "deadline", None)
+        left = math.inf if deadline is None else deadline.remaining()
+        if left <= 0:
+            raise self._out_of_time(deadline)
+        read = min(self.timeout, left)
         try:
             response = self.http.get(
-                url, params=params, headers=self.auth_headers(), timeout=self.timeout
+                url,
+                params=params,
+                headers=self.auth_headers(),
+                timeout=(min(CONNECT_TIMEOUT, read), read),
             )
-        except requests.exceptions.RetryError:
-            raise ProviderRateLimited(
-                f"{self.provider} kept answering 429/5xx after retries; try again later"
-            ) from None
-        except requests.exceptions.Timeout:
-            raise ProviderUnavailable(
-                f"{self.provider} did not answer within {self.timeout:g} s; try again later"
-            ) from None
-        except requests.exceptions.ConnectionError:
-            raise ProviderUnavailable(
-                f"cannot connect to {self.provider} at {self.base_url}; check the network "
-                "and the account's base URL"
-            ) from None
+        except requests.exceptions.RequestException as exc:
+            if deadline is not None and deadline.expired:
+                raise self._out_of_time(deadline) from None
+            raise self._request_failed(exc) from None
         self.rate_limits.update(response.headers)
         self.raise_for_status(response)
         return response
+
+    def _out_of_time(self, deadline: Deadline | None) -> ProviderUnavailable:
+        seconds = deadline.seconds if deadline is not None and deadline.seconds else 0
+        return ProviderUnavailable(
+            f"{self.provider} did not finish within this account's {seconds:g} s sync budget "
+            "(it kept answering 429/5xx or did not answer); the next sync tries again"
+        )
+
+    def _request_failed(self, exc: requests.exceptions.RequestException) -> ProviderError:
+        try:
+            raise exc
+        except requests.exceptions.RetryError:
+            return ProviderRateLimited(
+                f"{self.provider} kept answering 429/5xx after retries; try again later"
+            )
+        except requests.exceptions.Timeout:
+            return ProviderUnavailable(
+                f"{self.provider} did not answer within {self.timeout:g} s; try again later"
+            )
+        except requests.exceptions.ConnectionError:
+            return ProviderUnavailable(
+                f"cannot connect to {self.provider} at {self.base_url}; check the network "
+                "and the account's base URL"
+            )
+        except requests.exceptions.RequestException as other:
+            return ProviderUnavailable(f"{self.provider}: {type(other).__name__}; try later")
 
     def get_json(self, path: str, params: Any = None) -> Any:
         """GET base_url + path and return the decoded JSON body."""
@@ -374,6 +480,48 @@ def to_int(value: Any, what: str = "count") -> int:
     if number != number.to_integral_value():
         raise ProviderResponseError(f"the provider sent {value!r} as the {what}")
     return int(number)
+
+
+def required_int(record: Mapping[str, Any], key: str) -> int:
+    """A count the provider must send: missing or null is an error, not a silent 0."""
+    if record.get(key) is None:
+        raise ProviderResponseError(f"the provider sent a usage row without {key!r}")
+    return to_int(record[key], key)
+
+
+# The ceilings a single daily row may reach; beyond them the provider sent nonsense (1e30).
+MAX_ROW_COUNT = 10**15  # tokens, requests or other units in one day
+MAX_ROW_AMOUNT = Decimal(10**9)  # dollars in one day
+
+
+def check_row(row: UsageRow, provider: str) -> None:
+    """Refuse a row no real provider sends: negative or huge counts, a negative, huge or
+    non-finite amount. Raises ProviderResponseError naming the field and the value."""
+    for name in (
+        "input_tokens",
+        "cached_input_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "output_tokens",
+        "requests",
+    ):
+        value = getattr(row, name)
+        if not 0 <= value <= MAX_ROW_COUNT:
+            raise ProviderResponseError(
+                f"{provider} sent {name} = {value} for {row.model or 'a row'} on {row.day}; "
+                f"a count must be between 0 and {MAX_ROW_COUNT:,}"
+            )
+    if not row.other_units.is_finite() or not 0 <= row.other_units <= MAX_ROW_COUNT:
+        raise ProviderResponseError(
+            f"{provider} sent {row.other_units} {row.other_unit_name or 'units'} on {row.day}; "
+            f"a quantity must be between 0 and {MAX_ROW_COUNT:,}"
+        )
+    cost = row.billed_cost
+    if cost is not None and (not cost.is_finite() or not 0 <= cost <= MAX_ROW_AMOUNT):
+        raise ProviderResponseError(
+            f"{provider} sent a cost of {cost} for {row.model or row.usage_type or 'a row'} on "
+            f"{row.day}; a daily cost must be between 0 and {MAX_ROW_AMOUNT:,}"
+        )
 
 
 def dim(value: Any) -> str:

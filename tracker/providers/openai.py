@@ -42,6 +42,7 @@ from tracker.providers.base import (
     day_of_epoch,
     dim,
     epoch_seconds,
+    required_int,
     to_decimal,
     to_int,
 )
@@ -174,7 +175,7 @@ def _usage_row(endpoint: str, day: dt.date, r: dict[str, Any]) -> UsageRow:
         "requests": to_int(r.get("num_model_requests")),
     }
     if endpoint == "completions":
-        total_input = to_int(r.get("input_tokens"), "input_tokens")
+        total_input = required_int(r, "input_tokens")
         cached = to_int(r.get("input_cached_tokens"))
         cache_write = to_int(r.get("input_cache_write_tokens"))
         uncached = r.get("input_uncached_tokens")
@@ -189,10 +190,10 @@ def _usage_row(endpoint: str, day: dt.date, r: dict[str, Any]) -> UsageRow:
             input_tokens=max(input_tokens, 0),
             cached_input_tokens=cached,
             cache_write_tokens=cache_write,
-            output_tokens=to_int(r.get("output_tokens"), "output_tokens"),
+            output_tokens=required_int(r, "output_tokens"),
         )
     if endpoint in ("embeddings", "moderations"):
-        return UsageRow(**common, input_tokens=to_int(r.get("input_tokens"), "input_tokens"))
+        return UsageRow(**common, input_tokens=required_int(r, "input_tokens"))
     if endpoint == "images":
         kind = f"images:{dim(r.get('source'))}:{dim(r.get('size'))}"
         return UsageRow(
@@ -238,6 +239,8 @@ def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
         value, currency = amount.get("value"), amount.get("currency")
     else:  # defensive: a bare number has been seen in third-party fixtures
         value, currency = amount, None
+    if value is None:
+        raise ProviderResponseError("openai sent a cost row without an amount value")
     line_item = dim(r.get("line_item"))
     model = line_item.split(",", 1)[0].strip() if "," in line_item else ""
     quantity = r.get("quantity")

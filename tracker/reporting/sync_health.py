@@ -9,12 +9,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tracker.models import (
-    Account,
-    Service,
-    SyncRun,
-    UsageRecord,
-)
+from tracker.models import Account, AccountStatus, Service, SyncRun, SyncStatus, UsageRecord
 
 
 def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
@@ -60,6 +55,10 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
                 "last_run_at": r.last_run_at,
                 "last_error": r.last_error,
                 "last_error_at": r.last_error_at,
+                # A refused key and a provider that kept answering 429/5xx or never answered
+                # are both failures: the data is not fresh either way.
+                "failing": r.status == AccountStatus.ERROR
+                or r.last_run_status == SyncStatus.FAILED,
             }
         )
     return pd.DataFrame(
@@ -75,6 +74,7 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
             "last_run_at",
             "last_error",
             "last_error_at",
+            "failing",
         ],
     )
 

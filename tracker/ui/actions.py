@@ -33,6 +33,7 @@ from tracker.planning import anomalies, budgets
 from tracker.providers import accounts
 from tracker.providers.base import make_http_session
 from tracker.reporting import sources
+from tracker.ui import web
 from tracker.ui.auth import require_role
 from tracker.ui.roles import Capability, roles_with
 
@@ -132,7 +133,11 @@ def add_account(runtime: Runtime, **fields: Any) -> str:
     """Connect a provider account (key encrypted at rest); return its name."""
     with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
         return accounts.add_account(
-            session=session, cipher=runtime.cipher, actor=actor, **fields
+            session=session,
+            cipher=runtime.cipher,
+            actor=actor,
+            allow_custom_base_url=runtime.settings.allow_custom_base_urls,
+            **fields,
         ).name
 
 
@@ -140,7 +145,12 @@ def update_account(runtime: Runtime, *, name: str, **changes: Any) -> None:
     """Change what `changes` names on an account (None leaves a field as it is)."""
     with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
         accounts.update_account(
-            session=session, cipher=runtime.cipher, name=name, actor=actor, **changes
+            session=session,
+            cipher=runtime.cipher,
+            name=name,
+            actor=actor,
+            allow_custom_base_url=runtime.settings.allow_custom_base_urls,
+            **changes,
         )
 
 
@@ -216,7 +226,7 @@ def invite_user(runtime: Runtime, *, email: str, role: str) -> IssuedLink:
             actor=actor,
             valid=dt.timedelta(days=settings.invite_valid_days),
         )
-    url = links.url(settings.public_url, links.Purpose.INVITE, token)
+    url = links.url(web.public_url(settings), links.Purpose.INVITE, token)
     address = users.normalise_email(email)
     if not settings.smtp_host:
         return IssuedLink(url, None, None)
@@ -251,7 +261,7 @@ def reset_link(runtime: Runtime, *, username: str) -> str:
             actor=actor,
             valid=dt.timedelta(hours=settings.reset_valid_hours),
         )
-    return links.url(settings.public_url, links.Purpose.RESET, token)
+    return links.url(web.public_url(settings), links.Purpose.RESET, token)
 
 
 def add_sso_mapping(runtime: Runtime, *, claim: str, value: str, role: str) -> None:

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from tracker.core.config import load_settings
+from tracker.core.config import Settings, load_settings
 from tracker.core.db import require_schema
 from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime, build_runtime
@@ -44,9 +44,16 @@ def _runtime() -> Runtime:
     return runtime
 
 
+def public_url(settings: Settings) -> str:
+    """PUBLIC_URL, or, when it is not set, this server's own port on localhost."""
+    from streamlit import config
+
+    return settings.public_url or f"http://localhost:{config.get_option('server.port')}"
+
+
 def _is_https(request: Request) -> bool:
     # Behind a TLS proxy on this machine uvicorn takes the scheme from X-Forwarded-Proto.
-    return request.url.scheme == "https" or _runtime().settings.public_url.startswith("https:")
+    return request.url.scheme == "https" or public_url(_runtime().settings).startswith("https:")
 
 
 def _home(request: Request, *, query: str = "") -> RedirectResponse:
@@ -115,7 +122,7 @@ async def sso_login(request: Request) -> Response:
     settings = _runtime().settings
     if not settings.sso_enabled:
         return _home(request)
-    callback = f"{settings.public_url}/auth/sso/callback"
+    callback = f"{public_url(settings)}/auth/sso/callback"
     try:
         return await _oauth().authorize_redirect(request, callback)  # type: ignore[no-any-return]
     except Exception:  # the provider is down or its discovery document is unreadable
@@ -179,7 +186,7 @@ def announce_setup_link() -> None:
     except TrackerError as exc:
         log.error("cannot prepare the first-admin link: %s", exc)
         return
-    link = links.url(runtime.settings.public_url, links.Purpose.SETUP, token)
+    link = links.url(public_url(runtime.settings), links.Purpose.SETUP, token)
     # Printed, not logged: it is shown once to whoever started the server, like a password.
     print(  # noqa: T201
         "\nNo admin exists yet. Open this link to create the first admin "

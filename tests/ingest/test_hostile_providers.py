@@ -1,0 +1,186 @@
+"""Providers that answer nonsense, redirect keys away, or never answer: the sync holds.
+
+Each bad answer comes from the fake provider server on 127.0.0.1, in the documented shapes
+with one field spoiled. A good pass is stored first; the bad pass must fail for that account
+with one message naming the field and value, and leave every stored row as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.fakes.provider_server import Reply
+from tests.ingest.test_sync import (
+    AUG1,
+    AUG3,
+    OPENAI_BILLED,
+    OPENAI_COSTS,
+    OPENAI_USAGE,
+    account,
+    add_anthropic,
+    add_openai,
+    billed_by_day,
+    runs,
+    snapshot,
+)
+from tracker.core.errors import InvalidInput
+from tracker.ingest import sync
+from tracker.providers import accounts
+
+
+def spoil_first_result(buckets: list[dict[str, Any]], field: str, value: Any) -> None:
+    for bucket in buckets:
+        if bucket["results"]:
+            if value is KeyError:
+                del bucket["results"][0][field]
+            else:
+                bucket["results"][0][field] = value
+            return
+
+
+@pytest.mark.parametrize(
+    ("spoil", "says"),
+    [
+        (("usage", "output_tokens", -335_000_000), "output_tokens = -335000000"),
+        (("usage", "output_tokens", 10**20), "output_tokens = 100000000000000000000"),
+        (("usage", "output_tokens", KeyError), "without 'output_tokens'"),
+        (("cost", "amount", {"value": -21507, "currency": "usd"}), "a cost of -21507"),
+        (("cost", "amount", {"value": 1e30, "currency": "usd"}), "a cost of 1E+30"),
+        (("cost", "amount", {"value": None, "currency": "usd"}), "without an amount value"),
+    ],
+)
+def test_bad_provider_data_fails_the_account_and_changes_nothing(
+    runtime, server, spoil: tuple[str, str, Any], says: str
+) -> None:
+    openai_id = add_openai(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    before = snapshot(runtime)
+    where, field, value = spoil
+    buckets = server.openai_usage["completions"] if where == "usage" else server.openai_costs
+    spoil_first_result(buckets, field, value)
+    summary = sync.run_sync(runtime, start=AUG1, end=AUG3)
+    [result] = summary.results
+    assert result.status == "failed" and says in result.message, result.message
+    assert snapshot(runtime) == before
+    assert billed_by_day(runtime, openai_id) == OPENAI_BILLED
+    assert says in (runs(runtime, openai_id)[-1].error or "")
+    assert says in (account(runtime, openai_id).last_error or "")
+
+
+def test_buckets_outside_the_window_delete_nothing(runtime, server) -> None:
+    add_openai(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    before = snapshot(runtime)
+    year_3000 = 32503680000  # 3000-01-01 00:00 UTC
+    buckets = copy.deepcopy(server.openai_usage["completions"])
+    for i, bucket in enumerate(buckets):
+        bucket["start_time"] = year_3000 + i * 86_400
+        bucket["end_time"] = bucket["start_time"] + 86_400
+    # Whatever the window asked for, the provider answers with the year 3000.
+    server.storm(OPENAI_USAGE, Reply(200, {"object": "page", "data": buckets, "has_more": False}))
+    [result] = sync.run_sync(runtime, start=AUG1, end=AUG3).results
+    assert result.status == "failed"
+    assert "sent usage for 3000-01-01, outside the days asked for" in result.message
+    assert snapshot(runtime) == before and len(before) > 0
+
+
+class _Catcher(BaseHTTPRequestHandler):
+    """Another host: records the headers of whatever a redirect sends it."""
+
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
+        body = b'{"data": [], "has_more": false}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def other_host() -> Iterator[str]:
+    _Catcher.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Catcher)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    # "localhost" is another host than the provider's "127.0.0.1" for the redirect rules.
+    yield f"http://localhost:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_a_redirect_to_another_host_never_carries_the_key(
+    runtime, server, other_host: str, provider: str
+) -> None:
+    if provider == "anthropic":
+        add_anthropic(runtime, server)
+        path = "/v1/organizations/usage_report/messages"
+    else:
+        add_openai(runtime, server)
+        path = OPENAI_USAGE
+    server.storm(path, Reply(302, None, {"Location": f"{other_host}/steal"}))
+    sync.run_sync(runtime, start=AUG1, end=AUG3)
+    assert _Catcher.seen, "the redirect was not followed at all"
+    for headers in _Catcher.seen:
+        assert not {"authorization", "x-api-key", "api-key", "cookie"} & set(headers), headers
+
+
+def test_four_stuck_providers_cost_at_most_their_budgets(runtime, server) -> None:
+    budget = 2.0
+    runtime = dataclasses.replace(
+        runtime, settings=dataclasses.replace(runtime.settings, sync_account_budget_seconds=budget)
+    )
+    ids = [add_openai(runtime, server, name=f"openai-{i}") for i in range(3)]
+    ids.append(add_anthropic(runtime, server))
+    server.storm(
+        OPENAI_USAGE, Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "3600"})
+    )
+    server.storm(OPENAI_COSTS, Reply(500, {"error": {"message": "boom"}}))
+    server.storm("/v1/organizations/usage_report/messages", Reply(200, {}, delay=30))
+    started = time.monotonic()
+    summary = sync.run_sync(runtime, start=AUG1, end=AUG3)
+    elapsed = time.monotonic() - started
+    assert [r.status for r in summary.results] == ["failed"] * 4
+    # Each account stops at its budget (plus a little for the database work).
+    assert elapsed < 4 * (budget + 1.5), elapsed
+    anthropic = next(r for r in summary.results if r.provider == "anthropic")
+    assert "sync budget" in anthropic.message or "did not answer" in anthropic.message
+
+
+def test_base_urls_are_https_and_the_providers_own_unless_allowed(runtime) -> None:
+    with runtime.session_factory.begin() as session:
+        add = dict(session=session, cipher=runtime.cipher, provider="anthropic", api_key="sk-ant-x")
+        with pytest.raises(InvalidInput, match="plain http"):
+            accounts.add_account(name="a", base_url="http://gateway.example.com", **add)
+        with pytest.raises(InvalidInput, match="ALLOW_CUSTOM_BASE_URLS"):
+            accounts.add_account(name="b", base_url="https://evil.example.com", **add)
+        with pytest.raises(InvalidInput, match="user name or password"):
+            accounts.add_account(name="c", base_url="https://u:p@api.anthropic.com", **add)
+        official = accounts.add_account(name="d", base_url="https://api.anthropic.com/", **add)
+        assert accounts.custom_host("anthropic", official.base_url) is None
+        gateway = accounts.add_account(
+            name="e", base_url="https://llm-gw.example.com", allow_custom_base_url=True, **add
+        )
+        assert accounts.view(gateway).custom_host == "llm-gw.example.com"
+        with pytest.raises(InvalidInput, match="needs the key entered again"):
+            accounts.update_account(
+                session=session,
+                cipher=runtime.cipher,
+                name="d",
+                actor="t",
+                base_url="http://127.0.0.1:9",
+            )
