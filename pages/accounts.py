@@ -108,7 +108,9 @@ with add_tab, st.form("account_add", clear_on_submit=True):
     )
     name = st.text_input("Name", placeholder="e.g. OpenAI production", key="add_name")
     api_key = st.text_input(
-        "API key",
+        "API key (leave empty for "
+        + " and ".join(p.display_name for p in PROVIDERS.values() if p.csv_only)
+        + ": their usage comes by CSV import)",
         type="password",
         help="  \n".join(f"{p.display_name}: {p.key_hint}" for p in PROVIDERS.values()),
         key="add_key",
@@ -224,13 +226,16 @@ with import_tab:
         st.caption("Add an account first.")
     else:
         target = st.selectbox("Account", names, key="import_account")
-        upload = st.file_uploader("CSV file", type=["csv"], key="import_file")
-        if st.button("Import", key="import_go", disabled=upload is None):
+        limit_mb = runtime.settings.import_max_megabytes
+        upload = st.file_uploader(
+            f"CSV file (at most {limit_mb} MB)",
+            type=["csv"],
+            key="import_file",
+            max_upload_size=limit_mb,
+        )
+        if st.button("Import", key="import_go", disabled=upload is None) and upload is not None:
             try:
-                text = upload.getvalue().decode("utf-8-sig") if upload else ""
-                result = actions.import_usage(runtime, account=str(target), text=text)
-            except UnicodeDecodeError:
-                st.error("The file is not UTF-8 text; export it again as UTF-8 CSV.")
+                result = actions.import_usage(runtime, account=str(target), upload=upload)
             except TrackerError as exc:
                 st.error(f"Nothing imported: {ui.plain_text(str(exc))}")
             else:

@@ -26,7 +26,7 @@ if freshness.empty:
     st.stop()
 
 failing = freshness[freshness["failing"]]
-never = freshness[freshness["last_sync_at"].isna()]
+never = freshness[freshness["last_sync_at"].isna() & (freshness["source"] == "API")]
 c1, c2, c3 = st.columns(3)
 c1.metric("Accounts", len(freshness))
 c2.metric("With errors", len(failing))
@@ -56,6 +56,7 @@ st.dataframe(
     column_config={
         "account": st.column_config.TextColumn("Account"),
         "provider": st.column_config.TextColumn("Provider"),
+        "source": st.column_config.TextColumn("Usage from"),
         "status": st.column_config.TextColumn("Status"),
         "last_sync_at": ui.datetime_column("Last sync (UTC)"),
         "hours_since_sync": st.column_config.NumberColumn("Hours since", format="%.1f"),
@@ -64,6 +65,7 @@ st.dataframe(
         "last_run_at": ui.datetime_column("Last run at (UTC)"),
         "last_error": st.column_config.TextColumn("Last error", width="large"),
         "last_error_at": ui.datetime_column("Error at (UTC)"),
+        "last_import_at": ui.datetime_column("Last CSV import (UTC)"),
     },
 )
 

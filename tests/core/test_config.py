@@ -120,3 +120,12 @@ def test_single_sign_on_needs_all_three_settings_and_https(tmp_path):
         settings_from({**full, "OIDC_METADATA_URL": "http://idp.example.com/x"}, tmp_path)
     ok = settings_from({**full, "OIDC_METADATA_URL": "http://127.0.0.1:9000/x"}, tmp_path)
     assert ok.sso_enabled and "s3cret-value" not in repr(ok)
+
+
+def test_bad_dotenv_and_log_level_are_one_line_errors(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(b"SECRET_KEY=caf\xe9-not-utf8\n")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 0xe9"):
+        load_settings({"DATA_DIR": str(tmp_path / "d")}, dotenv_path=dotenv)
+    with pytest.raises(ConfigError, match="LOG_LEVEL must be one of DEBUG, INFO"):
+        settings_from({"LOG_LEVEL": "verbose"}, tmp_path)

@@ -157,3 +157,17 @@ def test_cli_import_reports_and_refuses(cli, committed_db, tmp_path):
 
     missing = cli("import", "--account", "g", str(tmp_path / "nope.csv"))
     assert missing.code == 1 and "cannot read" in missing.err
+
+
+def test_nul_bytes_and_oversized_costs_are_listed_not_crashed_on(session, cipher):
+    add_account(session, cipher)
+    bad = (
+        HEADER
+        + "2026-08-01,llama\x00,10,1,1,,,,\n"  # line 2: a NUL byte (PostgreSQL refuses it)
+        + "2026-08-01,llama,10,1,1,,99999999999999999999,,\n"  # line 3: beyond NUMERIC(18, 6)
+    )
+    with pytest.raises(InvalidInput) as caught:
+        import_csv(session=session, account_name="groq-prod", stream=io.StringIO(bad))
+    message = str(caught.value)
+    assert "line 2: a field holds a NUL byte" in message
+    assert "line 3: cost '99999999999999999999' is implausibly large" in message

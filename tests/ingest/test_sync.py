@@ -24,11 +24,13 @@ from tests.fakes.provider_server import (
     load,
 )
 from tests.ingest.conftest import MAX_RETRIES, TODAY  # noqa: E402 (shared with the fixtures)
+from tracker.core.errors import InvalidInput
 from tracker.core.runtime import Runtime
 from tracker.ingest import sync
 from tracker.ingest.csv_import import import_csv
 from tracker.models import Account, SyncRun, UsageRecord, utcnow
 from tracker.providers import accounts
+from tracker.reporting import sync_health
 
 AUG1, AUG2, AUG3 = (dt.date(2026, 8, d) for d in (1, 2, 3))
 OPENAI_USAGE = "/v1/organization/usage/completions"
@@ -439,3 +441,33 @@ def test_sync_keeps_imported_rows(runtime, server):
         **OPENAI_BILLED,
         AUG2: OPENAI_BILLED[AUG2] + Decimal("1.5"),
     }
+
+
+def test_a_csv_only_account_takes_no_key_and_is_never_synced(runtime, server):
+    with runtime.session_factory.begin() as session:
+        groq = accounts.add_account(
+            session=session, cipher=runtime.cipher, provider="groq", name="groq-csv", api_key=""
+        )
+        groq_id = groq.id
+        assert groq.masked_key == "no key"
+    with pytest.raises(InvalidInput, match="API key is empty"):
+        with runtime.session_factory.begin() as session:
+            accounts.add_account(
+                session=session, cipher=runtime.cipher, provider="openai", name="o", api_key=""
+            )
+    [result] = sync.run_sync(runtime).results
+    assert result.status == "skipped" and "imported by CSV" in result.message
+    assert server.count() == 0 and runs(runtime, groq_id) == []
+    with runtime.session_factory.begin() as session:
+        import_csv(
+            session=session,
+            account_name="groq-csv",
+            stream=io.StringIO(
+                "day,model,input_tokens,output_tokens,requests\n2026-08-01,llama,10,5,1\n"
+            ),
+        )
+    with runtime.session_factory() as session:
+        fresh = sync_health.sync_freshness(session=session, now=utcnow()).set_index("account")
+    assert fresh.at["groq-csv", "source"] == "CSV import"
+    assert fresh.at["groq-csv", "last_import_at"] is not None
+    assert not fresh.at["groq-csv", "failing"]

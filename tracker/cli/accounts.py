@@ -12,13 +12,16 @@ from typing import Any
 from tracker.cli.common import Context, out, table, usd, whole_number
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.providers import accounts
-from tracker.providers.registry import PROVIDERS
+from tracker.providers.registry import PROVIDERS, provider_info
 
 
 def cmd_accounts_add(args: argparse.Namespace, ctx: Context) -> int:
-    if not args.api_key_stdin:
+    if args.api_key_stdin:
+        key = ctx.read_secret("API key")
+    elif provider_info(args.provider).csv_only:
+        key = ""  # usage comes by CSV import
+    else:
         raise InvalidInput("pass the API key on standard input with --api-key-stdin")
-    key = ctx.read_secret("API key")
     runtime = ctx.migrated_runtime()
     with runtime.session_factory.begin() as session:
         account = accounts.add_account(

@@ -60,6 +60,8 @@ class Settings:
     resync_window_days: int = 3
     backfill_days: int = 90
     http_timeout_seconds: float = 30.0
+    # The largest usage CSV the app accepts (the CLI streams files of any size).
+    import_max_megabytes: int = 200
     # What one account's sync pass may take, retries and waits included.
     sync_account_budget_seconds: float = 60.0
     http_max_retries: int = 5
@@ -118,7 +120,16 @@ def load_settings(
     """Read and validate settings; the process environment wins over the `.env` file."""
     values: dict[str, str] = {}
     if dotenv_path is not None and Path(dotenv_path).is_file():
-        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        try:
+            found = dotenv_values(dotenv_path)
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{dotenv_path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                f"position {exc.start}); save it as UTF-8"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {dotenv_path}: {exc.strerror or exc}") from None
+        values.update({k: v for k, v in found.items() if v is not None})
     values.update(os.environ if environ is None else environ)
 
     def get(name: str) -> str | None:
@@ -177,13 +188,14 @@ def load_settings(
         resync_window_days=_int(get, "RESYNC_WINDOW_DAYS", 3, minimum=0),
         backfill_days=_int(get, "BACKFILL_DAYS", 90, minimum=1),
         http_timeout_seconds=float(_int(get, "HTTP_TIMEOUT_SECONDS", 30, minimum=1)),
+        import_max_megabytes=_int(get, "IMPORT_MAX_MEGABYTES", 200, minimum=1),
         sync_account_budget_seconds=float(_int(get, "SYNC_ACCOUNT_BUDGET_SECONDS", 60, minimum=1)),
         http_max_retries=_int(get, "HTTP_MAX_RETRIES", 5, minimum=0),
         http_backoff_factor=float(_decimal(get, "HTTP_BACKOFF_FACTOR", "1.0")),
         http_backoff_max_seconds=float(_int(get, "HTTP_BACKOFF_MAX_SECONDS", 60, minimum=1)),
         status_warning_pct=status_warning,
         status_critical_pct=status_critical,
-        log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        log_level=_log_level(get("LOG_LEVEL")),
         session_idle_minutes=_int(get, "SESSION_IDLE_MINUTES", 60, minimum=1),
         session_max_hours=_int(get, "SESSION_MAX_HOURS", 12, minimum=1),
         public_url=_public_url(get("PUBLIC_URL")),
@@ -226,6 +238,16 @@ def _check_oidc(get: Getter) -> str | None:
     if url and urlparse(url).scheme != "https" and urlparse(url).hostname not in LOOPBACK:
         raise ConfigError("OIDC_METADATA_URL must use https:// (http:// only on this machine)")
     return url
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(raw: str | None) -> str:
+    level = (raw or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {raw!r}")
+    return level
 
 
 def _bool(get: Getter, name: str, *, default: bool) -> bool:
@@ -284,7 +306,7 @@ def _dev_secret(production: bool, data_dir: Path, name: str) -> str:
     path = data_dir / f"{name.lower()}.key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets and the database live here
     if name == "ENCRYPTION_KEY":
         value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     else:

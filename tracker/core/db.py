@@ -5,6 +5,7 @@ Callers own the transaction: `with factory.begin() as session: ...`.
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _prepare_sqlite_file(Path(database).expanduser())
         kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
@@ -36,6 +37,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the database's folder (0700) and file (0600) for this user alone: the file
+    holds encrypted keys and every figure. SQLite gives its -wal and -shm files the file's
+    mode."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot create the SQLite database {path}: {exc.strerror or exc}; set DATABASE_URL "
+            "or DATA_DIR to a folder this user may write"
+        ) from None
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

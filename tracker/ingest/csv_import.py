@@ -6,31 +6,34 @@ The template (docs/csv-import.md) has a header row and one row per UTC day and m
 input tokens as the provider reports them, cached ones included; the stored `input_tokens`
 is the uncached part (`input_tokens - cached_input_tokens`), like every other source.
 
-All or nothing: every row is checked first and any bad row raises `InvalidInput` listing the
-problems by line number (the first `MAX_ERRORS`), with nothing written. Rows repeating a day,
-model, project and key are added up; importing the same day, model, project and key again
-replaces the earlier import. Imported rows have `usage_type = 'import'`, which a sync never
-deletes.
+All or nothing, streaming: rows are checked and written in batches as they are read, in the
+caller's transaction; any bad row raises `InvalidInput` listing the problems by line number
+(the first `MAX_ERRORS`), and a savepoint rolls back, so nothing stays written. Rows
+repeating a day, model, project and key are added up; importing the same day, model,
+project and key again replaces the earlier import. Imported rows have `usage_type =
+'import'`, which a sync never deletes.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TextIO
 
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from tracker.core import audit
 from tracker.core.errors import InvalidInput
 from tracker.core.units import today_utc
 from tracker.ingest.sync import estimate_costs
-from tracker.ingest.writer import IMPORT_USAGE_TYPE, merge_rows, upsert_rows
-from tracker.models import utcnow
+from tracker.ingest.writer import IMPORT_USAGE_TYPE, upsert_rows
+from tracker.models import UsageRecord, utcnow
 from tracker.providers.accounts import get_account
-from tracker.providers.base import UsageRow
+from tracker.providers.base import MAX_ROW_AMOUNT, UsageRow
 
 REQUIRED = ("day", "model", "input_tokens", "output_tokens", "requests")
 OPTIONAL = ("cached_input_tokens", "cost", "project", "api_key_id")
@@ -51,25 +54,36 @@ class ImportResult:
 def import_csv(
     *, session: Session, account_name: str, stream: TextIO, actor: str = "cli"
 ) -> ImportResult:
-    """Check and import a usage CSV into an account, in the caller's transaction."""
+    """Check and import a usage CSV into an account, streaming, in the caller's transaction.
+
+    Rows go to the bulk writer in batches as they are read, so memory stays flat whatever
+    the file's size. After the first bad row nothing more is written but the rest is still
+    checked, to list every problem; then `InvalidInput` is raised and the caller's
+    transaction, with everything written so far, rolls back: all or nothing.
+    """
     account = get_account(session=session, name=account_name)
-    rows, errors = parse_csv(stream, today=today_utc())
-    if errors:
-        shown = "; ".join(errors[:MAX_ERRORS])
-        more = f" (and {len(errors) - MAX_ERRORS} more)" if len(errors) > MAX_ERRORS else ""
-        raise InvalidInput(
-            f"the CSV has {len(errors)} problem(s), nothing was imported: {shown}{more}"
-        )
-    if not rows:
+    stamp = utcnow()
+    errors: list[str] = []
+    span = _Span()
+    rows = iter_csv(stream, today=today_utc(), errors=errors)
+    # A savepoint: a bad row undoes what this import wrote, whatever the caller does next.
+    with session.begin_nested():
+        upsert_rows(session, account.id, span.track(_while_clean(rows, errors)), stamp=stamp)
+        if errors:
+            shown = "; ".join(errors[:MAX_ERRORS])
+            more = f" (and {len(errors) - MAX_ERRORS} more)" if len(errors) > MAX_ERRORS else ""
+            raise InvalidInput(
+                f"the CSV has {len(errors)} problem(s), nothing was imported: {shown}{more}"
+            )
+    if span.first is None or span.last is None:
         raise InvalidInput("the CSV has no data rows; see docs/csv-import.md for the template")
-    merged: dict[tuple[object, ...], UsageRow] = {}
-    for row in rows:
-        key = row.natural_key
-        merged[key] = merge_rows(merged[key], row) if key in merged else row
-    upsert_rows(session, account.id, merged.values(), stamp=utcnow())
-    days = sorted({row.day for row in merged.values()})
-    estimate_costs(session, days[0], days[-1], account.id)
-    result = ImportResult(len(merged), len(days), days[0], days[-1])
+    estimate_costs(session, span.first, span.last, account.id)
+    written, days = session.execute(
+        select(func.count(), func.count(distinct(UsageRecord.day))).where(
+            UsageRecord.account_id == account.id, UsageRecord.synced_at == stamp
+        )
+    ).one()
+    result = ImportResult(int(written), int(days), span.first, span.last)
     audit.record(
         session=session,
         actor=actor,
@@ -82,17 +96,46 @@ def import_csv(
     return result
 
 
+class _Span:
+    """The first and last day of the rows that went past."""
+
+    def __init__(self) -> None:
+        self.first: dt.date | None = None
+        self.last: dt.date | None = None
+
+    def track(self, rows: Iterable[UsageRow]) -> Iterator[UsageRow]:
+        for row in rows:
+            self.first = row.day if self.first is None else min(self.first, row.day)
+            self.last = row.day if self.last is None else max(self.last, row.day)
+            yield row
+
+
+def _while_clean(rows: Iterable[UsageRow], errors: list[str]) -> Iterator[UsageRow]:
+    """Pass rows on until the first problem; then read on (to list problems) but pass none."""
+    for row in rows:
+        if not errors:
+            yield row
+
+
 def parse_csv(stream: TextIO, *, today: dt.date) -> tuple[list[UsageRow], list[str]]:
-    """Read the template; return the rows and the problems found ('line N: ...')."""
+    """The whole file's rows and problems at once (small files and tests)."""
+    errors: list[str] = []
+    rows = list(iter_csv(stream, today=today, errors=errors))
+    return rows, errors
+
+
+def iter_csv(stream: TextIO, *, today: dt.date, errors: list[str]) -> Iterator[UsageRow]:
+    """Read the template row by row; yield good rows, append problems ('line N: ...')."""
     reader = csv.reader(stream)
     try:
         header = next(reader)
     except StopIteration:
-        return [], ["line 1: the file is empty; it needs a header row"]
+        errors.append("line 1: the file is empty; it needs a header row")
+        return
     except csv.Error as exc:
-        return [], [f"line 1: {exc}"]
+        errors.append(f"line 1: {exc}")
+        return
     columns = [h.strip().lstrip("\ufeff").lower() for h in header]
-    errors: list[str] = []
     missing = [c for c in REQUIRED if c not in columns]
     unknown = [c for c in columns if c and c not in REQUIRED + OPTIONAL]
     repeated = sorted({c for c in columns if c and columns.count(c) > 1})
@@ -106,8 +149,7 @@ def parse_csv(stream: TextIO, *, today: dt.date) -> tuple[list[UsageRow], list[s
     if repeated:
         errors.append(f"line 1: column(s) {', '.join(repeated)} appear twice")
     if errors:
-        return [], errors
-    rows: list[UsageRow] = []
+        return
     try:
         for values in reader:
             line = reader.line_num
@@ -119,15 +161,18 @@ def parse_csv(stream: TextIO, *, today: dt.date) -> tuple[list[UsageRow], list[s
             row, problems = _row(dict(zip(columns, values, strict=True)), today)
             errors.extend(f"line {line}: {p}" for p in problems)
             if row is not None:
-                rows.append(row)
+                yield row
     except csv.Error as exc:
         errors.append(f"line {reader.line_num}: {exc}")
-    return rows, errors
+    except UnicodeDecodeError:
+        errors.append(f"line {reader.line_num + 1}: the file is not UTF-8 text; save it as UTF-8")
 
 
 def _row(raw: dict[str, str], today: dt.date) -> tuple[UsageRow | None, list[str]]:
     problems: list[str] = []
     value = {k: v.strip() for k, v in raw.items()}
+    if any("\x00" in v for v in value.values()):
+        return None, ["a field holds a NUL byte; the file is damaged or not a text CSV"]
     day: dt.date | None = None
     try:
         day = dt.date.fromisoformat(value["day"])
@@ -166,6 +211,8 @@ def _row(raw: dict[str, str], today: dt.date) -> tuple[UsageRow | None, list[str
         else:
             if not cost.is_finite() or cost < 0:
                 problems.append(f"cost {value['cost']!r} must be zero or more")
+            elif cost > MAX_ROW_AMOUNT:
+                problems.append(f"cost {value['cost']!r} is implausibly large for one day")
             elif isinstance(exponent := cost.as_tuple().exponent, int) and exponent < -6:
                 problems.append(f"cost {value['cost']!r} has more than 6 decimals")
     for name in ("project", "api_key_id"):

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 
 LOCK_NAME = "tracker.sync"
+IMPORTED_BY_CSV = "imported by CSV: this account has no key, so there is nothing to sync"
 
 
 # What a run left 'running' by a dead sync says once found; nothing of it was committed,
@@ -174,6 +175,8 @@ def sync_account(
             return AccountSyncResult(
                 account_id, name, provider, "skipped", message="account is disabled"
             )
+        if not account.has_key:
+            return AccountSyncResult(account_id, name, provider, "skipped", message=IMPORTED_BY_CSV)
         first, last = _sync_range(account, start, end, today, settings)
         previous_complete = account.last_complete_day
 

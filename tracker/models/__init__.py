@@ -182,7 +182,13 @@ class Account(Base):
 
     @property
     def masked_key(self) -> str:
+        if not self.credential_encrypted:
+            return "no key"  # a CSV-only account (tracker.providers.registry)
         return f"…{self.credential_last4}" if self.credential_last4 else "…"
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self.credential_encrypted)
 
     def __repr__(self) -> str:
         return f"Account(id={self.id}, name={self.name!r}, key={self.masked_key!r})"

@@ -158,7 +158,8 @@ def add_account(
         raise InvalidInput("the account name must have 1-128 characters")
     if session.scalar(select(Account.id).where(Account.name == name)):
         raise InvalidInput(f"an account named {name!r} already exists; choose another name")
-    key = clean_api_key(api_key)
+    info = provider_info(provider)
+    key = "" if info.csv_only and not api_key.strip() else clean_api_key(api_key)
     organization = (organization or "").strip() or None
     if provider_info(provider).needs_organization and not organization:
         raise InvalidInput(f"{provider} accounts need --organization (the organization's login)")
@@ -167,8 +168,8 @@ def add_account(
     account = Account(
         service=service,
         name=name,
-        credential_encrypted=cipher.encrypt(key),
-        credential_last4=last4(key),
+        credential_encrypted=cipher.encrypt(key) if key else "",
+        credential_last4=last4(key) if key else "",
         organization_id=organization,
         base_url=_clean_base_url(base_url, provider, allow_custom=allow_custom_base_url),
         monthly_budget=parse_money(monthly_budget, what="the monthly budget"),

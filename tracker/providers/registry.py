@@ -30,6 +30,9 @@ class ProviderInfo:
     has_usage_api: bool
     # The organisation (or login) is required to reach the usage API.
     needs_organization: bool = False
+    # Usage only by CSV import: an account needs no key, and one without a key is never
+    # synced (with a key, the sync checks it and records its rate limits).
+    csv_only: bool = False
     # What key to paste, shown beside the key field.
     key_hint: str = "An API key of the account. Stored encrypted."
     # The provider's id in the genai-prices catalog, where it differs from ours.
@@ -67,12 +70,16 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "Groq",
             "tracker.providers.openai_compatible:GroqConnector",
             has_usage_api=False,
+            csv_only=True,
+            key_hint="Optional: usage comes by CSV import; a key only adds rate-limit readings.",
         ),
         ProviderInfo(
             "perplexity",
             "Perplexity",
             "tracker.providers.openai_compatible:PerplexityConnector",
             has_usage_api=False,
+            csv_only=True,
+            key_hint="Optional: usage comes by CSV import; a key only adds rate-limit readings.",
         ),
         ProviderInfo(
             "openrouter",

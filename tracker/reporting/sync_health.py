@@ -9,6 +9,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tracker.ingest.writer import IMPORT_USAGE_TYPE
 from tracker.models import Account, AccountStatus, Service, SyncRun, SyncStatus, UsageRecord
 
 
@@ -17,6 +18,12 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
     latest = (
         select(SyncRun.account_id, func.max(SyncRun.id).label("run_id"))
         .group_by(SyncRun.account_id)
+        .subquery()
+    )
+    imported = (
+        select(UsageRecord.account_id, func.max(UsageRecord.synced_at).label("at"))
+        .where(UsageRecord.usage_type == IMPORT_USAGE_TYPE)
+        .group_by(UsageRecord.account_id)
         .subquery()
     )
     rows = session.execute(
@@ -30,10 +37,13 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
             Account.last_error_at,
             SyncRun.status.label("last_run_status"),
             SyncRun.started_at.label("last_run_at"),
+            (Account.credential_encrypted == "").label("csv_only"),
+            imported.c.at.label("last_import_at"),
         )
         .join(Service, Service.id == Account.service_id)
         .outerjoin(latest, latest.c.account_id == Account.id)
         .outerjoin(SyncRun, SyncRun.id == latest.c.run_id)
+        .outerjoin(imported, imported.c.account_id == Account.id)
         .order_by(Account.name)
     ).all()
     records = []
@@ -47,6 +57,7 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
             {
                 "account": r.name,
                 "provider": r.provider,
+                "source": "CSV import" if r.csv_only else "API",
                 "status": r.status,
                 "last_sync_at": r.last_sync_at,
                 "hours_since_sync": hours,
@@ -55,6 +66,7 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
                 "last_run_at": r.last_run_at,
                 "last_error": r.last_error,
                 "last_error_at": r.last_error_at,
+                "last_import_at": r.last_import_at,
                 # A refused key and a provider that kept answering 429/5xx or never answered
                 # are both failures: the data is not fresh either way.
                 "failing": r.status == AccountStatus.ERROR
@@ -66,6 +78,7 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
         columns=[
             "account",
             "provider",
+            "source",
             "status",
             "last_sync_at",
             "hours_since_sync",
@@ -74,6 +87,7 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
             "last_run_at",
             "last_error",
             "last_error_at",
+            "last_import_at",
             "failing",
         ],
     )

@@ -15,7 +15,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import requests
 from sqlalchemy.orm import Session
@@ -184,12 +184,17 @@ def sync_now(runtime: Runtime, *, name: str) -> sync.SyncSummary:
     return sync.run_sync(runtime, account_name=name, trigger="app")
 
 
-def import_usage(runtime: Runtime, *, account: str, text: str) -> csv_import.ImportResult:
-    """Import a usage CSV into an account; a bad line imports nothing."""
-    with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
-        return csv_import.import_csv(
-            session=session, account_name=account, stream=io.StringIO(text), actor=actor
-        )
+def import_usage(runtime: Runtime, *, account: str, upload: IO[bytes]) -> csv_import.ImportResult:
+    """Import an uploaded usage CSV into an account, streaming; a bad line imports nothing."""
+    # utf-8-sig: spreadsheet programs often start CSV files with a byte-order mark.
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
+    try:
+        with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+            return csv_import.import_csv(
+                session=session, account_name=account, stream=text, actor=actor
+            )
+    finally:
+        text.detach()  # the upload belongs to Streamlit
 
 
 # --- Admin page ------------------------------------------------------------------------------

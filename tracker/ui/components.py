@@ -8,6 +8,7 @@ shows cents through `column_config` (the download keeps the exact decimals).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TypeVar
@@ -97,11 +98,17 @@ def account_card(card: AccountCard) -> None:
             st.caption(":red[Last sync failed: see Sync health]")
 
 
+# Streamlit's Markdown turns a bare http://, https:// or www. address into a link even when
+# every character around it is escaped; an invisible word joiner after the scheme stops it.
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|www)(?=\\[:.])")
+WORD_JOINER = "\u2060"
+
+
 def plain_text(text: str) -> str:
-    """Escape Markdown so names from the database render as text, not markup."""
+    """Escape Markdown so names from the database render as text, not markup or links."""
     for ch in "\\`*_{}[]()#+-.!|<>:$~":
         text = text.replace(ch, "\\" + ch)
-    return text
+    return _AUTOLINK.sub(lambda m: m.group(1) + WORD_JOINER, text)
 
 
 def daily_cost_chart(frame: pd.DataFrame, *, start: dt.date, end: dt.date) -> None:
