@@ -21,6 +21,7 @@ from tracker.ui import components as ui
 
 log = logging.getLogger(__name__)
 runtime = data.get_runtime()
+SYNC_JOB = "sync_job"  # the running "Sync now", polled by its fragment
 settings = runtime.settings
 
 
@@ -157,19 +158,41 @@ with act_tab:
                 else:
                     st.error(f"Connection failed: {ui.plain_text(outcome.message)}")
         if c2.button("Sync now", key="act_sync", type="primary"):
-            with st.spinner(f"Syncing {target}…"):
-                summary = ui.attempt(
-                    lambda: actions.sync_now(runtime, name=str(target)),
-                    failed="Sync failed: {reason}",
+            job = ui.attempt(
+                lambda: actions.start_sync(runtime, name=str(target)),
+                failed="Sync not started: {reason}",
+            )
+            if job is not None:
+                st.session_state[SYNC_JOB] = job
+
+        @st.fragment(run_every=1)
+        def sync_progress() -> None:
+            """Runs every second while a sync is under way; the rest of the page stays live."""
+            job = st.session_state.get(SYNC_JOB)
+            if not isinstance(job, actions.BackgroundSync):
+                return
+            if not job.future.done():
+                st.info(
+                    f"Syncing {ui.plain_text(job.name)}… {job.elapsed:.0f} s so far (it stops "
+                    f"after {job.budget_seconds:.0f} s at most if the provider does not answer). "
+                    "You can use the rest of the page meanwhile."
                 )
-            if summary is not None:
-                data.clear_frames()
-                for result in summary.results:
-                    text = f"{result.name}: {result.status}, {result.rows_written} row(s). "
-                    if result.message:
-                        text += result.message
-                    show = {"ok": st.success, "skipped": st.warning}.get(result.status, st.error)
-                    show(ui.plain_text(text))
+                return
+            st.session_state.pop(SYNC_JOB, None)
+            data.clear_frames()
+            try:
+                summary = job.future.result()
+            except TrackerError as exc:
+                st.error(f"Sync failed: {ui.plain_text(str(exc))}")
+                return
+            for result in summary.results:
+                text = f"{result.name}: {result.status}, {result.rows_written} row(s). "
+                if result.message:
+                    text += result.message
+                show = {"ok": st.success, "skipped": st.warning}.get(result.status, st.error)
+                show(ui.plain_text(text))
+
+        sync_progress()
 
 with edit_tab:
     if not names:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import requests
 
 from tracker.alerts.delivery import run_check
+from tracker.alerts.rules import reseal_channels
 from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime
 from tracker.ingest.sync import run_sync
@@ -58,10 +59,16 @@ def anomalies_job(runtime: Runtime) -> None:
 
 def alerts_job(runtime: Runtime) -> None:
     """Evaluate the rules and deliver; a failed send is kept for the next run."""
+    with runtime.session_factory.begin() as session:
+        # Rules saved before webhook URLs were encrypted get theirs sealed here, once.
+        resealed = reseal_channels(session=session, cipher=runtime.cipher)
+    if resealed:
+        log.info("alerts: encrypted the webhook URLs of %d older rule(s)", resealed)
     report = run_check(
         session_factory=runtime.session_factory,
         settings=runtime.settings,
         http=requests.Session(),
+        cipher=runtime.cipher,
     )
     if report.failed:
         log.warning("alerts: %s", report.summary())

@@ -6,6 +6,7 @@ Real SMTP (aiosmtpd) and HTTP servers on 127.0.0.1 receive the alerts; the datab
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import json
@@ -22,11 +23,14 @@ from tests.fakes.smtp_server import smtp_server
 from tests.fakes.webhook_server import WebhookServer
 from tracker.alerts import delivery, evaluate, rules
 from tracker.core.config import Settings, load_settings
+from tracker.core.crypto import CredentialCipher
 from tracker.core.db import make_engine, make_session_factory
 from tracker.core.errors import InvalidInput
 from tracker.models import Account, AlertEvent, Anomaly, SyncRun
 from tracker.planning import budgets
 from tracker.providers import ratelimits
+
+CIPHER = CredentialCipher(base64.urlsafe_b64decode(TEST_ENCRYPTION_KEY))
 
 NOW = dt.datetime(2026, 5, 20, 12, 0, tzinfo=dt.UTC)
 MAY = dt.date(2026, 5, 1)
@@ -70,6 +74,7 @@ def test_budget_thresholds_fire_exactly_once_by_email_and_webhook(committed_db, 
         add_usage(session, acc, MAY, "60")
         add_usage(session, acc, MAY + dt.timedelta(days=1), "16")  # 76 %
         rule = rules.add_rule(
+            cipher=CIPHER,
             session=session,
             kind="budget",
             scope="account:prod",
@@ -81,7 +86,11 @@ def test_budget_thresholds_fire_exactly_once_by_email_and_webhook(committed_db, 
 
         def check(now: dt.datetime = NOW) -> delivery.CheckReport:
             return delivery.run_check(
-                session_factory=factory, settings=settings, http=requests.Session(), now=now
+                cipher=CIPHER,
+                session_factory=factory,
+                settings=settings,
+                http=requests.Session(),
+                now=now,
             )
 
         first = check()
@@ -103,7 +112,11 @@ def test_budget_thresholds_fire_exactly_once_by_email_and_webhook(committed_db, 
         try:
             restarted = make_session_factory(engine2)
             report = delivery.run_check(
-                session_factory=restarted, settings=settings, http=requests.Session(), now=NOW
+                cipher=CIPHER,
+                session_factory=restarted,
+                settings=settings,
+                http=requests.Session(),
+                now=NOW,
             )
         finally:
             engine2.dispose()
@@ -140,6 +153,7 @@ def test_failed_delivery_is_retried_next_run_without_resending_the_rest(
         acc = add_account(session, "prod", budget="100")
         add_usage(session, acc, MAY, "55")
         rules.add_rule(
+            cipher=CIPHER,
             session=session,
             kind="budget",
             scope="org",
@@ -150,7 +164,11 @@ def test_failed_delivery_is_retried_next_run_without_resending_the_rest(
 
         def check() -> delivery.CheckReport:
             return delivery.run_check(
-                session_factory=factory, settings=settings, http=requests.Session(), now=NOW
+                cipher=CIPHER,
+                session_factory=factory,
+                settings=settings,
+                http=requests.Session(),
+                now=NOW,
             )
 
         # The Slack endpoint refuses the connection (server down), then answers 503.
@@ -183,7 +201,12 @@ def test_the_unique_constraint_decides_between_concurrent_checkers(session):
     acc = add_account(session, "prod", budget="10")
     add_usage(session, acc, MAY, "9")
     rule = rules.add_rule(
-        session=session, kind="budget", scope="org", threshold="50", channels=["email:a@b.co"]
+        cipher=CIPHER,
+        session=session,
+        kind="budget",
+        scope="org",
+        threshold="50",
+        channels=["email:a@b.co"],
     )
     firings = evaluate.evaluate(session=session, now=NOW)
     assert [f.dedupe_key for f in firings] == ["pct:50"]
@@ -206,9 +229,12 @@ def test_dry_run_sends_and_stores_nothing(committed_db, tmp_path, hook):
     with factory.begin() as session:
         acc = add_account(session, "prod", budget="100")
         add_usage(session, acc, MAY, "95")
-        rules.add_rule(session=session, kind="budget", channels=["webhook:" + hook.url()])
+        rules.add_rule(
+            cipher=CIPHER, session=session, kind="budget", channels=["webhook:" + hook.url()]
+        )
     with smtp_server() as inbox:
         report = delivery.run_check(
+            cipher=CIPHER,
             session_factory=factory,
             settings=settings_for(tmp_path, inbox),
             http=requests.Session(),
@@ -232,14 +258,22 @@ def test_dry_run_sends_and_stores_nothing(committed_db, tmp_path, hook):
 )
 def test_bad_rules_are_refused(session, kind, threshold, message):
     with pytest.raises(InvalidInput, match=message):
-        rules.add_rule(session=session, kind=kind, threshold=threshold, channels=["email:a@b.co"])
+        rules.add_rule(
+            cipher=CIPHER,
+            session=session,
+            kind=kind,
+            threshold=threshold,
+            channels=["email:a@b.co"],
+        )
 
 
 def test_rules_need_a_channel_and_a_known_scope(session):
     with pytest.raises(InvalidInput, match="at least one"):
-        rules.add_rule(session=session, kind="budget", channels=[])
+        rules.add_rule(cipher=CIPHER, session=session, kind="budget", channels=[])
     with pytest.raises(InvalidInput, match="scope"):
-        rules.add_rule(session=session, kind="budget", scope="team:x", channels=["email:a@b.co"])
+        rules.add_rule(
+            cipher=CIPHER, session=session, kind="budget", scope="team:x", channels=["email:a@b.co"]
+        )
 
 
 def firing_keys(session) -> list[str]:  # type: ignore[no-untyped-def]
@@ -264,7 +298,12 @@ def test_quota_unpriced_variance_sync_anomaly_and_ratelimit_rules(session):
         ("ratelimit", "account:claude", "20"),
     ]:
         rules.add_rule(
-            session=session, kind=kind, scope=scope, threshold=threshold, channels=channels
+            cipher=CIPHER,
+            session=session,
+            kind=kind,
+            scope=scope,
+            threshold=threshold,
+            channels=channels,
         )
     # sync: "prod" failing for 7 hours after a success; "claude" failing for only 2 hours.
     for account, hours_ago, status in [
@@ -353,7 +392,11 @@ def test_projected_rule_uses_the_forecast(session):
         day = dt.date(2026, 3, 21) + dt.timedelta(days=i)
         add_usage(session, acc, day, "10")  # $10/day: May projects to about $310
     rules.add_rule(
-        session=session, kind="projected", scope="account:prod", channels=["email:a@b.co"]
+        cipher=CIPHER,
+        session=session,
+        kind="projected",
+        scope="account:prod",
+        channels=["email:a@b.co"],
     )
     [firing] = evaluate.evaluate(session=session, now=NOW)
     assert firing.dedupe_key == "projected:100"
@@ -364,8 +407,16 @@ def test_projected_rule_uses_the_forecast(session):
 def test_a_rule_whose_account_is_gone_is_skipped(session):
     acc = add_account(session, "prod", budget="10")
     add_usage(session, acc, MAY, "9")
-    rules.add_rule(session=session, kind="budget", scope="account:prod", channels=["email:a@b.co"])
-    rules.add_rule(session=session, kind="budget", scope="org", channels=["email:a@b.co"])
+    rules.add_rule(
+        cipher=CIPHER,
+        session=session,
+        kind="budget",
+        scope="account:prod",
+        channels=["email:a@b.co"],
+    )
+    rules.add_rule(
+        cipher=CIPHER, session=session, kind="budget", scope="org", channels=["email:a@b.co"]
+    )
     acc.name = "renamed"
     session.flush()
     keys = [f.dedupe_key for f in evaluate.evaluate(session=session, now=NOW)]

@@ -11,8 +11,10 @@ import requests
 from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.fakes.smtp_server import free_port, smtp_server
 from tests.fakes.webhook_server import WebhookServer
+from tracker.alerts import notify
 from tracker.alerts.notify import DeliveryError, Notification, deliver, mask_channel, parse_channel
 from tracker.core.config import Settings, load_settings
+from tracker.core.crypto import CredentialCipher
 from tracker.core.errors import InvalidInput
 
 NOTE = Notification("Budget 75 % reached", "You spent $750.00 of $1,000.00.", {"kind": "budget"})
@@ -124,3 +126,23 @@ def test_mask_channel_hides_webhook_paths():
     assert mask_channel("email:a@b.co") == "email:a@b.co"
     masked = mask_channel("slack:https://hooks.slack.com" + SECRET_URL_PATH)
     assert masked == "slack:https://hooks.slack.com/…1234"
+
+
+def test_webhook_urls_are_sealed_masked_and_resealed_on_rotation():
+    old = CredentialCipher(b"o" * 32)
+    url = "https://hooks.slack.com/services/T0/B0/very-secret-abcd"
+    sealed = notify.seal(notify.parse_channel(f"slack:{url}"), old)
+    assert "very-secret" not in sealed and notify.is_sealed(sealed)
+    assert notify.mask_channel(sealed) == "slack:https://hooks.slack.com/…abcd"
+    assert notify.open_channel(sealed, old).target == url
+    assert notify.seal(notify.parse_channel("email:a@b.co"), old) == "email:a@b.co"
+    new = CredentialCipher(b"n" * 32, b"o" * 32)
+    rotated = notify.reseal(sealed, new)
+    assert (
+        rotated != sealed
+        and notify.open_channel(rotated, CredentialCipher(b"n" * 32)).target == url
+    )
+    legacy = notify.reseal(f"webhook:{url}", new)  # a rule saved before sealing
+    assert notify.is_sealed(legacy) and notify.open_channel(legacy, new).target == url
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        notify.open_channel(sealed, CredentialCipher(b"x" * 32))

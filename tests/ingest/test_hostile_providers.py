@@ -184,3 +184,31 @@ def test_base_urls_are_https_and_the_providers_own_unless_allowed(runtime) -> No
                 actor="t",
                 base_url="http://127.0.0.1:9",
             )
+
+
+def test_a_second_account_for_one_organisation_is_refused(runtime, server) -> None:
+    first = add_openai(runtime, server, name="openai-prod")
+    second = add_openai(runtime, server, name="openai-again")
+    add_anthropic(runtime, server, name="anthropic-a")
+    add_anthropic(runtime, server, name="anthropic-b")
+    results = {r.name: r for r in sync.run_sync(runtime, start=AUG1, end=AUG3).results}
+    # Accounts sync by name: the first of each organisation wins, the second is refused.
+    assert results["anthropic-a"].status == "ok"
+    assert results["anthropic-b"].status == "failed"
+    assert (
+        "same Anthropic organisation as the account 'anthropic-a'" in results["anthropic-b"].message
+    )
+    assert results["openai-again"].status == "ok"
+    assert results["openai-prod"].status == "failed"
+    assert "'openai-again'" in results["openai-prod"].message
+    assert billed_by_day(runtime, first) == {}  # nothing counted twice
+    assert billed_by_day(runtime, second) == OPENAI_BILLED
+    with runtime.session_factory.begin() as session:
+        outcome = accounts.check_account(
+            session=session,
+            cipher=runtime.cipher,
+            name="anthropic-b",
+            http=sync.http_session_for(runtime),
+            timeout=5,
+        )
+    assert not outcome.ok and "count twice" in outcome.message

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete, func, literal, select, text, update
+from sqlalchemy import delete, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from tracker.core import migrate
@@ -45,12 +46,24 @@ COLUMNS = [c.name for c in UsageDaily.__table__.columns]
 KEY = ["account_id", "day", "model", "usage_type", "service_tier", "unpriced"]
 
 
-def _account(session: Session, name: str, provider: str) -> Account:
-    service = session.scalar(select(Service).where(Service.name == provider))
-    account = Account(service=service, name=name, credential_encrypted="x", credential_last4="1234")
-    session.add(account)
-    session.flush()
-    return account
+def _account(session: Session, name: str, provider: str) -> SimpleNamespace:
+    """An account row by Core insert: the upgrade test writes to older schemas than the ORM's."""
+    service_id = session.scalar(select(Service.id).where(Service.name == provider))
+    now = utcnow()
+    account_id = session.execute(
+        insert(Account.__table__)
+        .values(
+            service_id=service_id,
+            name=name,
+            credential_encrypted="x",
+            credential_last4="1234",
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Account.__table__.c.id)
+    ).scalar_one()
+    return SimpleNamespace(id=account_id, name=name)
 
 
 def _rows(rng: random.Random, n: int) -> list[UsageRow]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -69,6 +70,15 @@ def signed_in(at: AppTest, username: str, role: str | None = None) -> AppTest:
     `role` is only a reminder for the reader: the role always comes from the database.
     """
     at.session_state[TOKEN_KEY] = start_session(username)
+    return at
+
+
+def run_until(at: AppTest, done: Callable[[AppTest], bool], *, timeout: float = 30) -> AppTest:
+    """Rerun `at` until `done(at)`: for work the page runs in the background (Sync now)."""
+    deadline = time.monotonic() + timeout
+    while not done(at.run()):
+        assert time.monotonic() < deadline, "the page did not get there in time"
+        time.sleep(0.2)
     return at
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from tests.fakes.provider_server import OPENAI_KEY, ProviderServer
-from tests.ui.conftest import current_user_of, new_app
+from tests.ui.conftest import current_user_of, new_app, run_until
 from tracker.identity import links
 from tracker.models import SyncRun, UsageRecord
 from tracker.ui.components import money
@@ -71,6 +71,11 @@ def test_setup_link_connect_openai_sync_now_and_see_the_spend(
         at.selectbox(key="act_account").select("OpenAI Prod")
         at.button(key="act_sync").click().run()
         assert not at.exception
+        # Progress while it runs (unless it already finished within this very run).
+        assert at.success or any(
+            "Syncing OpenAI Prod" in i.value.replace("\\", "") for i in at.info
+        )
+        run_until(at, lambda page: bool(page.success) or bool(page.error))
         assert [e.value for e in at.error] == []
         # Messages are escaped Markdown (names are text): compare what the page shows.
         assert any(s.value.replace("\\", "").startswith("OpenAI Prod: ok,") for s in at.success)

@@ -3,6 +3,7 @@ Accounts page's rate-limit headroom: roles, server-side checks and figures to th
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import socket
 from decimal import ROUND_HALF_UP, Decimal
@@ -12,13 +13,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories.dashboard import expected_cost
 from tests.ui.conftest import signed_in
 from tests.ui.test_app import AppAs, errors, metrics, today
 from tracker.alerts import rules as alert_rules
+from tracker.alerts.notify import open_channel
+from tracker.core.crypto import CredentialCipher
 from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
 from tracker.planning import projections
 from tracker.ui.components import money
+
+CIPHER = CredentialCipher(base64.urlsafe_b64decode(TEST_ENCRYPTION_KEY))
 
 CENT = Decimal("0.01")
 BUDGETS = "pages/budgets.py"
@@ -90,7 +96,11 @@ def _action_script() -> None:
 def test_finance_cannot_change_budgets_or_rules(seeded_db: Engine, action: str) -> None:
     with Session(seeded_db) as session, session.begin():
         rule = alert_rules.add_rule(
-            session=session, kind="budget", channels=["email:ops@example.org"], actor="alice"
+            cipher=CIPHER,
+            session=session,
+            kind="budget",
+            channels=["email:ops@example.org"],
+            actor="alice",
         )
         rule_id = rule.id
     at = signed_in(AppTest.from_function(_action_script), "fin")
@@ -186,7 +196,10 @@ def test_admin_sets_a_budget_and_manages_a_rule(app_as: AppAs, seeded_db: Engine
         assert setting is not None and setting.value == "1500.50"
         rule = session.scalars(select(AlertRule)).one()
         assert (rule.kind, rule.scope, rule.threshold) == ("budget", "account:OpenAI Prod", 80)
-        assert rule.channels == ["email:finance@example.org", f"webhook:{secret_url}"]
+        # The webhook URL is a secret: stored encrypted, like a provider key.
+        email, webhook = rule.channels
+        assert email == "email:finance@example.org" and "very-secret-token" not in webhook
+        assert open_channel(webhook, CIPHER).target == secret_url
         rule_id = rule.id
 
     at.button(key="toggle_go").click().run()
@@ -211,6 +224,7 @@ def test_failed_delivery_is_shown_and_check_now_retries(app_as: AppAs, seeded_db
     # nobody listens on: the delivery fails and must stay visible.
     with Session(seeded_db) as session, session.begin():
         alert_rules.add_rule(
+            cipher=CIPHER,
             session=session,
             kind="budget",
             threshold="10",

@@ -16,9 +16,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracker.alerts.evaluate import already_fired, evaluate, record_firings
-from tracker.alerts.notify import Channel, DeliveryError, Notification, deliver, parse_channel
+from tracker.alerts.notify import Channel, DeliveryError, Notification, deliver, open_channel
 from tracker.alerts.rules import DeliveryStatus
 from tracker.core.config import Settings
+from tracker.core.crypto import CredentialCipher
 from tracker.core.errors import InvalidInput
 from tracker.models import (
     AlertEvent,
@@ -48,7 +49,12 @@ def _notification(event: AlertEvent, rule: AlertRule) -> Notification:
 
 
 def deliver_event(
-    *, session: Session, event_id: int, settings: Settings, http: requests.Session
+    *,
+    session: Session,
+    event_id: int,
+    settings: Settings,
+    http: requests.Session,
+    cipher: CredentialCipher | None = None,
 ) -> str | None:
     """Send one pending or failed event to the channels it has not reached; record the outcome.
 
@@ -80,7 +86,7 @@ def deliver_event(
     errors = []
     for raw in rule.channels or []:
         try:
-            channel: Channel = parse_channel(raw)
+            channel: Channel = open_channel(raw, cipher)
         except InvalidInput as exc:
             errors.append(str(exc))
             continue
@@ -132,6 +138,7 @@ def run_check(
     http: requests.Session,
     now: dt.datetime | None = None,
     dry_run: bool = False,
+    cipher: CredentialCipher | None = None,
 ) -> CheckReport:
     """Evaluate every rule, store new firings, then deliver everything not yet delivered.
 
@@ -166,7 +173,9 @@ def run_check(
         )
     for event_id in pending:
         with session_factory.begin() as session:
-            status = deliver_event(session=session, event_id=event_id, settings=settings, http=http)
+            status = deliver_event(
+                session=session, event_id=event_id, settings=settings, http=http, cipher=cipher
+            )
         if status == DeliveryStatus.DELIVERED:
             report.delivered += 1
         elif status == DeliveryStatus.FAILED:

@@ -23,7 +23,8 @@ from urllib.parse import urlparse
 import requests
 
 from tracker.core.config import Settings
-from tracker.core.errors import InvalidInput, TrackerError
+from tracker.core.crypto import CredentialCipher
+from tracker.core.errors import CredentialError, InvalidInput, TrackerError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,12 @@ class Channel:
         """Printable form: addresses whole, URLs as scheme://host/…last4."""
         if self.type == "email":
             return str(self)
+        return f"{self.type}:{self.masked_target}"
+
+    @property
+    def masked_target(self) -> str:
         parsed = urlparse(self.target)
-        return f"{self.type}:{parsed.scheme}://{parsed.netloc}/…{self.target[-4:]}"
+        return f"{parsed.scheme}://{parsed.netloc}/…{self.target[-4:]}"
 
     @property
     def key(self) -> str:
@@ -88,8 +93,58 @@ def mask_raw(raw: str) -> str:
     return f"{kind}:{parsed.scheme}://{parsed.netloc}/…"
 
 
+# A Slack or webhook URL is a credential (whoever has it can post), so it is stored like a
+# provider key: "slack:sealed:<ciphertext>:<masked URL>". The masked URL lets lists show it
+# without the key; only delivery decrypts. Email addresses are stored as they are.
+SEALED = "sealed:"
+
+
+def seal(channel: Channel, cipher: CredentialCipher) -> str:
+    """The stored form of a channel: URLs encrypted, addresses plain."""
+    if channel.type == "email":
+        return str(channel)
+    return f"{channel.type}:{SEALED}{cipher.encrypt(channel.target)}:{channel.masked_target}"
+
+
+def is_sealed(raw: str) -> bool:
+    return raw.partition(":")[2].startswith(SEALED)
+
+
+def open_channel(raw: str, cipher: CredentialCipher | None) -> Channel:
+    """A stored channel ready to send to (decrypted); plain entries of old rules parse as is."""
+    if not is_sealed(raw):
+        return parse_channel(raw)
+    if cipher is None:
+        raise InvalidInput("this channel is encrypted; the encryption key is needed to use it")
+    kind, _, rest = raw.partition(":")
+    token = rest[len(SEALED) :].partition(":")[0]
+    try:
+        return Channel(kind, cipher.decrypt(token).reveal())
+    except CredentialError as exc:
+        raise InvalidInput(f"the {kind} channel cannot be read: {exc}") from None
+
+
+def reseal(raw: str, cipher: CredentialCipher) -> str:
+    """A stored channel under the current key: a plain URL of an older rule gets sealed, a
+    sealed one under a previous key is re-encrypted; anything else is returned unchanged."""
+    if is_sealed(raw):
+        kind, _, rest = raw.partition(":")
+        token, _, masked = rest[len(SEALED) :].partition(":")
+        if not cipher.needs_rotation(token):
+            return raw
+        return f"{kind}:{SEALED}{cipher.rotate(token)}:{masked}"
+    try:
+        channel = parse_channel(raw)
+    except InvalidInput:
+        return raw
+    return seal(channel, cipher)
+
+
 def mask_channel(raw: str) -> str:
-    """The printable form of a stored channel string."""
+    """The printable form of a stored channel string (never decrypts)."""
+    if is_sealed(raw):
+        kind, _, rest = raw.partition(":")
+        return f"{kind}:{rest[len(SEALED) :].partition(':')[2]}"
     try:
         return parse_channel(raw).masked
     except InvalidInput:

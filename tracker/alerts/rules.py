@@ -35,8 +35,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.alerts.notify import parse_channel
+from tracker.alerts.notify import parse_channel, reseal, seal
 from tracker.core import audit
+from tracker.core.crypto import CredentialCipher
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.models import (
     Account,
@@ -139,8 +140,11 @@ def add_rule(
     threshold: Any = None,
     name: str | None = None,
     actor: str = "cli",
+    cipher: CredentialCipher | None = None,
 ) -> AlertRule:
-    """Create an alert rule after validating kind, scope, threshold and channels; audited."""
+    """Create an alert rule after validating kind, scope, threshold and channels; audited.
+
+    Slack and webhook URLs are stored encrypted with `cipher` (`notify.seal`)."""
     if kind not in KINDS:
         raise InvalidInput(f"unknown alert kind {kind!r}; use one of {', '.join(KINDS)}")
     parsed_scope = parse_scope(scope)
@@ -155,13 +159,15 @@ def add_rule(
         raise InvalidInput("give at least one --channel email:ADDRESS, slack:URL or webhook:URL")
     if len({str(c) for c in parsed_channels}) != len(parsed_channels):
         raise InvalidInput("the same channel was given twice")
+    if cipher is None and any(c.type != "email" for c in parsed_channels):
+        raise InvalidInput("a Slack or webhook channel is stored encrypted: pass the cipher")
     shown = f"{_plain(value)}" if value is not None else "default"
     rule = AlertRule(
         name=(name or f"{kind} {parsed_scope} {shown}").strip()[:128],
         kind=kind,
         scope=str(parsed_scope),
         threshold=value,
-        channels=[str(c) for c in parsed_channels],
+        channels=[seal(c, cipher) if cipher else str(c) for c in parsed_channels],
         enabled=True,
         created_by=actor,
     )
@@ -224,6 +230,19 @@ def rule_json(rule: AlertRule) -> dict[str, Any]:
         "created_by": rule.created_by,
         "created_at": rule.created_at.isoformat() if rule.created_at else None,
     }
+
+
+def reseal_channels(*, session: Session, cipher: CredentialCipher) -> int:
+    """Encrypt the plain Slack and webhook URLs of older rules, and re-encrypt those under a
+    previous key (`keys rotate`); return how many rules changed."""
+    changed = 0
+    for rule in session.scalars(select(AlertRule).order_by(AlertRule.id)):
+        channels = [reseal(raw, cipher) for raw in rule.channels or []]
+        if channels != list(rule.channels or []):
+            rule.channels = channels
+            changed += 1
+    session.flush()
+    return changed
 
 
 def list_rules(*, session: Session) -> list[AlertRule]:

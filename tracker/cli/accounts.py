@@ -9,6 +9,7 @@ import argparse
 import json
 from typing import Any
 
+from tracker.alerts import rules as alert_rules
 from tracker.cli.common import Context, out, table, usd, whole_number
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.providers import accounts
@@ -92,6 +93,7 @@ def cmd_keys_rotate(args: argparse.Namespace, ctx: Context) -> int:
     runtime = ctx.migrated_runtime()
     with runtime.session_factory.begin() as session:
         rotated = accounts.rotate_keys(session=session, cipher=runtime.cipher)
+        rotated += alert_rules.reseal_channels(session=session, cipher=runtime.cipher)
     out(f"re-encrypted {rotated} credential(s) with key {runtime.cipher.current_key_id}")
     if rotated:
         out("you can now remove ENCRYPTION_KEY_PREVIOUS")

@@ -29,6 +29,7 @@ def cmd_alerts_add(args: argparse.Namespace, ctx: Context) -> int:
             channels=args.channel or [],
             name=args.name,
             actor=CLI_ACTOR,
+            cipher=ctx.runtime.cipher,
         )
         shown = alert_rules.rule_json(rule)
     unit = f" {shown['unit']}" if shown["unit"] else ""
@@ -109,6 +110,7 @@ def cmd_alerts_check(args: argparse.Namespace, ctx: Context) -> int:
         settings=runtime.settings,
         http=requests.Session(),
         dry_run=args.dry_run,
+        cipher=runtime.cipher,
     )
     for subject in report.fired:
         out(("would fire: " if args.dry_run else "fired: ") + subject)

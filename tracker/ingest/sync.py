@@ -41,7 +41,7 @@ from tracker.core.units import today_utc
 from tracker.costs.estimate import estimate_range
 from tracker.ingest.writer import IMPORT_USAGE_TYPE, upsert_rows
 from tracker.models import Account, AccountStatus, SyncRun, SyncStatus, UsageRecord, utcnow
-from tracker.providers.accounts import connector_for, record_rate_limits
+from tracker.providers.accounts import claim_organization, connector_for, record_rate_limits
 from tracker.providers.base import (
     Connector,
     Deadline,
@@ -274,6 +274,9 @@ def _sync_in_transaction(
     stamp: dt.datetime,
 ) -> int:
     """Fetch, upsert, prune and price the range; return how many rows it now holds."""
+    account = session.get(Account, account_id)
+    assert account is not None
+    claim_organization(session=session, account=account, connector=connector)
     if not connector.has_usage_api:
         connector.test()  # checks the key and refreshes the rate-limit snapshot
         return 0

@@ -152,6 +152,9 @@ class Account(Base):
     credential_encrypted: Mapped[str] = mapped_column(Text)
     credential_last4: Mapped[str] = mapped_column(String(4))
     organization_id: Mapped[str | None]
+    # Which provider organisation the key reads (`Connector.organization_key`); one account
+    # per organisation, or its spend would count twice.
+    organization_key: Mapped[str | None] = mapped_column(String(255), index=True)
     base_url: Mapped[str | None] = mapped_column(String(512))
     monthly_budget: Mapped[Decimal | None]
     token_quota: Mapped[int | None]

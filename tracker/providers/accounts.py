@@ -308,12 +308,15 @@ def check_account(
     transaction, so the caller should commit even when `ok` is False.
     """
     account = get_account(session=session, name=name)
+    if not account.has_key:
+        return CheckOutcome(False, "this account has no key: its usage comes by CSV import")
     try:
         connector = connector_for(account, cipher=cipher, http=http, timeout=timeout)
     except CredentialError as exc:
         return CheckOutcome(False, str(exc))
     try:
         message = connector.test()
+        claim_organization(session=session, account=account, connector=connector)
         balance = connector.fetch_balance()
     except ProviderError as exc:
         account.status, account.last_error, account.last_error_at = (
@@ -334,6 +337,30 @@ def check_account(
     return CheckOutcome(True, message)
 
 
+class DuplicateOrganization(ProviderError):
+    """The key reads an organisation another account already covers."""
+
+
+def claim_organization(*, session: Session, account: Account, connector: Connector) -> None:
+    """Record which organisation the account's key reads; refuse one another account has.
+
+    Asked of the provider once per account (the connection test, or the first sync)."""
+    if account.organization_key is not None:
+        return
+    key = connector.organization_key()
+    if key is None:
+        return
+    first = session.scalar(
+        select(Account.name).where(Account.organization_key == key, Account.id != account.id)
+    )
+    if first is not None:
+        raise DuplicateOrganization(
+            f"this key reads the same {account.service.display_name} organisation as the "
+            f"account {first!r}; its spend would count twice. Remove one of the two accounts"
+        )
+    account.organization_key = key
+
+
 def rotate_keys(*, session: Session, cipher: CredentialCipher, actor: str = "cli") -> int:
     """Re-encrypt every credential not under the current key; return how many changed.
 
@@ -341,7 +368,7 @@ def rotate_keys(*, session: Session, cipher: CredentialCipher, actor: str = "cli
     """
     rotated = 0
     for account in session.scalars(select(Account).order_by(Account.id)):
-        if cipher.needs_rotation(account.credential_encrypted):
+        if account.has_key and cipher.needs_rotation(account.credential_encrypted):
             account.credential_encrypted = cipher.rotate(account.credential_encrypted)
             rotated += 1
     session.flush()

@@ -77,10 +77,17 @@ class AnthropicConnector(Connector):
 
     def test(self) -> str:
         """Check the admin key by reading the organization it belongs to."""
-        with self._admin_key_needed():
-            org = self.get_object("/v1/organizations/me")
+        org = self._organization()
         name = org.get("name") or org.get("id") or "unknown"
         return f"admin key for organization {name}"
+
+    def _organization(self) -> dict[str, Any]:
+        with self._admin_key_needed():
+            return self.get_object("/v1/organizations/me")
+
+    def organization_key(self) -> str | None:
+        org_id = self._organization().get("id")
+        return f"anthropic:{org_id}" if org_id else None
 
     def fetch_usage(self, start: dt.date, end: dt.date) -> Iterator[UsageRow]:
         """Yield usage rows then billed rows for UTC days in [start, end)."""

@@ -302,6 +302,12 @@ class Connector(ABC):
         """Return the prepaid balance where the provider reports one."""
         return None
 
+    def organization_key(self) -> str | None:
+        """What identifies the provider organisation the key reads (None: cannot tell).
+
+        Two accounts with one key here would count the same spend twice."""
+        return None
+
     def get(self, path: str, params: Any = None) -> requests.Response:
         """GET base_url + path; map failures to the project's errors; record rate limits."""
         url = f"{self.base_url}{path}"

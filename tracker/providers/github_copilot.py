@@ -91,6 +91,9 @@ class CopilotConnector(Connector):
                 ) from None
             raise
 
+    def organization_key(self) -> str | None:
+        return f"github:{self.organization.lower()}" if self.organization else None
+
     def test(self) -> str:
         """Read the organization's Copilot billing summary."""
         billing = self.get_object(f"/orgs/{self.org}/copilot/billing")

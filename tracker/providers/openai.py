@@ -131,6 +131,16 @@ class OpenAIConnector(Connector):
             for day, result in _results(page):
                 yield _named(_cost_row(day, result), names)
 
+    def organization_key(self) -> str | None:
+        """The organisation's oldest project (its default one, which cannot be deleted):
+        project ids are unique across OpenAI, so two keys of one organisation share it."""
+        body = self.get_object("/organization/projects", {"limit": 100, "include_archived": "true"})
+        projects = [p for p in body.get("data") or [] if isinstance(p, dict) and p.get("id")]
+        if not projects:
+            return None
+        oldest = min(projects, key=lambda p: (to_int(p.get("created_at")), str(p["id"])))
+        return f"openai:{oldest['id']}"
+
     def _project_names(self) -> dict[str, str]:
         """Project id -> name; empty when the key may not list projects (names are optional)."""
         names: dict[str, str] = {}

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import requests
@@ -71,6 +73,7 @@ def add_rule(
             channels=channels,
             name=name or None,
             actor=actor,
+            cipher=runtime.cipher,
         )
         return rule.id
 
@@ -96,6 +99,7 @@ def check_alerts(runtime: Runtime) -> delivery.CheckReport:
         session_factory=runtime.session_factory,
         settings=runtime.settings,
         http=requests.Session(),
+        cipher=runtime.cipher,
     )
 
 
@@ -177,11 +181,32 @@ def check_connection(runtime: Runtime, *, name: str) -> accounts.CheckOutcome:
         )
 
 
-def sync_now(runtime: Runtime, *, name: str) -> sync.SyncSummary:
-    """Sync one account now, as the worker would (the request is audited)."""
+@dataclass
+class BackgroundSync:
+    """A "Sync now" running in the app's worker thread; the page polls it."""
+
+    name: str
+    budget_seconds: float
+    future: Future[sync.SyncSummary]
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+# Two at a time at most: one admin's clicks never tie up the app's threads.
+_SYNCS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-now")
+
+
+def start_sync(runtime: Runtime, *, name: str) -> BackgroundSync:
+    """Start syncing one account now, in the background (the role is checked and the request
+    audited first, in this run); the page polls the returned handle."""
     with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+        accounts.get_account(session=session, name=name)
         audit.record(session=session, actor=actor, action="sync.request", target=name)
-    return sync.run_sync(runtime, account_name=name, trigger="app")
+    future = _SYNCS.submit(sync.run_sync, runtime, account_name=name, trigger="app")
+    return BackgroundSync(name, runtime.settings.sync_account_budget_seconds, future)
 
 
 def import_usage(runtime: Runtime, *, account: str, upload: IO[bytes]) -> csv_import.ImportResult:
