@@ -33,6 +33,9 @@ import queue
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,6 +191,25 @@ def recreate_database(admin_url: str, database: str) -> str:
     migrate.upgrade(engine, BEFORE_ROLLUPS)
     engine.dispose()
     return url
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, migrated database for one benchmark run; dropped afterwards whatever happens."""
+    name = f"tracker_bench_{prefix}_{uuid.uuid4().hex[:8]}"
+    conn = admin_connection(admin_url)
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = database_url(admin_url, name)
+    try:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
 
 
 def finish_migrations(url: str) -> None:

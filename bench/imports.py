@@ -28,15 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-
-from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.core import migrate  # noqa: E402
+from bench.generate import DEFAULT_ADMIN_URL, scratch_database  # noqa: E402
 from tracker.core.db import make_engine  # noqa: E402
 
 MODELS = [f"llama-bench-{i:02d}" for i in range(20)]
@@ -72,18 +69,10 @@ def write_csv(path: Path, rows: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_840_000)
-    parser.add_argument(
-        "--admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args()
-    name = f"tracker_bench_import_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine)
+    with scratch_database(args.admin_url, "import") as url:
+        engine = make_engine(url)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "usage.csv"
             write_csv(path, args.rows)
@@ -138,12 +127,8 @@ def main() -> int:
             print(f"COPY:    {copy_s:7.1f} s  {args.rows / copy_s:9,.0f} rows/s")
             ratio = import_s / copy_s
             print(f"import / COPY: {ratio:.1f}x (target within 5x); peak RSS target 300 MB")
-            return 0 if ratio <= 5 and peak_mb < 300 else 1
-    finally:
         engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        return 0 if ratio <= 5 and peak_mb < 300 else 1
 
 
 if __name__ == "__main__":

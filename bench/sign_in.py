@@ -20,16 +20,14 @@ import datetime as dt
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.core import migrate  # noqa: E402
+from bench.generate import DEFAULT_ADMIN_URL, scratch_database  # noqa: E402
 from tracker.core.db import make_engine, make_session_factory  # noqa: E402
 from tracker.identity import users  # noqa: E402
 from tracker.models import User, utcnow  # noqa: E402
@@ -40,18 +38,10 @@ PASSWORD = "quarterly ledger tangerine"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument(
-        "--admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args()
-    name = f"tracker_bench_signin_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine)
+    with scratch_database(args.admin_url, "signin") as url:
+        engine = make_engine(url)
         factory = make_session_factory(engine)
         with factory.begin() as session:
             for username in ("active", "locked"):
@@ -96,12 +86,8 @@ def main() -> int:
         failures = [medians[k] for k in ("unknown user", "locked account", "wrong password")]
         ratio = max(failures) / min(failures)
         print(f"slowest failure / fastest failure: {ratio:.2f} (target < 2)")
-        return 0 if ratio < 2 else 1
-    finally:
         engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        return 0 if ratio < 2 else 1
 
 
 if __name__ == "__main__":

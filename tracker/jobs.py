@@ -17,6 +17,7 @@ from tracker.alerts.delivery import run_check
 from tracker.alerts.rules import reseal_channels
 from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime
+from tracker.identity import links, sessions
 from tracker.ingest.sync import run_sync
 from tracker.planning.anomalies import detect_anomalies
 from tracker.planning.projections import write_projections
@@ -76,6 +77,15 @@ def alerts_job(runtime: Runtime) -> None:
         log.info("alerts: %s", report.summary())
 
 
+def housekeeping_job(runtime: Runtime) -> None:
+    """Delete sign-in sessions and single-use links that ended more than 30 days ago."""
+    with runtime.session_factory.begin() as session:
+        ended = sessions.prune(session=session)
+        used = links.prune(session=session)
+    if ended or used:
+        log.info("housekeeping: removed %d old session(s) and %d old link(s)", ended, used)
+
+
 def build_jobs(runtime: Runtime) -> list[Job]:
     """Every job the worker runs, in the order `--once` runs them."""
     every = runtime.settings.sync_interval_minutes
@@ -84,4 +94,5 @@ def build_jobs(runtime: Runtime) -> list[Job]:
         Job("projections", projections_job, every),
         Job("anomalies", anomalies_job, every),
         Job("alerts", alerts_job, every),
+        Job("housekeeping", housekeeping_job, 24 * 60),
     ]

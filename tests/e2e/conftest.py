@@ -72,11 +72,17 @@ def seeded_pg(pg_databases, tmp_path: Path) -> Iterator[str]:  # type: ignore[no
 
 @contextmanager
 def running_app(
-    database_url: str, tmp_path: Path, *, port: int | None = None, **settings: str
+    database_url: str,
+    tmp_path: Path,
+    *,
+    port: int | None = None,
+    tls: tuple[Path, Path] | None = None,
+    **settings: str,
 ) -> Iterator[tuple[str, Path]]:
     """`streamlit run app.py` on a loopback port (a free one by default); yields its base URL
-    and its log."""
+    and its log. With `tls` (certificate, key files) it serves HTTPS."""
     port = port or free_port()
+    scheme = "https" if tls else "http"
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("ENCRYPTION_KEY_PREVIOUS",)},
         "DATABASE_URL": database_url,
@@ -84,7 +90,7 @@ def running_app(
         "SECRET_KEY": TEST_SECRET_KEY,
         "DATA_DIR": str(tmp_path / "data"),
         "TRACKER_ENV": "development",
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PUBLIC_URL": f"{scheme}://127.0.0.1:{port}",
         **settings,
     }
     log_path = tmp_path / "streamlit.log"
@@ -108,6 +114,11 @@ def running_app(
                 "false",
                 "--server.fileWatcherType",
                 "none",
+                *(
+                    ["--server.sslCertFile", str(tls[0]), "--server.sslKeyFile", str(tls[1])]
+                    if tls
+                    else []
+                ),
             ],
             cwd=tmp_path,  # no .env from the checkout
             env=env,
@@ -126,7 +137,7 @@ def running_app(
                     time.sleep(0.3)
             else:
                 pytest.fail(f"streamlit did not listen within {STARTUP_DEADLINE_S}s")
-            yield f"http://127.0.0.1:{port}", log_path
+            yield f"{scheme}://127.0.0.1:{port}", log_path
         finally:
             proc.terminate()
             try:

@@ -7,9 +7,7 @@ the canary must receive nothing, no link to it may exist, and the text must read
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,42 +17,27 @@ from sqlalchemy.orm import Session
 
 from tests.e2e.conftest import ARTIFACTS, new_page, running_app
 from tests.factories.dashboard import PASSWORD
+from tests.fakes.recorder import Recorder, recording_server
 from tracker.core.db import make_engine
 from tracker.models import Account, UsageRecord
 
 pytestmark = pytest.mark.e2e
 
 
-class _Canary(BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        type(self).hits.append(self.path)
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def canary() -> Iterator[str]:
-    _Canary.hits = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Canary)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def canary() -> Iterator[Recorder]:
+    with recording_server() as recorder:
+        yield recorder
 
 
 def test_hostile_names_and_messages_render_as_text(
-    seeded_pg: str, tmp_path: Path, canary: str, browser: Any
+    seeded_pg: str, tmp_path: Path, canary: Recorder, browser: Any
 ) -> None:
     from playwright.sync_api import expect
 
-    name = f"[click me]({canary}/link) <b>bold</b>"
-    error = f"![pixel]({canary}/md.png) <img src='{canary}/html.png'> failed"
-    model = f"<script>fetch('{canary}/script')</script>gpt-4o"
+    name = f"[click me]({canary.url}/link) <b>bold</b>"
+    error = f"![pixel]({canary.url}/md.png) <img src='{canary.url}/html.png'> failed"
+    model = f"<script>fetch('{canary.url}/script')</script>gpt-4o"
     engine = make_engine(seeded_pg)
     with Session(engine) as session, session.begin():
         account = session.scalars(select(Account).where(Account.name == "OpenAI Prod")).one()
@@ -82,9 +65,9 @@ def test_hostile_names_and_messages_render_as_text(
                 page.get_by_role("link", name=link, exact=True).click()
             expect(page.get_by_role("heading", name=heading).first).to_be_visible()
             page.wait_for_timeout(1500)  # let every element and image settle
-            links = page.locator(f"a[href^='{canary}']")
+            links = page.locator(f"a[href^='{canary.url}']")
             assert links.count() == 0, (heading, links.first.evaluate("e => e.outerHTML"))
-            assert page.locator(f"img[src^='{canary}']").count() == 0, heading
+            assert page.locator(f"img[src^='{canary.url}']").count() == 0, heading
             assert page.locator("main b", has_text="bold").count() == 0, heading
             if heading in ("Overview", "Sync health"):
                 # The name reads literally (an invisible word joiner keeps its URL unlinked).
@@ -92,4 +75,4 @@ def test_hostile_names_and_messages_render_as_text(
                 assert name in shown, heading
             if heading == "Sync health":
                 page.screenshot(path=str(ARTIFACTS / "injection-sync-health.png"), full_page=True)
-    assert _Canary.hits == []
+    assert canary.requests == []

@@ -256,3 +256,54 @@ def test_a_fresh_install_has_no_registration_only_the_printed_link_and_invitatio
     with Session(engine) as session:
         cfo_user = session.scalars(select(User).where(User.username == "cfo")).one()
         assert (cfo_user.email, cfo_user.role) == ("cfo@example.com", "admin")
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, made for this test only."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_over_https_the_cookie_is_also_secure(seeded_pg: str, tmp_path: Path, browser: Any) -> None:
+    tls = self_signed(tmp_path)
+    with running_app(seeded_pg, tmp_path, tls=tls, **PRODUCTION) as (url, _log):
+        assert url.startswith("https://")
+        context = browser.new_context(ignore_https_errors=True)
+        tab = new_page(context)
+        sign_in(tab, url, "alice", PASSWORD)
+        expect_signed_in(tab)
+        cookie = session_cookie(context)
+        assert cookie is not None
+        assert (cookie["httpOnly"], cookie["sameSite"], cookie["secure"]) == (True, "Strict", True)

@@ -97,6 +97,7 @@ class ProviderServer:
         self.scripted: dict[str, deque[Reply]] = {}
         self.storms: dict[str, Reply] = {}
         self.page_size = 2  # buckets per page at most, so the examples span several pages
+        self.redirect_to: str | None = None  # answer everything with a 302 to this origin
         self.old_shape = False  # completions results with only the required fields
         self.enhanced_billing = True
         self.keys: dict[str, set[str]] = {
@@ -200,6 +201,8 @@ class ProviderServer:
             storm = self.storms.get(path)
             queued = self.scripted.get(path)
             scripted = queued.popleft() if queued else None
+        if self.redirect_to is not None:
+            return Reply(302, None, {"Location": f"{self.redirect_to}{raw_path}"})
         if storm is not None:
             return storm
         if scripted is not None:

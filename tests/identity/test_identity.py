@@ -282,3 +282,25 @@ def test_sso_lets_in_users_invitations_and_mappings_only(session: Session) -> No
             )
     with pytest.raises(InvalidInput, match="already mapped"):
         sso.add_mapping(session=session, claim="group", value="admins", role="viewer", actor="boss")
+
+
+def test_old_sessions_and_links_are_pruned(session: Session) -> None:
+    user = add(session, "ana")
+    now = utcnow()
+    long_ago = now - dt.timedelta(days=40)
+    old = sessions.start(session=session, user=user, method="password", policy=POLICY, now=long_ago)
+    fresh = sessions.start(session=session, user=user, method="password", policy=POLICY, now=now)
+    links.issue_invitation(
+        session=session, email="gone@example.com", role="viewer", actor="t",
+        valid=dt.timedelta(days=-35),
+    )  # fmt: skip
+    kept = links.issue_reset(session=session, username="ana", actor="t", valid=dt.timedelta(days=1))
+    assert sessions.prune(session=session, now=now) == 1
+    assert links.prune(session=session, now=now) == 1
+    assert (
+        sessions.resolve(session=session, token=old.token, policy=POLICY) is sessions.Ended.UNKNOWN
+    )
+    assert isinstance(
+        sessions.resolve(session=session, token=fresh.token, policy=POLICY), sessions.SessionUser
+    )
+    assert links.inspect(session=session, purpose=links.Purpose.RESET, token=kept) is not None

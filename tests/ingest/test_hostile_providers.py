@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from tests.fakes.provider_server import Reply
+from tests.fakes.provider_server import (
+    ANTHROPIC_KEY,
+    DEEPSEEK_KEY,
+    GITHUB_ORG,
+    GITHUB_TOKEN,
+    GROQ_KEY,
+    OPENAI_KEY,
+    OPENROUTER_KEY,
+    PERPLEXITY_KEY,
+    Reply,
+)
+from tests.fakes.recorder import Recorder, recording_server
 from tests.ingest.test_sync import (
     AUG1,
     AUG3,
@@ -25,6 +34,7 @@ from tests.ingest.test_sync import (
     OPENAI_COSTS,
     OPENAI_USAGE,
     account,
+    add,
     add_anthropic,
     add_openai,
     billed_by_day,
@@ -92,51 +102,36 @@ def test_buckets_outside_the_window_delete_nothing(runtime, server) -> None:
     assert snapshot(runtime) == before and len(before) > 0
 
 
-class _Catcher(BaseHTTPRequestHandler):
-    """Another host: records the headers of whatever a redirect sends it."""
-
-    seen: list[dict[str, str]] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
-        body = b'{"data": [], "has_more": false}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def other_host() -> Iterator[str]:
-    _Catcher.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Catcher)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    # "localhost" is another host than the provider's "127.0.0.1" for the redirect rules.
-    yield f"http://localhost:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def other_host() -> Iterator[Recorder]:
+    with recording_server("localhost") as recorder:
+        yield recorder
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+CONNECTORS = {
+    # provider: (key, base URL path on the fake server, organisation)
+    "openai": (OPENAI_KEY, "/v1", None),
+    "anthropic": (ANTHROPIC_KEY, "", None),
+    "github_copilot": (GITHUB_TOKEN, "", GITHUB_ORG),
+    "openrouter": (OPENROUTER_KEY, "/api/v1", None),
+    "deepseek": (DEEPSEEK_KEY, "", None),
+    "groq": (GROQ_KEY, "/openai/v1", None),
+    "perplexity": (PERPLEXITY_KEY, "", None),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(CONNECTORS))
 def test_a_redirect_to_another_host_never_carries_the_key(
-    runtime, server, other_host: str, provider: str
+    runtime, server, other_host: Recorder, provider: str
 ) -> None:
-    if provider == "anthropic":
-        add_anthropic(runtime, server)
-        path = "/v1/organizations/usage_report/messages"
-    else:
-        add_openai(runtime, server)
-        path = OPENAI_USAGE
-    server.storm(path, Reply(302, None, {"Location": f"{other_host}/steal"}))
+    key, path, org = CONNECTORS[provider]
+    add(runtime, provider, f"{provider}-acct", key, server.url + path, org)
+    server.redirect_to = other_host.url
     sync.run_sync(runtime, start=AUG1, end=AUG3)
-    assert _Catcher.seen, "the redirect was not followed at all"
-    for headers in _Catcher.seen:
+    assert other_host.requests, f"{provider}: the redirect was not followed at all"
+    for _path, headers in other_host.requests:
         assert not {"authorization", "x-api-key", "api-key", "cookie"} & set(headers), headers
+        assert key not in " ".join(headers.values())
 
 
 def test_four_stuck_providers_cost_at_most_their_budgets(runtime, server) -> None:

@@ -171,3 +171,21 @@ def test_nul_bytes_and_oversized_costs_are_listed_not_crashed_on(session, cipher
     message = str(caught.value)
     assert "line 2: a field holds a NUL byte" in message
     assert "line 3: cost '99999999999999999999' is implausibly large" in message
+
+
+def test_an_imported_row_without_a_cost_is_estimated_even_beside_billed_rows(session, cipher):
+    account = add_account(session, cipher)
+    text = (
+        HEADER
+        + "2026-08-01,llama-3.3-70b-versatile,1200000,300000,850,,0.945,,\n"
+        + "2026-08-01,llama-3.1-8b-instant,400000,90000,1200,,,,\n"
+    )
+    import_csv(session=session, account_name="groq-prod", stream=io.StringIO(text))
+    rows = {
+        r.model: r
+        for r in session.scalars(select(UsageRecord).where(UsageRecord.account_id == account.id))
+    }
+    assert rows["llama-3.3-70b-versatile"].cost_source == "billed"
+    small = rows["llama-3.1-8b-instant"]
+    assert small.cost_source == "estimated", small.cost_source  # not "covered" ($0)
+    assert small.estimated_cost is not None and small.estimated_cost > 0

@@ -69,6 +69,8 @@ def test_sign_in_opens_a_server_side_session_and_shows_the_overview(seeded_db: E
         assert len(row.token_hash) == 64 and row.handoff_hash is not None  # hashes only
         alice = session.scalar(select(User).where(User.username == "alice"))
         assert alice is not None and alice.last_login_at is not None
+        signed = session.scalars(select(AuditLog).where(AuditLog.action == "user.sign_in")).one()
+        assert (signed.actor, signed.details) == ("alice", {"method": "password"})
 
 
 @pytest.mark.parametrize("username", ["alice", "nobody-here"])
@@ -106,6 +108,10 @@ def test_sign_out_revokes_the_session_on_the_server(app_as: AppAs, seeded_db: En
     with Session(seeded_db) as session:
         row = session.scalars(select(SignInSession)).one()
         assert row.revoked_at is not None and row.revoked_reason == "signed out"
+        assert (
+            session.scalar(select(AuditLog.actor).where(AuditLog.action == "user.sign_out"))
+            == "vic"
+        )
     # The same token, replayed by another tab, signs nobody in.
     replay = new_app()
     replay.session_state["auth_token"] = token

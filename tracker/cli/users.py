@@ -33,12 +33,22 @@ def cmd_users_add(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _print_link(ctx: Context, purpose: links.Purpose, token: str, who_and_how: str) -> int:
+    """A single-use link, printed once (only its hash is stored)."""
+    out(who_and_how)
+    out(links.url(ctx.settings.link_base, purpose, token))
+    return 0
+
+
 def cmd_users_setup_link(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as session:
         token = links.issue_setup(session=session)
-    out("Open this link to create the first admin (valid 24 hours, once; earlier links stop):")
-    out(links.url(ctx.settings.link_base, links.Purpose.SETUP, token))
-    return 0
+    return _print_link(
+        ctx,
+        links.Purpose.SETUP,
+        token,
+        "Open this link to create the first admin (valid 24 hours, once; earlier links stop):",
+    )
 
 
 def cmd_users_invite(args: argparse.Namespace, ctx: Context) -> int:
@@ -50,12 +60,13 @@ def cmd_users_invite(args: argparse.Namespace, ctx: Context) -> int:
             actor="cli",
             valid=dt.timedelta(days=ctx.settings.invite_valid_days),
         )
-    out(
+    return _print_link(
+        ctx,
+        links.Purpose.INVITE,
+        token,
         f"Send this link to {args.email.strip().lower()} (valid "
-        f"{ctx.settings.invite_valid_days} days, once):"
+        f"{ctx.settings.invite_valid_days} days, once):",
     )
-    out(links.url(ctx.settings.link_base, links.Purpose.INVITE, token))
-    return 0
 
 
 def cmd_users_reset_link(args: argparse.Namespace, ctx: Context) -> int:
@@ -66,12 +77,13 @@ def cmd_users_reset_link(args: argparse.Namespace, ctx: Context) -> int:
             actor="cli",
             valid=dt.timedelta(hours=ctx.settings.reset_valid_hours),
         )
-    out(
-        f"Give this link to {args.username} (valid {ctx.settings.reset_valid_hours} hours, once; "
-        "using it ends their sessions):"
+    return _print_link(
+        ctx,
+        links.Purpose.RESET,
+        token,
+        f"Give this link to {args.username} (valid {ctx.settings.reset_valid_hours} hours, "
+        "once; using it ends their sessions):",
     )
-    out(links.url(ctx.settings.link_base, links.Purpose.RESET, token))
-    return 0
 
 
 def register(commands: Any) -> None:

@@ -24,7 +24,7 @@ from tracker.core.errors import InvalidInput
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.prices import EstimateSummary
 from tracker.costs.spend import billed_days, cost_source_of
-from tracker.models import Account, Service, UsageRecord
+from tracker.models import IMPORT_USAGE_TYPE, Account, Service, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,12 @@ def price_stored(
                 unpriced[(provider, model)] += (i or 0) + (c or 0) + (w or 0) + (w1 or 0) + (o or 0)
             if on_row is not None:
                 on_row(day, old_cost, cost, old_status, status)
-            source = cost_source_of(billed, cost, (account_id, day) in days_billed)
+            source = cost_source_of(
+                billed,
+                cost,
+                (account_id, day) in days_billed,
+                imported=usage_type == IMPORT_USAGE_TYPE,
+            )
             if cost != old_cost or status != old_status or source != old_source:
                 pending.append((rid, cost, status, source))
         summary.rows += len(rows)

@@ -7,7 +7,9 @@ Each usage row says in `cost_source` which of its amounts counts:
   amount for that account and day.
 - `covered`: the row's cost is already inside the provider's billed line items for the same
   account and day (OpenAI's costs API and Anthropic's cost report bill per line item, apart
-  from the per-model token rows); it counts $0, or that day would be counted twice.
+  from the per-model token rows); it counts $0, or that day would be counted twice. Only
+  synced rows are covered, and only by synced bills: an imported row's `cost` is its own,
+  so an imported row without one is estimated.
 - `none`: neither billed nor priceable (an unknown model); counts $0 and is flagged as
   unpriced, never silently priced at $0.
 
@@ -35,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from tracker.models import CostSource, UsageRecord
+from tracker.models import IMPORT_USAGE_TYPE, CostSource, UsageRecord
 
 _u = UsageRecord
 
@@ -65,11 +67,14 @@ def row_spend(billed: Decimal | None, estimated: Decimal | None, cost_source: st
     return Decimal(0)
 
 
-def cost_source_of(billed: Decimal | None, estimated: Decimal | None, day_billed: bool) -> str:
-    """The rule for one row; `day_billed`: its account has a billed amount that day."""
+def cost_source_of(
+    billed: Decimal | None, estimated: Decimal | None, day_billed: bool, *, imported: bool = False
+) -> str:
+    """The rule for one row; `day_billed`: its account has a synced billed amount that day;
+    `imported`: the row came from a CSV import (never covered)."""
     if billed is not None:
         return CostSource.BILLED
-    if day_billed:
+    if day_billed and not imported:
         return CostSource.COVERED
     return CostSource.ESTIMATED if estimated is not None else CostSource.NONE
 
@@ -77,10 +82,15 @@ def cost_source_of(billed: Decimal | None, estimated: Decimal | None, day_billed
 def billed_days(
     connection: Connection, *, start: dt.date, end: dt.date, account_ids: list[int] | None
 ) -> set[tuple[int, dt.date]]:
-    """The (account_id, day) pairs in start..end that have a billed amount."""
+    """The (account_id, day) pairs in start..end that have a synced billed amount."""
     stmt = (
         select(_u.account_id, _u.day)
-        .where(_u.billed_cost.is_not(None), _u.day >= start, _u.day <= end)
+        .where(
+            _u.billed_cost.is_not(None),
+            _u.usage_type != IMPORT_USAGE_TYPE,
+            _u.day >= start,
+            _u.day <= end,
+        )
         .distinct()
     )
     if account_ids is not None:
@@ -101,7 +111,10 @@ def assign_cost_sources(
         return 0
     billed = aliased(UsageRecord)
     billed_days = select(billed.account_id, billed.day).where(
-        billed.billed_cost.is_not(None), billed.day >= start, billed.day <= end
+        billed.billed_cost.is_not(None),
+        billed.usage_type != IMPORT_USAGE_TYPE,
+        billed.day >= start,
+        billed.day <= end,
     )
     if account_ids is not None:
         billed_days = billed_days.where(billed.account_id.in_(account_ids))
@@ -110,7 +123,7 @@ def assign_cost_sources(
     has_billed_line = tuple_(_u.account_id, _u.day).in_(billed_days)
     source = case(
         (_u.billed_cost.is_not(None), CostSource.BILLED),
-        (has_billed_line, CostSource.COVERED),
+        (and_(has_billed_line, _u.usage_type != IMPORT_USAGE_TYPE), CostSource.COVERED),
         (_u.estimated_cost.is_not(None), CostSource.ESTIMATED),
         else_=CostSource.NONE,
     )

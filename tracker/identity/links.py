@@ -254,3 +254,12 @@ def withdraw_invitation(*, session: Session, invitation_id: int, actor: str) -> 
     session.flush()
     audit.record(session=session, actor=actor, action="user.invite_withdrawn", target=email)
     return email
+
+
+def prune(*, session: Session, now: dt.datetime | None = None) -> int:
+    """Delete links used or expired more than 30 days ago (the audit log keeps the record)."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=30)
+    result = session.execute(
+        delete(UserToken).where((UserToken.expires_at < cutoff) | (UserToken.used_at < cutoff))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

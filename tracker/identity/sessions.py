@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -214,3 +214,18 @@ def revoke_user(
         )
     ).all()
     return len(ended)
+
+
+# Ended sessions are kept this long (who was signed in when), then deleted.
+KEEP_ENDED = dt.timedelta(days=30)
+
+
+def prune(*, session: Session, now: dt.datetime | None = None) -> int:
+    """Delete sessions that ended (expired or revoked) more than KEEP_ENDED ago."""
+    cutoff = (now or utcnow()) - KEEP_ENDED
+    result = session.execute(
+        delete(SignInSession).where(
+            (SignInSession.expires_at < cutoff) | (SignInSession.revoked_at < cutoff)
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

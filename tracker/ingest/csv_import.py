@@ -30,8 +30,8 @@ from tracker.core import audit
 from tracker.core.errors import InvalidInput
 from tracker.core.units import today_utc
 from tracker.ingest.sync import estimate_costs
-from tracker.ingest.writer import IMPORT_USAGE_TYPE, upsert_rows
-from tracker.models import UsageRecord, utcnow
+from tracker.ingest.writer import upsert_rows
+from tracker.models import IMPORT_USAGE_TYPE, UsageRecord, utcnow
 from tracker.providers.accounts import get_account
 from tracker.providers.base import MAX_ROW_AMOUNT, UsageRow
 

@@ -39,8 +39,16 @@ from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.runtime import Runtime
 from tracker.core.units import today_utc
 from tracker.costs.estimate import estimate_range
-from tracker.ingest.writer import IMPORT_USAGE_TYPE, upsert_rows
-from tracker.models import Account, AccountStatus, SyncRun, SyncStatus, UsageRecord, utcnow
+from tracker.ingest.writer import upsert_rows
+from tracker.models import (
+    IMPORT_USAGE_TYPE,
+    Account,
+    AccountStatus,
+    SyncRun,
+    SyncStatus,
+    UsageRecord,
+    utcnow,
+)
 from tracker.providers.accounts import claim_organization, connector_for, record_rate_limits
 from tracker.providers.base import (
     Connector,

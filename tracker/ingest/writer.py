@@ -22,7 +22,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tracker.core.errors import TrackerError
-from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY, CostSource, UsageRecord
+from tracker.models import (
+    TOKEN_COLUMNS,
+    USAGE_NATURAL_KEY,
+    CostSource,
+    UsageRecord,
+)
 from tracker.providers.base import (
     UsageRow,
 )
@@ -33,7 +38,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 5000  # rows per COPY + INSERT ... ON CONFLICT (or executemany on SQLite)
 
 
-IMPORT_USAGE_TYPE = "import"
 SUMMED = (*TOKEN_COLUMNS, "requests", "other_units")
 
 

@@ -50,6 +50,11 @@ USAGE_NATURAL_KEY = (
 )
 
 
+# `usage_type` of rows that came from a CSV import: a sync never deletes them, and a synced
+# bill never covers them (`tracker.costs.spend`).
+IMPORT_USAGE_TYPE = "import"
+
+
 class Role(StrEnum):
     """A dashboard user's role; what each may do is `tracker.ui.roles`."""
 

@@ -33,7 +33,7 @@ from urllib3.util.retry import Retry
 
 from tracker.core.crypto import Secret
 from tracker.core.errors import TrackerError
-from tracker.models import USAGE_NATURAL_KEY
+from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY
 from tracker.providers.registry import provider_info
 
 log = logging.getLogger(__name__)
@@ -503,14 +503,7 @@ MAX_ROW_AMOUNT = Decimal(10**9)  # dollars in one day
 def check_row(row: UsageRow, provider: str) -> None:
     """Refuse a row no real provider sends: negative or huge counts, a negative, huge or
     non-finite amount. Raises ProviderResponseError naming the field and the value."""
-    for name in (
-        "input_tokens",
-        "cached_input_tokens",
-        "cache_write_tokens",
-        "cache_write_1h_tokens",
-        "output_tokens",
-        "requests",
-    ):
+    for name in (*TOKEN_COLUMNS, "requests"):
         value = getattr(row, name)
         if not 0 <= value <= MAX_ROW_COUNT:
             raise ProviderResponseError(

@@ -9,8 +9,15 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tracker.ingest.writer import IMPORT_USAGE_TYPE
-from tracker.models import Account, AccountStatus, Service, SyncRun, SyncStatus, UsageRecord
+from tracker.models import (
+    IMPORT_USAGE_TYPE,
+    Account,
+    AccountStatus,
+    Service,
+    SyncRun,
+    SyncStatus,
+    UsageRecord,
+)
 
 
 def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from tracker.core import audit
 from tracker.core.errors import PermissionDenied, TrackerError
 from tracker.core.runtime import Runtime
 from tracker.identity import links, sessions, users
@@ -155,6 +156,14 @@ class Auth:
                 if found is not None
                 else None
             )
+            if found is not None:
+                audit.record(
+                    session=session,
+                    actor=found.username,
+                    action="user.sign_in",
+                    target=found.username,
+                    method="password",
+                )
         if started is None:
             log.info("failed sign-in")
             st.error(LOGIN_FAILED)
@@ -243,9 +252,17 @@ class Auth:
         """A sign-out button in the sidebar: ends the session on the server, then the cookie."""
         if not st.sidebar.button("Sign out", key="sign_out"):
             return
+        user = current_user()
         with self.runtime.session_factory.begin() as session:
             for token in _tokens():
                 sessions.revoke(session=session, token=token, reason="signed out")
+            if user is not None:
+                audit.record(
+                    session=session,
+                    actor=user.username,
+                    action="user.sign_out",
+                    target=user.username,
+                )
         st.session_state.pop(TOKEN_KEY, None)
         st.session_state.pop(USER_KEY, None)
         redirect("/auth/signout")

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from tracker.core import audit
 from tracker.core.config import Settings, load_settings
 from tracker.core.db import require_schema
 from tracker.core.errors import TrackerError
@@ -156,6 +157,13 @@ async def sso_callback(request: Request) -> Response:
             )
             user.last_login_at = utcnow()
             started = sessions.start(session=session, user=user, method="sso", policy=policy)
+            audit.record(
+                session=session,
+                actor=user.username,
+                action="user.sign_in",
+                target=user.username,
+                method="sso",
+            )
             return sessions.redeem_handoff(session=session, code=started.handoff_code) or ""
 
     try:
