@@ -28,8 +28,8 @@ LOCKOUT = dt.timedelta(minutes=15)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PASSWORD_RULE = (
-    f"at least {MIN_PASSWORD_CHARS} characters, not a common or guessable password "
-    "(a few unrelated words work well)"
+    f"at least {MIN_PASSWORD_CHARS} characters, not common or guessable; a few unrelated "
+    "words work well"
 )
 
 
