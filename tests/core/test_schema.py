@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
@@ -131,4 +132,47 @@ def test_upgrade_is_idempotent_and_creates_sqlite_file(tmp_path):
     migrate.upgrade(engine)
     assert path.exists()
     assert migrate.current_revision(engine) == migrate.head_revision()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_interrupted_runs_get_their_own_status_and_back(backend, tmp_path, request):
+    url = (
+        f"sqlite:///{tmp_path / 'runs.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_databases").create()
+    )
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0010")
+    with engine.begin() as conn:
+        service_id = conn.execute(text("SELECT id FROM services WHERE name = 'openai'")).scalar()
+        conn.execute(
+            text(
+                "INSERT INTO accounts (service_id, name, credential_encrypted, credential_last4,"
+                " status, created_at, updated_at) VALUES (:s, 'a', 'x', '', 'active',"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"s": service_id},
+        )
+        account_id = conn.execute(text("SELECT id FROM accounts")).scalar()
+        for status, error in [("failed", "interrupted: killed"), ("failed", "openai: 500")]:
+            conn.execute(
+                text(
+                    "INSERT INTO sync_runs (account_id, trigger, range_start, range_end,"
+                    " started_at, rows_written, status, error) VALUES (:a, 'worker',"
+                    " '2026-08-01', '2026-08-02', CURRENT_TIMESTAMP, 0, :st, :er)"
+                ),
+                {"a": account_id, "st": status, "er": error},
+            )
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        statuses = conn.execute(text("SELECT status FROM sync_runs ORDER BY id")).scalars().all()
+    assert statuses == ["interrupted", "failed"]
+    config = migrate.alembic_config(str(engine.url))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0010")
+    with engine.connect() as conn:
+        statuses = conn.execute(text("SELECT status FROM sync_runs ORDER BY id")).scalars().all()
+    assert statuses == ["failed", "failed"]
     engine.dispose()

@@ -317,7 +317,8 @@ def _eval_sync(session: Session, rule: AlertRule, scope: Scope, now: dt.datetime
             )
         )
         failed = select(func.min(SyncRun.started_at), func.count()).where(
-            SyncRun.account_id == account.id, SyncRun.status == SyncStatus.FAILED
+            SyncRun.account_id == account.id,
+            SyncRun.status.in_((SyncStatus.FAILED, SyncStatus.INTERRUPTED)),
         )
         if last_success is not None:
             failed = failed.where(SyncRun.started_at > last_success)

@@ -226,7 +226,8 @@ def sync_account(
             log.exception("sync of account %s failed", name)
             error = message = f"internal error ({type(exc).__name__}): {exc}"[:500]
             _mark_failure(runtime, account_id, exc, connector)
-        _finish_run(runtime, run_id, SyncStatus.FAILED, 0, started, error)
+        run_status = SyncStatus.INTERRUPTED if interrupted else SyncStatus.FAILED
+        _finish_run(runtime, run_id, run_status, 0, started, error)
         if interrupted:
             raise
         return AccountSyncResult(account_id, name, provider, "failed", 0, message, first, last)
@@ -411,7 +412,7 @@ def _open_run(
 
 def _close_abandoned_runs(runtime: Runtime, account_id: int, run_id: int) -> None:
     """Mark the account's runs left 'running' by a sync that died (kill -9, a lost database)
-    as failed, so Sync health never shows a sync running forever.
+    'interrupted', so Sync health never shows a sync running forever.
 
     On PostgreSQL, holding the account's advisory lock proves no other sync of it is alive.
     SQLite has no such lock: there only runs started `ABANDONED_AFTER` ago count as dead.
@@ -428,7 +429,7 @@ def _close_abandoned_runs(runtime: Runtime, account_id: int, run_id: int) -> Non
                         SyncRun.status == SyncStatus.RUNNING,
                         SyncRun.id != run_id,
                     )
-                    .values(status=SyncStatus.FAILED, finished_at=utcnow(), error=ABANDONED)
+                    .values(status=SyncStatus.INTERRUPTED, finished_at=utcnow(), error=ABANDONED)
                 )
                 if session.get_bind().dialect.name != "postgresql":
                     stmt = stmt.where(SyncRun.started_at < utcnow() - ABANDONED_AFTER)

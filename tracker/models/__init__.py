@@ -91,6 +91,7 @@ class SyncStatus(StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"  # its process died mid-run; nothing of it was committed
 
 
 # The token counts of a usage row (and of every rollup row), in reporting order.
@@ -365,7 +366,9 @@ class SyncRun(Base):
 
     __table_args__ = (
         Index("ix_sync_runs_account_id_started_at", "account_id", "started_at"),
-        CheckConstraint("status IN ('running', 'success', 'failed', 'skipped')", name="status"),
+        CheckConstraint(
+            "status IN ('running', 'success', 'failed', 'skipped', 'interrupted')", name="status"
+        ),
     )
 
 

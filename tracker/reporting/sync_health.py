@@ -77,7 +77,7 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
                 # A refused key and a provider that kept answering 429/5xx or never answered
                 # are both failures: the data is not fresh either way.
                 "failing": r.status == AccountStatus.ERROR
-                or r.last_run_status == SyncStatus.FAILED,
+                or r.last_run_status in (SyncStatus.FAILED, SyncStatus.INTERRUPTED),
             }
         )
     return pd.DataFrame(
