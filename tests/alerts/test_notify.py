@@ -146,3 +146,13 @@ def test_webhook_urls_are_sealed_masked_and_resealed_on_rotation():
     assert notify.is_sealed(legacy) and notify.open_channel(legacy, new).target == url
     with pytest.raises(InvalidInput, match="cannot be read"):
         notify.open_channel(sealed, CredentialCipher(b"x" * 32))
+
+
+def test_a_webhook_password_never_reaches_the_masked_form():
+    raw = "webhook:https://bot:hunter2@hooks.example.com:8443/path/abcd"
+    assert mask_channel(raw) == "webhook:https://hooks.example.com:8443/…abcd"
+    sealed = notify.seal(notify.parse_channel(raw), CredentialCipher(b"o" * 32))
+    assert "hunter2" not in sealed and "bot" not in sealed.split(":sealed:")[0]
+    assert notify.mask_raw("webhook:https://bot:hunter2@h.example.com/x y") == (
+        "webhook:https://h.example.com/…"
+    )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from tests.e2e.conftest import ARTIFACTS, PRODUCTION, new_page, running_app
 from tests.factories.dashboard import PASSWORD
 from tracker.core.db import make_engine
+from tracker.identity import sessions
 from tracker.models import SignInSession, User
 
 pytestmark = pytest.mark.e2e
@@ -112,6 +113,20 @@ def test_sign_out_ends_the_session_everywhere_and_the_cookie_is_httponly(
     with Session(engine) as session:
         revoked = session.scalars(select(SignInSession.revoked_reason)).all()
         assert revoked == ["signed out"]
+
+    # Login CSRF: an attacker's own hand-off code, opened by the victim from a link (not from
+    # our page), sets no cookie: the victim is not signed in as the attacker.
+    with Session(engine) as session, session.begin():
+        attacker = session.scalars(select(User).where(User.username == "fin")).one()
+        policy = sessions.Policy(dt.timedelta(minutes=60), dt.timedelta(hours=12))
+        code = sessions.start(
+            session=session, user=attacker, method="password", policy=policy
+        ).handoff_code
+    victim = browser.new_context()
+    lured = new_page(victim)
+    lured.goto(f"{url}/auth/session?code={code}")
+    expect_sign_in_form(lured)
+    assert session_cookie(victim) is None
 
 
 def test_an_idle_tab_is_signed_out_at_its_next_click(

@@ -304,3 +304,19 @@ def test_old_sessions_and_links_are_pruned(session: Session) -> None:
         sessions.resolve(session=session, token=fresh.token, policy=POLICY), sessions.SessionUser
     )
     assert links.inspect(session=session, purpose=links.Purpose.RESET, token=kept) is not None
+
+
+def test_guessing_on_during_a_lock_does_not_extend_it(session: Session) -> None:
+    add(session, "ana")
+    start = utcnow()
+    for _ in range(5):
+        users.check_login(session=session, username="ana", password="wrong guess", now=start)
+    locked_until = session.scalars(select(User)).one().locked_until
+    assert locked_until is not None
+    later = start + dt.timedelta(minutes=10)
+    for _ in range(3):
+        users.check_login(session=session, username="ana", password="wrong again", now=later)
+    session.expire_all()
+    assert session.scalars(select(User)).one().locked_until == locked_until
+    after = locked_until + dt.timedelta(seconds=1)
+    assert users.check_login(session=session, username="ana", password=PASSWORD, now=after)

@@ -56,8 +56,7 @@ class Channel:
 
     @property
     def masked_target(self) -> str:
-        parsed = urlparse(self.target)
-        return f"{parsed.scheme}://{parsed.netloc}/…{self.target[-4:]}"
+        return f"{_origin(self.target)}/…{self.target[-4:]}"
 
     @property
     def key(self) -> str:
@@ -84,13 +83,22 @@ def parse_channel(raw: str) -> Channel:
     return Channel(kind, target)
 
 
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, without any user name or password it carries."""
+    parsed = urlparse(url.strip())
+    try:
+        port = f":{parsed.port}" if parsed.port else ""
+    except ValueError:
+        port = ""
+    return f"{parsed.scheme}://{parsed.hostname or ''}{port}"
+
+
 def mask_raw(raw: str) -> str:
     """Mask a channel string that may not even parse (for error messages)."""
     kind, _sep, target = raw.partition(":")
     if kind.strip().lower() == "email" or "://" not in target:
         return raw if len(raw) <= 8 else raw[:6] + "…"
-    parsed = urlparse(target.strip())
-    return f"{kind}:{parsed.scheme}://{parsed.netloc}/…"
+    return f"{kind}:{_origin(target)}/…"
 
 
 # A Slack or webhook URL is a credential (whoever has it can post), so it is stored like a
@@ -130,9 +138,14 @@ def reseal(raw: str, cipher: CredentialCipher) -> str:
     if is_sealed(raw):
         kind, _, rest = raw.partition(":")
         token, _, masked = rest[len(SEALED) :].partition(":")
-        if not cipher.needs_rotation(token):
+        try:
+            if not cipher.needs_rotation(token):
+                return raw
+            return f"{kind}:{SEALED}{cipher.rotate(token)}:{masked}"
+        except CredentialError as exc:
+            # Unreadable with every key we hold: leave it; its delivery will say so.
+            log.warning("an alert channel (%s:%s) cannot be re-encrypted: %s", kind, masked, exc)
             return raw
-        return f"{kind}:{SEALED}{cipher.rotate(token)}:{masked}"
     try:
         channel = parse_channel(raw)
     except InvalidInput:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import bcrypt
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Engine, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
@@ -115,38 +115,34 @@ def check_login(
     """Verify a sign-in and count failures atomically; return the user or None.
 
     Unknown, inactive, locked and wrong-password answers are all None and cost the same:
-    one bcrypt check (against a dummy hash when there is no user) and one UPDATE. The
-    counter moves in a single `UPDATE ... RETURNING`, so parallel guesses each count: the
-    fifth failure locks the account for 15 minutes, and a right password is refused while
-    the lock holds.
+    one read, one bcrypt check (against a dummy hash when there is no user) and one UPDATE.
+    The counter moves in a single `UPDATE ... RETURNING`, so parallel guesses each count:
+    the fifth failure locks the account for 15 minutes, a right password is refused while
+    the lock holds, and failures during a lock do not extend it (nobody can keep another
+    person locked out by guessing on).
+
+    The user is read, and the password checked, outside the caller's transaction, so the
+    slow bcrypt check holds no lock; the UPDATE is then the transaction's first statement
+    (on SQLite a transaction that read first could not become a writer while another one
+    commits: "database is locked").
     """
     now = now or utcnow()
-    # Take the user's row for writing first. On SQLite that takes the write lock before the
-    # transaction has read anything, so a parallel sign-in waits (busy_timeout) instead of
-    # failing with "database is locked"; on PostgreSQL it queues attempts on the same user.
-    session.execute(
-        update(User)
-        .where(func.lower(User.username) == username.lower())
-        .values(failed_login_count=User.failed_login_count)
-        .execution_options(synchronize_session=False)
-    )
-    user = get_user(session=session, username=username)
-    known = user is not None and user.is_active
+    found = _login_row(session, username)
+    known = found is not None and found.is_active
     encoded = password.encode()
-    stored = user.password_hash.encode() if known and user is not None else _dummy_hash()
+    stored = found.password_hash.encode() if known and found is not None else _dummy_hash()
     ok = bcrypt.checkpw(encoded if len(encoded) <= MAX_PASSWORD_BYTES else b"", stored)
-    target = user.id if known and user is not None else -1  # -1: an UPDATE that matches nothing
+    target = found.id if known and found is not None else -1  # -1: an UPDATE matching nothing
     if ok and known:
         signed_in = session.execute(
             update(User)
             .where(User.id == target, or_(User.locked_until.is_(None), User.locked_until <= now))
             .values(failed_login_count=0, locked_until=None, last_login_at=now)
             .returning(User.id)
+            .execution_options(synchronize_session=False)
         ).first()
-        if signed_in is not None:
-            session.refresh(user)
-            return user
-        return None
+        return session.get(User, target, populate_existing=True) if signed_in else None
+    locked_now = and_(User.locked_until.is_not(None), User.locked_until > now)
     lock_over = and_(User.locked_until.is_not(None), User.locked_until <= now)
     # A lock that has run out starts a fresh count, so one more slip does not re-lock.
     failures = case((lock_over, 1), else_=User.failed_login_count + 1)
@@ -156,6 +152,7 @@ def check_login(
         .values(
             failed_login_count=failures,
             locked_until=case(
+                (locked_now, User.locked_until),
                 (failures >= MAX_FAILED_LOGINS, now + LOCKOUT),
                 (lock_over, None),
                 else_=User.locked_until,
@@ -167,6 +164,28 @@ def check_login(
     if counted is not None and counted.failed_login_count == MAX_FAILED_LOGINS:
         audit.record(session=session, actor="system", action="user.locked", target=counted.username)
     return None
+
+
+@dataclass(frozen=True)
+class _LoginRow:
+    id: int
+    password_hash: str
+    is_active: bool
+
+
+def _login_row(session: Session, username: str) -> _LoginRow | None:
+    """The user's id, hash and active flag, read on a connection of its own when the session
+    is bound to an engine (the app), else in the session (tests bound to a connection)."""
+    query = select(User.id, User.password_hash, User.is_active).where(
+        func.lower(User.username) == username.lower()
+    )
+    bind = session.get_bind()
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            row = connection.execute(query).first()
+    else:
+        row = session.execute(query).first()
+    return _LoginRow(row.id, row.password_hash, row.is_active) if row is not None else None
 
 
 @functools.cache

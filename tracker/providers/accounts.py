@@ -220,9 +220,11 @@ def update_account(
         account.credential_encrypted = cipher.encrypt(key)
         account.credential_last4 = last4(key)
         account.status, account.last_error = AccountStatus.ACTIVE, None
+        account.organization_key = None  # a new key may read another organisation
         changed.append("key")
     if organization is not None:
         account.organization_id = organization.strip() or None
+        account.organization_key = None
         changed.append("organization")
     if base_url is not None:
         cleaned = _clean_base_url(base_url, account.provider, allow_custom=allow_custom_base_url)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import streamlit as st
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -238,6 +239,9 @@ class Auth:
                     )
         except TrackerError as exc:
             st.error(f"Not saved: {plain_text(str(exc))}.")
+            return
+        except IntegrityError:  # the same username or email was taken a moment ago
+            st.error("Not saved: that username or email was just taken; choose another.")
             return
         st.query_params.clear()
         if started is None:

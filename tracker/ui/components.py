@@ -100,13 +100,15 @@ def account_card(card: AccountCard) -> None:
 
 # Streamlit's Markdown turns a bare http://, https:// or www. address into a link even when
 # every character around it is escaped; an invisible word joiner after the scheme stops it.
-_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|www)(?=\\[:.])")
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|www)(?=\\[:.])")
 WORD_JOINER = "\u2060"
 
 
 def plain_text(text: str) -> str:
     """Escape Markdown so names from the database render as text, not markup or links."""
-    for ch in "\\`*_{}[]()#+-.!|<>:$~":
+    # & too (an entity such as &colon; is decoded before links are found) and = (a line of
+    # them makes the line above a heading).
+    for ch in "\\`*_{}[]()#+-.!|<>:$~&=":
         text = text.replace(ch, "\\" + ch)
     return _AUTOLINK.sub(lambda m: m.group(1) + WORD_JOINER, text)
 

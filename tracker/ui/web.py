@@ -75,8 +75,26 @@ def _with_cookie(request: Request, token: str) -> Response:
     return response
 
 
+def _from_this_site(request: Request) -> bool:
+    """Whether the browser says the request came from one of our own pages.
+
+    The cookie routes act only on same-origin navigations: a link on another site could
+    otherwise sign a victim into the attacker's account (a hand-off code) or sign them out.
+    Browsers send Sec-Fetch-Site on every navigation; a client that sends none is judged
+    by Origin or Referer."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("origin") or request.headers.get("referer") or ""
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    return origin == own or origin.startswith(own + "/")
+
+
 async def complete_sign_in(request: Request) -> Response:
     code = request.query_params.get("code", "")
+    if not _from_this_site(request):
+        log.warning("a sign-in hand-off from another site was refused")
+        return _home(request)
 
     def redeem() -> str | None:
         with _runtime().session_factory.begin() as session:
@@ -89,6 +107,8 @@ async def complete_sign_in(request: Request) -> Response:
 
 
 async def sign_out(request: Request) -> Response:
+    if not _from_this_site(request):
+        return _home(request)
     token = request.cookies.get(COOKIE_NAME)
     if token:
 
@@ -143,17 +163,22 @@ async def sso_callback(request: Request) -> Response:
     except Exception:  # a replayed or forged callback, or the provider refused
         log.warning("single sign-on: the callback was refused", exc_info=True)
         return _home(request, query="?sso=refused")
-    groups = claims.get(settings.oidc_groups_claim) or []
+    groups = claims.get(settings.oidc_groups_claim)
+    email, name = claims.get("email"), claims.get("name")
 
     def start() -> str:
         policy = sessions.Policy.from_settings(settings)
         with _runtime().session_factory.begin() as session:
             user = sso.sign_in(
                 session=session,
-                email=claims.get("email"),
-                email_verified=claims.get("email_verified", True) is not False,
-                name=claims.get("name"),
-                groups=groups if isinstance(groups, list) else [],
+                email=email if isinstance(email, str) else None,
+                # Only an email the provider says it verified: a missing claim or "false"
+                # could let anyone assert an admin's address.
+                email_verified=claims.get("email_verified") in (True, "true"),
+                name=name if isinstance(name, str) else None,
+                groups=[g for g in groups if isinstance(g, str)]
+                if isinstance(groups, list)
+                else [],
             )
             user.last_login_at = utcnow()
             started = sessions.start(session=session, user=user, method="sso", policy=policy)
