@@ -124,6 +124,7 @@ def test_sso_signs_a_mapped_user_in_and_refuses_an_unmapped_one(
     with Session(engine) as session:
         fiona = session.scalars(select(User).where(User.email == "finance.lead@example.com")).one()
         assert fiona.role == "finance"
+        assert fiona.sso_subject is not None and fiona.sso_subject.endswith("|finance-lead")
         methods = session.scalars(
             select(SignInSession.method).where(SignInSession.user_id == fiona.id)
         ).all()

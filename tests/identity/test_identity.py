@@ -320,3 +320,37 @@ def test_guessing_on_during_a_lock_does_not_extend_it(session: Session) -> None:
     assert session.scalars(select(User)).one().locked_until == locked_until
     after = locked_until + dt.timedelta(seconds=1)
     assert users.check_login(session=session, username="ana", password=PASSWORD, now=after)
+
+
+def test_a_linked_sso_identity_is_matched_by_subject_not_email(session: Session) -> None:
+    add(session, "boss", "admin")
+    idp = "https://idp.example.com"
+    first = sso.sign_in(
+        session=session,
+        email="boss@example.com",
+        email_verified=True,
+        name=None,
+        groups=[],
+        subject=f"{idp}|abc",
+    )
+    assert first.username == "boss" and first.sso_subject == f"{idp}|abc"
+    # Another identity of the provider that comes to claim the boss's email is refused.
+    with pytest.raises(PermissionDenied, match="no access here"):
+        sso.sign_in(
+            session=session,
+            email="boss@example.com",
+            email_verified=True,
+            name=None,
+            groups=[],
+            subject=f"{idp}|mallory",
+        )
+    # The linked identity signs in even after its email changed at the provider.
+    again = sso.sign_in(
+        session=session,
+        email="renamed@example.com",
+        email_verified=True,
+        name=None,
+        groups=[],
+        subject=f"{idp}|abc",
+    )
+    assert again.username == "boss"

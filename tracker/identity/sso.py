@@ -117,8 +117,19 @@ def sign_in(
     email_verified: bool,
     name: str | None,
     groups: Iterable[str],
+    subject: str | None = None,
 ) -> User:
-    """The user an identity provider's vouched-for identity signs in as; refuse anyone else."""
+    """The user an identity provider's vouched-for identity signs in as; refuse anyone else.
+
+    `subject` is the provider's stable id of the identity ("issuer|sub"). The first sign-on
+    links it to the user; after that only it signs that user in, so another identity that
+    comes to claim the same email (renamed, recycled or not checked by the provider) cannot.
+    """
+    linked = session.scalar(select(User).where(User.sso_subject == subject)) if subject else None
+    if linked is not None:
+        if not linked.is_active:
+            raise PermissionDenied(REFUSED)
+        return linked
     if not email or not email_verified:
         raise PermissionDenied(REFUSED)
     try:
@@ -128,8 +139,11 @@ def sign_in(
     mapped = _mapped_role(session, email, groups)
     user = session.scalar(select(User).where(User.email == email))
     if user is not None:
-        if not user.is_active:
+        if not user.is_active or (user.sso_subject and user.sso_subject != subject):
             raise PermissionDenied(REFUSED)
+        if subject and user.sso_subject is None:
+            user.sso_subject = subject
+            audit.record(session=session, actor="sso", action="user.sso_link", target=user.username)
         if mapped is not None and mapped != user.role:
             users.update_user(session=session, username=user.username, actor="sso", role=mapped)
         return user
@@ -158,6 +172,7 @@ def sign_in(
         role=role,
         is_active=True,
         failed_login_count=0,
+        sso_subject=subject,
     )
     session.add(user)
     session.flush()

@@ -127,6 +127,9 @@ class User(Base):
     locked_until: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The single-sign-on identity linked at the first sign-on ("issuer|subject"); later
+    # sign-ons must come from it, not merely from the same email.
+    sso_subject: Mapped[str | None] = mapped_column(String(512), unique=True)
 
     __table_args__ = (CheckConstraint("role IN ('admin', 'finance', 'viewer')", name="role"),)
 

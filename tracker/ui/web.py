@@ -165,6 +165,8 @@ async def sso_callback(request: Request) -> Response:
         return _home(request, query="?sso=refused")
     groups = claims.get(settings.oidc_groups_claim)
     email, name = claims.get("email"), claims.get("name")
+    issuer, sub = claims.get("iss"), claims.get("sub")
+    subject = f"{issuer}|{sub}"[:512] if isinstance(issuer, str) and isinstance(sub, str) else None
 
     def start() -> str:
         policy = sessions.Policy.from_settings(settings)
@@ -179,6 +181,7 @@ async def sso_callback(request: Request) -> Response:
                 groups=[g for g in groups if isinstance(g, str)]
                 if isinstance(groups, list)
                 else [],
+                subject=subject,
             )
             user.last_login_at = utcnow()
             started = sessions.start(session=session, user=user, method="sso", policy=policy)
