@@ -137,16 +137,15 @@ with invite_tab:
                 "expires_at": ui.datetime_column("Expires (UTC)"),
             },
         )
-        labels = {int(i.id): f"{i.email} ({i.role})" for i in invites.itertuples()}
-        gone = st.selectbox(
-            "Withdraw", list(labels), format_func=labels.__getitem__, key="invite_remove"
+        ui.remove_picker(
+            {int(i.id): f"{i.email} ({i.role})" for i in invites.itertuples()},
+            pick="Withdraw",
+            button="Withdraw invitation",
+            key="invite_remove",
+            remove=lambda chosen: actions.withdraw_invitation(runtime, invitation_id=chosen),
+            failed="Not withdrawn: {reason}.",
+            done=lambda label: f"Withdrew the invitation of {label}.",
         )
-        if st.button("Withdraw invitation", key="invite_remove_go"):
-            ui.attempt(
-                lambda: actions.withdraw_invitation(runtime, invitation_id=int(gone)),
-                failed="Not withdrawn: {reason}.",
-                done=f"Withdrew the invitation of {labels[int(gone)]}.",
-            )
 
 with sso_tab:
     if runtime.settings.sso_enabled:
@@ -187,16 +186,15 @@ with sso_tab:
                 done=f"Mapped the {claim} {value.strip()} to {mapped_role}.",
             )
     if not mappings.empty:
-        names = {int(m.id): f"{m.claim} {m.value} → {m.role}" for m in mappings.itertuples()}
-        drop_map = st.selectbox(
-            "Remove mapping", list(names), format_func=names.__getitem__, key="sso_remove"
+        ui.remove_picker(
+            {int(m.id): f"{m.claim} {m.value} → {m.role}" for m in mappings.itertuples()},
+            pick="Remove mapping",
+            button="Remove mapping",
+            key="sso_remove",
+            remove=lambda chosen: actions.remove_sso_mapping(runtime, mapping_id=chosen),
+            failed="Not removed: {reason}.",
+            done=lambda _label: "Mapping removed.",
         )
-        if st.button("Remove mapping", key="sso_remove_go"):
-            ui.attempt(
-                lambda: actions.remove_sso_mapping(runtime, mapping_id=int(drop_map)),
-                failed="Not removed: {reason}.",
-                done="Mapping removed.",
-            )
 
 with prices_tab:
     st.caption(
@@ -249,19 +247,18 @@ with prices_tab:
                 done="Override added; re-price past usage to apply it to history.",
             )
     if not current.empty:
-        labels = {
-            int(o.id): f"#{o.id} {o.provider}/{o.model or '*'} {o.kind} from {o.valid_from}"
-            for o in current.itertuples()
-        }
-        drop = st.selectbox(
-            "Remove override", list(labels), format_func=labels.__getitem__, key="ov_remove"
+        ui.remove_picker(
+            {
+                int(o.id): f"#{o.id} {o.provider}/{o.model or '*'} {o.kind} from {o.valid_from}"
+                for o in current.itertuples()
+            },
+            pick="Remove override",
+            button="Remove override",
+            key="ov_remove",
+            remove=lambda chosen: actions.remove_override(runtime, override_id=chosen),
+            failed="Not removed: {reason}.",
+            done=lambda label: f"Removed override {label.split()[0]}.",
         )
-        if st.button("Remove override", key="ov_remove_go"):
-            ui.attempt(
-                lambda: actions.remove_override(runtime, override_id=int(drop)),
-                failed="Not removed: {reason}.",
-                done=f"Removed override #{drop}.",
-            )
 
 with audit_tab:
     audit_frame = data.audit_frame()

@@ -353,3 +353,16 @@ def test_an_invitation_is_mailed_when_smtp_is_configured(
         [mail] = inbox.messages
         assert mail.rcpt_tos == ["cfo@example.org"]
         assert link in mail.message.get_payload(decode=True).decode()
+
+
+def test_an_admin_withdraws_an_invitation(app_as: AppAs, seeded_db: Engine) -> None:
+    admin = app_as("alice", "admin")
+    admin.switch_page("pages/admin.py").run()
+    admin.text_input(key="invite_email").input("later@example.org")
+    next(b for b in admin.button if b.label == "Invite").click()
+    admin.run()
+    admin.button(key="invite_remove_go").click().run()
+    shown = [s.value.replace("\\", "") for s in admin.success]
+    assert any("Withdrew the invitation of later@example.org (viewer)" in s for s in shown), shown
+    with Session(seeded_db) as session:
+        assert links.open_invitations(session=session) == []

@@ -247,6 +247,23 @@ def attempt(
     return result
 
 
+def remove_picker(
+    labels: dict[int, str],
+    *,
+    pick: str,
+    button: str,
+    key: str,
+    remove: Callable[[int], object],
+    failed: str,
+    done: Callable[[str], str],
+) -> None:
+    """Pick one row by id (shown by its label) and remove it through a named action: the
+    Admin page's invitations, single-sign-on mappings and price overrides."""
+    chosen = st.selectbox(pick, list(labels), format_func=labels.__getitem__, key=key)
+    if st.button(button, key=f"{key}_go"):
+        attempt(lambda: remove(int(chosen)), failed=failed, done=done(labels[int(chosen)]))
+
+
 def show_flash() -> None:
     """Show the message a change left with `flash`, once."""
     if message := st.session_state.pop(FLASH_KEY, None):
