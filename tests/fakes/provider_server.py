@@ -26,7 +26,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -70,6 +70,28 @@ def _buckets(*names: str) -> list[dict[str, Any]]:
     for name in names:
         out.extend(load(name)["data"])
     return out
+
+
+def _every_day(
+    buckets: list[dict[str, Any]],
+    start: int,
+    end: int,
+    start_field: str,
+    end_field: str,
+    stamp: Callable[[int], Any],
+) -> list[dict[str, Any]]:
+    """The window's daily buckets as OpenAI and Anthropic answer them: one for every day
+    from `start` (Unix seconds) to `end`, a day without usage as an empty bucket."""
+    have = {int(_seconds(b[start_field])) // 86_400: b for b in buckets}
+    out = []
+    for t in range(start - start % 86_400, end, 86_400):
+        empty = {start_field: stamp(t), end_field: stamp(t + 86_400), "results": []}
+        out.append(have.pop(t // 86_400, None) or empty)
+    return out + list(have.values())
+
+
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else _iso(value).timestamp()
 
 
 @dataclass
@@ -274,6 +296,8 @@ class ProviderServer:
         start = int(q["start_time"][0])
         end = int(q["end_time"][0]) if "end_time" in q else 2**40
         selected = [b for b in data if start <= b["start_time"] < end]
+        if "end_time" in q:
+            selected = _every_day(selected, start, end, "start_time", "end_time", lambda t: t)
         body = self._page(selected, q, default_limit=7)
         return Reply(200, {"object": "page", **body})
 
@@ -295,6 +319,15 @@ class ProviderServer:
             _iso(q["ending_at"][0]) if "ending_at" in q else dt.datetime.max.replace(tzinfo=dt.UTC)
         )
         selected = [b for b in data if start <= _iso(b["starting_at"]) < end]
+        if "ending_at" in q:
+            selected = _every_day(
+                selected,
+                int(start.timestamp()),
+                int(end.timestamp()),
+                "starting_at",
+                "ending_at",
+                lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
         return Reply(200, self._page(selected, q, default_limit=7))
 
     def _page(self, buckets: list[Any], q: dict[str, list[str]], default_limit: int) -> Any:

@@ -102,6 +102,28 @@ def test_buckets_outside_the_window_delete_nothing(runtime, server) -> None:
     assert snapshot(runtime) == before and len(before) > 0
 
 
+def test_days_an_answer_did_not_cover_keep_their_rows(runtime, server) -> None:
+    openai_id = add_openai(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    before = snapshot(runtime)
+    completions = server.openai_usage["completions"]
+    aug1 = [b for b in completions if b["start_time"] < completions[0]["start_time"] + 86_400]
+    assert aug1 and len(aug1) < len(completions)
+    # A short answer: the completions report stops after Aug 1 (no bucket, not even an
+    # empty one, for Aug 2 and 3). Those days are not covered, so their rows must stay.
+    short = {"object": "page", "data": aug1, "has_more": False, "next_page": None}
+    server.storm(OPENAI_USAGE, Reply(200, short))
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    assert snapshot(runtime) == before
+    server.calm(OPENAI_USAGE)
+    # On a covered day a row the provider no longer reports goes.
+    dropped = next(b for b in server.openai_usage["completions"] if b["results"])
+    dropped["results"].pop()
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    assert len(snapshot(runtime)) == len(before) - 1
+    assert billed_by_day(runtime, openai_id) == OPENAI_BILLED
+
+
 @pytest.fixture
 def other_host() -> Iterator[Recorder]:
     with recording_server("localhost") as recorder:

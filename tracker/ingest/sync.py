@@ -10,7 +10,8 @@ One pass over one account (`sync_account`):
 3. Everything else happens in ONE transaction under a PostgreSQL advisory lock on the account
    (a second worker finds it taken and skips): the connector's rows are streamed and upserted
    in batches on the natural key (`uq_usage_records_natural_key`, dialect INSERT ... ON
-   CONFLICT DO UPDATE), rows of the range the provider no longer reports are deleted, the
+   CONFLICT DO UPDATE), rows the provider no longer reports are deleted on the days its
+   answer covered (every report had a bucket for the day; `Connector.covered_days`), the
    estimated costs are filled in, and the account's status, sync day, balance and rate-limit
    snapshot are updated. A failure or crash anywhere rolls all of it back: the previous data
    stay as they were.
@@ -294,6 +295,7 @@ def _sync_in_transaction(
         first = max(first, today - dt.timedelta(days=connector.max_history_days))
         if first > last:
             return 0
+    connector.coverage.clear()
     try:
         rows = checked(
             connector.fetch_usage(first, last + dt.timedelta(days=1)), connector, first, last
@@ -302,14 +304,20 @@ def _sync_in_transaction(
     except ProviderNotSupported:
         connector.test()
         return 0
-    session.execute(
-        delete(UsageRecord).where(
-            UsageRecord.account_id == account_id,
-            UsageRecord.day.between(first, last),
-            UsageRecord.synced_at != stamp,
-            UsageRecord.usage_type != IMPORT_USAGE_TYPE,
+    # Rows the provider no longer reports go, but only on days its answer covered: a day
+    # missing from the answer (a short page, a lagging report) keeps what it had.
+    covered = connector.covered_days(first, last)
+    if covered is None or covered:
+        session.execute(
+            delete(UsageRecord).where(
+                UsageRecord.account_id == account_id,
+                UsageRecord.day.between(first, last)
+                if covered is None
+                else UsageRecord.day.in_(sorted(covered)),
+                UsageRecord.synced_at != stamp,
+                UsageRecord.usage_type != IMPORT_USAGE_TYPE,
+            )
         )
-    )
     estimate_costs(session, first, last, account_id)
     return (
         session.scalar(

@@ -32,7 +32,6 @@ from tracker.providers.base import (
     Connector,
     ProviderAuthError,
     ProviderPermissionError,
-    ProviderResponseError,
     UsageRow,
     day_of_iso,
     dim,
@@ -102,29 +101,16 @@ class AnthropicConnector(Connector):
             "group_by[]": ["model", "workspace_id", "api_key_id", "service_tier"],
         }
         for page in self._pages("/v1/organizations/usage_report/messages", usage_params):
-            for day, r in _results(page):
+            for day, r in self.buckets(page, "usage report", "starting_at", day_of_iso):
                 yield _usage_row(day, r)
         cost_params = {**window, "group_by[]": ["workspace_id", "description"]}
         for page in self._pages("/v1/organizations/cost_report", cost_params):
-            for day, r in _results(page):
+            for day, r in self.buckets(page, "cost report", "starting_at", day_of_iso):
                 yield _cost_row(day, r)
 
 
 def _rfc3339(day: dt.date) -> str:
     return utc_midnight(day).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _results(page: dict[str, Any]) -> Iterator[tuple[dt.date, dict[str, Any]]]:
-    buckets = page.get("data")
-    if not isinstance(buckets, list):
-        raise ProviderResponseError("anthropic: a report page has no data list")
-    for bucket in buckets:
-        if not isinstance(bucket, dict):
-            raise ProviderResponseError("anthropic: a report bucket is not an object")
-        day = day_of_iso(bucket.get("starting_at"))
-        for result in bucket.get("results") or []:
-            if isinstance(result, dict):
-                yield day, result
 
 
 def _usage_row(day: dt.date, r: dict[str, Any]) -> UsageRow:

@@ -21,7 +21,7 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -280,6 +280,9 @@ class Connector(ABC):
         self.organization = organization
         self.timeout = timeout
         self.rate_limits = RateLimitSnapshot()
+        # report -> the UTC days its answer had a bucket for (`buckets`), since the last
+        # `fetch_usage`; empty for connectors whose answers have no buckets.
+        self.coverage: dict[str, set[dt.date]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, key={self.credential!r})"
@@ -297,6 +300,34 @@ class Connector(ABC):
         raise ProviderNotSupported(
             f"{self.provider} has no usage API; import its usage from CSV instead"
         )
+
+    def covered_days(self, first: dt.date, last: dt.date) -> set[dt.date] | None:
+        """The days in [first, last] every report of the last `fetch_usage` answered for
+        (a bucket, even an empty one), which a sync may prune; None: the connector's answers
+        have no buckets, so a complete answer covers the whole range."""
+        if not self.coverage:
+            return None
+        days = set.intersection(*self.coverage.values())
+        return {d for d in days if first <= d <= last}
+
+    def buckets(
+        self, page: dict[str, Any], report: str, start: str, day_of: Callable[[Any], dt.date]
+    ) -> Iterator[tuple[dt.date, dict[str, Any]]]:
+        """The results of a page of daily buckets (OpenAI, Anthropic: `data` is a list of
+        buckets, each with a start field and `results`), noting each bucket's day as
+        covered by `report`."""
+        covered = self.coverage.setdefault(report, set())
+        data = page.get("data")
+        if not isinstance(data, list):
+            raise ProviderResponseError(f"{self.provider}: a {report} page has no data list")
+        for bucket in data:
+            if not isinstance(bucket, dict):
+                raise ProviderResponseError(f"{self.provider}: a {report} bucket is not an object")
+            day = day_of(bucket.get(start))
+            covered.add(day)
+            for result in bucket.get("results") or []:
+                if isinstance(result, dict):
+                    yield day, result
 
     def fetch_balance(self) -> Balance | None:
         """Return the prepaid balance where the provider reports one."""

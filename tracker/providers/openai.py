@@ -119,7 +119,7 @@ class OpenAIConnector(Connector):
             params = {**window, "limit": USAGE_PAGE_LIMIT, "group_by": groups}
             try:
                 for page in self._call(f"/organization/usage/{endpoint}", params):
-                    for day, result in _results(page):
+                    for day, result in self.buckets(page, endpoint, "start_time", day_of_epoch):
                         row = _usage_row(endpoint, day, result)
                         yield _named(row, names)
             except ProviderResponseError as exc:
@@ -128,7 +128,7 @@ class OpenAIConnector(Connector):
                 raise
         params = {**window, "limit": COSTS_PAGE_LIMIT, "group_by": ["project_id", "line_item"]}
         for page in self._call("/organization/costs", params):
-            for day, result in _results(page):
+            for day, result in self.buckets(page, "costs", "start_time", day_of_epoch):
                 yield _named(_cost_row(day, result), names)
 
     def organization_key(self) -> str | None:
@@ -160,19 +160,6 @@ class OpenAIConnector(Connector):
         except ProviderError:
             raise
         return names
-
-
-def _results(page: dict[str, Any]) -> Iterator[tuple[dt.date, dict[str, Any]]]:
-    buckets = page.get("data")
-    if not isinstance(buckets, list):
-        raise ProviderResponseError("openai: a usage page has no data list")
-    for bucket in buckets:
-        if not isinstance(bucket, dict):
-            raise ProviderResponseError("openai: a usage bucket is not an object")
-        day = day_of_epoch(bucket.get("start_time"))
-        for result in bucket.get("results") or []:
-            if isinstance(result, dict):
-                yield day, result
 
 
 def _usage_row(endpoint: str, day: dt.date, r: dict[str, Any]) -> UsageRow:
