@@ -6,9 +6,12 @@ The template (docs/csv-import.md) has a header row and one row per UTC day and m
 input tokens as the provider reports them, cached ones included; the stored `input_tokens`
 is the uncached part (`input_tokens - cached_input_tokens`), like every other source.
 
-All or nothing, streaming: rows are checked and written in batches as they are read, in the
-caller's transaction; any bad row raises `InvalidInput` listing the problems by line number
-(the first `MAX_ERRORS`), and a savepoint rolls back, so nothing stays written. Rows
+All or nothing, streaming, in a savepoint of the caller's transaction. On PostgreSQL the file
+goes through COPY first (`csv_copy`: 1.84 M rows in seconds); a file that path does not
+accept as certainly fine is read again by the row checker here, which checks each row and
+writes in batches as it reads, so memory stays flat. Any bad row raises `InvalidInput`
+listing the problems by line number (the first `MAX_ERRORS`), and the savepoint rolls back,
+so nothing stays written. Rows
 repeating a day, model, project and key are added up; importing the same day, model,
 project and key again replaces the earlier import. Imported rows have `usage_type =
 'import'`, which a sync never deletes.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -29,16 +33,15 @@ from sqlalchemy.orm import Session
 from tracker.core import audit
 from tracker.core.errors import InvalidInput
 from tracker.core.units import today_utc
+from tracker.ingest.csv_copy import NotFastPath, copy_import
+from tracker.ingest.csv_template import MAX_ERRORS, MAX_TOKENS, header_problems
 from tracker.ingest.sync import estimate_costs
 from tracker.ingest.writer import upsert_rows
-from tracker.models import IMPORT_USAGE_TYPE, UsageRecord, utcnow
+from tracker.models import IMPORT_USAGE_TYPE, Account, UsageRecord, utcnow
 from tracker.providers.accounts import get_account
 from tracker.providers.base import MAX_ROW_AMOUNT, UsageRow
 
-REQUIRED = ("day", "model", "input_tokens", "output_tokens", "requests")
-OPTIONAL = ("cached_input_tokens", "cost", "project", "api_key_id")
-MAX_ERRORS = 20
-MAX_TOKENS = 10**15  # far beyond any real day; catches pasted garbage before BIGINT does
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,16 +59,64 @@ def import_csv(
 ) -> ImportResult:
     """Check and import a usage CSV into an account, streaming, in the caller's transaction.
 
-    Rows go to the bulk writer in batches as they are read, so memory stays flat whatever
-    the file's size. After the first bad row nothing more is written but the rest is still
-    checked, to list every problem; then `InvalidInput` is raised and the caller's
-    transaction, with everything written so far, rolls back: all or nothing.
+    Memory stays flat whatever the file's size. After the first bad row nothing more is
+    written but the rest is still checked, to list every problem; then `InvalidInput` is
+    raised and the savepoint, with everything written so far, rolls back: all or nothing.
     """
     account = get_account(session=session, name=account_name)
     stamp = utcnow()
+    today = today_utc()
+    span = _fast_path(session, account, stream, stamp, today) if _fast(session, stream) else None
+    if span is None:
+        span = _checked_import(session, account, stream, stamp, today)
+        estimate_costs(session, span[0], span[1], account.id)
+    written, days = session.execute(
+        select(func.count(), func.count(distinct(UsageRecord.day))).where(
+            UsageRecord.account_id == account.id, UsageRecord.synced_at == stamp
+        )
+    ).one()
+    result = ImportResult(int(written), int(days), span[0], span[1])
+    audit.record(
+        session=session,
+        actor=actor,
+        action="usage.import",
+        target=account.name,
+        rows=result.rows_written,
+        first_day=str(result.first_day),
+        last_day=str(result.last_day),
+    )
+    return result
+
+
+def _fast(session: Session, stream: TextIO) -> bool:
+    """PostgreSQL (psycopg2's COPY) and a file that can be read again if the fast path
+    refuses it."""
+    dialect = session.connection().dialect
+    return dialect.name == "postgresql" and dialect.driver == "psycopg2" and stream.seekable()
+
+
+def _fast_path(
+    session: Session, account: Account, stream: TextIO, stamp: dt.datetime, today: dt.date
+) -> tuple[dt.date, dt.date] | None:
+    """The import through COPY (`csv_copy`), or None (nothing written, the file rewound) when
+    it needs the row checker."""
+    start = stream.tell()
+    try:
+        with session.begin_nested():
+            return copy_import(session, account, account.provider, stream, stamp=stamp, today=today)
+    except NotFastPath as why:
+        log.info("the CSV import takes the row checker: %s", why)
+        stream.seek(start)
+        return None
+
+
+def _checked_import(
+    session: Session, account: Account, stream: TextIO, stamp: dt.datetime, today: dt.date
+) -> tuple[dt.date, dt.date]:
+    """The row checker's import: every row checked in Python and written in batches."""
     errors: list[str] = []
     span = _Span()
-    rows = iter_csv(stream, today=today_utc(), errors=errors)
+    rows = iter_csv(stream, today=today, errors=errors)
     # A savepoint: a bad row undoes what this import wrote, whatever the caller does next.
     with session.begin_nested():
         upsert_rows(session, account.id, span.track(_while_clean(rows, errors)), stamp=stamp)
@@ -77,23 +128,7 @@ def import_csv(
             )
     if span.first is None or span.last is None:
         raise InvalidInput("the CSV has no data rows; see docs/csv-import.md for the template")
-    estimate_costs(session, span.first, span.last, account.id)
-    written, days = session.execute(
-        select(func.count(), func.count(distinct(UsageRecord.day))).where(
-            UsageRecord.account_id == account.id, UsageRecord.synced_at == stamp
-        )
-    ).one()
-    result = ImportResult(int(written), int(days), span.first, span.last)
-    audit.record(
-        session=session,
-        actor=actor,
-        action="usage.import",
-        target=account.name,
-        rows=result.rows_written,
-        first_day=str(result.first_day),
-        last_day=str(result.last_day),
-    )
-    return result
+    return span.first, span.last
 
 
 class _Span:
@@ -135,19 +170,11 @@ def iter_csv(stream: TextIO, *, today: dt.date, errors: list[str]) -> Iterator[U
     except csv.Error as exc:
         errors.append(f"line 1: {exc}")
         return
-    columns = [h.strip().lstrip("\ufeff").lower() for h in header]
-    missing = [c for c in REQUIRED if c not in columns]
-    unknown = [c for c in columns if c and c not in REQUIRED + OPTIONAL]
-    repeated = sorted({c for c in columns if c and columns.count(c) > 1})
-    if missing:
-        errors.append(f"line 1: missing column(s) {', '.join(missing)}")
-    if unknown:
-        errors.append(
-            f"line 1: unknown column(s) {', '.join(unknown)}; allowed: "
-            + ", ".join(REQUIRED + OPTIONAL)
-        )
-    if repeated:
-        errors.append(f"line 1: column(s) {', '.join(repeated)} appear twice")
+    except UnicodeDecodeError:
+        errors.append("the file is not UTF-8 text; save it as UTF-8")
+        return
+    columns, problems = header_problems(header)
+    errors.extend(problems)
     if errors:
         return
     try:

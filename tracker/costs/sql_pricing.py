@@ -1,0 +1,119 @@
+"""The price book's per-row rule as one SQL expression, for pricing rows set-based on PostgreSQL.
+
+`PriceBook.outcome` prices one row in Python; a million-row import cannot afford a Python
+call per row. Here the book resolves each distinct (provider, model, day, tier) once, the
+unit prices go to a temporary table (`stage_unit_prices`), and `outcome_sql` prices every
+row in the statement that writes it. Both follow the same rule (exact decimal arithmetic,
+rounded half up to 6 places); `tests/costs/test_sql_pricing.py` checks that the Python
+pricer finds nothing to change after the SQL one ran.
+
+PostgreSQL only: SQLite keeps NUMERIC as a double, so its products would not be exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from tracker.costs.pricebook import PriceBook
+from tracker.costs.prices import NO_ESTIMATE_USAGE_TYPES, TOKEN_KINDS
+
+UNIT_PRICES = "tmp_unit_prices"
+# The row columns `outcome_sql` reads (in TOKEN_KINDS order for the token counts).
+TOKEN_COLUMNS_BY_KIND = {
+    "input": "input_tokens",
+    "cached_input": "cached_input_tokens",
+    "cache_write": "cache_write_tokens",
+    "cache_write_1h": "cache_write_1h_tokens",
+    "output": "output_tokens",
+}
+_NULL = "\\N"
+
+
+def stage_unit_prices(
+    connection: Connection, book: PriceBook, keys: Iterable[tuple[str, str, dt.date, str]]
+) -> None:
+    """Resolve each (provider, model, day, tier) once and COPY its unit prices (USD per single
+    token, per request) into a temporary table that lives until the transaction ends."""
+    price_columns = ", ".join(f"p_{k} numeric" for k in (*TOKEN_KINDS, "request"))
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {UNIT_PRICES} (provider text, model text, day date, "
+        f"tier text, {price_columns}, priced boolean, approximate boolean, "
+        "PRIMARY KEY (provider, model, day, tier)) ON COMMIT DROP"
+    )
+    lines = []
+    for provider, model, day, tier in keys:
+        resolved = book.resolve(provider, model, day, tier)
+        prices = resolved.prices
+        units: list[Decimal | None] = (
+            [None] * (len(TOKEN_KINDS) + 1)
+            if prices is None
+            else [None if (p := getattr(prices, k)) is None else p.scaleb(-6) for k in TOKEN_KINDS]
+            + [prices.request]
+        )
+        fields = [
+            provider,
+            model,
+            day.isoformat(),
+            tier,
+            *(_NULL if u is None else format(u, "f") for u in units),
+            "t" if prices is not None else "f",
+            "t" if resolved.approximate else "f",
+        ]
+        lines.append("\t".join(_copy_text(f) for f in fields) + "\n")
+    raw: Any = connection.connection.dbapi_connection
+    cursor = raw.cursor()
+    try:
+        cursor.copy_expert(f"COPY {UNIT_PRICES} FROM STDIN", io.StringIO("".join(lines)))
+    finally:
+        cursor.close()
+    connection.exec_driver_sql(f"ANALYZE {UNIT_PRICES}")
+
+
+def _copy_text(value: str) -> str:
+    if value == _NULL:
+        return value
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def outcome_sql(row: Mapping[str, str], prices: str = "p") -> tuple[str, str]:
+    """(estimated_cost, pricing_status) SQL for a row whose columns are the expressions in
+    `row` (keys: the token columns, requests, other_units, billed_cost, usage_type), joined
+    to `UNIT_PRICES` as `prices` (LEFT JOIN: no match prices nothing).
+
+    The rule of `PriceBook.outcome`: billed-only line items (`cost:...`) and fees have no
+    estimate; a row with no tokens is an empty bucket, unless it has requests (priced per
+    request) or other units (no price: unpriced); a token kind without a price leaves the
+    row unpriced; other units make an estimate approximate.
+    """
+    counts = {k: f"coalesce({row[c]}, 0)" for k, c in TOKEN_COLUMNS_BY_KIND.items()}
+    requests = f"coalesce({row['requests']}, 0)"
+    other = f"coalesce({row['other_units']}, 0)"
+    usage_type = row["usage_type"]
+    no_tokens = " AND ".join(f"{c} = 0" for c in counts.values())
+    fees = ", ".join(f"'{t}'" for t in sorted(NO_ESTIMATE_USAGE_TYPES))
+    missing_price = " OR ".join(
+        f"({counts[k]} > 0 AND {prices}.p_{k} IS NULL)" for k in TOKEN_KINDS
+    )
+    status = (
+        f"CASE WHEN {usage_type} LIKE 'cost:%' THEN 'not_applicable' "
+        f"WHEN {no_tokens} AND ({row['billed_cost']} IS NOT NULL OR {usage_type} IN ({fees})) "
+        "THEN 'not_applicable' "
+        f"WHEN {no_tokens} AND {other} <> 0 THEN 'unpriced' "
+        f"WHEN {no_tokens} AND {requests} = 0 THEN 'not_applicable' "
+        f"WHEN {prices}.priced IS NOT TRUE OR {missing_price} THEN 'unpriced' "
+        f"WHEN {prices}.approximate OR {other} <> 0 THEN 'approximate' "
+        "ELSE 'priced' END"
+    )
+    total = " + ".join(f"{counts[k]} * coalesce({prices}.p_{k}, 0)" for k in TOKEN_KINDS)
+    total += f" + {requests} * coalesce({prices}.p_request, 0)"
+    # round() on NUMERIC rounds half away from zero: half up, as amounts are never negative.
+    cost = f"CASE WHEN ({status}) IN ('priced', 'approximate') THEN round({total}, 6) END"
+    return cost, status

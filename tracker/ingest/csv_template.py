@@ -1,0 +1,31 @@
+"""The usage CSV template (docs/csv-import.md): its columns and limits, and the header check.
+
+Shared by the row checker (`csv_import`) and the PostgreSQL fast path (`csv_copy`).
+"""
+
+from __future__ import annotations
+
+REQUIRED = ("day", "model", "input_tokens", "output_tokens", "requests")
+OPTIONAL = ("cached_input_tokens", "cost", "project", "api_key_id")
+MAX_ERRORS = 20
+MAX_TOKENS = 10**15  # far beyond any real day; catches pasted garbage before BIGINT does
+
+
+def header_problems(header: list[str]) -> tuple[list[str], list[str]]:
+    """The header's column names (lower case, a byte-order mark dropped) and its problems,
+    each as 'line 1: ...'."""
+    columns = [h.strip().lstrip("\ufeff").lower() for h in header]
+    missing = [c for c in REQUIRED if c not in columns]
+    unknown = [c for c in columns if c and c not in REQUIRED + OPTIONAL]
+    repeated = sorted({c for c in columns if c and columns.count(c) > 1})
+    problems = []
+    if missing:
+        problems.append(f"line 1: missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(
+            f"line 1: unknown column(s) {', '.join(unknown)}; allowed: "
+            + ", ".join(REQUIRED + OPTIONAL)
+        )
+    if repeated:
+        problems.append(f"line 1: column(s) {', '.join(repeated)} appear twice")
+    return columns, problems
