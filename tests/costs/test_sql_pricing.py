@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from tests.costs.test_pricing_properties import BOOK, MODELS
 from tracker.costs.sql_pricing import UNIT_PRICES, outcome_sql, stage_unit_prices
+from tracker.models import TOKEN_COLUMNS
 
 COLUMNS = (
     "provider",
@@ -22,11 +23,7 @@ COLUMNS = (
     "day",
     "tier",
     "usage_type",
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
+    *TOKEN_COLUMNS,
     "requests",
     "other_units",
     "billed_cost",

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.sql_pricing import UNIT_PRICES, outcome_sql, stage_unit_prices
 from tracker.ingest.csv_template import MAX_TOKENS, header_problems
-from tracker.models import IMPORT_USAGE_TYPE, USAGE_NATURAL_KEY, Account
+from tracker.models import IMPORT_USAGE_TYPE, TOKEN_COLUMNS, USAGE_NATURAL_KEY, Account
 from tracker.providers.base import MAX_ROW_AMOUNT
 
 log = logging.getLogger(__name__)
@@ -213,11 +213,7 @@ _WRITTEN = (
     *USAGE_NATURAL_KEY,
     "project_name",
     "api_key_name",
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
+    *TOKEN_COLUMNS,
     "requests",
     "other_units",
     "other_unit_name",
