@@ -604,7 +604,12 @@ def test_estimate_range_prices_flags_and_keeps_billed(session: Session) -> None:
     assert unknown.estimated_cost is None
     assert (unknown.pricing_status, unknown.cost_source) == ("unpriced", "covered")
     assert billed.billed_cost == Decimal("1.5") and billed.estimated_cost is None
-    assert (billed.pricing_status, billed.cost_source) == ("not_applicable", "billed")
+    # The line item names no model or project: it is allocated over the day's usage (by
+    # tokens, as one row has no estimate), so it counts 0 itself.
+    assert (billed.pricing_status, billed.cost_source) == ("not_applicable", "covered")
+    assert (billed.allocated_cost, billed.allocation_method) == (0, "proportional_tokens")
+    shares = [r.allocated_cost for r in (known, batch, tiny, unknown)]
+    assert sum(shares) == Decimal("1.5") and all(s > 0 for s in shares)
     assert outside.pricing_status == "pending" and outside.estimated_cost is None
     assert not_mine.pricing_status == "pending"
 

@@ -66,13 +66,18 @@ def test_cost_sources_per_account_day(session):
     seed(session)
     rows = session.scalars(select(UsageRecord).order_by(UsageRecord.day, UsageRecord.id)).all()
     sources = [(r.day, r.usage_type.split(",")[0], r.model, r.cost_source) for r in rows]
-    assert [s[3] for s in sources] == ["covered", "billed", "billed", "estimated", "none"]
+    assert [s[3] for s in sources] == ["covered", "covered", "covered", "estimated", "none"]
     covered, estimated = rows[0], rows[3]
     # The covered row keeps its estimate (reconciliation compares it with the bill)...
     assert covered.estimated_cost == estimated.estimated_cost
     assert covered.estimated_cost is not None and covered.estimated_cost > 0
-    # ...but counts nothing toward spend.
-    assert row_spend(covered.billed_cost, covered.estimated_cost, covered.cost_source) == 0
+    # ...but counts the day's line items, allocated to it (the only row they match)...
+    assert (covered.allocated_cost, covered.allocation_method) == (Decimal("3.35"), "exact")
+    spend = [
+        row_spend(r.billed_cost, r.estimated_cost, r.cost_source, r.allocated_cost)
+        for r in rows[:3]
+    ]
+    assert spend == [Decimal("3.35"), 0, 0]  # ...and the line items count nothing more.
     assert rows[4].estimated_cost is None and rows[4].pricing_status == "unpriced"
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from tracker.core import migrate
 from tracker.core.db import make_engine
+from tracker.costs import estimate as estimate_module
 from tracker.costs import reconcile
 from tracker.costs.estimate import estimate_range
 from tracker.costs.spend import assign_cost_sources
@@ -400,12 +401,15 @@ def test_upgrading_an_install_builds_the_rollups_from_its_usage(
     engine = make_engine(url)
     migrate.upgrade(engine, "0002")
     rng = random.Random(20261124)
+    # Schema 0002 has no allocation columns yet: price without allocating (0013 adds them).
+    monkeypatch.setattr(estimate_module, "allocate", lambda **kwargs: 0)
     with Session(engine) as session, session.begin():
         openai = _account(session, "upgrade-openai", "openai")
         other = _account(session, "upgrade-deepseek", "deepseek")
         upsert_rows(session, openai.id, _rows(rng, 250), stamp=utcnow())
         upsert_rows(session, other.id, _rows(rng, 120), stamp=utcnow())
         estimate_range(session=session, start=FIRST, end=TODAY)
+    monkeypatch.undo()
     migrate.upgrade(engine)
     try:
         with Session(engine) as session:

@@ -90,7 +90,11 @@ def test_follows_pages_and_sends_the_documented_query(server, http):
     assert query["group_by"] == ["project_id", "api_key_id", "model", "batch", "service_tier"]
     assert query["start_time"] == ["1785542400"] and query["end_time"] == ["1785801600"]
     assert query["bucket_width"] == ["1d"] and "page" in query
-    assert server.last("/v1/organization/costs").query["group_by"] == ["project_id", "line_item"]
+    assert server.last("/v1/organization/costs").query["group_by"] == [
+        "project_id",
+        "line_item",
+        "api_key_id",
+    ]
 
 
 def test_old_shape_buckets_without_newer_fields(server, http):

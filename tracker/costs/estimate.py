@@ -21,10 +21,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from tracker.core.errors import InvalidInput
+from tracker.costs.allocate import allocate
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.prices import EstimateSummary
 from tracker.costs.spend import billed_days, cost_source_of
-from tracker.models import IMPORT_USAGE_TYPE, Account, Service, UsageRecord
+from tracker.models import IMPORT_USAGE_TYPE, Account, CostSource, Service, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,8 @@ def price_stored(
                 (account_id, day) in days_billed,
                 imported=usage_type == IMPORT_USAGE_TYPE,
             )
+            if source == CostSource.BILLED and old_source == CostSource.COVERED:
+                source = old_source  # a line item allocated to its usage (costs.allocate)
             if cost != old_cost or status != old_status or source != old_source:
                 pending.append((rid, cost, status, source))
         summary.rows += len(rows)
@@ -195,6 +198,9 @@ def price_stored(
         )
         connection.execute(text(f"DROP TABLE {_TMP.name}"))
         _expire_usage(session)
+    if write:
+        # Estimates weigh the split of the day's bills: allocate after every pricing pass.
+        allocate(session=session, start=start, end=end, account_ids=account_ids)
     summary.unpriced_tokens = dict(unpriced)
     summary.seconds = time.perf_counter() - started
     log.info(

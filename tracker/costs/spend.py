@@ -5,9 +5,11 @@ Each usage row says in `cost_source` which of its amounts counts:
 - `billed`: the provider's own amount (`billed_cost`).
 - `estimated`: our price-book estimate (`estimated_cost`), where the provider reports no
   amount for that account and day.
-- `covered`: the row's cost is already inside the provider's billed line items for the same
-  account and day (OpenAI's costs API and Anthropic's cost report bill per line item, apart
-  from the per-model token rows); it counts $0, or that day would be counted twice. Only
+- `covered`: the row's cost is inside the provider's billed line items for the same account
+  and day (OpenAI's costs API and Anthropic's cost report bill per line item, apart from the
+  per-model token rows); it counts its share of them, `allocated_cost`
+  (`tracker.costs.allocate`; NULL until allocated: $0, or the day would count twice). A
+  line item whose amount went to its usage rows is covered too, with a share of 0. Only
   synced rows are covered, and only by synced bills: an imported row's `cost` is its own,
   so an imported row without one is estimated.
 - `none`: neither billed nor priceable (an unknown model); counts $0 and is flagged as
@@ -44,6 +46,7 @@ _u = UsageRecord
 # The amount of a row that counts toward spend (NUMERIC; 0 for covered and unpriced rows).
 ROW_SPEND: ColumnElement[Decimal] = case(
     (_u.cost_source == CostSource.BILLED, _u.billed_cost),
+    (_u.cost_source == CostSource.COVERED, _u.allocated_cost),
     (_u.cost_source == CostSource.ESTIMATED, _u.estimated_cost),
     else_=0,
 )
@@ -56,12 +59,26 @@ def micros(column: Any) -> ColumnElement[int]:
 
 
 ROW_SPEND_MICROS: ColumnElement[int] = micros(func.coalesce(ROW_SPEND, 0))
+# The part of a row's spend that is the provider's billed money (its own bill, or its
+# allocated share of the day's line items), in micro-dollars.
+ROW_BILLED_MICROS: ColumnElement[int] = case(
+    (_u.cost_source == CostSource.BILLED, micros(func.coalesce(_u.billed_cost, 0))),
+    (_u.cost_source == CostSource.COVERED, micros(func.coalesce(_u.allocated_cost, 0))),
+    else_=0,
+)
 
 
-def row_spend(billed: Decimal | None, estimated: Decimal | None, cost_source: str) -> Decimal:
+def row_spend(
+    billed: Decimal | None,
+    estimated: Decimal | None,
+    cost_source: str,
+    allocated: Decimal | None = None,
+) -> Decimal:
     """The Python twin of ROW_SPEND, for rows already read (exports)."""
     if cost_source == CostSource.BILLED and billed is not None:
         return billed
+    if cost_source == CostSource.COVERED and allocated is not None:
+        return allocated
     if cost_source == CostSource.ESTIMATED and estimated is not None:
         return estimated
     return Decimal(0)

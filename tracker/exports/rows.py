@@ -72,13 +72,17 @@ class ExportRow:
     currency: str
     cost_source: str
     pricing_status: str
+    allocated_cost: Decimal | None
+    allocation_method: str | None
 
     @property
     def cost(self) -> Decimal | None:
         """What the row counts toward spend (tracker.costs.spend); None if unpriced."""
         if self.cost_source == CostSource.NONE:
             return None
-        return row_spend(self.billed_cost, self.estimated_cost, self.cost_source)
+        return row_spend(
+            self.billed_cost, self.estimated_cost, self.cost_source, self.allocated_cost
+        )
 
 
 _ROW_COLUMNS = (
@@ -108,6 +112,8 @@ _ROW_COLUMNS = (
     _u.currency,
     _u.cost_source,
     _u.pricing_status,
+    _u.allocated_cost,
+    _u.allocation_method,
 )
 
 

@@ -36,9 +36,11 @@ CSV_COLUMNS = (
     "other_unit_name",
     "billed_cost",
     "estimated_cost",
+    "allocated_cost",
     "cost",
     "currency",
     "cost_source",
+    "allocation_method",
     "pricing_status",
 )
 _TEXT_COLUMNS = frozenset(
@@ -55,6 +57,7 @@ _TEXT_COLUMNS = frozenset(
         "other_unit_name",
         "currency",
         "cost_source",
+        "allocation_method",
         "pricing_status",
     }
 )
@@ -85,9 +88,11 @@ def _row_values(row: ExportRow) -> dict[str, Any]:
         "other_unit_name": row.other_unit_name,
         "billed_cost": money_str(row.billed_cost),
         "estimated_cost": money_str(row.estimated_cost),
+        "allocated_cost": money_str(row.allocated_cost),
         "cost": money_str(row.cost),
         "currency": row.currency,
         "cost_source": row.cost_source,
+        "allocation_method": row.allocation_method,
         "pricing_status": row.pricing_status,
     }
 

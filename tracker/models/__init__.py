@@ -78,6 +78,15 @@ class CostSource(StrEnum):
     NONE = "none"
 
 
+class AllocationMethod(StrEnum):
+    """How a row's allocated cost was found (`tracker.costs.allocate`)."""
+
+    EXACT = "exact"  # the bill named this row alone
+    PROPORTIONAL_ESTIMATE = "proportional_estimate"  # split by list-price estimates
+    PROPORTIONAL_TOKENS = "proportional_tokens"  # split by tokens (no estimate to go by)
+    UNALLOCATED = "unallocated"  # a billed line no usage row matched: it counts itself
+
+
 class PricingStatus(StrEnum):
     PENDING = "pending"
     PRICED = "priced"
@@ -236,6 +245,10 @@ class UsageRecord(Base):
     other_unit_name: Mapped[str | None] = mapped_column(String(64))
     billed_cost: Mapped[Decimal | None]
     estimated_cost: Mapped[Decimal | None]
+    # A covered row's share of the day's billed line items (`tracker.costs.allocate`), and how
+    # it was worked out (`AllocationMethod`).
+    allocated_cost: Mapped[Decimal | None]
+    allocation_method: Mapped[str | None] = mapped_column(String(24))
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     cost_source: Mapped[str] = mapped_column(String(16), default="none")
     pricing_status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -69,6 +69,8 @@ USAGE_ENDPOINTS: dict[str, list[str]] = {
 OPTIONAL_ENDPOINTS = frozenset({"file_search_calls", "web_search_calls"})
 USAGE_PAGE_LIMIT = 31  # buckets per page: the maximum for 1d buckets
 COSTS_PAGE_LIMIT = 180
+# The finest grain the Costs API bills at: each amount then names the key that spent it.
+COSTS_GROUPS = ["project_id", "line_item", "api_key_id"]
 
 
 class OpenAIConnector(Connector):
@@ -126,7 +128,7 @@ class OpenAIConnector(Connector):
                 if exc.status == 404 and endpoint in OPTIONAL_ENDPOINTS:
                     continue
                 raise
-        params = {**window, "limit": COSTS_PAGE_LIMIT, "group_by": ["project_id", "line_item"]}
+        params = {**window, "limit": COSTS_PAGE_LIMIT, "group_by": COSTS_GROUPS}
         for page in self._call("/organization/costs", params):
             for day, result in self.buckets(page, "costs", "start_time", day_of_epoch):
                 yield _named(_cost_row(day, result), names)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import BigInteger, ColumnElement, Select, case, cast, func, or_, select
 
 from tracker.core.units import month_start, next_month
-from tracker.costs.spend import ROW_SPEND_MICROS
+from tracker.costs.spend import ROW_BILLED_MICROS, ROW_SPEND_MICROS
 from tracker.costs.spend import micros as _micros
 from tracker.models import (
     TOKEN_COLUMNS,
@@ -45,7 +45,7 @@ SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 # Per-row cost and its parts, by the one rule in tracker.costs.spend (no day counted twice).
 _ROW_COST = ROW_SPEND_MICROS
-_ROW_BILLED = case((_u.cost_source == CostSource.BILLED, _micros(_u.billed_cost)), else_=0)
+_ROW_BILLED = ROW_BILLED_MICROS
 _ROW_ESTIMATED = case((_u.cost_source == CostSource.ESTIMATED, _micros(_u.estimated_cost)), else_=0)
 _ROW_UNPRICED = case((_u.cost_source == CostSource.NONE, 1), else_=0)
 _ROW_TOKENS = all_tokens(_u)

@@ -1,0 +1,135 @@
+"""Every billed dollar lands on the usage rows it pays for, to the micro-dollar.
+
+OpenAI's costs API bills per project and line item (model, token kind); Anthropic's cost
+report per workspace and description (model, token kind, tier). After a sync from the fake
+admin APIs, spend grouped by API key, project, model or usage type adds up, every day, to
+what the provider billed; usage of a billed model never shows $0; a re-sync and a re-price
+change nothing. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.ingest.test_sync import (
+    ANTHROPIC_BILLED,
+    AUG1,
+    AUG3,
+    OPENAI_BILLED,
+    add_anthropic,
+    add_openai,
+)
+from tracker.core.runtime import Runtime
+from tracker.costs.allocate import LINE_ITEM, split
+from tracker.costs.estimate import estimate_range
+from tracker.costs.spend import ROW_SPEND
+from tracker.ingest import sync
+from tracker.models import UsageRecord
+
+u = UsageRecord
+DIMENSIONS = ("api_key_id", "project_id", "model", "usage_type")
+
+
+def spend_by(runtime: Runtime, account_id: int, dimension: str) -> dict[dt.date, Decimal]:
+    """Per day, the sum over the groups of `dimension` of each group's spend."""
+    column = u.__table__.c[dimension]
+    with runtime.session_factory() as session:
+        groups = session.execute(
+            select(u.day, column, func.sum(ROW_SPEND))
+            .where(u.account_id == account_id)
+            .group_by(u.day, column)
+        ).all()
+    totals: dict[dt.date, Decimal] = {}
+    for day, _, amount in groups:
+        totals[day] = totals.get(day, Decimal(0)) + Decimal(amount or 0)
+    return {day: total.quantize(Decimal("0.000001")).normalize() for day, total in totals.items()}
+
+
+def allocation(runtime: Runtime) -> list[tuple]:
+    with runtime.session_factory() as session:
+        return [
+            tuple(r)
+            for r in session.execute(
+                select(u.id, u.cost_source, u.allocated_cost, u.allocation_method).order_by(u.id)
+            )
+        ]
+
+
+def check_every_breakdown(runtime: Runtime, ids: dict[int, dict[dt.date, Decimal]]) -> None:
+    for account_id, billed in ids.items():
+        for dimension in DIMENSIONS:
+            assert spend_by(runtime, account_id, dimension) == billed, (account_id, dimension)
+        with runtime.session_factory() as session:
+            rows = session.scalars(select(u).where(u.account_id == account_id)).all()
+        named = {
+            (r.day, r.project_id, r.model)
+            for r in rows
+            if r.usage_type.startswith(LINE_ITEM) and r.allocation_method != "unallocated"
+        }
+        usage = [r for r in rows if not r.usage_type.startswith(LINE_ITEM)]
+        billed_usage = [
+            r
+            for r in usage
+            if any(
+                day == r.day and project in ("", r.project_id) and model in ("", r.model)
+                for day, project, model in named
+            )
+        ]
+        assert billed_usage, "the fake data bills some usage"
+        for r in billed_usage:
+            # No usage of a billed model shows $0: it carries its share of the bill.
+            assert r.cost_source == "covered" and r.allocated_cost, r
+            assert r.allocation_method in ("exact", "proportional_estimate", "proportional_tokens")
+
+
+def test_every_billed_dollar_lands_on_usage_in_every_breakdown(runtime, server) -> None:
+    ids = {
+        add_openai(runtime, server): OPENAI_BILLED,
+        add_anthropic(runtime, server): ANTHROPIC_BILLED,
+    }
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    check_every_breakdown(runtime, ids)
+    before = allocation(runtime)
+    assert {method for *_, method in before} >= {"proportional_estimate"}
+
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok  # a re-sync
+    assert allocation(runtime) == before
+    with runtime.session_factory.begin() as session:  # a re-price
+        estimate_range(session=session, start=AUG1, end=AUG3)
+    assert allocation(runtime) == before
+    check_every_breakdown(runtime, ids)
+
+
+def test_a_bill_that_matches_no_usage_stays_its_own_line(runtime, server) -> None:
+    openai_id = add_openai(runtime, server)
+    for bucket in server.openai_costs:
+        for result in bucket["results"]:
+            result["line_item"] = "retired-model-9, input"
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    with runtime.session_factory() as session:
+        lines = session.scalars(
+            select(u).where(u.account_id == openai_id, u.usage_type.like(f"{LINE_ITEM}%"))
+        ).all()
+    assert lines and {(r.cost_source, r.allocation_method) for r in lines} == {
+        ("billed", "unallocated")
+    }
+    assert spend_by(runtime, openai_id, "model") == OPENAI_BILLED
+
+
+@pytest.mark.parametrize(
+    ("amount", "weights", "parts"),
+    [
+        (100, [1, 1, 1], [34, 33, 33]),  # a tie goes to the earlier part
+        (10, [0, 5, 5], [0, 5, 5]),
+        (1, [3, 7], [0, 1]),
+        (2_820_000, [123_456, 654_321, 1], [447_616, 2_372_380, 4]),
+        (0, [5, 5], [0, 0]),
+    ],
+)
+def test_split_is_exact_and_deterministic(amount, weights, parts) -> None:
+    assert split(amount, weights) == parts
+    assert sum(split(amount, weights)) == amount
