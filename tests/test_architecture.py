@@ -64,7 +64,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"core"}),
     frozenset({"providers", "identity"}),
     frozenset({"costs"}),
-    frozenset({"ingest", "planning"}),
+    frozenset({"ingest", "planning", "attribution"}),
     frozenset({"alerts"}),
     frozenset({"reporting"}),
     frozenset({"exports"}),

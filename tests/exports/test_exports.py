@@ -104,6 +104,7 @@ def test_xlsx_month_pack_sheets_totals_and_formats(session: Session) -> None:
         "By project",
         "Daily",
         "Unpriced",
+        "Chargeback",
     ]
     summary = {row[0].value: row[1] for row in book["Summary"].iter_rows(min_row=2) if row[0].value}
     total = summary["Total cost"]
@@ -131,6 +132,12 @@ def test_xlsx_month_pack_sheets_totals_and_formats(session: Session) -> None:
     assert unpriced[0] == "Acme OpenAI" and unpriced[1] == "'" + INJECTION_MODEL
     days = [c.value for c in book["Daily"]["A"][1:-1]]
     assert days == [dt.datetime(2025, 1, 15), dt.datetime(2025, 1, 16)]
+    # No team is set up: the whole month is Unassigned, and adds up to the month's spend.
+    charged = [[c.value for c in r] for r in book["Chargeback"].iter_rows(min_row=2) if r[0].value]
+    assert {r[1] for r in charged} == {"Unassigned", "Total"}
+    month_total = next(r[5] for r in charged if r[1] == "Total")
+    body = sum(Decimal(str(r[5])) for r in charged if r[1] != "Total")
+    assert body.quantize(CENT) == Decimal(str(month_total)).quantize(CENT)
 
 
 def test_xlsx_summary_shows_the_projection(session: Session) -> None:
@@ -440,8 +447,8 @@ def test_cli_failed_export_leaves_no_half_file(
     target.write_text("previous export\n", encoding="utf-8")
     real = tabular.write_csv
 
-    def failing(rows, out):  # type: ignore[no-untyped-def]
-        real(rows, out)
+    def failing(rows, out, **kwargs):  # type: ignore[no-untyped-def]
+        real(rows, out, **kwargs)
         raise InvalidInput("disk full (simulated); free some space and export again")
 
     monkeypatch.setattr(export, "write_csv", failing)

@@ -26,6 +26,7 @@ FINANCE_PAGES = [
     "pages/forecast.py",
     "pages/budgets.py",
     "pages/anomalies.py",
+    "pages/chargeback.py",
     "pages/exports.py",
     "pages/sync_health.py",
 ]

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
+from tracker.attribution.teams import TeamResolver
 from tracker.core.errors import InvalidInput
 from tracker.costs.pricebook import PriceBook
 from tracker.exports.focus import write_focus
@@ -66,9 +67,9 @@ def export(
     text, wrapper = _text_stream(out)
     try:
         if fmt == "csv":
-            stats = write_csv(rows, text)
+            stats = write_csv(rows, text, teams=TeamResolver(session))
         elif fmt == "json":
-            stats = write_json(rows, text, start=start, end=end)
+            stats = write_json(rows, text, start=start, end=end, teams=TeamResolver(session))
         else:
             stats = write_focus(
                 rows, text, list_book=PriceBook(()), book=PriceBook.from_db(session)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO, Any
 
+from tracker.attribution.teams import TeamResolver
 from tracker.exports.rows import ExportRow, money_str, safe_text
 
 CSV_COLUMNS = (
@@ -42,6 +43,9 @@ CSV_COLUMNS = (
     "cost_source",
     "allocation_method",
     "pricing_status",
+    "team",
+    "cost_center",
+    "gl_account",
 )
 _TEXT_COLUMNS = frozenset(
     {
@@ -59,6 +63,9 @@ _TEXT_COLUMNS = frozenset(
         "cost_source",
         "allocation_method",
         "pricing_status",
+        "team",
+        "cost_center",
+        "gl_account",
     }
 )
 _INT_COLUMNS = (
@@ -71,7 +78,15 @@ _INT_COLUMNS = (
 )
 
 
-def _row_values(row: ExportRow) -> dict[str, Any]:
+def _row_values(row: ExportRow, teams: TeamResolver | None) -> dict[str, Any]:
+    """A row's export values; `team` by the mapping in force on its day (direct, before
+    shared-cost rules, which split whole months: the Chargeback page and sheet)."""
+    team = (
+        teams.team(row.day, api_key=row.api_key_id, project=row.project_id, account=row.account)
+        if teams is not None
+        else None
+    )
+    center, gl = teams.books(team) if teams is not None and team is not None else (None, None)
     return {
         "day": row.day.isoformat(),
         "provider": row.provider,
@@ -94,6 +109,9 @@ def _row_values(row: ExportRow) -> dict[str, Any]:
         "cost_source": row.cost_source,
         "allocation_method": row.allocation_method,
         "pricing_status": row.pricing_status,
+        "team": team,
+        "cost_center": center,
+        "gl_account": gl,
     }
 
 
@@ -106,13 +124,15 @@ class ExportStats:
     total_cost: Decimal = field(default_factory=lambda: Decimal(0))
 
 
-def write_csv(rows: Iterable[ExportRow], out: IO[str]) -> ExportStats:
+def write_csv(
+    rows: Iterable[ExportRow], out: IO[str], *, teams: TeamResolver | None = None
+) -> ExportStats:
     """Write one CSV line per usage record (columns `CSV_COLUMNS`, UTF-8, ISO dates)."""
     stats = ExportStats()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        values = _row_values(row)
+        values = _row_values(row, teams)
         writer.writerow(
             [safe_text(values[c]) if c in _TEXT_COLUMNS else values[c] for c in CSV_COLUMNS]
         )
@@ -123,14 +143,19 @@ def write_csv(rows: Iterable[ExportRow], out: IO[str]) -> ExportStats:
 
 
 def write_json(
-    rows: Iterable[ExportRow], out: IO[str], *, start: dt.date, end: dt.date
+    rows: Iterable[ExportRow],
+    out: IO[str],
+    *,
+    start: dt.date,
+    end: dt.date,
+    teams: TeamResolver | None = None,
 ) -> ExportStats:
     """Write one JSON document: range, then `rows` (money as exact decimal strings), totals."""
     stats = ExportStats()
     head = {"format": "ai-cost-tracker.usage/1", "start": start.isoformat(), "end": end.isoformat()}
     out.write(json.dumps(head)[:-1] + ', "currency": "USD", "rows": [')
     for row in rows:
-        values = _row_values(row)
+        values = _row_values(row, teams)
         # Money stays a string: JSON numbers become binary floats in most readers.
         for name in ("other_units", "billed_cost", "estimated_cost", "cost"):
             values[name] = values[name] or None

@@ -11,6 +11,8 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tracker.attribution.chargeback import chargeback
+from tracker.core.units import next_month, to_dollars
 from tracker.exports.rows import CURRENCY, ExportRow, safe_text
 from tracker.exports.tabular import ExportStats
 from tracker.models import Account, CostProjection, CostSource, Service, all_tokens
@@ -72,7 +74,8 @@ def write_xlsx(
     end: dt.date,
     filters: Dimensions,
 ) -> ExportStats:
-    """Write the Excel month pack: Summary, By provider, By model, By project, Daily, Unpriced.
+    """Write the Excel month pack: Summary, By provider, By model, By project, Daily, Unpriced,
+    Chargeback.
 
     Money cells are numbers with a currency format (Excel stores binary floats: exact to far
     below a cent at these magnitudes); headers are frozen.
@@ -231,8 +234,49 @@ def write_xlsx(
     table("By project", ["Account", "Project id", "Project"], by_project)
     table("Daily", ["Day (UTC)"], daily, ["date"])
     table("Unpriced", ["Account", "Model", "Usage type", "Pricing status"], unpriced)
+    _chargeback_sheet(book.add_worksheet("Chargeback"), cell, bold, session, start, end)
     book.close()
     return stats
+
+
+def _chargeback_sheet(
+    sheet: Any, cell: Any, bold: Any, session: Session, start: dt.date, end: dt.date
+) -> None:
+    """Each whole month the range touches, by team and provider (all spend, unfiltered:
+    shared-cost rules split whole months; tracker.attribution.chargeback)."""
+    headers = ["Month", "Team", "Cost center", "GL account", "Provider", "Cost (USD)", "How"]
+    for c, header in enumerate(headers):
+        sheet.write_string(0, c, header, bold)
+    sheet.freeze_panes(1, 0)
+    r = 1
+    month = start.replace(day=1)
+    while month <= end:
+        result = chargeback(session=session, month=month)
+        sums: dict[tuple[str, str, str, str, str], int] = {}
+        for p in result.pieces:
+            how = "shared" if p.shared_from else "direct"
+            key = (p.team, p.cost_center or "", p.gl_account or "", p.provider, how)
+            sums[key] = sums.get(key, 0) + p.micros
+        for (team, center, gl, provider, how), micros in sorted(sums.items()):
+            for c, (value, kind) in enumerate(
+                [
+                    (f"{month:%Y-%m}", ""),
+                    (team, ""),
+                    (center, ""),
+                    (gl, ""),
+                    (provider, ""),
+                    (to_dollars(micros), "money"),
+                    (how, ""),
+                ]
+            ):
+                cell(sheet, r, c, value, kind)
+            r += 1
+        cell(sheet, r, 0, f"{month:%Y-%m}")
+        cell(sheet, r, 1, "Total")
+        cell(sheet, r, 5, result.total, "money")
+        r += 2
+        month = next_month(month)
+    sheet.set_column(0, 6, 18)
 
 
 def _sum_aggs(aggs: Iterable[_Agg]) -> _Agg:

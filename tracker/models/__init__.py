@@ -545,8 +545,18 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_log_at", "at"),)
 
 
-# The sign-in tables live in their own module; importing them here registers them with
-# `Base.metadata` wherever the models are imported.
+# The sign-in and the attribution tables (teams, mappings, shared-cost rules) live in their
+# own modules; importing them here registers them with `Base.metadata` wherever the models
+# are imported.
+from tracker.models.attribution import (  # noqa: E402
+    SharedCostRule as SharedCostRule,
+)
+from tracker.models.attribution import (  # noqa: E402
+    Team as Team,
+)
+from tracker.models.attribution import (  # noqa: E402
+    TeamMapping as TeamMapping,
+)
 from tracker.models.identity import (  # noqa: E402
     SignInSession as SignInSession,
 )

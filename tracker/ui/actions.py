@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from tracker.alerts import delivery, notify
 from tracker.alerts import rules as alert_rules
+from tracker.attribution import teams
 from tracker.core import audit
-from tracker.core.errors import TrackerError
+from tracker.core.errors import InvalidInput, TrackerError
 from tracker.core.runtime import Runtime
 from tracker.costs import overrides
 from tracker.exports import export, rows
@@ -341,3 +342,59 @@ def remove_override(runtime: Runtime, *, override_id: int) -> None:
     """Remove a price override."""
     with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
         overrides.remove_override(session=session, override_id=override_id, actor=actor)
+
+
+# --- Chargeback page -------------------------------------------------------------------------
+
+
+def add_team(runtime: Runtime, *, name: str, cost_center: str, gl_account: str) -> str:
+    with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+        return teams.add_team(
+            session=session, name=name, cost_center=cost_center, gl_account=gl_account, actor=actor
+        ).name
+
+
+def update_team(runtime: Runtime, *, name: str, cost_center: str, gl_account: str) -> None:
+    with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+        teams.update_team(
+            session=session, name=name, cost_center=cost_center, gl_account=gl_account, actor=actor
+        )
+
+
+def remove_team(runtime: Runtime, *, name: str) -> None:
+    with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+        teams.remove_team(session=session, name=name, actor=actor)
+
+
+def add_mapping(runtime: Runtime, **fields: Any) -> teams.MappingView:
+    """Map an account, project or API key to a team from a day (until one, optionally)."""
+    with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+        return teams.add_mapping(session=session, actor=actor, **fields)
+
+
+def remove_mapping(runtime: Runtime, *, mapping_id: int) -> None:
+    with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+        teams.remove_mapping(session=session, mapping_id=mapping_id, actor=actor)
+
+
+def import_mappings(runtime: Runtime, *, upload: IO[bytes]) -> int:
+    """Add mappings from an uploaded CSV, all or nothing."""
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
+    try:
+        with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+            return teams.import_mappings(session=session, stream=text, actor=actor)
+    except UnicodeDecodeError:
+        raise InvalidInput("the file is not UTF-8 text; save it as UTF-8 CSV") from None
+    finally:
+        text.detach()  # the upload belongs to Streamlit
+
+
+def add_shared_rule(runtime: Runtime, **fields: Any) -> teams.RuleView:
+    """Share a team's (or the unassigned) spend over other teams."""
+    with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+        return teams.add_rule(session=session, actor=actor, **fields)
+
+
+def remove_shared_rule(runtime: Runtime, *, rule_id: int) -> None:
+    with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+        teams.remove_rule(session=session, rule_id=rule_id, actor=actor)

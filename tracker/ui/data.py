@@ -27,6 +27,7 @@ from tracker.reporting import accounts as accounts_report
 from tracker.reporting import admin as admin_report
 from tracker.reporting import anomalies as anomaly_report
 from tracker.reporting import budgets as budget_report
+from tracker.reporting import chargeback as chargeback_report
 from tracker.reporting import forecast, overview, sources, usage
 from tracker.reporting import sync_health as sync_health_report
 
@@ -245,6 +246,23 @@ def sso_mappings_frame() -> pd.DataFrame:
 def overrides_frame() -> pd.DataFrame:
     with _factory()() as session:
         return admin_report.overrides_frame(session=session)
+
+
+def chargeback(month: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(team x provider, pieces) for a month: read fresh, as a mapping just changed must show."""
+    with _factory()() as session:
+        result = chargeback_report.month_chargeback(session=session, month=month)
+    return chargeback_report.team_provider_frame(result), chargeback_report.pieces_frame(result)
+
+
+def team_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(teams, mappings, shared-cost rules), fresh on every run."""
+    with _factory()() as session:
+        return (
+            chargeback_report.teams_frame(session=session),
+            chargeback_report.mappings_frame(session=session),
+            chargeback_report.rules_frame(session=session),
+        )
 
 
 def audit_frame() -> pd.DataFrame:

@@ -21,6 +21,8 @@ class Capability(StrEnum):
     # Acknowledging an anomaly records that someone looked at it; it changes no cost, budget
     # or rule, so finance (who reads the anomalies) may do it too.
     ACKNOWLEDGE_ANOMALIES = "acknowledge anomalies"
+    # The Chargeback page: spend by team, and the teams, mappings and shared-cost rules behind it.
+    CHARGE_BACK = "charge back"
     MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
     ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
     OWN_ACCOUNT = "own account"  # change one's own password, end one's other sessions
@@ -34,6 +36,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.VIEW_PLANNING,
             Capability.EXPORT,
             Capability.ACKNOWLEDGE_ANOMALIES,
+            Capability.CHARGE_BACK,
             Capability.OWN_ACCOUNT,
         }
     ),

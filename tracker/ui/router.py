@@ -51,6 +51,7 @@ PAGES: tuple[PageSpec, ...] = (
         "budgets.py", "Budgets & alerts", ":material/notifications:", Capability.VIEW_PLANNING
     ),
     PageSpec("anomalies.py", "Anomalies", ":material/troubleshoot:", Capability.VIEW_PLANNING),
+    PageSpec("chargeback.py", "Chargeback", ":material/groups:", Capability.CHARGE_BACK),
     PageSpec("exports.py", "Exports", ":material/download:", Capability.EXPORT),
     PageSpec("sync_health.py", "Sync health", ":material/sync:", Capability.VIEW_PLANNING),
     PageSpec("accounts.py", "Accounts", ":material/key:", Capability.MANAGE_ACCOUNTS),

@@ -1,0 +1,65 @@
+"""The Chargeback page in Chromium, as finance sees it: teams with cost centers, a shared
+bucket moved by a rule, the month's total, and the drill-down of one team."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from tests.e2e.conftest import ARTIFACTS, new_page, running_app
+from tests.factories.dashboard import PASSWORD, expected_cost
+from tracker.attribution import teams
+from tracker.core.db import make_engine
+from tracker.core.units import month_start
+from tracker.ui.components import money
+
+pytestmark = pytest.mark.e2e
+
+
+def test_finance_reads_the_chargeback(seeded_pg: str, tmp_path: Path, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    today = dt.datetime.now(dt.UTC).date()
+    engine = make_engine(seeded_pg)
+    with Session(engine) as session, session.begin():
+        teams.add_team(
+            session=session, name="Web", cost_center="CC-100", gl_account="6100", actor="t"
+        )
+        teams.add_team(
+            session=session, name="ML", cost_center="CC-200", gl_account="6200", actor="t"
+        )
+        teams.add_mapping(
+            session=session, kind="account", value="OpenAI Prod", team="Web",
+            valid_from=dt.date(2020, 1, 1), actor="t",
+        )  # fmt: skip
+        teams.add_rule(
+            session=session,
+            source="Unassigned",
+            method="fixed",
+            targets=[("Web", "25"), ("ML", "75")],
+            valid_from=month_start(today),
+            actor="t",
+        )
+    engine.dispose()
+    total = expected_cost(month_start(today), today, today)
+    with running_app(seeded_pg, tmp_path) as (url, _log):
+        page = new_page(browser.new_context(viewport={"width": 1400, "height": 1400}))
+        page.goto(url)
+        page.get_by_role("textbox", name="Username").fill("fin")
+        page.get_by_role("textbox", name="Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Chargeback", exact=True).click()
+        expect(page.get_by_role("heading", name="Chargeback").first).to_be_visible()
+        metric = page.get_by_test_id("stMetric").filter(has_text="Charged back")
+        expect(metric).to_contain_text(money(total))
+        expect(page.get_by_test_id("stMetric").filter(has_text="Unassigned")).to_contain_text(
+            "$0.00"
+        )
+        expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+        expect(page.get_by_role("button", name="Download the chargeback (CSV)")).to_be_visible()
+        page.wait_for_timeout(2000)  # let the tables draw
+        page.screenshot(path=str(ARTIFACTS / "chargeback.png"), full_page=True)

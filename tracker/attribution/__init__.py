@@ -1,0 +1,1 @@
+"""Attribution: teams, what maps to them, shared-cost rules and the monthly chargeback."""
