@@ -186,8 +186,21 @@ with tab_mappings:
                 done=lambda n: f"Imported {n} mapping(s).",
             )
     if not mappings.empty:
+        labels = {
+            int(r.id): f"#{r.id} {r.kind} {r.value} -> {r.team}" for r in mappings.itertuples()
+        }
+        with st.form("cb_end_mapping"):
+            c1, c2 = st.columns(2)
+            ending = c1.selectbox("Mapping to end", list(labels), format_func=labels.__getitem__)
+            last = c2.date_input("First day it no longer holds", value=units.month_start(today))
+            if st.form_submit_button("End mapping"):
+                ui.attempt(
+                    lambda: actions.end_mapping(runtime, mapping_id=int(ending), valid_to=last),
+                    failed="Could not end the mapping: {reason}",
+                    done=f"Mapping {labels[int(ending)]} ends on {last}.",
+                )
         ui.remove_picker(
-            {int(r.id): f"#{r.id} {r.kind} {r.value} -> {r.team}" for r in mappings.itertuples()},
+            labels,
             pick="Mapping to remove",
             button="Remove mapping",
             key="cb_remove_mapping",

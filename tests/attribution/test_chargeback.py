@@ -247,3 +247,26 @@ def test_usage_exports_carry_the_team_cost_center_and_gl_account(org) -> None:
     by_project = {(r["project_id"], r["team"], r["cost_center"], r["gl_account"]) for r in rows}
     assert ("web", "Web", "CC-100", "6100") in by_project
     assert ("ml", "Unassigned", "", "") in by_project
+
+
+def test_ending_a_mapping_keeps_its_history_and_frees_the_key(org) -> None:
+    session = org
+    first = teams.add_mapping(
+        session=session, kind="project", value="web", team="Web", valid_from=NOV, actor="t"
+    )
+    teams.end_mapping(
+        session=session, mapping_id=first.id, valid_to=dt.date(2026, 11, 15), actor="t"
+    )
+    teams.add_mapping(
+        session=session,
+        kind="project",
+        value="web",
+        team="ML",
+        valid_from=dt.date(2026, 11, 15),
+        actor="t",
+    )
+    by_team = chargeback(session=session, month=NOV).by_team()
+    # Web keeps Nov 1 ($40) and Nov 4 ($30); ML gets Nov 21 ($30.003).
+    assert (by_team["Web"], by_team["ML"]) == (D("70"), D("30.003"))
+    with pytest.raises(InvalidInput, match="end it after that day"):
+        teams.end_mapping(session=session, mapping_id=first.id, valid_to=NOV, actor="t")

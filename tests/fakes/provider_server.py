@@ -94,6 +94,10 @@ def _seconds(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else _iso(value).timestamp()
 
 
+# Which project each key of openai/project_api_keys.json belongs to (the API lists per project).
+OPENAI_KEY_PROJECTS = {"key_sb7Qx2": "proj_9fK2aLx0Qm7Tz1", "key_ra4Lm9": "proj_3bW8cRt5Yp2Nd6"}
+
+
 @dataclass
 class Reply:
     status: int
@@ -280,6 +284,11 @@ class ProviderServer:
     def _openai(self, path: str, q: dict[str, list[str]]) -> Reply:
         if path == "/v1/organization/projects":
             return Reply(200, load("openai/organization_projects.json"))
+        if path.startswith("/v1/organization/projects/") and path.endswith("/api_keys"):
+            project = path.split("/")[4]
+            body = load("openai/project_api_keys.json")
+            body["data"] = [k for k in body["data"] if OPENAI_KEY_PROJECTS.get(k["id"]) == project]
+            return Reply(200, body)
         if path == "/v1/organization/costs":
             data = self.openai_costs
         elif path.startswith("/v1/organization/usage/"):

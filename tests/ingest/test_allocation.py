@@ -133,3 +133,30 @@ def test_a_bill_that_matches_no_usage_stays_its_own_line(runtime, server) -> Non
 def test_split_is_exact_and_deterministic(amount, weights, parts) -> None:
     assert split(amount, weights) == parts
     assert sum(split(amount, weights)) == amount
+
+
+def test_keys_are_named_and_each_keys_bill_lands_on_its_usage(runtime, server) -> None:
+    openai_id = add_openai(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    with runtime.session_factory() as session:
+        rows = session.scalars(select(u).where(u.account_id == openai_id)).all()
+        by_key = dict(
+            session.execute(
+                select(u.api_key_name, func.sum(ROW_SPEND))
+                .where(u.account_id == openai_id)
+                .group_by(u.api_key_name)
+            ).all()
+        )
+    names = {(r.api_key_id, r.api_key_name) for r in rows if r.api_key_id}
+    assert names == {
+        ("key_sb7Qx2", "support-bot production"),
+        ("key_ra4Lm9", "research notebooks"),
+    }
+    # The costs API names the key: each key's usage carries exactly its own bills.
+    billed_by_key: dict[str, Decimal] = {}
+    for r in rows:
+        if r.usage_type.startswith(LINE_ITEM) and r.api_key_name:
+            billed_by_key[r.api_key_name] = (
+                billed_by_key.get(r.api_key_name, Decimal(0)) + r.billed_cost
+            )
+    assert {k: Decimal(v) for k, v in by_key.items() if k} == billed_by_key

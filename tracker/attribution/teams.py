@@ -198,6 +198,26 @@ def add_mapping(
     return MappingView(mapping.id, kind, value, owner.name, valid_from, valid_to)
 
 
+def end_mapping(*, session: Session, mapping_id: int, valid_to: dt.date, actor: str) -> None:
+    """End a mapping: from `valid_to` on it no longer holds (history before it stays)."""
+    mapping = session.get(TeamMapping, mapping_id)
+    if mapping is None:
+        raise NotFound(f"no team mapping #{mapping_id}")
+    if valid_to <= mapping.valid_from:
+        raise InvalidInput(
+            f"mapping #{mapping_id} starts on {mapping.valid_from}; end it after that day, "
+            "or remove it"
+        )
+    mapping.valid_to = valid_to
+    audit.record(
+        session=session,
+        actor=actor,
+        action="team.end_mapping",
+        target=str(mapping_id),
+        valid_to=str(valid_to),
+    )
+
+
 def remove_mapping(*, session: Session, mapping_id: int, actor: str) -> None:
     mapping = session.get(TeamMapping, mapping_id)
     if mapping is None:

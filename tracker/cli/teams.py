@@ -123,8 +123,16 @@ def cmd_map(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_unmap(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as session:
-        teams.remove_mapping(session=session, mapping_id=args.id, actor="cli")
-    out(f"removed mapping #{args.id}")
+        if args.valid_to is None:
+            teams.remove_mapping(session=session, mapping_id=args.id, actor="cli")
+        else:
+            teams.end_mapping(
+                session=session, mapping_id=args.id, valid_to=args.valid_to, actor="cli"
+            )
+    if args.valid_to is None:
+        out(f"removed mapping #{args.id}")
+    else:
+        out(f"mapping #{args.id} ends: it no longer holds from {args.valid_to}")
     return 0
 
 
@@ -233,8 +241,9 @@ def register(commands: Any) -> None:
     mp.add_argument("--from", dest="valid_from", type=parse_date, required=True)
     mp.add_argument("--to", dest="valid_to", type=parse_date, help="first day it no longer holds")
     mp.set_defaults(handler=cmd_map)
-    um = grp.add_parser("unmap", help="remove a mapping")
+    um = grp.add_parser("unmap", help="end a mapping on a day (--to), or remove it")
     um.add_argument("id", type=int)
+    um.add_argument("--to", dest="valid_to", type=parse_date, help="first day it no longer holds")
     um.set_defaults(handler=cmd_unmap)
     imp = grp.add_parser(
         "import", help="add mappings from a CSV (kind,value,team,valid_from,valid_to)"

@@ -72,7 +72,11 @@ def export(
             stats = write_json(rows, text, start=start, end=end, teams=TeamResolver(session))
         else:
             stats = write_focus(
-                rows, text, list_book=PriceBook(()), book=PriceBook.from_db(session)
+                rows,
+                text,
+                list_book=PriceBook(()),
+                book=PriceBook.from_db(session),
+                teams=TeamResolver(session),
             )
     finally:
         if wrapper is not None:

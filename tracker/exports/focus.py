@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 from typing import IO
 
+from tracker.attribution.teams import TeamResolver
 from tracker.core.units import month_start, next_month
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.prices import UnitPrices
@@ -230,7 +231,11 @@ def _fixed_columns(row: ExportRow) -> dict[str, str]:
 
 
 def focus_records(
-    rows: Iterable[ExportRow], *, list_book: PriceBook, book: PriceBook
+    rows: Iterable[ExportRow],
+    *,
+    list_book: PriceBook,
+    book: PriceBook,
+    teams: TeamResolver | None = None,
 ) -> Iterator[dict[str, str]]:
     """FOCUS 1.2 rows (column -> text, formula-safe) for usage records: one per charge.
 
@@ -281,7 +286,7 @@ def focus_records(
         frequency = "Recurring" if charges[0].kind == "seat" else "Usage-Based"
         sub_id = safe_text(row.project_id)
         sub_name = safe_text(row.project_name or row.project_id) if sub_id else ""
-        tags = _tags(row)
+        tags = _tags(row, teams)
         sku_base = row.model or row.usage_type or row.provider
         for charge, billed, contracted_cost, list_raw_cost in zip(
             charges, billed_parts, contracted_parts, list_raw, strict=True
@@ -333,12 +338,26 @@ def _derived_unit(cost: Decimal, quantity: Decimal) -> Decimal:
     return (cost / quantity).quantize(Decimal("1E-12")).normalize()
 
 
-def _tags(row: ExportRow) -> str:
+def _tags(row: ExportRow, teams: TeamResolver | None) -> str:
     tags = {
         "x_account": row.account,
         "x_cost_source": row.cost_source,
         "x_pricing_status": row.pricing_status,
     }
+    if row.allocation_method:
+        # How the row's share of the provider's billed line items was found (costs.allocate),
+        # until the export moves to FOCUS 1.4's Allocated* columns.
+        tags["x_allocation_method"] = row.allocation_method
+    if teams is not None:
+        team = teams.team(
+            row.day, api_key=row.api_key_id, project=row.project_id, account=row.account
+        )
+        tags["x_team"] = team
+        center, gl = teams.books(team)
+        if center:
+            tags["x_cost_center"] = center
+        if gl:
+            tags["x_gl_account"] = gl
     if row.model:
         tags["x_model"] = row.model
     if row.api_key_id:
@@ -351,7 +370,12 @@ def _tags(row: ExportRow) -> str:
 
 
 def write_focus(
-    rows: Iterable[ExportRow], out: IO[str], *, list_book: PriceBook, book: PriceBook
+    rows: Iterable[ExportRow],
+    out: IO[str],
+    *,
+    list_book: PriceBook,
+    book: PriceBook,
+    teams: TeamResolver | None = None,
 ) -> ExportStats:
     """Write a FOCUS 1.2 CSV (columns `FOCUS_COLUMNS`) for the usage records."""
     stats = ExportStats()
@@ -364,7 +388,7 @@ def write_focus(
             yield row
 
     values = operator.itemgetter(*FOCUS_COLUMNS)
-    for rec in focus_records(counted(), list_book=list_book, book=book):
+    for rec in focus_records(counted(), list_book=list_book, book=book, teams=teams):
         writer.writerow(values(rec))
         stats.rows += 1
         stats.total_cost += Decimal(rec["BilledCost"])

@@ -69,6 +69,8 @@ USAGE_ENDPOINTS: dict[str, list[str]] = {
 OPTIONAL_ENDPOINTS = frozenset({"file_search_calls", "web_search_calls"})
 USAGE_PAGE_LIMIT = 31  # buckets per page: the maximum for 1d buckets
 COSTS_PAGE_LIMIT = 180
+# Projects whose API keys are listed for their names at each sync (one call each, at least).
+MAX_NAMED_PROJECTS = 200
 # The finest grain the Costs API bills at: each amount then names the key that spent it.
 COSTS_GROUPS = ["project_id", "line_item", "api_key_id"]
 
@@ -112,6 +114,7 @@ class OpenAIConnector(Connector):
         """Yield usage rows of every endpoint, then billed rows, for UTC days in [start, end)."""
         self._require_admin_key()
         names = self._project_names()
+        key_names = self._key_names(list(names))
         window = {
             "start_time": epoch_seconds(start),
             "end_time": epoch_seconds(end),
@@ -123,7 +126,7 @@ class OpenAIConnector(Connector):
                 for page in self._call(f"/organization/usage/{endpoint}", params):
                     for day, result in self.buckets(page, endpoint, "start_time", day_of_epoch):
                         row = _usage_row(endpoint, day, result)
-                        yield _named(row, names)
+                        yield _named(row, names, key_names)
             except ProviderResponseError as exc:
                 if exc.status == 404 and endpoint in OPTIONAL_ENDPOINTS:
                     continue
@@ -131,7 +134,7 @@ class OpenAIConnector(Connector):
         params = {**window, "limit": COSTS_PAGE_LIMIT, "group_by": COSTS_GROUPS}
         for page in self._call("/organization/costs", params):
             for day, result in self.buckets(page, "costs", "start_time", day_of_epoch):
-                yield _named(_cost_row(day, result), names)
+                yield _named(_cost_row(day, result), names, key_names)
 
     def organization_key(self) -> str | None:
         """The organisation's oldest project (its default one, which cannot be deleted):
@@ -142,6 +145,26 @@ class OpenAIConnector(Connector):
             return None
         oldest = min(projects, key=lambda p: (to_int(p.get("created_at")), str(p["id"])))
         return f"openai:{oldest['id']}"
+
+    def _key_names(self, projects: list[str]) -> dict[str, str]:
+        """API key id -> name, per project; empty where the key may not list them (names are
+        optional: the ids stay)."""
+        names: dict[str, str] = {}
+        for project in projects[:MAX_NAMED_PROJECTS]:
+            params: dict[str, Any] = {"limit": 100}
+            try:
+                for _ in range(100):
+                    body = self.get_object(f"/organization/projects/{project}/api_keys", params)
+                    data = body.get("data") or []
+                    for key in data:
+                        if isinstance(key, dict) and key.get("id") and key.get("name"):
+                            names[str(key["id"])] = str(key["name"])[:255]
+                    if not body.get("has_more") or not data:
+                        break
+                    params = {**params, "after": body.get("last_id") or data[-1].get("id")}
+            except (ProviderPermissionError, ProviderResponseError):
+                continue
+        return names
 
     def _project_names(self) -> dict[str, str]:
         """Project id -> name; empty when the key may not list projects (names are optional)."""
@@ -256,7 +279,14 @@ def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
     )
 
 
-def _named(row: UsageRow, names: dict[str, str]) -> UsageRow:
-    if row.project_id and row.project_id in names:
-        return replace(row, project_name=names[row.project_id])
+def _named(row: UsageRow, names: dict[str, str], key_names: dict[str, str]) -> UsageRow:
+    """The row with its project's and API key's names, where the listings had them."""
+    project_name = names.get(row.project_id) if row.project_id else None
+    key_name = key_names.get(row.api_key_id) if row.api_key_id else None
+    if project_name or key_name:
+        return replace(
+            row,
+            project_name=project_name or row.project_name,
+            api_key_name=key_name or row.api_key_name,
+        )
     return row

@@ -372,6 +372,11 @@ def add_mapping(runtime: Runtime, **fields: Any) -> teams.MappingView:
         return teams.add_mapping(session=session, actor=actor, **fields)
 
 
+def end_mapping(runtime: Runtime, *, mapping_id: int, valid_to: dt.date) -> None:
+    with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
+        teams.end_mapping(session=session, mapping_id=mapping_id, valid_to=valid_to, actor=actor)
+
+
 def remove_mapping(runtime: Runtime, *, mapping_id: int) -> None:
     with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
         teams.remove_mapping(session=session, mapping_id=mapping_id, actor=actor)
