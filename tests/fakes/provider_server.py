@@ -315,6 +315,10 @@ class ProviderServer:
     def _anthropic(self, path: str, q: dict[str, list[str]]) -> Reply:
         if path == "/v1/organizations/me":
             return Reply(200, load("anthropic/organization_me.json"))
+        if path == "/v1/organizations/workspaces":
+            return Reply(200, load("anthropic/workspaces.json"))
+        if path == "/v1/organizations/api_keys":
+            return Reply(200, load("anthropic/api_keys.json"))
         if path == "/v1/organizations/usage_report/messages":
             data = self.anthropic_usage
         elif path == "/v1/organizations/cost_report":

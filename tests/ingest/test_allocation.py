@@ -95,6 +95,8 @@ def test_every_billed_dollar_lands_on_usage_in_every_breakdown(runtime, server) 
     check_every_breakdown(runtime, ids)
     before = allocation(runtime)
     assert {method for *_, method in before} >= {"proportional_estimate"}
+    # Every line item of the fake data names usage that exists ("standard" tier included).
+    assert "unallocated" not in {method for *_, method in before}
 
     assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok  # a re-sync
     assert allocation(runtime) == before
@@ -160,3 +162,17 @@ def test_keys_are_named_and_each_keys_bill_lands_on_its_usage(runtime, server) -
                 billed_by_key.get(r.api_key_name, Decimal(0)) + r.billed_cost
             )
     assert {k: Decimal(v) for k, v in by_key.items() if k} == billed_by_key
+
+
+def test_anthropic_workspaces_and_keys_are_named(runtime, server) -> None:
+    anthropic_id = add_anthropic(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    with runtime.session_factory() as session:
+        named = set(
+            session.execute(
+                select(u.project_name, u.api_key_name).where(
+                    u.account_id == anthropic_id, u.api_key_id != ""
+                )
+            ).all()
+        )
+    assert named == {("Support agents", "support-agent prod")}

@@ -36,6 +36,7 @@ from sqlalchemy import BigInteger, Column, MetaData, Numeric, String, Table, and
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.orm import Session
 
+from tracker.costs.prices import STANDARD_TIERS
 from tracker.models import (
     IMPORT_USAGE_TYPE,
     TOKEN_COLUMNS,
@@ -168,7 +169,15 @@ def _changes(rows: list[Any]) -> Iterable[tuple[Any, ...]]:
 
 def _matches(bill: Any, usage: Any, dimension: str) -> bool:
     named = getattr(bill, dimension)
-    return not named or getattr(usage, dimension) == named
+    if not named:
+        return True
+    if dimension == "service_tier":  # "standard" on the bill is the usage's default tier
+        return _tier(getattr(usage, dimension)) == _tier(named)
+    return bool(getattr(usage, dimension) == named)
+
+
+def _tier(tier: str) -> str:
+    return "" if tier.lower() in STANDARD_TIERS else tier.lower()
 
 
 def _weights(rows: list[Any]) -> tuple[AllocationMethod, list[int]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -32,6 +33,7 @@ from tracker.providers.base import (
     Connector,
     ProviderAuthError,
     ProviderPermissionError,
+    ProviderResponseError,
     UsageRow,
     day_of_iso,
     dim,
@@ -100,13 +102,44 @@ class AnthropicConnector(Connector):
             **window,
             "group_by[]": ["model", "workspace_id", "api_key_id", "service_tier"],
         }
+        workspaces = self._names("/v1/organizations/workspaces")
+        keys = self._names("/v1/organizations/api_keys")
         for page in self._pages("/v1/organizations/usage_report/messages", usage_params):
             for day, r in self.buckets(page, "usage report", "starting_at", day_of_iso):
-                yield _usage_row(day, r)
+                yield _named(_usage_row(day, r), workspaces, keys)
         cost_params = {**window, "group_by[]": ["workspace_id", "description"]}
         for page in self._pages("/v1/organizations/cost_report", cost_params):
             for day, r in self.buckets(page, "cost report", "starting_at", day_of_iso):
-                yield _cost_row(day, r)
+                yield _named(_cost_row(day, r), workspaces, keys)
+
+    def _names(self, path: str) -> dict[str, str]:
+        """Id -> name from an admin listing (workspaces, API keys); empty where the key may
+        not list them (names are optional: the ids stay)."""
+        names: dict[str, str] = {}
+        params: dict[str, Any] = {"limit": 100}
+        try:
+            for _ in range(1000):
+                body = self.get_object(path, params)
+                data = body.get("data") or []
+                for item in data:
+                    if isinstance(item, dict) and item.get("id") and item.get("name"):
+                        names[str(item["id"])] = str(item["name"])[:255]
+                if not body.get("has_more") or not data:
+                    break
+                params = {**params, "after_id": body.get("last_id") or data[-1].get("id")}
+        except (ProviderPermissionError, ProviderResponseError):
+            return names
+        return names
+
+
+def _named(row: UsageRow, workspaces: dict[str, str], keys: dict[str, str]) -> UsageRow:
+    workspace = workspaces.get(row.project_id) if row.project_id else None
+    key = keys.get(row.api_key_id) if row.api_key_id else None
+    if workspace or key:
+        return replace(
+            row, project_name=workspace or row.project_name, api_key_name=key or row.api_key_name
+        )
+    return row
 
 
 def _rfc3339(day: dt.date) -> str:
