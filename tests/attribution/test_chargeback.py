@@ -270,3 +270,16 @@ def test_ending_a_mapping_keeps_its_history_and_frees_the_key(org) -> None:
     assert (by_team["Web"], by_team["ML"]) == (D("70"), D("30.003"))
     with pytest.raises(InvalidInput, match="end it after that day"):
         teams.end_mapping(session=session, mapping_id=first.id, valid_to=NOV, actor="t")
+
+
+def test_a_month_without_mapping_changes_reads_whole_months_to_the_same_result(
+    org, monkeypatch
+) -> None:
+    session = org
+    teams.add_mapping(
+        session=session, kind="project", value="web", team="Web", valid_from=NOV, actor="t"
+    )
+    teams.add_rule(session=session, source="Unassigned", method="even", valid_from=NOV, actor="t")
+    fast = chargeback(session=session, month=NOV)
+    monkeypatch.setattr(teams.TeamResolver, "changes_within", lambda self, a, b: True)
+    assert chargeback(session=session, month=NOV) == fast

@@ -76,7 +76,8 @@ def chargeback(*, session: Session, month: dt.date) -> Chargeback:
     first, last = month_bounds(month)
     resolver = TeamResolver(session)
     direct: dict[tuple[str, ...], int] = defaultdict(int)
-    for row in _spend_rows(session, first, last):
+    by_day = resolver.changes_within(first, last)
+    for row in _spend_rows(session, first, last, by_day=by_day):
         day, account, provider, project_id, project, key_id, key, model, micros = row
         team = resolver.team(day, api_key=key_id, project=project_id, account=account)
         direct[(team, provider, account, project or project_id, key or key_id, model)] += micros
@@ -97,10 +98,17 @@ def chargeback(*, session: Session, month: dt.date) -> Chargeback:
     return Chargeback(first, tuple(pieces))
 
 
-def _spend_rows(session: Session, first: dt.date, last: dt.date) -> Iterable[tuple[Any, ...]]:
+def _spend_rows(
+    session: Session, first: dt.date, last: dt.date, *, by_day: bool
+) -> Iterable[tuple[Any, ...]]:
+    """Spend per account, project, key and model of the month (per day only when a mapping
+    starts or ends inside it: otherwise every day resolves alike, and one row per group
+    instead of thirty makes a large month about ten times faster)."""
+    day = _u.day if by_day else func.min(_u.day)
+    keys = [Account.name, Service.display_name, _u.project_id, _u.api_key_id, _u.model]
     stmt = (
         select(
-            _u.day,
+            day,
             Account.name,
             Service.display_name,
             _u.project_id,
@@ -113,9 +121,7 @@ def _spend_rows(session: Session, first: dt.date, last: dt.date) -> Iterable[tup
         .join(Account, Account.id == _u.account_id)
         .join(Service, Service.id == Account.service_id)
         .where(_u.day >= first, _u.day <= last)
-        .group_by(
-            _u.day, Account.name, Service.display_name, _u.project_id, _u.api_key_id, _u.model
-        )
+        .group_by(*([_u.day, *keys] if by_day else keys))
     )
     for row in session.execute(stmt):
         yield (*row[:8], int(row[8] or 0))

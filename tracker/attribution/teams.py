@@ -290,6 +290,17 @@ class TeamResolver:
                     return m.team
         return UNASSIGNED
 
+    def changes_within(self, first: dt.date, last: dt.date) -> bool:
+        """Whether some mapping starts or ends on a day after `first` up to `last`: then
+        days of that range may belong to different teams."""
+        return any(
+            first < day <= last
+            for views in self._mappings.values()
+            for m in views
+            for day in (m.valid_from, m.valid_to)
+            if day is not None
+        )
+
     def books(self, team: str) -> tuple[str | None, str | None]:
         """(cost center, GL account) of a team; (None, None) for Unassigned."""
         found = self.teams.get(team)
