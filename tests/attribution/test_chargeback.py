@@ -194,6 +194,10 @@ def test_bad_mappings_and_rules_are_refused_with_a_reason(org) -> None:
         )
     with pytest.raises(InvalidInput, match="Unassigned"):
         teams.add_team(session=session, name="unassigned", actor="t")
+    with pytest.raises(NotFound, match="no account named 'gqq'"):
+        teams.add_mapping(
+            session=session, kind="account", value="gqq", team="ML", valid_from=NOV, actor="t"
+        )
     assert session.scalar(select(func.count()).where(AuditLog.action == "team.map")) == 1
 
 
@@ -230,6 +234,10 @@ def test_the_command_line_keeps_teams_and_prints_the_chargeback(
     mappings = tmp_path / "m.csv"
     mappings.write_text("kind,value,team,valid_from\napi_key,k9,ML,2026-11-01\n")
     assert "imported 1 mapping(s)" in cli("teams", "import", str(mappings)).out
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"kind,value,team,valid_from\napi_key,k\xe9,ML,2026-11-01\n")
+    refused = cli("teams", "import", str(latin))
+    assert refused.code == 1 and "is not UTF-8 text" in refused.err
     listed = cli("teams", "list", "--json")
     assert [t["name"] for t in json.loads(listed.out)["teams"]] == ["ML", "Web"]
     result = cli("teams", "chargeback", "--month", "2026-11", "--json")

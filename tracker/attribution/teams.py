@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from tracker.core import audit
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.models import SharedCostRule, Team, TeamMapping
+from tracker.providers.accounts import get_account
 
 KINDS = ("api_key", "project", "account")  # most specific first
 KIND_LABELS = {"api_key": "API key", "project": "project", "account": "account"}
@@ -163,6 +164,8 @@ def add_mapping(
     if kind not in KINDS:
         raise InvalidInput(f"unknown mapping kind {kind!r}; use one of {', '.join(KINDS)}")
     value = _text(value, KIND_LABELS[kind], 255)
+    if kind == "account":
+        get_account(session=session, name=value)  # a typo must not map nothing, silently
     if valid_to is not None and valid_to <= valid_from:
         raise InvalidInput(f"valid_to {valid_to} must be after valid_from {valid_from}")
     owner = get_team(session=session, name=team)

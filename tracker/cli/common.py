@@ -107,6 +107,14 @@ def parse_date(raw: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
 
 
+def parse_month(raw: str) -> dt.date:
+    """An argparse type: a calendar month as YYYY-MM (its first day)."""
+    try:
+        return dt.date.fromisoformat(f"{raw}-01")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a month (YYYY-MM)") from None
+
+
 def whole_number(raw: str) -> int:
     """An argparse type: a whole number, zero or more."""
     try:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 from typing import Any
 
 from tracker.attribution import teams
 from tracker.attribution.chargeback import chargeback
-from tracker.cli.common import Context, out, parse_date, table, usd
+from tracker.cli.common import Context, out, parse_date, parse_month, table, usd
 from tracker.core.errors import InvalidInput
 from tracker.core.units import dec_str, today_utc
-
-
-def parse_month(raw: str) -> dt.date:
-    """An argparse type: a calendar month as YYYY-MM (its first day)."""
-    try:
-        return dt.date.fromisoformat(f"{raw}-01")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a month (YYYY-MM)") from None
 
 
 def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
@@ -142,7 +133,10 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     except OSError as exc:
         raise InvalidInput(f"cannot read {args.file}: {exc.strerror or exc}") from None
     with stream, ctx.transaction() as session:
-        added = teams.import_mappings(session=session, stream=stream, actor="cli")
+        try:
+            added = teams.import_mappings(session=session, stream=stream, actor="cli")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{args.file} is not UTF-8 text; save it as UTF-8 CSV") from None
     out(f"imported {added} mapping(s)")
     return 0
 
@@ -204,6 +198,9 @@ def cmd_chargeback(args: argparse.Namespace, ctx: Context) -> int:
                 indent=2,
             )
         )
+        return 0
+    if not result.pieces:
+        out(f"no spend in {result.month:%Y-%m} (UTC); sync or import usage first")
         return 0
     table(("TEAM", "COST"), [(team, usd(cost)) for team, cost in result.by_team().items()])
     out(f"total {usd(result.total)} for {result.month:%Y-%m} (UTC)")

@@ -118,3 +118,28 @@ def advisory_lock(session: Session, name: str, key: int) -> Iterator[bool]:
         {"namespace": namespace, "key": key},
     ).scalar_one()
     yield bool(taken)
+
+
+# --- PostgreSQL COPY (psycopg2): the one way bulk rows go in -----------------------------------
+
+COPY_NULL = "\\N"  # NULL in COPY text format
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: Any) -> str:
+    """A value in COPY text format (NULL as \\N; backslash, tab and line breaks escaped)."""
+    if value is None:
+        return COPY_NULL
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def copy_in(connection: Any, statement: str, source: Any, *, size: int = 8192) -> int:
+    """Run `COPY ... FROM STDIN` on a SQLAlchemy connection's psycopg2 connection, reading
+    `source` (a file-like object); return the rows copied."""
+    raw: Any = connection.connection.dbapi_connection
+    cursor = raw.cursor()
+    try:
+        cursor.copy_expert(statement, source, size=size)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()

@@ -20,6 +20,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from tracker.core.db import COPY_NULL, copy_in
 from tracker.core.errors import InvalidInput
 from tracker.costs.allocate import allocate
 from tracker.costs.pricebook import PriceBook
@@ -42,7 +43,6 @@ _TMP = Table(
 # Rows read and priced per round trip: at 50,000 the worker's peak RSS in a 1M-row back-fill
 # was 296 MB (target < 300), at 20,000 it is 220 MB, at the same speed.
 CHUNK_SIZE = 20_000
-COPY_NULL = "\\N"  # NULL in PostgreSQL COPY text format
 
 
 def row_outcome(
@@ -231,13 +231,7 @@ def _stage(connection: Connection, pending: list[tuple[Any, ...]], *, create: bo
                 f"{r}\t{COPY_NULL if c is None else c}\t{st}\t{src}\n" for r, c, st, src in pending
             )
         )
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
-        cursor: Any = raw.cursor()
-        try:
-            cursor.copy_expert(f"COPY {_TMP.name} FROM STDIN", buffer)
-        finally:
-            cursor.close()
+        copy_in(connection, f"COPY {_TMP.name} FROM STDIN", buffer)
     elif dialect.name == "sqlite":
         # sqlite3 cannot bind Decimal; the NUMERIC column converts the text exactly as
         # SQLAlchemy's own binding would.

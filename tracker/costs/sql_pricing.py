@@ -16,10 +16,10 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from tracker.core.db import copy_in, copy_text
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.prices import NO_ESTIMATE_USAGE_TYPES, TOKEN_KINDS
 
@@ -32,7 +32,6 @@ TOKEN_COLUMNS_BY_KIND = {
     "cache_write_1h": "cache_write_1h_tokens",
     "output": "output_tokens",
 }
-_NULL = "\\N"
 
 
 def stage_unit_prices(
@@ -61,26 +60,13 @@ def stage_unit_prices(
             model,
             day.isoformat(),
             tier,
-            *(_NULL if u is None else format(u, "f") for u in units),
+            *(None if u is None else format(u, "f") for u in units),
             "t" if prices is not None else "f",
             "t" if resolved.approximate else "f",
         ]
-        lines.append("\t".join(_copy_text(f) for f in fields) + "\n")
-    raw: Any = connection.connection.dbapi_connection
-    cursor = raw.cursor()
-    try:
-        cursor.copy_expert(f"COPY {UNIT_PRICES} FROM STDIN", io.StringIO("".join(lines)))
-    finally:
-        cursor.close()
+        lines.append("\t".join(copy_text(f) for f in fields) + "\n")
+    copy_in(connection, f"COPY {UNIT_PRICES} FROM STDIN", io.StringIO("".join(lines)))
     connection.exec_driver_sql(f"ANALYZE {UNIT_PRICES}")
-
-
-def _copy_text(value: str) -> str:
-    if value == _NULL:
-        return value
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
 
 
 def outcome_sql(row: Mapping[str, str], prices: str = "p") -> tuple[str, str]:

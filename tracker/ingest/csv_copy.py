@@ -21,11 +21,12 @@ import csv
 import datetime as dt
 import logging
 import re
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tracker.core.db import copy_in
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.sql_pricing import UNIT_PRICES, outcome_sql, stage_unit_prices
 from tracker.ingest.csv_template import MAX_TOKENS, header_problems
@@ -73,23 +74,19 @@ def copy_import(
         f"CREATE TEMPORARY TABLE {RAW} ({', '.join(f'{s} text' for s in slots)}) ON COMMIT DROP"
     )
     copy_input = _CopyInput(stream, len(columns))
-    raw: Any = connection.connection.dbapi_connection
-    cursor = raw.cursor()
     try:
-        cursor.copy_expert(
+        copied = copy_in(
+            connection,
             f"COPY {RAW} ({', '.join(slots)}) FROM STDIN WITH (FORMAT csv)",
             copy_input,
             size=READ_SIZE,
         )
-        copied = cursor.rowcount
     except UnicodeDecodeError as exc:
         raise NotFastPath("not UTF-8") from exc
     except Exception as exc:  # psycopg2's own errors: a short row, a NUL byte, a bad quote
         if type(exc).__module__.startswith("psycopg2"):
             raise NotFastPath(str(exc).splitlines()[0]) from None
         raise
-    finally:
-        cursor.close()
     field = {name: f"coalesce({slot}, '')" for name, slot in zip(columns, slots, strict=True)}
     for optional in ("cached_input_tokens", "cost", "project", "api_key_id"):
         field.setdefault(optional, "''")

@@ -21,6 +21,7 @@ from sqlalchemy import and_, case, column, func, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tracker.core.db import COPY_NULL, copy_in, copy_text
 from tracker.core.errors import TrackerError
 from tracker.models import (
     TOKEN_COLUMNS,
@@ -163,16 +164,7 @@ _WRITTEN = (
     "synced_at",
 )
 _STAGE = "tmp_usage_upsert"
-COPY_NULL = "\\N"  # NULL in COPY text format
 _NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_field(value: Any) -> str:
-    """A value in COPY text format (NULL as \\N; backslash, tab and newlines escaped)."""
-    if value is None:
-        return COPY_NULL
-    return str(value).translate(_COPY_ESCAPES)
 
 
 def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
@@ -200,7 +192,7 @@ def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
             key_name,
             unit_name,
             currency,
-        ) = map(_copy_field, texts)
+        ) = map(copy_text, texts)
     else:
         model, project_id, api_key_id, usage_type, tier, currency = (
             r.model,
@@ -239,11 +231,7 @@ def _copy_to_stage(
     connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
     tail = f"\tpending\t{stamp.isoformat()}\n"
     buffer = io.StringIO("".join([_copy_line(account_id, r, tail) for r in rows]))
-    cursor = connection.connection.dbapi_connection.cursor()
-    try:
-        cursor.copy_expert(f"COPY {_STAGE} ({', '.join(_WRITTEN)}) FROM STDIN", buffer)
-    finally:
-        cursor.close()
+    copy_in(connection, f"COPY {_STAGE} ({', '.join(_WRITTEN)}) FROM STDIN", buffer)
 
 
 @functools.cache
