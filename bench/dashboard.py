@@ -65,7 +65,7 @@ NaiveGroup = Callable[[pd.DataFrame, dt.date, dt.date], Any]
 NAIVE_SQL = """
 SELECT u.day, u.account_id, a.name AS account, s.name AS provider,
        s.display_name, u.model, u.project_id, u.project_name, u.api_key_id, u.api_key_name,
-       u.usage_type, u.service_tier, u.input_tokens, u.cached_input_tokens,
+       u.user_id, u.usage_type, u.service_tier, u.input_tokens, u.cached_input_tokens,
        u.cache_write_tokens, u.cache_write_1h_tokens, u.output_tokens, u.requests,
        u.billed_cost, u.estimated_cost, u.cost_source, u.pricing_status
 FROM usage_records u JOIN accounts a ON a.id = u.account_id JOIN services s ON s.id = a.service_id
@@ -114,6 +114,7 @@ NAIVE: dict[str, NaiveGroup] = {
     ].sum(),
     "usage_table(project)": lambda f, s, e: f.groupby(["project_id"])[[*TOKENS, "cost"]].sum(),
     "usage_table(api_key)": lambda f, s, e: f.groupby(["api_key_id"])[[*TOKENS, "cost"]].sum(),
+    "usage_table(user)": lambda f, s, e: f.groupby(["user_id"])[[*TOKENS, "cost"]].sum(),
     "tokens_by_kind": lambda f, s, e: f[TOKENS].sum(),
     # No naive twin for the projection: it reads its own months of history, not the window.
 }
@@ -143,9 +144,12 @@ OURS: dict[str, Query] = {
     "usage_table(api_key)": lambda s, a, b: usage.usage_table(
         session=s, flt=_flt(a, b), group_by=["api_key"]
     ),
+    "usage_table(user)": lambda s, a, b: usage.usage_table(
+        session=s, flt=_flt(a, b), group_by=["user"]
+    ),
     "tokens_by_kind": lambda s, a, b: usage.tokens_by_kind(session=s, flt=_flt(a, b)),
-    # Who spent it: the Chargeback page's month by team (mappings and shared-cost rules that
-    # generate.py does not make: every piece is Unassigned, the same work per row).
+    # Who spent it: the Chargeback page's month by team (generate.py's twelve teams, project
+    # and user mappings, and a proportional rule for the unassigned rest).
     "chargeback (last whole month by team)": lambda s, a, b: chargeback.chargeback(
         session=s, month=units.month_start(b) - dt.timedelta(days=1)
     ),

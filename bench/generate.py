@@ -19,7 +19,10 @@ new series starting over time. Costs follow `tracker.spend`:
   their per-model token rows are `covered` (an estimate is stored but counts $0);
 - OpenRouter and GitHub Copilot rows are `billed` themselves;
 - DeepSeek rows and Groq CSV imports are `estimated`;
-- a few models no price book knows are `none` / `unpriced`.
+- a few models no price book knows are `none` / `unpriced`;
+- OpenAI token rows name one of 400 synthetic users (a few per key);
+- twelve teams own the OpenAI and Anthropic projects and one user in ten; the unassigned
+  rest is shared in proportion to the teams' spend.
 
 Prints the rows written, the time taken and rows/s (target: 5,000,000 rows in under 5 min).
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import io
 import queue
 import sys
@@ -44,7 +48,8 @@ import pandas as pd
 import psycopg2
 from sqlalchemy.engine import make_url
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from tracker.core import migrate  # noqa: E402
 from tracker.core.db import make_engine  # noqa: E402
@@ -119,7 +124,7 @@ COST_LINES = {
     "anthropic": ["tokens", "web_search", "code_execution"],
 }
 COLUMNS = [
-    *USAGE_NATURAL_KEY,
+    *[c for c in USAGE_NATURAL_KEY if c != "user_id"],  # loaded at a revision without users
     "project_name",
     "api_key_name",
     "input_tokens",
@@ -218,6 +223,76 @@ def finish_migrations(url: str) -> None:
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
+
+
+# OpenAI reports who used each key: a synthetic user per (key, model), a few per key, out of
+# USERS. Loaded at a revision without users, they are set afterwards with triggers off, and
+# the rollups that hold users are built again by migration 0016's own statements.
+USERS = 400
+USERS_MIGRATION = ROOT / "tracker" / "migrations" / "versions" / "0016_usage_users.py"
+
+
+def give_users(conn) -> int:  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("bench_users_0016", USERS_MIGRATION)
+    assert spec is not None and spec.loader is not None
+    users = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(users)
+    user = f"abs(hashtext(u.api_key_id || u.model)) % {USERS}"
+    with conn.cursor() as cur:
+        cur.execute("SET session_replication_role = replica")
+        cur.execute(
+            f"UPDATE usage_records AS u SET user_id = 'user_' || ({user}), "
+            f"user_name = 'synthetic user ' || ({user}) FROM accounts AS a "
+            "JOIN services AS s ON s.id = a.service_id "
+            "WHERE a.id = u.account_id AND s.name = 'openai' AND u.api_key_id <> ''"
+        )
+        changed = cur.rowcount
+        cur.execute("SET session_replication_role = DEFAULT")
+        cur.execute("DELETE FROM usage_attribution_monthly")
+        cur.execute("DELETE FROM usage_labels WHERE kind = 'user'")
+        cur.execute("DELETE FROM usage_labels_monthly WHERE kind = 'user'")
+        for statement in users.fill_statements(True):
+            cur.execute(statement)
+    conn.commit()
+    return int(changed)
+
+
+TEAMS = 12
+
+
+def add_teams(conn, first_day: dt.date) -> int:  # type: ignore[no-untyped-def]
+    """Teams as a finance team would set them up: every OpenAI and Anthropic project mapped
+    to one of TEAMS teams, one user in ten to a team of their own choosing (a user mapping
+    beats the project's), and the unassigned rest shared in proportion to the teams' spend.
+    Returns the number of mappings."""
+    with conn.cursor() as cur:
+        for t in range(TEAMS):
+            cur.execute(
+                "INSERT INTO teams (name, cost_center, gl_account, created_at) "
+                "VALUES (%s, %s, '6100', now())",
+                (f"Synthetic team {t}", f"CC-{100 + t}"),
+            )
+        cur.execute("SELECT id FROM teams ORDER BY id")
+        team_ids = [r[0] for r in cur.fetchall()]
+        cur.execute(
+            "SELECT DISTINCT ident FROM usage_labels_monthly WHERE kind = 'project' "
+            "AND ident <> '' ORDER BY ident"
+        )
+        values = [("project", ident) for (ident,) in cur.fetchall()]
+        values += [("user", f"user_{n}") for n in range(0, USERS, 10)]
+        for n, (kind, value) in enumerate(values):
+            cur.execute(
+                "INSERT INTO team_mappings (kind, value, team_id, valid_from, created_by, "
+                "created_at) VALUES (%s, %s, %s, %s, 'bench', now())",
+                (kind, value, team_ids[n % TEAMS], first_day),
+            )
+        cur.execute(
+            "INSERT INTO shared_cost_rules (team_id, method, targets, valid_from, created_by, "
+            "created_at) VALUES (NULL, 'proportional', '[]', %s, 'bench', now())",
+            (first_day,),
+        )
+    conn.commit()
+    return len(values)
 
 
 def make_series(
@@ -510,6 +585,10 @@ def generate(url: str, rows: int, seed: int) -> tuple[int, float]:
         print(f"indexes built after {time.perf_counter() - started:.1f} s", flush=True)
     finish_migrations(url)
     print(f"rollups built after {time.perf_counter() - started:.1f} s", flush=True)
+    named = give_users(conn)
+    print(f"{named:,} rows given users after {time.perf_counter() - started:.1f} s", flush=True)
+    mapped = add_teams(conn, first_day)
+    print(f"{TEAMS} teams, {mapped} mappings and a shared-cost rule", flush=True)
     with conn.cursor() as cur:
         cur.execute("ANALYZE")
     conn.commit()

@@ -76,6 +76,7 @@ else:
             "account": st.column_config.TextColumn("Account"),
             "project": st.column_config.TextColumn("Project / workspace"),
             "api_key": st.column_config.TextColumn("API key"),
+            "user": st.column_config.TextColumn("User"),
             "model": st.column_config.TextColumn("Model"),
             "method": st.column_config.TextColumn(
                 "How", help="Direct: by a mapping; Shared: moved here by a shared-cost rule"

@@ -1,4 +1,4 @@
-"""Usage explorer: filter usage by date, provider, account, model, project and API key,
+"""Usage explorer: filter usage by date, provider, account, model, project, API key and user,
 group it, and download exactly the table shown (with exact decimals).
 """
 
@@ -56,6 +56,7 @@ column_config = {
     "model": st.column_config.TextColumn("Model"),
     "project": st.column_config.TextColumn("Project"),
     "api_key": st.column_config.TextColumn("API key"),
+    "user": st.column_config.TextColumn("User"),
     "usage_type": st.column_config.TextColumn("Usage type"),
     "input_tokens": st.column_config.NumberColumn("Input", format="localized"),
     "cached_input_tokens": st.column_config.NumberColumn("Cached input", format="localized"),

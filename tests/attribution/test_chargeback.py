@@ -1,7 +1,7 @@
 """Teams, dated mappings and shared-cost rules: a chargeback that adds up to the cent.
 
 On SQLite and PostgreSQL: spend goes to the most specific mapping in force on its day
-(API key, project, account), the rest is "Unassigned"; even, fixed and proportional rules
+(user, API key, project, account), the rest is "Unassigned"; even, fixed and proportional rules
 move shared buckets; the teams always add up to the organisation's total exactly.
 """
 
@@ -28,7 +28,7 @@ NOV = dt.date(2026, 11, 1)
 D = Decimal
 
 
-def usage(session, account_id, day, *, project="", key="", model="gpt-4o", cost="0"):  # type: ignore[no-untyped-def]
+def usage(session, account_id, day, *, project="", key="", user="", model="gpt-4o", cost="0"):  # type: ignore[no-untyped-def]
     session.add(
         UsageRecord(
             account_id=account_id,
@@ -36,6 +36,7 @@ def usage(session, account_id, day, *, project="", key="", model="gpt-4o", cost=
             model=model,
             project_id=project,
             api_key_id=key,
+            user_id=user,
             input_tokens=1000,
             billed_cost=D(cost),
             cost_source=CostSource.BILLED,
@@ -291,3 +292,28 @@ def test_a_month_without_mapping_changes_reads_whole_months_to_the_same_result(
     fast = chargeback(session=session, month=NOV)
     monkeypatch.setattr(teams.TeamResolver, "changes_within", lambda self, a, b: True)
     assert chargeback(session=session, month=NOV) == fast
+
+
+def test_a_user_mapping_beats_the_key_and_the_pieces_name_the_user(org, cipher) -> None:
+    session = org
+    openai = accounts.get_account(session=session, name="oa")
+    # Two people on key k1 on Nov 5: Ada's $3 goes to ML, Tom's $2 stays with k1's team.
+    usage(session, openai.id, NOV + dt.timedelta(days=4), project="web", key="k1", user="u_ada",
+          cost="3")  # fmt: skip
+    usage(session, openai.id, NOV + dt.timedelta(days=4), project="web", key="k1", user="u_tom",
+          cost="2")  # fmt: skip
+    session.flush()
+    teams.add_mapping(
+        session=session, kind="api_key", value="k1", team="Web", valid_from=NOV, actor="t"
+    )
+    teams.add_mapping(
+        session=session, kind="user", value="u_ada", team="ML", valid_from=NOV, actor="t"
+    )
+    result = chargeback(session=session, month=NOV)
+    assert result.by_team()["ML"] == D("3")
+    assert result.by_team()["Web"] == D("42")  # k1's $40 and Tom's $2
+    assert {(p.team, p.user) for p in result.pieces if p.user} == {
+        ("ML", "u_ada"),
+        ("Web", "u_tom"),
+    }
+    assert result.total == org_total(session)

@@ -35,8 +35,11 @@ class Seed:
     requests: int = 0
     project: str = ""
     api_key: str = ""
+    user: str = ""
 
 
+# The people behind the OpenAI keys, as the organisation's user listing names them.
+USER_NAMES = {"user_ada": "Ada Park", "user_tom": "Tom Reyes"}
 ACCOUNTS = [
     # name, provider, monthly budget, token quota, key
     ("OpenAI Prod", "openai", Decimal("100.00"), 2_000_000, "sk-test-openai-AAAA1234"),
@@ -57,6 +60,7 @@ USAGE = [
         40,
         "proj_a",
         "key_1",
+        "user_ada",
     ),
     Seed(
         "OpenAI Prod",
@@ -70,6 +74,7 @@ USAGE = [
         10,
         "proj_b",
         "key_2",
+        "user_tom",
     ),
     Seed(
         "OpenAI Prod",
@@ -163,6 +168,8 @@ def seed_usage(session: Session, accounts: dict[str, Account], today: dt.date) -
                 model=s.model,
                 project_id=s.project,
                 api_key_id=s.api_key,
+                user_id=s.user,
+                user_name=USER_NAMES.get(s.user),
                 input_tokens=s.input_tokens,
                 output_tokens=s.output_tokens,
                 cached_input_tokens=s.cached_input_tokens,

@@ -8,7 +8,7 @@ between passes. Every request is recorded so tests can count them.
 
 Routes (base URL of an account -> path):
 - OpenAI      `<url>/v1`      /organization/usage/<endpoint>, /organization/costs,
-                              /organization/projects
+                              /organization/projects, /organization/users
 - Anthropic   `<url>`         /v1/organizations/usage_report/messages, /cost_report, /me
 - GitHub      `<url>`         /orgs/<org>/copilot/billing[/seats],
                               /organizations/<org>/settings/billing/<report>/usage
@@ -284,6 +284,8 @@ class ProviderServer:
     def _openai(self, path: str, q: dict[str, list[str]]) -> Reply:
         if path == "/v1/organization/projects":
             return Reply(200, load("openai/organization_projects.json"))
+        if path == "/v1/organization/users":
+            return Reply(200, load("openai/organization_users.json"))
         if path.startswith("/v1/organization/projects/") and path.endswith("/api_keys"):
             project = path.split("/")[4]
             body = load("openai/project_api_keys.json")

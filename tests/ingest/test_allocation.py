@@ -2,7 +2,7 @@
 
 OpenAI's costs API bills per project and line item (model, token kind); Anthropic's cost
 report per workspace and description (model, token kind, tier). After a sync from the fake
-admin APIs, spend grouped by API key, project, model or usage type adds up, every day, to
+admin APIs, spend grouped by API key, user, project, model or usage type adds up, every day, to
 what the provider billed; usage of a billed model never shows $0; a re-sync and a re-price
 change nothing. On SQLite and PostgreSQL.
 """
@@ -31,7 +31,7 @@ from tracker.ingest import sync
 from tracker.models import UsageRecord
 
 u = UsageRecord
-DIMENSIONS = ("api_key_id", "project_id", "model", "usage_type")
+DIMENSIONS = ("api_key_id", "user_id", "project_id", "model", "usage_type")
 
 
 def spend_by(runtime: Runtime, account_id: int, dimension: str) -> dict[dt.date, Decimal]:
@@ -162,6 +162,26 @@ def test_keys_are_named_and_each_keys_bill_lands_on_its_usage(runtime, server) -
                 billed_by_key.get(r.api_key_name, Decimal(0)) + r.billed_cost
             )
     assert {k: Decimal(v) for k, v in by_key.items() if k} == billed_by_key
+
+
+def test_users_are_named_and_share_their_keys_bill(runtime, server) -> None:
+    """OpenAI bills per key, not per user: the key's bill is split over its users' usage in
+    proportion to their list-price estimates, to the micro-dollar."""
+    openai_id = add_openai(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    with runtime.session_factory() as session:
+        rows = session.scalars(
+            select(u).where(u.account_id == openai_id, u.api_key_id == "key_ra4Lm9", u.day == AUG1)
+        ).all()
+    usage = [r for r in rows if not r.usage_type.startswith(LINE_ITEM)]
+    completions = {r.user_name: r for r in usage if r.usage_type == "completions"}
+    ada, tomas = completions["Ada Park"], completions["tomas.ruiz@example.com"]
+    assert ada.user_id == "user_Lq5Zr1" and tomas.user_id == "user_Mt7Ys3"
+    assert ada.allocated_cost and tomas.allocated_cost
+    # Ada used twice Tomas's tokens of the same model: about twice his share of the bill.
+    assert abs(ada.allocated_cost - 2 * tomas.allocated_cost) <= Decimal("0.000002")
+    billed = sum((r.billed_cost for r in rows if r.usage_type.startswith(LINE_ITEM)), Decimal(0))
+    assert sum((r.allocated_cost or Decimal(0) for r in usage), Decimal(0)) == billed
 
 
 def test_anthropic_workspaces_and_keys_are_named(runtime, server) -> None:

@@ -101,6 +101,20 @@ def test_a_plain_file_takes_the_fast_path_and_stores_what_the_row_checker_stores
     assert len(fast_rows) == 6
 
 
+def test_a_user_column_keeps_each_persons_rows_apart_both_ways(pg_session, cipher, caplog):
+    text = (
+        "day,model,input_tokens,output_tokens,requests,user_id\n"
+        "2026-08-01,llama-3.1-8b-instant,400000,90000,1200,ada\n"
+        "2026-08-01,llama-3.1-8b-instant,100,10,1,tom\n"
+        "2026-08-01,llama-3.1-8b-instant,50,5,1,ada\n"  # Ada again: added up
+    )
+    fast_rows, checked_rows, fast = both_ways(pg_session, cipher, text, caplog)
+    assert fast and fast_rows == checked_rows
+    users = [c.name for c in UsageRecord.__table__.c if c.name not in ("id", "account_id",
+             "synced_at")].index("user_id")  # fmt: skip
+    assert sorted(row[users] for row in fast_rows) == ["ada", "tom"]
+
+
 @pytest.mark.parametrize(
     "line",
     [

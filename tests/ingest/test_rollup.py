@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import replace
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy import MetaData, Table, delete, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from tracker.core import migrate
@@ -26,10 +27,11 @@ from tracker.costs import estimate as estimate_module
 from tracker.costs import reconcile
 from tracker.costs.estimate import estimate_range
 from tracker.costs.spend import assign_cost_sources
-from tracker.ingest.writer import upsert_rows
+from tracker.ingest.writer import merge_rows, upsert_rows
 from tracker.models import (
     Account,
     Service,
+    UsageAttributionMonthly,
     UsageDaily,
     UsageLabel,
     UsageLabelMonthly,
@@ -79,6 +81,8 @@ def _rows(rng: random.Random, n: int) -> list[UsageRow]:
                 project_name=rng.choice([None, "", "Project A"]),
                 api_key_id=rng.choice(["", "key_1", "key_2"]),
                 api_key_name=rng.choice([None, "Key one"]),
+                user_id="" if line_item else rng.choice(["", "user_x", "user_y"]),
+                user_name=rng.choice([None, "Ada"]),
                 usage_type="cost:completions" if line_item else rng.choice(["", "completions"]),
                 service_tier=rng.choice(["", "batch"]),
                 input_tokens=rng.randrange(10**7),
@@ -135,6 +139,7 @@ def _labels_from_detail(session: Session) -> pd.DataFrame:
     for kind, label, ident in (
         ("project", sources.project_label(), u.project_id),
         ("api_key", sources.api_key_label(), u.api_key_id),
+        ("user", sources.user_label(), u.user_id),
     ):
         rows += session.execute(
             select(
@@ -295,8 +300,44 @@ def _same(a: Any, b: Any) -> None:
         assert a == b
 
 
+def _attribution_from_detail(session: Session) -> list[tuple[Any, ...]]:
+    """What usage_attribution_monthly must hold: spend per account, month, project, key,
+    user and model (months as 'YYYY-MM-01')."""
+    u, src = UsageRecord, sources._DETAIL
+    rows = session.execute(
+        select(
+            u.account_id, u.day, u.project_id, u.api_key_id, u.user_id, u.model,
+            src.sums["_rows"], src.sums["cost"],
+        ).group_by(u.account_id, u.day, u.project_id, u.api_key_id, u.user_id, u.model)
+    )  # fmt: skip
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for account_id, day, project, key, user, model, count, cost in rows:
+        group = (account_id, str(day)[:8] + "01", project, key, user, model)
+        total = sums.setdefault(group, [0, 0])
+        total[0] += int(count)
+        total[1] += int(cost)
+    return sorted((*k, *v) for k, v in sums.items())
+
+
 def _check(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     session.flush()
+    a = UsageAttributionMonthly
+    stored_attribution = sorted(
+        (r[0], str(r[1]), *r[2:6], int(r[6]), int(r[7]))
+        for r in session.execute(
+            select(
+                a.account_id,
+                a.month,
+                a.project_id,
+                a.api_key_id,
+                a.user_id,
+                a.model,
+                a.row_count,
+                a.cost_micros,
+            )  # fmt: skip
+        )
+    )
+    assert stored_attribution == _attribution_from_detail(session)
     stored = _frame(session.execute(select(*UsageDaily.__table__.columns)).all())
     pd.testing.assert_frame_equal(stored, _grouped_detail(session))
     labels = _label_frame(
@@ -385,8 +426,27 @@ def test_rollup_follows_every_writer_and_answers_like_the_detail(
 
     session.execute(delete(UsageRecord))
     assert session.execute(text("SELECT count(*) FROM usage_daily")).scalar_one() == 0
-    for table in ("usage_labels", "usage_labels_monthly"):
+    for table in ("usage_labels", "usage_labels_monthly", "usage_attribution_monthly"):
         assert session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+
+
+def _write_old_schema(session: Session, account_id: int, rows: list[UsageRow]) -> None:
+    """Rows as a sync before 0016 wrote them: no user (their key had none), repeated keys
+    added up, through the columns the schema of the day has."""
+    table = Table("usage_records", MetaData(), autoload_with=session.connection())
+    merged: dict[tuple[Any, ...], UsageRow] = {}
+    for row in rows:
+        row = replace(row, user_id="", user_name=None)
+        key = row.natural_key
+        merged[key] = merge_rows(merged[key], row) if key in merged else row
+    values = []
+    for row in merged.values():
+        value = {c: getattr(row, c) for c in table.c.keys() if hasattr(row, c)}
+        source = "none" if row.billed_cost is None else "billed"
+        values.append({**value, "account_id": account_id, "estimated_cost": None,
+                       "cost_source": source, "pricing_status": "pending",
+                       "synced_at": utcnow()})  # fmt: skip
+    session.execute(insert(table), values)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -406,8 +466,8 @@ def test_upgrading_an_install_builds_the_rollups_from_its_usage(
     with Session(engine) as session, session.begin():
         openai = _account(session, "upgrade-openai", "openai")
         other = _account(session, "upgrade-deepseek", "deepseek")
-        upsert_rows(session, openai.id, _rows(rng, 250), stamp=utcnow())
-        upsert_rows(session, other.id, _rows(rng, 120), stamp=utcnow())
+        _write_old_schema(session, openai.id, _rows(rng, 250))
+        _write_old_schema(session, other.id, _rows(rng, 120))
         estimate_range(session=session, start=FIRST, end=TODAY)
     monkeypatch.undo()
     migrate.upgrade(engine)

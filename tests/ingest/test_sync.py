@@ -94,8 +94,8 @@ def snapshot(runtime: Runtime) -> list[tuple]:
     """Every stored usage row with its id and values (not its sync time)."""
     r = UsageRecord
     columns = [
-        r.id, r.account_id, r.day, r.model, r.project_id, r.api_key_id, r.usage_type,
-        r.service_tier, r.project_name, r.input_tokens, r.cached_input_tokens,
+        r.id, r.account_id, r.day, r.model, r.project_id, r.api_key_id, r.user_id,
+        r.usage_type, r.service_tier, r.project_name, r.input_tokens, r.cached_input_tokens,
         r.cache_write_tokens, r.cache_write_1h_tokens, r.output_tokens, r.requests,
         r.other_units, r.billed_cost, r.estimated_cost, r.cost_source, r.pricing_status,
     ]  # fmt: skip
@@ -174,7 +174,7 @@ def test_overlapping_ranges_leave_the_same_rows(runtime, server):
     assert billed_by_day(runtime, openai_id) == OPENAI_BILLED
     assert billed_by_day(runtime, anthropic_id) == ANTHROPIC_BILLED
     pieces = [row[1:] for row in snapshot(runtime)]
-    assert len(pieces) == len(set(row[:7] for row in pieces))  # no natural key twice
+    assert len(pieces) == len(set(row[:8] for row in pieces))  # no natural key twice
     assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
     assert sorted(row[1:] for row in snapshot(runtime)) == sorted(pieces)
 

@@ -30,7 +30,7 @@ def test_usage_and_billed_rows_match_the_provider(server, http):
             + load("openai/usage_completions_page2.json")["data"]
         )
     )
-    assert len(completions) == len(expected) == 6
+    assert len(completions) == len(expected) == 7
     # input_tokens is uncached input only: OpenAI's input_tokens includes the cached ones.
     assert sum(r.input_tokens for r in completions) == sum(
         e["input_tokens"] - e["input_cached_tokens"] for e in expected
@@ -40,6 +40,12 @@ def test_usage_and_billed_rows_match_the_provider(server, http):
     assert sum(r.requests for r in completions) == 14_250
     assert all(r.billed_cost is None for r in completions)
     assert {r.project_name for r in completions} == {"support-bot", "research-agents"}
+    # Users by id, named from the organisation's user listing (name, else email).
+    assert {(r.user_id, r.user_name) for r in completions} == {
+        ("", None),
+        ("user_Lq5Zr1", "Ada Park"),
+        ("user_Mt7Ys3", "tomas.ruiz@example.com"),
+    }
 
     billed = [r for r in rows if r.usage_type.startswith("cost:")]
     assert sum(r.billed_cost for r in billed) == Decimal("2.82") + Decimal("2.487") + Decimal(
@@ -87,7 +93,9 @@ def test_follows_pages_and_sends_the_documented_query(server, http):
     assert server.count(USAGE) == 2
     assert server.count("/v1/organization/costs") == 2
     query = server.last(USAGE).query
-    assert query["group_by"] == ["project_id", "api_key_id", "model", "batch", "service_tier"]
+    assert query["group_by"] == [
+        "project_id", "user_id", "api_key_id", "model", "batch", "service_tier"
+    ]  # fmt: skip
     assert query["start_time"] == ["1785542400"] and query["end_time"] == ["1785801600"]
     assert query["bucket_width"] == ["1d"] and "page" in query
     assert server.last("/v1/organization/costs").query["group_by"] == [
@@ -102,7 +110,7 @@ def test_old_shape_buckets_without_newer_fields(server, http):
     rows = [
         r for r in connector(server, http).fetch_usage(AUG1, AUG4) if r.usage_type == "completions"
     ]
-    assert len(rows) == 6
+    assert len(rows) == 7
     assert sum(r.input_tokens for r in rows) == 10_000_000  # no cache split reported
     assert sum(r.cached_input_tokens for r in rows) == 0
     assert sum(r.output_tokens for r in rows) == 1_395_000
@@ -153,14 +161,14 @@ def test_admin_key_test_passes(server, http):
 def test_429_with_retry_after_then_success(server, http):
     server.script(USAGE, Reply(429, load("openai/error_429_rate_limit.json"), {"Retry-After": "1"}))
     rows = list(connector(server, http).fetch_usage(AUG1, AUG4))
-    assert len([r for r in rows if r.usage_type == "completions"]) == 6
+    assert len([r for r in rows if r.usage_type == "completions"]) == 7
     assert server.count(USAGE) == 3  # one refused, then the two pages
 
 
 def test_500_then_success(server, http):
     server.script(USAGE, Reply(500, {"error": {"message": "boom"}}))
     rows = list(connector(server, http).fetch_usage(AUG1, AUG4))
-    assert len([r for r in rows if r.usage_type == "completions"]) == 6
+    assert len([r for r in rows if r.usage_type == "completions"]) == 7
     assert server.count(USAGE) == 3
 
 

@@ -1,10 +1,11 @@
 """Teams, the dated mappings that say whose spend is whose, and shared-cost rules.
 
 A mapping gives a team the spend of an account, a project (OpenAI project, Anthropic
-workspace, an imported `project`) or an API key from `valid_from` (inclusive) until
-`valid_to` (exclusive; open when None). The most specific mapping in force on a day wins:
-API key, then project, then account; spend no mapping reaches is "Unassigned", never
-hidden. Two mappings of one kind and value may not be in force on the same day.
+workspace, an imported `project`), an API key or a user (the provider's user id) from
+`valid_from` (inclusive) until `valid_to` (exclusive; open when None). The most specific
+mapping in force on a day wins: user, then API key, then project, then account; spend no
+mapping reaches is "Unassigned", never hidden. Two mappings of one kind and value may not
+be in force on the same day.
 
 A shared-cost rule splits what one bucket (a team such as a platform team, or the
 unassigned spend) was charged across other teams, for the months it is in force: `even`,
@@ -31,8 +32,8 @@ from tracker.core.errors import InvalidInput, NotFound
 from tracker.models import SharedCostRule, Team, TeamMapping
 from tracker.providers.accounts import get_account
 
-KINDS = ("api_key", "project", "account")  # most specific first
-KIND_LABELS = {"api_key": "API key", "project": "project", "account": "account"}
+KINDS = ("user", "api_key", "project", "account")  # most specific first
+KIND_LABELS = {"user": "user", "api_key": "API key", "project": "project", "account": "account"}
 METHODS = ("even", "fixed", "proportional")
 UNASSIGNED = "Unassigned"
 MAPPING_COLUMNS = ("kind", "value", "team", "valid_from", "valid_to")
@@ -278,7 +279,8 @@ def import_mappings(*, session: Session, stream: TextIO, actor: str) -> int:
 
 class TeamResolver:
     """Whose is a row's spend: the team of the most specific mapping in force on its day
-    (API key, project, account), with its cost center and GL account; else Unassigned."""
+    (user, API key, project, account), with its cost center and GL account; else
+    Unassigned."""
 
     def __init__(self, session: Session) -> None:
         self.teams = {t.name: t for t in list_teams(session=session)}
@@ -286,8 +288,15 @@ class TeamResolver:
         for m in list_mappings(session=session):
             self._mappings.setdefault((m.kind, m.value), []).append(m)
 
-    def team(self, day: dt.date, *, api_key: str, project: str, account: str) -> str:
-        for kind, value in (("api_key", api_key), ("project", project), ("account", account)):
+    def team(
+        self, day: dt.date, *, user: str = "", api_key: str, project: str, account: str
+    ) -> str:
+        for kind, value in (
+            ("user", user),
+            ("api_key", api_key),
+            ("project", project),
+            ("account", account),
+        ):
             for m in self._mappings.get((kind, value), ()) if value else ():
                 if m.in_force(day):
                     return m.team

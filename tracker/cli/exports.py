@@ -39,6 +39,7 @@ def register(commands: Any) -> None:
     p.add_argument("--model", action="append", default=[], metavar="M")
     p.add_argument("--project", action="append", default=[], metavar="ID", help="id or name")
     p.add_argument("--api-key", action="append", default=[], metavar="ID", help="id or name")
+    p.add_argument("--user", action="append", default=[], metavar="ID", help="id or name")
     p.add_argument("--output", required=True, metavar="FILE", help="file, or - for stdout")
     p.set_defaults(handler=cmd_export)
 
@@ -54,6 +55,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
         models=tuple(args.model),
         projects=tuple(args.project),
         api_keys=tuple(args.api_key),
+        users=tuple(args.user),
     )
     target = None if args.output == "-" else Path(args.output)
     if target is not None:

@@ -187,6 +187,7 @@ def cmd_chargeback(args: argparse.Namespace, ctx: Context) -> int:
                             "account": p.account,
                             "project": p.project,
                             "api_key": p.api_key,
+                            "user": p.user,
                             "model": p.model,
                             "method": p.method,
                             "shared_from": p.shared_from,
@@ -229,8 +230,11 @@ def register(commands: Any) -> None:
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_list)
 
-    mp = grp.add_parser("map", help="give a team an account's, project's or API key's spend")
+    mp = grp.add_parser(
+        "map", help="give a team an account's, project's, API key's or user's spend"
+    )
     what = mp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--user", metavar="USER_ID")
     what.add_argument("--api-key", dest="api_key", metavar="KEY_ID")
     what.add_argument("--project", metavar="PROJECT_ID")
     what.add_argument("--account", metavar="ACCOUNT_NAME")

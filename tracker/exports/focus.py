@@ -350,7 +350,11 @@ def _tags(row: ExportRow, teams: TeamResolver | None) -> str:
         tags["x_allocation_method"] = row.allocation_method
     if teams is not None:
         team = teams.team(
-            row.day, api_key=row.api_key_id, project=row.project_id, account=row.account
+            row.day,
+            user=row.user_id,
+            api_key=row.api_key_id,
+            project=row.project_id,
+            account=row.account,
         )
         tags["x_team"] = team
         center, gl = teams.books(team)
@@ -362,6 +366,8 @@ def _tags(row: ExportRow, teams: TeamResolver | None) -> str:
         tags["x_model"] = row.model
     if row.api_key_id:
         tags["x_api_key_id"] = row.api_key_id
+    if row.user_id:
+        tags["x_user_id"] = row.user_id
     if row.service_tier:
         tags["x_service_tier"] = row.service_tier
     if row.usage_type:

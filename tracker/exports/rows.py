@@ -57,6 +57,8 @@ class ExportRow:
     project_name: str | None
     api_key_id: str
     api_key_name: str | None
+    user_id: str
+    user_name: str | None
     usage_type: str
     service_tier: str
     input_tokens: int
@@ -97,6 +99,8 @@ _ROW_COLUMNS = (
     _u.project_name,
     _u.api_key_id,
     _u.api_key_name,
+    _u.user_id,
+    _u.user_name,
     _u.usage_type,
     _u.service_tier,
     _u.input_tokens,

@@ -25,6 +25,8 @@ CSV_COLUMNS = (
     "project_name",
     "api_key_id",
     "api_key_name",
+    "user_id",
+    "user_name",
     "usage_type",
     "service_tier",
     "input_tokens",
@@ -56,6 +58,8 @@ _TEXT_COLUMNS = frozenset(
         "project_name",
         "api_key_id",
         "api_key_name",
+        "user_id",
+        "user_name",
         "usage_type",
         "service_tier",
         "other_unit_name",
@@ -82,7 +86,13 @@ def _row_values(row: ExportRow, teams: TeamResolver | None) -> dict[str, Any]:
     """A row's export values; `team` by the mapping in force on its day (direct, before
     shared-cost rules, which split whole months: the Chargeback page and sheet)."""
     team = (
-        teams.team(row.day, api_key=row.api_key_id, project=row.project_id, account=row.account)
+        teams.team(
+            row.day,
+            user=row.user_id,
+            api_key=row.api_key_id,
+            project=row.project_id,
+            account=row.account,
+        )
         if teams is not None
         else None
     )
@@ -96,6 +106,8 @@ def _row_values(row: ExportRow, teams: TeamResolver | None) -> dict[str, Any]:
         "project_name": row.project_name,
         "api_key_id": row.api_key_id,
         "api_key_name": row.api_key_name,
+        "user_id": row.user_id,
+        "user_name": row.user_name,
         "usage_type": row.usage_type,
         "service_tier": row.service_tier,
         **{name: int(getattr(row, name)) for name in _INT_COLUMNS},

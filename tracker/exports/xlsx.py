@@ -334,6 +334,7 @@ def _describe(filters: Dimensions) -> str:
             ("models", filters.models),
             ("projects", filters.projects),
             ("API keys", filters.api_keys),
+            ("users", filters.users),
         )
         if values
     ]

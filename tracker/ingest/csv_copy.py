@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from tracker.core.db import copy_in
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.sql_pricing import UNIT_PRICES, outcome_sql, stage_unit_prices
-from tracker.ingest.csv_template import MAX_TOKENS, header_problems
+from tracker.ingest.csv_template import MAX_TOKENS, OPTIONAL, header_problems
 from tracker.models import IMPORT_USAGE_TYPE, TOKEN_COLUMNS, USAGE_NATURAL_KEY, Account
 from tracker.providers.base import MAX_ROW_AMOUNT
 
@@ -88,7 +88,7 @@ def copy_import(
             raise NotFastPath(str(exc).splitlines()[0]) from None
         raise
     field = {name: f"coalesce({slot}, '')" for name, slot in zip(columns, slots, strict=True)}
-    for optional in ("cached_input_tokens", "cost", "project", "api_key_id"):
+    for optional in OPTIONAL:
         field.setdefault(optional, "''")
     # Prices for each (model, day) named; a day that is not one fails the check below.
     pairs = connection.execute(
@@ -182,6 +182,7 @@ def _certainly_fine(f: dict[str, str]) -> str:
             plain_text(f["model"], required=True),
             plain_text(f["project"], required=False),
             plain_text(f["api_key_id"], required=False),
+            plain_text(f["user_id"], required=False),
             whole(f["input_tokens"]),
             whole(f["output_tokens"]),
             whole(f["requests"]),
@@ -210,6 +211,7 @@ _WRITTEN = (
     *USAGE_NATURAL_KEY,
     "project_name",
     "api_key_name",
+    "user_name",
     *TOKEN_COLUMNS,
     "requests",
     "other_units",
@@ -224,12 +226,12 @@ _WRITTEN = (
 
 
 def _replace_earlier(f: dict[str, str]) -> str:
-    """Delete the account's imported rows for a (day, model, project, key) the file names:
+    """Delete the account's imported rows for a (day, model, project, key, user) the file names:
     as text, for the file's fields are what would be stored (else the check refuses it)."""
     named = (
         f"SELECT 1 FROM {RAW} WHERE {f['day']} = to_char(u.day, 'YYYY-MM-DD') "
         f"AND {f['model']} = u.model AND {f['project']} = u.project_id "
-        f"AND {f['api_key_id']} = u.api_key_id"
+        f"AND {f['api_key_id']} = u.api_key_id AND {f['user_id']} = u.user_id"
     )
     earlier = (
         "u.account_id = :account AND u.usage_type = :usage_type AND u.service_tier = '' "
@@ -243,19 +245,20 @@ def _replace_earlier(f: dict[str, str]) -> str:
 
 
 def _insert(f: dict[str, str]) -> str:
-    """Insert the rows that pass the check, repeated (day, model, project, key) rows added
+    """Insert the rows that pass the check, repeated (day, model, project, key, user) rows added
     up and priced, in index order (so each index grows at one end); answer how many file
     rows they stand for."""
     cached = f"CAST(coalesce(nullif({f['cached_input_tokens']}, ''), '0') AS bigint)"
     grouped = (
         f"SELECT CAST({f['day']} AS date) AS day, {f['model']} AS model, "
         f"{f['project']} AS project_id, {f['api_key_id']} AS api_key_id, "
+        f"{f['user_id']} AS user_id, "
         f"sum(CAST({f['input_tokens']} AS bigint) - {cached}) AS input_tokens, "
         f"sum({cached}) AS cached_input_tokens, "
         f"sum(CAST({f['output_tokens']} AS bigint)) AS output_tokens, "
         f"sum(CAST({f['requests']} AS bigint)) AS requests, "
         f"sum(CAST(nullif({f['cost']}, '') AS numeric)) AS billed_cost, count(*) AS file_rows "
-        f"FROM {RAW} WHERE {_certainly_fine(f)} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        f"FROM {RAW} WHERE {_certainly_fine(f)} GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
     )
     columns = {
         "input_tokens": "g.input_tokens",
@@ -284,6 +287,7 @@ def _insert(f: dict[str, str]) -> str:
         "service_tier": "''",
         "project_name": "NULL",
         "api_key_name": "NULL",
+        "user_name": "NULL",
         "cache_write_tokens": "0",
         "cache_write_1h_tokens": "0",
         "other_units": "0",

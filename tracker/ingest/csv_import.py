@@ -2,9 +2,9 @@
 
 The template (docs/csv-import.md) has a header row and one row per UTC day and model:
 `day, model, input_tokens, output_tokens, requests` and optionally `cached_input_tokens`,
-`cost` (USD, the provider's figure), `project` and `api_key_id`. `input_tokens` counts all
-input tokens as the provider reports them, cached ones included; the stored `input_tokens`
-is the uncached part (`input_tokens - cached_input_tokens`), like every other source.
+`cost` (USD, the provider's figure), `project`, `api_key_id` and `user_id`. `input_tokens`
+counts all input tokens as the provider reports them, cached ones included; the stored
+`input_tokens` is the uncached part (`input_tokens - cached_input_tokens`), like every other source.
 
 All or nothing, streaming, in a savepoint of the caller's transaction. On PostgreSQL the file
 goes through COPY first (`csv_copy`: 1.84 M rows in seconds); a file that path does not
@@ -12,8 +12,8 @@ accept as certainly fine is read again by the row checker here, which checks eac
 writes in batches as it reads, so memory stays flat. Any bad row raises `InvalidInput`
 listing the problems by line number (the first `MAX_ERRORS`), and the savepoint rolls back,
 so nothing stays written. Rows
-repeating a day, model, project and key are added up; importing the same day, model,
-project and key again replaces the earlier import. Imported rows have `usage_type =
+repeating a day, model, project, key and user are added up; importing the same day, model,
+project, key and user again replaces the earlier import. Imported rows have `usage_type =
 'import'`, which a sync never deletes.
 """
 
@@ -242,7 +242,7 @@ def _row(raw: dict[str, str], today: dt.date) -> tuple[UsageRow | None, list[str
                 problems.append(f"cost {value['cost']!r} is implausibly large for one day")
             elif isinstance(exponent := cost.as_tuple().exponent, int) and exponent < -6:
                 problems.append(f"cost {value['cost']!r} has more than 6 decimals")
-    for name in ("project", "api_key_id"):
+    for name in ("project", "api_key_id", "user_id"):
         if len(value.get(name, "")) > 255:
             problems.append(f"{name} is longer than 255 characters")
     if problems or day is None:
@@ -253,6 +253,7 @@ def _row(raw: dict[str, str], today: dt.date) -> tuple[UsageRow | None, list[str
             model=model,
             project_id=value.get("project", ""),
             api_key_id=value.get("api_key_id", ""),
+            user_id=value.get("user_id", ""),
             usage_type=IMPORT_USAGE_TYPE,
             input_tokens=counts["input_tokens"] - counts["cached_input_tokens"],
             cached_input_tokens=counts["cached_input_tokens"],

@@ -6,7 +6,7 @@ Shared by the row checker (`csv_import`) and the PostgreSQL fast path (`csv_copy
 from __future__ import annotations
 
 REQUIRED = ("day", "model", "input_tokens", "output_tokens", "requests")
-OPTIONAL = ("cached_input_tokens", "cost", "project", "api_key_id")
+OPTIONAL = ("cached_input_tokens", "cost", "project", "api_key_id", "user_id")
 MAX_ERRORS = 20
 MAX_TOKENS = 10**15  # far beyond any real day; catches pasted garbage before BIGINT does
 

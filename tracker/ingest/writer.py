@@ -81,10 +81,12 @@ def merge_rows(a: UsageRow, b: UsageRow) -> UsageRow:
         model=a.model,
         project_id=a.project_id,
         api_key_id=a.api_key_id,
+        user_id=a.user_id,
         usage_type=a.usage_type,
         service_tier=a.service_tier,
         project_name=a.project_name or b.project_name,
         api_key_name=a.api_key_name or b.api_key_name,
+        user_name=a.user_name or b.user_name,
         input_tokens=a.input_tokens + b.input_tokens,
         cached_input_tokens=a.cached_input_tokens + b.cached_input_tokens,
         cache_write_tokens=a.cache_write_tokens + b.cache_write_tokens,
@@ -119,10 +121,12 @@ def _write_batch(
             r.model,
             r.project_id,
             r.api_key_id,
+            r.user_id,
             r.usage_type,
             r.service_tier,
             r.project_name,
             r.api_key_name,
+            r.user_name,
             r.input_tokens,
             r.cached_input_tokens,
             r.cache_write_tokens,
@@ -154,6 +158,7 @@ _WRITTEN = (
     *USAGE_NATURAL_KEY,
     "project_name",
     "api_key_name",
+    "user_name",
     *SUMMED,
     "other_unit_name",
     "billed_cost",
@@ -174,10 +179,12 @@ def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
         r.model,
         r.project_id,
         r.api_key_id,
+        r.user_id,
         r.usage_type,
         r.service_tier,
         r.project_name,
         r.api_key_name,
+        r.user_name,
         r.other_unit_name,
         r.currency,
     )
@@ -186,24 +193,28 @@ def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
             model,
             project_id,
             api_key_id,
+            user_id,
             usage_type,
             tier,
             project_name,
             key_name,
+            user_name,
             unit_name,
             currency,
         ) = map(copy_text, texts)
     else:
-        model, project_id, api_key_id, usage_type, tier, currency = (
+        model, project_id, api_key_id, user_id, usage_type, tier, currency = (
             r.model,
             r.project_id,
             r.api_key_id,
+            r.user_id,
             r.usage_type,
             r.service_tier,
             r.currency,
         )
         project_name = COPY_NULL if r.project_name is None else r.project_name
         key_name = COPY_NULL if r.api_key_name is None else r.api_key_name
+        user_name = COPY_NULL if r.user_name is None else r.user_name
         unit_name = COPY_NULL if r.other_unit_name is None else r.other_unit_name
     billed, source = (
         (COPY_NULL, CostSource.NONE)
@@ -211,8 +222,8 @@ def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
         else (r.billed_cost, CostSource.BILLED)
     )
     return (
-        f"{account_id}\t{r.day.isoformat()}\t{model}\t{project_id}\t{api_key_id}\t"
-        f"{usage_type}\t{tier}\t{project_name}\t{key_name}\t{r.input_tokens}\t"
+        f"{account_id}\t{r.day.isoformat()}\t{model}\t{project_id}\t{api_key_id}\t{user_id}\t"
+        f"{usage_type}\t{tier}\t{project_name}\t{key_name}\t{user_name}\t{r.input_tokens}\t"
         f"{r.cached_input_tokens}\t{r.cache_write_tokens}\t{r.cache_write_1h_tokens}\t"
         f"{r.output_tokens}\t{r.requests}\t{r.other_units}\t{unit_name}\t{billed}\t"
         f"{COPY_NULL}\t{currency}\t{source}{tail}"
@@ -270,6 +281,7 @@ def _upsert_set(stmt: Any) -> dict[str, Any]:
         pricing_status="pending",
         project_name=func.coalesce(new.project_name, old.project_name),
         api_key_name=func.coalesce(new.api_key_name, old.api_key_name),
+        user_name=func.coalesce(new.user_name, old.user_name),
         other_unit_name=func.coalesce(new.other_unit_name, old.other_unit_name),
         currency=new.currency,
         synced_at=new.synced_at,

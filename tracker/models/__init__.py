@@ -45,6 +45,7 @@ USAGE_NATURAL_KEY = (
     "model",
     "project_id",
     "api_key_id",
+    "user_id",
     "usage_type",
     "service_tier",
 )
@@ -216,7 +217,7 @@ class Account(Base):
 
 
 class UsageRecord(Base):
-    """Daily grain: one row per account, UTC day, model, project, key, line item and tier.
+    """Daily grain: one row per account, UTC day, model, project, key, user, line item and tier.
 
     Dimension columns are '' rather than NULL when a provider does not report them, so the
     natural-key unique constraint holds (NULLs never collide in a unique index).
@@ -231,10 +232,13 @@ class UsageRecord(Base):
     model: Mapped[str] = mapped_column(String(255), default="")
     project_id: Mapped[str] = mapped_column(String(255), default="")
     api_key_id: Mapped[str] = mapped_column(String(255), default="")
+    # The provider's user (OpenAI's `user_id`); '' where the provider reports none.
+    user_id: Mapped[str] = mapped_column(String(255), default="")
     usage_type: Mapped[str] = mapped_column(String(255), default="")
     service_tier: Mapped[str] = mapped_column(String(64), default="")
     project_name: Mapped[str | None]
     api_key_name: Mapped[str | None]
+    user_name: Mapped[str | None]
     input_tokens: Mapped[int] = mapped_column(default=0)
     cached_input_tokens: Mapped[int] = mapped_column(default=0)
     cache_write_tokens: Mapped[int] = mapped_column(default=0)
@@ -321,11 +325,11 @@ class UsageDaily(RollupSums, Base):
 class _LabelSums(RollupSums):
     """Usage per project or API key and account over one period (a day, or a month).
 
-    `kind` is 'project' or 'api_key'; `label` is what the explorer shows (the name, else the
+    `kind` is 'project', 'api_key' or 'user'; `label` is what the explorer shows (the name, else the
     id; `tracker.reporting.sources` labels the detail the same way) and `ident` the id. The sums are
     `UsageDaily`'s, so questions by project or by API key (without model or usage type) read
-    these tables. Kept by triggers on `usage_records` (migration 0006) in the writer's
-    transaction; never write them directly.
+    these tables. Kept by triggers on `usage_records` (migrations 0006 and, for users, 0016)
+    in the writer's transaction; never write them directly.
     """
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -361,6 +365,28 @@ class UsageLabelMonthly(_LabelSums, Base):
         PrimaryKeyConstraint("kind", "label", "month", "ident", "account_id"),
         Index("ix_usage_labels_monthly_kind_month", "kind", "month"),
     )
+
+
+class UsageAttributionMonthly(Base):
+    """Spend per account, UTC calendar month, project, API key, user and model: what the
+    monthly chargeback (`tracker.attribution.chargeback`) resolves to teams, without reading
+    a month of detail. Each row's spend is the rule of `tracker.costs.spend` in whole
+    micro-dollars. Kept by triggers on `usage_records` (migration 0016) in the writer's
+    transaction; never write it directly.
+    """
+
+    __tablename__ = "usage_attribution_monthly"
+
+    account_id: Mapped[int] = mapped_column(ID, primary_key=True)
+    month: Mapped[dt.date] = mapped_column(primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    row_count: Mapped[int] = mapped_column(default=0)
+    cost_micros: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (Index("ix_usage_attribution_monthly_month", "month"),)
 
 
 class SyncRun(Base):

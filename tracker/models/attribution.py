@@ -28,8 +28,8 @@ class Team(Base):
 
 class TeamMapping(Base):
     """From `valid_from` (inclusive) to `valid_to` (exclusive; None: open), the spend of an
-    account, a project (or workspace) or an API key belongs to a team. The most specific
-    mapping wins: API key, then project, then account."""
+    account, a project (or workspace), an API key or a user belongs to a team. The most
+    specific mapping wins: user, then API key, then project, then account."""
 
     __tablename__ = "team_mappings"
 
@@ -44,7 +44,7 @@ class TeamMapping(Base):
 
     __table_args__ = (
         Index("ix_team_mappings_kind_value", "kind", "value"),
-        CheckConstraint("kind IN ('account', 'project', 'api_key')", name="kind"),
+        CheckConstraint("kind IN ('account', 'project', 'api_key', 'user')", name="kind"),
         CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period"),
     )
 

@@ -92,10 +92,12 @@ class UsageRow:
     model: str = ""
     project_id: str = ""
     api_key_id: str = ""
+    user_id: str = ""
     usage_type: str = ""
     service_tier: str = ""
     project_name: str | None = None
     api_key_name: str | None = None
+    user_name: str | None = None
     input_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0

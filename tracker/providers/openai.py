@@ -35,7 +35,6 @@ from tracker.core.units import today_utc
 from tracker.providers.base import (
     Connector,
     ProviderAuthError,
-    ProviderError,
     ProviderPermissionError,
     ProviderResponseError,
     UsageRow,
@@ -51,7 +50,7 @@ ADMIN_KEY_HINT = (
     "the usage and costs APIs need an organization admin key (sk-admin-...), created by an "
     "organization owner under Settings > Organization > Admin keys"
 )
-STANDARD_GROUPS = ["project_id", "api_key_id", "model"]
+STANDARD_GROUPS = ["project_id", "user_id", "api_key_id", "model"]
 # Usage endpoint -> (group_by values, how to read one result into row fields).
 USAGE_ENDPOINTS: dict[str, list[str]] = {
     "completions": [*STANDARD_GROUPS, "batch", "service_tier"],
@@ -62,7 +61,7 @@ USAGE_ENDPOINTS: dict[str, list[str]] = {
     "audio_transcriptions": STANDARD_GROUPS,
     "vector_stores": ["project_id"],
     "code_interpreter_sessions": ["project_id"],
-    "file_search_calls": ["project_id", "api_key_id"],
+    "file_search_calls": ["project_id", "user_id", "api_key_id"],
     "web_search_calls": [*STANDARD_GROUPS, "context_level"],
 }
 # Endpoints added to the API later: an account whose API does not know them answers 404.
@@ -115,6 +114,7 @@ class OpenAIConnector(Connector):
         self._require_admin_key()
         names = self._project_names()
         key_names = self._key_names(list(names))
+        user_names = self._user_names()
         window = {
             "start_time": epoch_seconds(start),
             "end_time": epoch_seconds(end),
@@ -126,7 +126,7 @@ class OpenAIConnector(Connector):
                 for page in self._call(f"/organization/usage/{endpoint}", params):
                     for day, result in self.buckets(page, endpoint, "start_time", day_of_epoch):
                         row = _usage_row(endpoint, day, result)
-                        yield _named(row, names, key_names)
+                        yield _named(row, names, key_names, user_names)
             except ProviderResponseError as exc:
                 if exc.status == 404 and endpoint in OPTIONAL_ENDPOINTS:
                     continue
@@ -134,7 +134,7 @@ class OpenAIConnector(Connector):
         params = {**window, "limit": COSTS_PAGE_LIMIT, "group_by": COSTS_GROUPS}
         for page in self._call("/organization/costs", params):
             for day, result in self.buckets(page, "costs", "start_time", day_of_epoch):
-                yield _named(_cost_row(day, result), names, key_names)
+                yield _named(_cost_row(day, result), names, key_names, user_names)
 
     def organization_key(self) -> str | None:
         """The organisation's oldest project (its default one, which cannot be deleted):
@@ -168,22 +168,29 @@ class OpenAIConnector(Connector):
 
     def _project_names(self) -> dict[str, str]:
         """Project id -> name; empty when the key may not list projects (names are optional)."""
+        return self._listed_names("/organization/projects", {"include_archived": "true"}, "name")
+
+    def _user_names(self) -> dict[str, str]:
+        """Organisation user id -> name (else email); empty when the key may not list them."""
+        return self._listed_names("/organization/users", {}, "name", "email")
+
+    def _listed_names(self, path: str, extra: dict[str, Any], *fields: str) -> dict[str, str]:
+        """id -> the first non-empty of `fields`, over every page of an admin listing."""
         names: dict[str, str] = {}
-        params: dict[str, Any] = {"limit": 100, "include_archived": "true"}
+        params: dict[str, Any] = {"limit": 100, **extra}
         try:
             for _ in range(1000):
-                body = self.get_object("/organization/projects", params)
+                body = self.get_object(path, params)
                 data = body.get("data") or []
-                for project in data:
-                    if isinstance(project, dict) and project.get("id"):
-                        names[str(project["id"])] = str(project.get("name") or "")[:255]
+                for item in data:
+                    if isinstance(item, dict) and item.get("id"):
+                        name = next((str(item[f]) for f in fields if item.get(f)), "")
+                        names[str(item["id"])] = name[:255]
                 if not body.get("has_more") or not data:
                     break
                 params = {**params, "after": body.get("last_id") or data[-1].get("id")}
         except (ProviderPermissionError, ProviderResponseError):
             return names
-        except ProviderError:
-            raise
         return names
 
 
@@ -193,6 +200,7 @@ def _usage_row(endpoint: str, day: dt.date, r: dict[str, Any]) -> UsageRow:
         "model": dim(r.get("model")),
         "project_id": dim(r.get("project_id")),
         "api_key_id": dim(r.get("api_key_id")),
+        "user_id": dim(r.get("user_id")),
         "usage_type": endpoint,
         "requests": to_int(r.get("num_model_requests")),
     }
@@ -279,14 +287,18 @@ def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
     )
 
 
-def _named(row: UsageRow, names: dict[str, str], key_names: dict[str, str]) -> UsageRow:
-    """The row with its project's and API key's names, where the listings had them."""
+def _named(
+    row: UsageRow, names: dict[str, str], key_names: dict[str, str], user_names: dict[str, str]
+) -> UsageRow:
+    """The row with its project's, API key's and user's names, where the listings had them."""
     project_name = names.get(row.project_id) if row.project_id else None
     key_name = key_names.get(row.api_key_id) if row.api_key_id else None
-    if project_name or key_name:
+    user_name = user_names.get(row.user_id) if row.user_id else None
+    if project_name or key_name or user_name:
         return replace(
             row,
             project_name=project_name or row.project_name,
             api_key_name=key_name or row.api_key_name,
+            user_name=user_name or row.user_name,
         )
     return row

@@ -55,7 +55,7 @@ _ROW_TOKENS = all_tokens(_u)
 #
 # Two rollups hold the detail's sums, kept by triggers in every writer's transaction
 # (tracker.models): `usage_daily` per account, day, model, usage type and tier, and
-# `usage_labels` per project or API key (label and id), day and account. A question that
+# `usage_labels` per project, API key or user (label and id), day and account. A question that
 # groups or filters by nothing finer than one of them gets the same answer from it as from
 # the detail, reading a fraction of the rows. Questions that need a project or key together
 # with a model or usage type, or a project together with a key, read the detail.
@@ -79,6 +79,8 @@ class _Source:
     project_id: Any = None  # ... and the id, both matched by the project filter
     api_key: Any = None
     api_key_id: Any = None
+    user: Any = None
+    user_id: Any = None
     where: tuple[ColumnElement[bool], ...] = ()
     kind: str | None = None  # usage_labels' kind, for its monthly twin
 
@@ -95,6 +97,10 @@ def project_label() -> ColumnElement[str]:
 
 def api_key_label() -> ColumnElement[str]:
     return func.coalesce(func.nullif(_u.api_key_name, ""), _u.api_key_id)
+
+
+def user_label() -> ColumnElement[str]:
+    return func.coalesce(func.nullif(_u.user_name, ""), _u.user_id)
 
 
 def _rollup_sums(entity: Any) -> dict[str, ColumnElement[Any]]:
@@ -120,6 +126,8 @@ _DETAIL = _Source(
     project_id=_u.project_id,
     api_key=api_key_label(),
     api_key_id=_u.api_key_id,
+    user=user_label(),
+    user_id=_u.user_id,
     sums={
         **{k: _total(getattr(_u, k)) for k in (*TOKEN_COLUMNS, "requests")},
         "cost": _total(_ROW_COST),
@@ -141,7 +149,7 @@ _ROLLUP = _Source(
 
 
 def _labels_source(kind: str) -> _Source:
-    """One kind of `usage_labels` ('project' or 'api_key') as a source."""
+    """One kind of `usage_labels` ('project', 'api_key' or 'user') as a source."""
     labels: dict[str, Any] = {kind: _l.label, f"{kind}_id": _l.ident}
     return _Source(
         entity=_l,
@@ -156,6 +164,7 @@ def _labels_source(kind: str) -> _Source:
 
 _BY_PROJECT = _labels_source("project")
 _BY_API_KEY = _labels_source("api_key")
+_BY_USER = _labels_source("user")
 
 
 def pick_source(flt: Dimensions | None = None, group_by: Sequence[str] = ()) -> _Source:
@@ -170,10 +179,11 @@ def pick_source(flt: Dimensions | None = None, group_by: Sequence[str] = ()) -> 
                 ("model", flt.models),
                 ("project", flt.projects),
                 ("api_key", flt.api_keys),
+                ("user", flt.users),
             )
             if values
         }
-    for src in (_ROLLUP, _BY_PROJECT, _BY_API_KEY):
+    for src in (_ROLLUP, _BY_PROJECT, _BY_API_KEY, _BY_USER):
         if all(name in _DIMENSIONS_ANY or getattr(src, name) is not None for name in needed):
             if src is not _ROLLUP and "day" not in needed and isinstance(flt, UsageFilter):
                 return _with_months(src, flt)
@@ -226,7 +236,8 @@ def cost_columns(src: _Source | None = None) -> list[ColumnElement[Any]]:
 class Dimensions:
     """The usage explorer's filters (also the exports'); an empty tuple means "all".
 
-    `projects` and `api_keys` match the label shown (the name, else the id) or the id.
+    `projects`, `api_keys` and `users` match the label shown (the name, else the id) or the
+    id.
     """
 
     providers: tuple[str, ...] = ()
@@ -234,6 +245,7 @@ class Dimensions:
     models: tuple[str, ...] = ()
     projects: tuple[str, ...] = ()
     api_keys: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
 
     def over(self, start: dt.date, end: dt.date) -> UsageFilter:
         """These filters over UTC days start..end inclusive."""
@@ -257,6 +269,7 @@ def dimension_column(name: str, src: _Source = _DETAIL) -> ColumnElement[Any]:
         "model": src.model,
         "project": src.project,
         "api_key": src.api_key,
+        "user": src.user,
         "usage_type": src.usage_type,
     }
     column: ColumnElement[Any] = columns[name]
@@ -292,4 +305,6 @@ def filter_source(
         stmt = stmt.where(or_(src.project.in_(flt.projects), src.project_id.in_(flt.projects)))
     if flt.api_keys:
         stmt = stmt.where(or_(src.api_key.in_(flt.api_keys), src.api_key_id.in_(flt.api_keys)))
+    if flt.users:
+        stmt = stmt.where(or_(src.user.in_(flt.users), src.user_id.in_(flt.users)))
     return stmt

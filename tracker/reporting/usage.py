@@ -27,6 +27,7 @@ from tracker.reporting.sources import (
     filter_usage,
     pick_source,
     project_label,
+    user_label,
 )
 
 # models.TOKEN_COLUMNS -> the label pages show.
@@ -45,6 +46,7 @@ GROUP_BY_CHOICES: dict[str, str] = {
     "Model": "model",
     "Project": "project",
     "API key": "api_key",
+    "User": "user",
     "Usage type": "usage_type",
 }
 
@@ -58,6 +60,7 @@ class FilterOptions:
     models: list[str] = field(default_factory=list)
     projects: list[str] = field(default_factory=list)
     api_keys: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
 
 
 # PostgreSQL has no skip scan: walk the distinct labels through usage_labels' primary key (a
@@ -83,7 +86,7 @@ _LABELS_IN_RANGE = text(
 
 
 def _labels_in_range(session: Session, start: dt.date, end: dt.date) -> list[tuple[str, str]]:
-    """(kind, label) of the projects and API keys used on days start..end."""
+    """(kind, label) of the projects, API keys and users active on days start..end."""
     if session.get_bind().dialect.name == "postgresql":
         rows = session.execute(_LABELS_IN_RANGE, {"start": start, "end": end})
     else:
@@ -96,7 +99,7 @@ def _labels_in_range(session: Session, start: dt.date, end: dt.date) -> list[tup
 
 
 def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterOptions:
-    """Distinct providers, accounts, models, projects and API keys used in start..end.
+    """Distinct providers, accounts, models, projects, API keys and users used in start..end.
 
     Each list is sorted by code point (the same on every backend and collation).
     """
@@ -111,10 +114,10 @@ def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterO
     if USE_ROLLUP:
         found += _labels_in_range(session, start, end)
     else:
-        pairs = session.execute(
-            filter_usage(select(project_label(), api_key_label()).distinct(), base)
-        ).all()
-        found += [("project", p) for p, _ in pairs] + [("api_key", k) for _, k in pairs]
+        for p, k, u in session.execute(
+            filter_usage(select(project_label(), api_key_label(), user_label()).distinct(), base)
+        ):
+            found += [("project", p), ("api_key", k), ("user", u)]
 
     def values(kind: str) -> list[str]:
         return sorted({str(v) for k, v in found if k == kind and v not in (None, "")})
@@ -125,6 +128,7 @@ def filter_options(*, session: Session, start: dt.date, end: dt.date) -> FilterO
         models=values("model"),
         projects=values("project"),
         api_keys=values("api_key"),
+        users=values("user"),
     )
 
 

@@ -367,7 +367,7 @@ def remove_team(runtime: Runtime, *, name: str) -> None:
 
 
 def add_mapping(runtime: Runtime, **fields: Any) -> teams.MappingView:
-    """Map an account, project or API key to a team from a day (until one, optionally)."""
+    """Map an account, project, API key or user to a team from a day (until one, optionally)."""
     with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
         return teams.add_mapping(session=session, actor=actor, **fields)
 

@@ -197,9 +197,11 @@ def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
     providers = c1.multiselect("Provider", options.providers, key=f"{key}_providers")
     accounts = c2.multiselect("Account", options.accounts, key=f"{key}_accounts")
     models = c3.multiselect("Model", options.models, key=f"{key}_models")
-    c4, c5, free = st.columns(3)
+    c4, c5, c6 = st.columns(3)
     projects = c4.multiselect("Project / workspace", options.projects, key=f"{key}_projects")
     api_keys = c5.multiselect("API key", options.api_keys, key=f"{key}_api_keys")
+    users = c6.multiselect("User", options.users, key=f"{key}_users")
+    free = st.columns(3)[0]
     flt = sources.UsageFilter(
         start=start,
         end=end,
@@ -208,6 +210,7 @@ def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
         models=tuple(models),
         projects=tuple(projects),
         api_keys=tuple(api_keys),
+        users=tuple(users),
     )
     return flt, free
 

@@ -105,34 +105,37 @@ _SUMMED = ", ".join(f"sum({c}) AS {c}" for c in SUMS)
 _ANY_CHANGE = " OR ".join(f"sum({c}) <> 0" for c in SUMS)
 
 
-def _pairs(source: str, sign: str = "") -> str:
-    """Sums of a set of detail rows per (project, key, day, account): the first grouping."""
-    (project, project_id), (key, key_id) = (
-        (label.format(p=""), ident.format(p="")) for label, ident in KINDS.values()
+def _pairs(source: str, sign: str = "", kinds: dict[str, tuple[str, str]] = KINDS) -> str:
+    """Sums of a set of detail rows per (label and id of each kind, day, account): the first
+    grouping."""
+    labels = ", ".join(
+        f"{label.format(p='')} AS {kind}_label, {ident.format(p='')} AS {kind}_id"
+        for kind, (label, ident) in kinds.items()
     )
+    groups = ", ".join(str(i) for i in range(1, 2 * len(kinds) + 3))
     return (
-        f"SELECT {project} AS project, {project_id} AS project_id, {key} AS api_key, "
-        f"{key_id} AS api_key_id, day, account_id, "
+        f"SELECT {labels}, day, account_id, "
         + ", ".join(f"{sign}sum({v}) AS {c}" for c, v in zip(SUMS, _sums(""), strict=True))
-        + f" FROM {source} GROUP BY 1, 2, 3, 4, 5, 6"
+        + f" FROM {source} GROUP BY {groups}"
     )
 
 
-def _by_label(pairs: str, having: str = "") -> str:
+def _by_label(pairs: str, having: str = "", kinds: dict[str, tuple[str, str]] = KINDS) -> str:
     """Rows of usage_labels from the first grouping's rows (`having`: keep only some)."""
     return " UNION ALL ".join(
-        f"SELECT '{kind}' AS kind, {kind} AS label, {kind}_id AS ident, day, account_id, "
+        f"SELECT '{kind}' AS kind, {kind}_label AS label, {kind}_id AS ident, day, account_id, "
         f"{_SUMMED} FROM ({pairs}) AS p GROUP BY 1, 2, 3, 4, 5 {having}"
-        for kind in KINDS
+        for kind in kinds
     )
 
 
-def _pg_apply(pairs: str) -> str:
+def _pg_apply(pairs: str, kinds: dict[str, tuple[str, str]] = KINDS) -> str:
     """Add the net change of `pairs` to both tables; delete rows left empty."""
     daily, monthly = TABLES["usage_labels"], TABLES["usage_labels_monthly"]
     return (
         f"WITH pairs AS MATERIALIZED ({pairs}), "
-        f"days AS MATERIALIZED ({_by_label('SELECT * FROM pairs', f'HAVING {_ANY_CHANGE}')}), "
+        f"days AS MATERIALIZED "
+        f"({_by_label('SELECT * FROM pairs', f'HAVING {_ANY_CHANGE}', kinds)}), "
         f"months AS (INSERT INTO usage_labels_monthly ({_columns('usage_labels_monthly')}) "
         f"SELECT {', '.join(monthly[:3])}, {_pg_month('day')}, account_id, "
         f"{_SUMMED} FROM days GROUP BY 1, 2, 3, 4, 5 HAVING {_ANY_CHANGE} "
@@ -158,12 +161,22 @@ def _pg_apply(pairs: str) -> str:
 _EMPTIED = (
     "unnest(kinds, labels, idents, days, accounts) AS e (kind, label, ident, day, account_id)"
 )
+
+
+def pg_functions(kinds: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """The bodies of the trigger functions that keep `kinds`' rows (migration 0016 adds the
+    users' with its own triggers)."""
+    return {
+        "on_insert": _pg_apply(_pairs("new_rows", kinds=kinds), kinds),
+        "on_delete": _pg_apply(_pairs("old_rows", "-", kinds), kinds),
+        "on_update": _pg_apply(
+            _pairs("old_rows", "-", kinds) + " UNION ALL " + _pairs("new_rows", kinds=kinds), kinds
+        ),
+    }
+
+
 PG_FUNCTIONS = {
-    "usage_labels_on_insert": _pg_apply(_pairs("new_rows")),
-    "usage_labels_on_delete": _pg_apply(_pairs("old_rows", "-")),
-    "usage_labels_on_update": _pg_apply(
-        _pairs("old_rows", "-") + " UNION ALL " + _pairs("new_rows")
-    ),
+    **{f"usage_labels_{event}": body for event, body in pg_functions(KINDS).items()},
     "usage_labels_on_truncate": "DELETE FROM usage_labels; DELETE FROM usage_labels_monthly;",
 }
 PG_TRIGGERS = {
@@ -181,20 +194,20 @@ SQLITE_PERIODS = {
 }
 
 
-def _sqlite_add(p: str) -> str:
+def _sqlite_add(p: str, kinds: dict[str, tuple[str, str]] = KINDS) -> str:
     return " ".join(
         f"INSERT INTO {table} ({_columns(table)}) VALUES ('{kind}', {label.format(p=p)}, "
         f"{ident.format(p=p)}, {period.format(p=p)}, {p}account_id, {', '.join(_sums(p))}) "
         f"{_on_conflict(table)};"
         for table, period in SQLITE_PERIODS.items()
-        for kind, (label, ident) in KINDS.items()
+        for kind, (label, ident) in kinds.items()
     )
 
 
-def _sqlite_subtract(p: str) -> str:
+def _sqlite_subtract(p: str, kinds: dict[str, tuple[str, str]] = KINDS) -> str:
     out = []
     for table, period in SQLITE_PERIODS.items():
-        for kind, (label, ident) in KINDS.items():
+        for kind, (label, ident) in kinds.items():
             where = (
                 f"kind = '{kind}' AND label = ({label.format(p=p)}) "
                 f"AND ident = {ident.format(p=p)} AND {TABLES[table][3]} = {period.format(p=p)} "
@@ -208,14 +221,19 @@ def _sqlite_subtract(p: str) -> str:
     return " ".join(out)
 
 
-SQLITE_TRIGGERS = {
-    "usage_labels_on_insert": ("AFTER INSERT", _sqlite_add("NEW.")),
-    "usage_labels_on_delete": ("AFTER DELETE", _sqlite_subtract("OLD.")),
-    "usage_labels_on_update": (
-        "AFTER UPDATE",
-        _sqlite_subtract("OLD.") + " " + _sqlite_add("NEW."),
-    ),
-}
+def sqlite_triggers(kinds: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """(when, body) of the row-level triggers that keep `kinds`' rows."""
+    return {
+        "on_insert": ("AFTER INSERT", _sqlite_add("NEW.", kinds)),
+        "on_delete": ("AFTER DELETE", _sqlite_subtract("OLD.", kinds)),
+        "on_update": (
+            "AFTER UPDATE",
+            _sqlite_subtract("OLD.", kinds) + " " + _sqlite_add("NEW.", kinds),
+        ),
+    }
+
+
+SQLITE_TRIGGERS = {f"usage_labels_{e}": t for e, t in sqlite_triggers(KINDS).items()}
 
 
 def _drop_triggers(names: Sequence[str]) -> None:
