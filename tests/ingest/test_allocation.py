@@ -9,7 +9,10 @@ change nothing. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 from decimal import Decimal
 
 import pytest
@@ -27,6 +30,7 @@ from tracker.core.runtime import Runtime
 from tracker.costs.allocate import LINE_ITEM, split
 from tracker.costs.estimate import estimate_range
 from tracker.costs.spend import ROW_SPEND
+from tracker.exports.export import export
 from tracker.ingest import sync
 from tracker.models import UsageRecord
 
@@ -196,3 +200,34 @@ def test_anthropic_workspaces_and_keys_are_named(runtime, server) -> None:
             ).all()
         )
     assert named == {("Support agents", "support-agent prod")}
+
+
+def test_the_focus_export_marks_allocated_charges(runtime, server) -> None:
+    """Usage rows that carry a share of a bill are FOCUS 1.3 allocated charges: the method
+    and its details in the x_Allocated* columns, on those rows only; the BilledCost of the
+    day still adds up to the provider's bill."""
+    openai_id = add_openai(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    out = io.StringIO()
+    with runtime.session_factory() as session:
+        export(session=session, fmt="focus", start=AUG1, end=AUG3, out=out)
+    records = list(csv.DictReader(io.StringIO(out.getvalue())))
+    allocated = [r for r in records if r["x_AllocatedMethodId"]]
+    assert allocated and {r["x_AllocatedMethodId"] for r in allocated} <= {
+        "exact", "proportional_estimate", "proportional_tokens"
+    }  # fmt: skip
+    details = json.loads(allocated[0]["x_AllocatedMethodDetails"])
+    assert details["Origin"].startswith("OpenAI billed line items of 2026-08-0")
+    # Exactly the usage rows' shares are marked (the line items they came from are not).
+    with runtime.session_factory() as session:
+        shares = session.scalar(
+            select(func.sum(u.allocated_cost)).where(
+                u.account_id == openai_id, u.usage_type.not_like(f"{LINE_ITEM}%")
+            )
+        )
+    assert sum(Decimal(r["BilledCost"]) for r in allocated) == Decimal(shares)
+    by_day: dict[str, Decimal] = {}
+    for r in records:
+        day = r["ChargePeriodStart"][:10]
+        by_day[day] = by_day.get(day, Decimal(0)) + Decimal(r["BilledCost"])
+    assert openai_id and by_day == {str(d): v for d, v in OPENAI_BILLED.items()}

@@ -30,7 +30,7 @@ from tracker.exports.rows import (
     safe_text,
 )
 from tracker.exports.tabular import ExportStats
-from tracker.models import CostSource
+from tracker.models import AllocationMethod, CostSource
 from tracker.providers.registry import display_name
 
 FOCUS_COLUMNS = (
@@ -69,7 +69,17 @@ FOCUS_COLUMNS = (
     "SubAccountId",
     "SubAccountName",
     "Tags",
+    # FOCUS 1.3's split cost allocation columns (AllocatedMethodId, AllocatedMethodDetails),
+    # as custom columns until the export moves to a FOCUS version that has them.
+    "x_AllocatedMethodId",
+    "x_AllocatedMethodDetails",
 )
+# What each allocation method split a day's billed line items by (`tracker.costs.allocate`).
+_ALLOCATION_BASIS: dict[str, str] = {
+    AllocationMethod.EXACT: "the only usage row the billed line item names",
+    AllocationMethod.PROPORTIONAL_ESTIMATE: "list-price estimates of the usage rows it names",
+    AllocationMethod.PROPORTIONAL_TOKENS: "tokens of the usage rows it names",
+}
 _AI_SERVICE = ("AI and Machine Learning", "Generative AI")
 _DEV_SERVICE = ("Developer Tools", "Developer Platforms")
 _SERVICE_NAMES = {
@@ -287,6 +297,7 @@ def focus_records(
         sub_id = safe_text(row.project_id)
         sub_name = safe_text(row.project_name or row.project_id) if sub_id else ""
         tags = _tags(row, teams)
+        method_id, method_details = _allocated(row)
         sku_base = row.model or row.usage_type or row.provider
         for charge, billed, contracted_cost, list_raw_cost in zip(
             charges, billed_parts, contracted_parts, list_raw, strict=True
@@ -328,8 +339,29 @@ def focus_records(
                 SubAccountId=sub_id,
                 SubAccountName=sub_name,
                 Tags=tags,
+                x_AllocatedMethodId=method_id,
+                x_AllocatedMethodDetails=method_details,
             )
             yield rec
+
+
+def _allocated(row: ExportRow) -> tuple[str, str]:
+    """(method id, details as JSON) of a usage row that carries a share of the provider's
+    billed line items (an allocated charge, in FOCUS 1.3's words); empty for other rows."""
+    basis = _ALLOCATION_BASIS.get(row.allocation_method or "")
+    if (
+        row.cost_source != CostSource.COVERED
+        or row.allocated_cost is None
+        or basis is None
+        or row.usage_type.startswith(COST_LINE_PREFIX)  # the origin charge, not an allocated one
+    ):
+        return "", ""
+    details = {
+        "Origin": f"{row.provider_display_name} billed line items of {row.day.isoformat()}",
+        "Basis": basis,
+        "AllocatedCost": decimal_str(row.allocated_cost),
+    }
+    return str(row.allocation_method), json.dumps(details, sort_keys=True)
 
 
 def _derived_unit(cost: Decimal, quantity: Decimal) -> Decimal:
