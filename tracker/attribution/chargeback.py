@@ -10,6 +10,12 @@
    Each piece is split in whole micro-dollars by largest remainder (`costs.allocate.split`),
    so the teams add up to the organisation's total exactly. Method `shared_even`,
    `shared_fixed` or `shared_proportional`, with the bucket it came from.
+
+`team_daily` is the same computation spread over UTC days, for team budgets and their
+projections: each month is charged back whole as above, and each piece's micro-dollars are
+then spread over the days its spend came from (by largest remainder again). A month's days
+therefore add up to its chargeback exactly, team by team; no second definition of a team's
+spend exists.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tracker.attribution.teams import RuleView, TeamResolver, list_rules
-from tracker.core.units import month_bounds, to_dollars
+from tracker.core.units import month_bounds, month_start, to_dollars
 from tracker.costs.allocate import split
 from tracker.costs.spend import ROW_SPEND_MICROS
 from tracker.models import Account, Service, UsageRecord
@@ -49,6 +55,8 @@ class Piece:
     method: str
     shared_from: str | None
     micros: int
+    # (day, micro-dollars) adding up to `micros`, when asked for (`team_daily`); else ().
+    days: tuple[tuple[dt.date, int], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def cost(self) -> Decimal:
@@ -73,21 +81,71 @@ class Chargeback:
 
 def chargeback(*, session: Session, month: dt.date) -> Chargeback:
     """The chargeback of the calendar month that `month` falls in."""
-    first, last = month_bounds(month)
+    first, _last = month_bounds(month)
+    return Chargeback(first, tuple(_month_pieces(session, TeamResolver(session), first)))
+
+
+def team_daily(*, session: Session, start: dt.date, end: dt.date) -> dict[str, dict[dt.date, int]]:
+    """Each team's spend (micro-dollars) per UTC day start..end inclusive, days with none left
+    out; "Unassigned" included. Every month touched is charged back whole (its own rules in
+    force), so the days of a month add up to `chargeback(...).by_team()` to the micro-dollar."""
     resolver = TeamResolver(session)
+    out: dict[str, dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
+    month = month_start(start)
+    while month <= end:
+        for piece in _month_pieces(session, resolver, month, with_days=True):
+            for day, micros in piece.days:
+                if start <= day <= end and micros:
+                    out[piece.team][day] += micros
+        month = month_bounds(month)[1] + dt.timedelta(days=1)
+    return {team: dict(sorted(days.items())) for team, days in sorted(out.items())}
+
+
+def _month_pieces(
+    session: Session, resolver: TeamResolver, first: dt.date, *, with_days: bool = False
+) -> list[Piece]:
+    """The pieces of the month starting `first`: direct, then moved by the shared-cost rules
+    in force on `first`; with `with_days`, each piece says which days its spend came from."""
+    last = month_bounds(first)[1]
     direct: dict[tuple[str, ...], int] = defaultdict(int)
+    days: dict[tuple[str, ...], dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
     by_day = resolver.changes_within(first, last)
+    # Without per-day rows (no mapping changes inside the month), each group's days come
+    # from a second, per-day read of the same rows.
+    profile = _day_profiles(session, first, last) if with_days and not by_day else {}
     for row in _spend_rows(session, first, last, by_day=by_day):
         day, account, provider, project_id, project, key_id, key, model, micros = row
         team = resolver.team(day, api_key=key_id, project=project_id, account=account)
-        direct[(team, provider, account, project or project_id, key or key_id, model)] += micros
-    pieces = [
-        Piece(
-            team, *resolver.books(team), provider, account, project, key, model, "direct", None, m
-        )
-        for (team, provider, account, project, key, model), m in direct.items()
-        if m
-    ]
+        group = (team, provider, account, project or project_id, key or key_id, model)
+        direct[group] += micros
+        if with_days:
+            source = (
+                {day: micros} if by_day else profile[(account, provider, project_id, key_id, model)]
+            )
+            for d, m in source.items():
+                days[group][d] += m
+    pieces = []
+    for grouped, m in direct.items():
+        if m:
+            team, provider, account, project, key, model = grouped
+            spread = tuple(sorted(days[grouped].items()))
+            center, gl = resolver.books(team)
+            pieces.append(
+                Piece(
+                    team,
+                    center,
+                    gl,
+                    provider,
+                    account,
+                    project,
+                    key,
+                    model,
+                    "direct",
+                    None,
+                    m,
+                    spread,
+                )
+            )
     own: dict[str, int] = defaultdict(int)
     for p in pieces:
         own[p.team] += p.micros
@@ -95,7 +153,18 @@ def chargeback(*, session: Session, month: dt.date) -> Chargeback:
         if rule.in_force(first):
             pieces = _apply(rule, pieces, resolver, own)
     pieces.sort(key=lambda p: (p.team, p.provider, p.account, p.project, p.api_key, p.model))
-    return Chargeback(first, tuple(pieces))
+    return pieces
+
+
+def _day_profiles(
+    session: Session, first: dt.date, last: dt.date
+) -> dict[tuple[str, ...], dict[dt.date, int]]:
+    """Spend per day of each (account, provider, project id, key id, model) group."""
+    found: dict[tuple[str, ...], dict[dt.date, int]] = defaultdict(dict)
+    for row in _spend_rows(session, first, last, by_day=True):
+        day, account, provider, project_id, _project, key_id, _key, model, micros = row
+        found[(account, provider, project_id, key_id, model)][day] = micros
+    return found
 
 
 def _spend_rows(
@@ -160,6 +229,16 @@ def _apply(
                         method=f"shared_{rule.method}",
                         shared_from=rule.source,
                         micros=micros,
+                        days=_spread(p.days, micros),
                     )
                 )
     return out
+
+
+def _spread(days: tuple[tuple[dt.date, int], ...], micros: int) -> tuple[tuple[dt.date, int], ...]:
+    """`micros` over the days of a piece in proportion to its spend on each (the piece's own
+    micro-dollars are above zero, so the weights add up to more than zero)."""
+    if not days:
+        return ()
+    parts = split(micros, [m for _day, m in days])
+    return tuple((day, m) for (day, _), m in zip(days, parts, strict=True) if m)
