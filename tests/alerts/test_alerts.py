@@ -272,7 +272,7 @@ def test_rules_need_a_channel_and_a_known_scope(session):
         rules.add_rule(cipher=CIPHER, session=session, kind="budget", channels=[])
     with pytest.raises(InvalidInput, match="scope"):
         rules.add_rule(
-            cipher=CIPHER, session=session, kind="budget", scope="team:x", channels=["email:a@b.co"]
+            cipher=CIPHER, session=session, kind="budget", scope="x:y", channels=["email:a@b.co"]
         )
 
 
