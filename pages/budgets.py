@@ -1,10 +1,12 @@
-"""Budgets & alerts (admin edits, finance reads): monthly budgets per organisation, service
-and account with month-to-date spend, % used and projected month-end; the alert rules; the
-recent alert events with their delivery status, failed deliveries included.
+"""Budgets & alerts (admin edits, finance reads and sets team budgets): monthly budgets per
+organisation, service, account and team with month-to-date spend, % used and projected
+month-end; the alert rules; the recent alert events with their delivery status, failed
+deliveries included.
 
 Budget periods are UTC calendar months; money is USD, billed where the provider reports it
-and estimated otherwise. Every change goes through `tracker.ui.actions`, which re-checks the
-admin role against the database and is audited. Channel URLs and addresses are shown masked.
+and estimated otherwise; a team's spend is its chargeback. Every change goes through
+`tracker.ui.actions`, which re-checks the role against the database and is audited. Channel
+URLs and addresses are shown masked.
 """
 
 from tracker.ui import router
@@ -24,6 +26,8 @@ from tracker.ui.roles import Capability, can
 runtime = data.get_runtime()
 user = current_user()
 can_edit = user is not None and can(user.role, Capability.EDIT_BUDGETS)
+# A team's budget belongs with its chargeback: finance sets it too (`actions.set_budget`).
+can_set_teams = user is not None and can(user.role, Capability.CHARGE_BACK)
 today = units.today_utc()
 
 
@@ -33,8 +37,14 @@ st.caption(
     "the provider reports it, estimated otherwise."
 )
 ui.show_flash()
+scopes = data.budget_scopes()
+team_scopes = [s for s in scopes if s.startswith("team:")]
+editable = scopes if can_edit else team_scopes if can_set_teams else []
 if not can_edit:
-    st.info("Read-only: only an admin can change budgets and alert rules.")
+    st.info(
+        "Read-only: only an admin can change budgets and alert rules."
+        + (" You can set or clear a team's budget below." if editable else "")
+    )
 
 events, undelivered = data.alert_events()
 if undelivered:
@@ -52,7 +62,7 @@ if table.empty or table["monthly_budget"].isna().all():
     st.info(
         "No budget is set yet. "
         + (
-            "Set one below: for the whole organisation, a provider or an account."
+            "Set one below: for the whole organisation, a provider, an account or a team."
             if can_edit
             else "Ask an admin to set one on this page."
         )
@@ -69,7 +79,10 @@ if not table.empty:
             "source": st.column_config.TextColumn(
                 "Budget from", help="'sum of accounts' when no organisation budget is set"
             ),
-            "spent": ui.money_column("Spent this month"),
+            "spent": ui.money_column(
+                "Spent this month",
+                help="A team's is its chargeback: its mappings, then the shared-cost rules",
+            ),
             "used_pct": st.column_config.ProgressColumn(
                 "Used", format="%.1f%%", min_value=0, max_value=100
             ),
@@ -84,10 +97,9 @@ if not table.empty:
         },
     )
 
-scopes = data.budget_scopes()
-if can_edit:
+if editable:
     with st.expander("Set or clear a budget"), st.form("budget_set", clear_on_submit=True):
-        scope = st.selectbox("Scope", scopes, format_func=scope_label, key="budget_scope")
+        scope = st.selectbox("Scope", editable, format_func=scope_label, key="budget_scope")
         amount = st.text_input(
             "Monthly budget, USD", placeholder="e.g. 1500.00", key="budget_amount"
         )

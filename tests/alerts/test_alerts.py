@@ -272,7 +272,7 @@ def test_rules_need_a_channel_and_a_known_scope(session):
         rules.add_rule(cipher=CIPHER, session=session, kind="budget", channels=[])
     with pytest.raises(InvalidInput, match="scope"):
         rules.add_rule(
-            cipher=CIPHER, session=session, kind="budget", scope="team:x", channels=["email:a@b.co"]
+            cipher=CIPHER, session=session, kind="budget", scope="x:y", channels=["email:a@b.co"]
         )
 
 
@@ -496,3 +496,66 @@ def test_worker_runs_the_jobs_after_sync(app_env):
         assert {"org", "service:openai", "account:prod"} <= scopes
     finally:
         runtime.engine.dispose()
+
+
+# --- team scopes ------------------------------------------------------------------------------
+
+
+def test_a_team_budget_alert_fires_at_its_threshold(session):
+    from tracker.attribution import teams
+    from tracker.attribution.chargeback import chargeback
+
+    web = add_account(session, "web-acct")
+    shared = add_account(session, "shared-acct", "groq")
+    add_usage(session, web, MAY, "30")
+    add_usage(session, shared, MAY + dt.timedelta(days=1), "20")
+    for name in ("Web", "Ops"):
+        teams.add_team(session=session, name=name, actor="t")
+    teams.add_mapping(
+        session=session, kind="account", value="web-acct", team="Web", valid_from=MAY, actor="t"
+    )
+    teams.add_rule(
+        session=session,
+        source="Unassigned",
+        method="even",
+        targets=[("Web", None), ("Ops", None)],
+        valid_from=MAY,
+        actor="t",
+    )
+    budgets.set_budget(session=session, scope="team:Web", monthly="50")
+
+    def add(threshold: str, kind: str = "budget") -> int:
+        return rules.add_rule(
+            session=session,
+            kind=kind,
+            scope="team:Web",
+            threshold=threshold,
+            channels=["email:finance@example.org"],
+        ).id
+
+    # $30 of its own and half the shared $20: $40 of $50, 80 %.
+    at_80, at_90, projected = add("80"), add("90"), add("100", "projected")
+    fired = evaluate.evaluate(session=session, now=NOW)
+    by_rule = {f.rule_id: f for f in fired}
+    assert set(by_rule) == {at_80, projected}  # 31 days at May's pace: over the budget
+    firing = by_rule[at_80]
+    assert (
+        Decimal(firing.fields["spent"]) == chargeback(session=session, month=MAY).by_team()["Web"]
+    )
+    assert firing.fields["scope"] == "team:Web" and firing.dedupe_key == "pct:80"
+    assert firing.subject.startswith("team Web: 80 %")
+    assert at_90 not in by_rule
+    assert len(evaluate.record_firings(session=session, firings=fired, now=NOW)) == 2
+    assert evaluate.record_firings(session=session, firings=fired, now=NOW) == []
+
+
+def test_team_scopes_fit_budget_kinds_and_known_teams_only(session):
+    from tracker.attribution import teams
+    from tracker.core.errors import NotFound
+
+    teams.add_team(session=session, name="Web", actor="t")
+    channels = ["email:finance@example.org"]
+    with pytest.raises(InvalidInput, match="budget and projected kinds only"):
+        rules.add_rule(session=session, kind="quota", scope="team:Web", channels=channels)
+    with pytest.raises(NotFound, match="teams list"):
+        rules.add_rule(session=session, kind="budget", scope="team:Ghost", channels=channels)

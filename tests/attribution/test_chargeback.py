@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tracker.attribution import teams
-from tracker.attribution.chargeback import chargeback
+from tracker.attribution.chargeback import chargeback, team_daily, team_spend
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.costs.spend import ROW_SPEND
 from tracker.exports.export import export
@@ -317,3 +317,27 @@ def test_a_user_mapping_beats_the_key_and_the_pieces_name_the_user(org, cipher) 
         ("Web", "u_tom"),
     }
     assert result.total == org_total(session)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (NOV, dt.date(2026, 11, 30)),  # a whole month: no per-day read
+        (NOV, dt.date(2026, 11, 21)),  # to the month's last day with usage
+        (NOV, dt.date(2026, 11, 10)),  # part of a month
+        (dt.date(2026, 11, 4), dt.date(2026, 11, 30)),
+        (dt.date(2026, 10, 1), dt.date(2026, 11, 3)),  # across months
+    ],
+)
+def test_team_spend_is_team_daily_summed(org, start, end) -> None:
+    session = org
+    teams.add_mapping(
+        session=session, kind="project", value="web", team="Web", valid_from=NOV, actor="t"
+    )
+    teams.add_rule(
+        session=session, source="Unassigned", method="proportional", valid_from=NOV, actor="t"
+    )
+    daily = team_daily(session=session, start=start, end=end)
+    assert team_spend(session=session, start=start, end=end) == {
+        team: sum(days.values()) for team, days in daily.items() if sum(days.values())
+    }

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tracker.core import migrate
 from tracker.core.db import make_engine
-from tracker.models import Account, Base, Service, UsageRecord
+from tracker.models import Account, Base, Service, Team, UsageRecord
 from tracker.providers.registry import PROVIDERS
 
 
@@ -93,6 +93,14 @@ def test_money_is_exact_and_tokens_are_64_bit(session):
     assert rows[0].billed_cost == big and rows[0].input_tokens == 2**40
     assert rows[1].estimated_cost == tiny and rows[1].billed_cost is None
     assert rows[0].cost_source == "none" and rows[0].currency == "USD"
+
+
+def test_a_team_budget_is_never_negative(session):
+    session.add(Team(name="Web", monthly_budget=Decimal("12.5")))
+    session.flush()
+    session.add(Team(name="ML", monthly_budget=Decimal("-1")))
+    with pytest.raises(IntegrityError, match="ck_teams_budget"):
+        session.flush()
 
 
 def test_natural_key_is_unique(session):

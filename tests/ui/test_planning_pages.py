@@ -71,6 +71,7 @@ def _action_script() -> None:
     runtime = data.get_runtime()
     calls = {
         "set_budget": lambda: actions.set_budget(runtime, scope="org", monthly="1"),
+        "set_team_budget": lambda: actions.set_budget(runtime, scope="team:Web", monthly="1"),
         "add_rule": lambda: actions.add_rule(
             runtime, kind="budget", scope="org", threshold="", channels=["email:a@example.org"]
         ),
@@ -114,6 +115,21 @@ def test_finance_cannot_change_budgets_or_rules(seeded_db: Engine, action: str) 
         rules = list(session.scalars(select(AlertRule)))
         assert [(r.id, r.enabled) for r in rules] == [(rule_id, True)]
         assert session.scalars(select(AuditLog).where(AuditLog.actor == "fin")).first() is None
+
+
+def test_a_viewer_cannot_set_a_team_budget(seeded_db: Engine) -> None:
+    from tracker.attribution import teams
+    from tracker.models import Team
+
+    with Session(seeded_db) as session, session.begin():
+        teams.add_team(session=session, name="Web", actor="alice")
+    at = signed_in(AppTest.from_function(_action_script), "vic")
+    at.session_state["action"] = "set_team_budget"
+    at.run()
+    assert not at.exception
+    assert errors(at) == ["this action needs the admin or finance role"]
+    with Session(seeded_db) as session:
+        assert session.scalar(select(Team.monthly_budget)) is None
 
 
 def test_finance_reads_budgets_without_edit_controls(app_as: AppAs, seeded_db: Engine) -> None:
@@ -217,6 +233,60 @@ def test_admin_sets_a_budget_and_manages_a_rule(app_as: AppAs, seeded_db: Engine
         actions = set(session.scalars(select(AuditLog.action).where(AuditLog.actor == "alice")))
         assert {"budget.set", "alert.add", "alert.disable", "alert.remove"} <= actions
     assert any("No alert rule yet" in i.value for i in at.info)
+
+
+def test_finance_sets_a_team_budget_and_forecasts_the_team(
+    app_as: AppAs, seeded_db: Engine
+) -> None:
+    from tracker.attribution import teams
+    from tracker.attribution.chargeback import chargeback
+
+    day = today()
+    with Session(seeded_db) as session, session.begin():
+        teams.add_team(session=session, name="Web", actor="alice")
+        teams.add_mapping(
+            session=session,
+            kind="account",
+            value="OpenAI Prod",
+            team="Web",
+            valid_from=day.replace(day=1) - dt.timedelta(days=120),
+            actor="alice",
+        )
+    at = app_as("fin", "finance")
+    at.switch_page(BUDGETS).run()
+    assert not at.exception
+    # Finance may set a team's budget only: the form offers team scopes alone.
+    assert at.selectbox(key="budget_scope").options == ["Team Web"]
+    at.text_input(key="budget_amount").input("-5")
+    button(at, "Save budget").click()
+    at.run()
+    assert any(e.startswith("Not saved:") for e in errors(at))
+    at.selectbox(key="budget_scope").select("team:Web")
+    at.text_input(key="budget_amount").input("250")
+    button(at, "Save budget").click()
+    at.run()
+    assert not at.exception
+    assert any("Saved the budget of Team Web" in s.value.replace("\\", "") for s in at.success)
+    shown = at.dataframe[0].value.set_index("scope_label")
+    assert cents(shown.at["Team Web", "monthly_budget"]) == Decimal("250.00")
+    with Session(seeded_db) as session:
+        spent = chargeback(session=session, month=day).by_team()["Web"]
+        audit = session.scalars(select(AuditLog).where(AuditLog.action == "budget.set")).all()
+        assert [(a.actor, a.target) for a in audit] == [("fin", "team:Web")]
+        assert session.get(Setting, "org_monthly_budget") is None
+    # The team's month to date is its chargeback row, to the cent shown.
+    assert cents(shown.at["Team Web", "spent"]) == exact(spent)
+    assert shown.at["Team Web", "used_pct"] == pytest.approx(float(spent / 250 * 100))
+
+    at.switch_page(FORECAST).run()
+    assert not at.exception
+    at.selectbox(key="forecast_scope").select("team:Web").run()
+    assert not at.exception
+    with Session(seeded_db) as session:
+        web = projections.project_scope(session=session, scope="team:Web", today=day)
+    assert metrics(at)["Projected month-end"] == money(web.projected_total)
+    assert metrics(at)["Actual to date"] == money(web.actual_to_date)
+    assert "Team Web" in set(at.dataframe[0].value["scope"])
 
 
 def test_failed_delivery_is_shown_and_check_now_retries(app_as: AppAs, seeded_db: Engine) -> None:

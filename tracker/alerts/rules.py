@@ -14,6 +14,9 @@ threshold means:
 - anomaly: an unacknowledged cost anomaly of at least $N over its baseline (default any);
 - ratelimit: an account's remaining requests or tokens fell below N % of its limit (default 10).
 
+Budget and projected rules may watch a team (`team:NAME`): its spend is its chargeback,
+read through `tracker.planning.budgets` like every other scope's.
+
 Exactly once: each firing is an `alert_events` row keyed by (rule, period, dedupe key), and
 the database's unique constraint on that key decides, so restarts and concurrent checkers
 never fire twice. The period is the budget month ('2026-05') for monthly kinds and a UTC
@@ -43,6 +46,7 @@ from tracker.models import (
     Account,
     AlertEvent,
     AlertRule,
+    Team,
 )
 from tracker.planning.budgets import (
     parse_scope,
@@ -94,6 +98,8 @@ THRESHOLD_UNITS = {
     "anomaly": "USD over baseline",
     "unpriced": "",
 }
+# The kinds that watch spend against a budget, the only ones a `team:NAME` scope fits.
+TEAM_KINDS = ("budget", "projected")
 VARIANCE_FLOOR = Decimal("1.00")  # USD; below this a percentage gap is rounding, not news
 ANOMALY_LOOKBACK_DAYS = 7
 RATELIMIT_MAX_AGE = dt.timedelta(hours=24)
@@ -153,6 +159,16 @@ def add_rule(
         and session.scalar(select(Account.id).where(Account.name == parsed_scope.name)) is None
     ):
         raise NotFound(f"no account named {parsed_scope.name!r}; see `accounts list`")
+    if parsed_scope.kind == "team":
+        if kind not in TEAM_KINDS:
+            raise InvalidInput(
+                f"a team scope fits the {' and '.join(TEAM_KINDS)} kinds only (a team's spend "
+                f"is its chargeback); for {kind} use org, service:PROVIDER or account:NAME"
+            )
+        if session.scalar(select(Team.id).where(Team.name == parsed_scope.name)) is None:
+            raise NotFound(
+                f"no team named {parsed_scope.name!r}; see `python -m tracker teams list`"
+            )
     value = _parse_threshold(kind, threshold)
     parsed_channels = [parse_channel(c) for c in channels]
     if not parsed_channels:

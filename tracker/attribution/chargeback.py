@@ -11,6 +11,13 @@
    Each piece is split in whole micro-dollars by largest remainder (`costs.allocate.split`),
    so the teams add up to the organisation's total exactly. Method `shared_even`,
    `shared_fixed` or `shared_proportional`, with the bucket it came from.
+
+`team_daily` is the same computation spread over UTC days, for team budgets and their
+projections: each month is charged back whole as above, and each piece's micro-dollars are
+then spread over the days its spend came from (by largest remainder again). A month's days
+therefore add up to its chargeback exactly, team by team; no second definition of a team's
+spend exists. `team_spend` sums it, reading whole months (and months to date) without their
+days.
 """
 
 from __future__ import annotations
@@ -18,20 +25,21 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tracker.attribution.teams import RuleView, TeamResolver, list_rules
-from tracker.core.units import month_bounds, to_dollars
+from tracker.core.units import month_bounds, month_start, to_dollars
 from tracker.costs.allocate import split
 from tracker.costs.spend import ROW_SPEND_MICROS
 from tracker.models import (
     Account,
     Service,
     UsageAttributionMonthly,
+    UsageDaily,
     UsageLabelMonthly,
     UsageRecord,
 )
@@ -56,6 +64,8 @@ class Piece:
     method: str
     shared_from: str | None
     micros: int
+    # (day, micro-dollars) adding up to `micros`, when asked for (`team_daily`); else ().
+    days: tuple[tuple[dt.date, int], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def cost(self) -> Decimal:
@@ -80,20 +90,85 @@ class Chargeback:
 
 def chargeback(*, session: Session, month: dt.date) -> Chargeback:
     """The chargeback of the calendar month that `month` falls in."""
-    first, last = month_bounds(month)
+    first, _last = month_bounds(month)
+    return Chargeback(first, tuple(_month_pieces(session, TeamResolver(session), first)))
+
+
+def team_daily(*, session: Session, start: dt.date, end: dt.date) -> dict[str, dict[dt.date, int]]:
+    """Each team's spend (micro-dollars) per UTC day start..end inclusive, days with none left
+    out; "Unassigned" included. Every month touched is charged back whole (its own rules in
+    force), so the days of a month add up to `chargeback(...).by_team()` to the micro-dollar."""
     resolver = TeamResolver(session)
+    out: dict[str, dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
+    month = month_start(start)
+    while month <= end:
+        for piece in _month_pieces(session, resolver, month, with_days=True):
+            for day, micros in piece.days:
+                if start <= day <= end and micros:
+                    out[piece.team][day] += micros
+        month = month_bounds(month)[1] + dt.timedelta(days=1)
+    return {team: dict(sorted(days.items())) for team, days in sorted(out.items())}
+
+
+def team_spend(*, session: Session, start: dt.date, end: dt.date) -> dict[str, int]:
+    """Each team's spend (micro-dollars) on UTC days start..end inclusive: `team_daily`
+    summed, without its per-day read where a month is wholly inside the range, or holds no
+    usage after `end` (a month to date), which is what a budget asks."""
+    resolver = TeamResolver(session)
+    out: dict[str, int] = defaultdict(int)
+    month = month_start(start)
+    while month <= end:
+        first, last = month_bounds(month)
+        whole = start <= first and (end >= last or _last_usage_day(session, first, last) <= end)
+        for piece in _month_pieces(session, resolver, first, with_days=not whole):
+            if whole:
+                out[piece.team] += piece.micros
+            else:
+                out[piece.team] += sum(m for day, m in piece.days if start <= day <= end)
+        month = last + dt.timedelta(days=1)
+    return dict(sorted(out.items()))
+
+
+def _last_usage_day(session: Session, first: dt.date, last: dt.date) -> dt.date:
+    """The last day with usage in first..last (from the daily rollup); `first` when none."""
+    found = session.scalar(
+        select(func.max(UsageDaily.day)).where(UsageDaily.day >= first, UsageDaily.day <= last)
+    )
+    return found or first
+
+
+def _month_pieces(
+    session: Session, resolver: TeamResolver, first: dt.date, *, with_days: bool = False
+) -> list[Piece]:
+    """The pieces of the month starting `first`: direct, then moved by the shared-cost rules
+    in force on `first`; with `with_days`, each piece says which days its spend came from."""
+    last = month_bounds(first)[1]
     direct: dict[tuple[str, str, str, str, str, str, str], int] = defaultdict(int)
+    days: dict[tuple[str, ...], dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
     by_day = resolver.changes_within(first, last)
+    # Without per-day rows (no mapping changes inside the month), each group's days come
+    # from a second, per-day read of the same rows.
+    profile = _day_profiles(session, first, last) if with_days and not by_day else {}
     rows = _daily_rows(session, first, last) if by_day else _monthly_rows(session, first)
     for row in rows:
         day, account, provider, project_id, project, key_id, key, user_id, user, model, m = row
         team = resolver.team(day, user=user_id, api_key=key_id, project=project_id, account=account)
-        direct[(team, provider, account, project, key, user, model)] += m
+        group = (team, provider, account, project, key, user, model)
+        direct[group] += m
+        if with_days:
+            source = (
+                {day: m}
+                if by_day
+                else profile[(account, provider, project_id, key_id, user_id, model)]
+            )
+            for d, day_micros in source.items():
+                days[group][d] += day_micros
     pieces = [
         Piece(team, *resolver.books(team), provider, account, project, key, user, model,
-              "direct", None, m)
-        for (team, provider, account, project, key, user, model), m in direct.items()
+              "direct", None, m, tuple(sorted(days[group].items())))
+        for group, m in direct.items()
         if m
+        for team, provider, account, project, key, user, model in [group]
     ]  # fmt: skip
     own: dict[str, int] = defaultdict(int)
     for p in pieces:
@@ -104,7 +179,18 @@ def chargeback(*, session: Session, month: dt.date) -> Chargeback:
     pieces.sort(
         key=lambda p: (p.team, p.provider, p.account, p.project, p.api_key, p.user, p.model)
     )
-    return Chargeback(first, tuple(pieces))
+    return pieces
+
+
+def _day_profiles(
+    session: Session, first: dt.date, last: dt.date
+) -> dict[tuple[str, ...], dict[dt.date, int]]:
+    """Spend per day of each (account, provider, project id, key id, user id, model) group."""
+    found: dict[tuple[str, ...], dict[dt.date, int]] = defaultdict(dict)
+    for row in _daily_rows(session, first, last):
+        day, account, provider, project_id, _p, key_id, _k, user_id, _u, model, micros = row
+        found[(account, provider, project_id, key_id, user_id, model)][day] = micros
+    return found
 
 
 # (day, account, provider, project id, project label, key id, key label, user id, user
@@ -217,6 +303,16 @@ def _apply(
                         method=f"shared_{rule.method}",
                         shared_from=rule.source,
                         micros=micros,
+                        days=_spread(p.days, micros),
                     )
                 )
     return out
+
+
+def _spread(days: tuple[tuple[dt.date, int], ...], micros: int) -> tuple[tuple[dt.date, int], ...]:
+    """`micros` over the days of a piece in proportion to its spend on each (the piece's own
+    micro-dollars are above zero, so the weights add up to more than zero)."""
+    if not days:
+        return ()
+    parts = split(micros, [m for _day, m in days])
+    return tuple((day, m) for (day, _), m in zip(days, parts, strict=True) if m)

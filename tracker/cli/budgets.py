@@ -8,16 +8,28 @@ from typing import Any
 
 from tracker.cli.common import Context, out, table, usd
 from tracker.core import units
+from tracker.core.errors import InvalidInput
 from tracker.models import utcnow
 from tracker.planning import budgets, projections
 
 # --- budgets -------------------------------------------------------------------------------
 
 
+SET_USAGE = "give the scope and the amount, e.g. `budgets set team:Web 500` (or --clear)"
+
+
 def cmd_budgets_set(args: argparse.Namespace, ctx: Context) -> int:
-    monthly = None if args.clear else units.parse_money(args.monthly, what="budget")
+    scope_given = [v for v in (args.scope_arg, args.scope) if v]
+    amount_given = [v for v in (args.monthly_arg, args.monthly) if v]
+    if len(scope_given) != 1:
+        raise InvalidInput(
+            f"{'two scopes were' if scope_given else 'no scope was'} given; {SET_USAGE}"
+        )
+    if args.clear == bool(amount_given) or len(amount_given) > 1:
+        raise InvalidInput(f"give either one amount in USD or --clear; {SET_USAGE}")
+    monthly = None if args.clear else units.parse_money(amount_given[0], what="budget")
     with ctx.transaction() as session:
-        scope = budgets.set_budget(session=session, scope=args.scope, monthly=monthly)
+        scope = budgets.set_budget(session=session, scope=scope_given[0], monthly=monthly)
     if monthly is None:
         out(f"cleared the monthly budget of {scope}")
     else:
@@ -95,17 +107,24 @@ def register(commands: Any) -> None:
     bud = commands.add_parser("budgets", help="monthly budgets (USD)").add_subparsers(
         dest="budgets_command", required=True
     )
-    bset = bud.add_parser("set", help="set a monthly budget for org, a service or an account")
-    bset.add_argument("--scope", required=True, help="org, service:PROVIDER or account:NAME")
-    group = bset.add_mutually_exclusive_group(required=True)
-    group.add_argument("--monthly", metavar="USD", help="monthly budget in USD")
-    group.add_argument("--clear", action="store_true", help="remove the budget")
+    bset = bud.add_parser(
+        "set",
+        help="set a monthly budget for org, a service, an account or a team",
+        description="budgets set SCOPE USD (e.g. `budgets set team:Web 500`), or with "
+        "--scope and --monthly; --clear removes the budget",
+    )
+    scopes = "org, service:PROVIDER, account:NAME or team:NAME (`teams list`)"
+    bset.add_argument("scope_arg", nargs="?", metavar="SCOPE", help=scopes)
+    bset.add_argument("monthly_arg", nargs="?", metavar="USD", help="monthly budget in USD")
+    bset.add_argument("--scope", help=scopes)
+    bset.add_argument("--monthly", metavar="USD", help="monthly budget in USD")
+    bset.add_argument("--clear", action="store_true", help="remove the budget")
     bset.set_defaults(handler=cmd_budgets_set)
     blist = bud.add_parser("list", help="budgets and month-to-date spend")
     blist.add_argument("--json", action="store_true")
     blist.set_defaults(handler=cmd_budgets_list)
 
     fc = commands.add_parser("forecast", help="month-end projections with backtest error")
-    fc.add_argument("--scope", help="one scope only: org, service:NAME or account:NAME")
+    fc.add_argument("--scope", help="one scope only: org, service:NAME, account:NAME or team:NAME")
     fc.add_argument("--json", action="store_true")
     fc.set_defaults(handler=cmd_forecast)

@@ -6,6 +6,7 @@ Read and written only by `tracker.attribution`.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
@@ -15,7 +16,8 @@ from tracker.models.base import ID, Base, utcnow
 
 
 class Team(Base):
-    """A team that spend is charged back to, with its cost center and GL account."""
+    """A team that spend is charged back to, with its cost center and GL account, and its
+    monthly budget (USD; None: none), measured against its chargeback spend."""
 
     __tablename__ = "teams"
 
@@ -23,7 +25,12 @@ class Team(Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)
     cost_center: Mapped[str | None] = mapped_column(String(64))
     gl_account: Mapped[str | None] = mapped_column(String(64))
+    monthly_budget: Mapped[Decimal | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("monthly_budget IS NULL OR monthly_budget >= 0", name="budget"),
+    )
 
 
 class TeamMapping(Base):

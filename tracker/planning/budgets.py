@@ -1,13 +1,16 @@
-"""Monthly budgets (USD) on the organisation, a service or an account, and spend per scope.
+"""Monthly budgets (USD) on the organisation, a service, an account or a team, and spend
+per scope.
 
-A scope is written `org`, `service:NAME` (a provider, e.g. `service:openai`) or
-`account:NAME`. The organisation's budget lives in the `settings` table under
+A scope is written `org`, `service:NAME` (a provider, e.g. `service:openai`),
+`account:NAME` or `team:NAME`. The organisation's budget lives in the `settings` table under
 `org_monthly_budget`; when it is not set, the organisation's budget is the sum of the
-accounts' budgets (the same rule the overview uses). Service and account budgets live on
-their rows. Budget periods are UTC calendar months.
+accounts' budgets (the same rule the overview uses). Service, account and team budgets live
+on their rows. Budget periods are UTC calendar months.
 
 Spend per scope is the same cost basis as everywhere else: billed cost where the provider
-reports one, our estimate otherwise, summed exactly as whole micro-dollars.
+reports one, our estimate otherwise, summed exactly as whole micro-dollars. A team's spend
+is its chargeback (`tracker.attribution.chargeback.team_daily`: its mappings, then the
+shared-cost rules), so a team's month equals its row on the Chargeback page exactly.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tracker.attribution.chargeback import team_daily, team_spend
+from tracker.attribution.teams import get_team
 from tracker.core import audit
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.core.units import month_bounds, parse_money, to_dollars
 from tracker.costs.spend import micros
-from tracker.models import Account, Service, Setting, UsageDaily, all_tokens, utcnow
+from tracker.models import Account, Service, Setting, Team, UsageDaily, all_tokens, utcnow
 from tracker.providers.registry import PROVIDERS, display_name, ensure_service
 
 # The organisation's monthly budget (USD) in the `settings` table; when it is not set, the
@@ -50,7 +55,7 @@ def org_budget(*, session: Session) -> tuple[Decimal | None, str]:
 
 @dataclass(frozen=True)
 class Scope:
-    """A parsed scope: kind is 'org', 'service' or 'account'; name is '' for org."""
+    """A parsed scope: kind is 'org', 'service', 'account' or 'team'; name is '' for org."""
 
     kind: str
     name: str = ""
@@ -64,25 +69,33 @@ class Scope:
         return "Organisation" if self.kind == "org" else f"{self.kind} {self.name}"
 
 
+SCOPE_KINDS = ("service", "account", "team")  # besides 'org'
+
+
 def scope_label(scope: str) -> str:
-    """'org' -> 'Organisation', 'service:openai' -> 'Service OpenAI', 'account:x' -> 'Account x'."""
+    """'org' -> 'Organisation', 'service:openai' -> 'Service OpenAI', 'account:x' ->
+    'Account x', 'team:Web' -> 'Team Web'."""
     if scope == "org":
         return "Organisation"
     kind, _sep, name = scope.partition(":")
     if kind == "service":
         return f"Service {display_name(name)}"
+    if kind == "team":
+        return f"Team {name}"
     return f"{kind.title()} {name}"
 
 
 def parse_scope(raw: str | None) -> Scope:
-    """Parse 'org', 'service:NAME' or 'account:NAME' (whitespace ignored)."""
+    """Parse 'org', 'service:NAME', 'account:NAME' or 'team:NAME' (whitespace ignored)."""
     text = (raw or "org").strip()
     if text == "org":
         return Scope("org")
     kind, sep, name = text.partition(":")
     kind, name = kind.strip(), name.strip()
-    if not sep or kind not in ("service", "account") or not name:
-        raise InvalidInput(f"scope {raw!r} is not valid; use org, service:PROVIDER or account:NAME")
+    if not sep or kind not in SCOPE_KINDS or not name:
+        raise InvalidInput(
+            f"scope {raw!r} is not valid; use org, service:PROVIDER, account:NAME or team:NAME"
+        )
     if kind == "service" and name not in PROVIDERS:
         raise InvalidInput(f"unknown service {name!r}; use one of {', '.join(PROVIDERS)}")
     return Scope(kind, name)
@@ -93,6 +106,16 @@ def _account(session: Session, name: str) -> Account:
     if account is None:
         raise NotFound(f"no account named {name!r}; see `python -m tracker accounts list`")
     return account
+
+
+def _team(session: Session, name: str) -> Team:
+    try:
+        return get_team(session=session, name=name)
+    except NotFound:
+        raise NotFound(
+            f"no team named {name!r}; see `python -m tracker teams list` (or add it on the "
+            "Chargeback page)"
+        ) from None
 
 
 def _service_budget(session: Session, name: str) -> Decimal | None:
@@ -119,6 +142,8 @@ def set_budget(
             row.updated_at = utcnow()
     elif parsed.kind == "service":
         ensure_service(session, parsed.name).monthly_budget = value
+    elif parsed.kind == "team":
+        _team(session, parsed.name).monthly_budget = value
     else:
         _account(session, parsed.name).monthly_budget = value
     audit.record(
@@ -139,6 +164,8 @@ def get_budget(*, session: Session, scope: str | Scope) -> Decimal | None:
         return org_budget(session=session)[0]
     if parsed.kind == "service":
         return _service_budget(session, parsed.name)
+    if parsed.kind == "team":
+        return _team(session, parsed.name).monthly_budget
     return _account(session, parsed.name).monthly_budget
 
 
@@ -164,9 +191,17 @@ _d = UsageDaily
 _ROLLUP_TOKENS = all_tokens(_d)
 
 
+def _team_days(session: Session, name: str, start: dt.date, end: dt.date) -> dict[dt.date, int]:
+    """A team's chargeback spend (micro-dollars) per UTC day with any, start..end inclusive."""
+    return team_daily(session=session, start=start, end=end).get(name, {})
+
+
 def scope_spend(*, session: Session, scope: str | Scope, start: dt.date, end: dt.date) -> Decimal:
-    """USD cost of a scope on UTC days start..end inclusive."""
+    """USD cost of a scope on UTC days start..end inclusive (a team's: its chargeback)."""
     parsed = scope if isinstance(scope, Scope) else parse_scope(scope)
+    if parsed.kind == "team":
+        spent = team_spend(session=session, start=start, end=end)
+        return to_dollars(spent.get(parsed.name, 0))
     stmt = select(func.coalesce(func.sum(_d.cost_micros), 0)).where(_d.day >= start, _d.day <= end)
     return to_dollars(session.scalar(_scope_filter(stmt, parsed)))
 
@@ -174,6 +209,11 @@ def scope_spend(*, session: Session, scope: str | Scope, start: dt.date, end: dt
 def scope_tokens(*, session: Session, scope: str | Scope, start: dt.date, end: dt.date) -> int:
     """Tokens of every kind used by a scope on UTC days start..end inclusive."""
     parsed = scope if isinstance(scope, Scope) else parse_scope(scope)
+    if parsed.kind == "team":
+        raise InvalidInput(
+            "token counts are kept per account, not per team; use org, service:PROVIDER or "
+            "account:NAME"
+        )
     stmt = select(func.coalesce(func.sum(_ROLLUP_TOKENS), 0)).where(_d.day >= start, _d.day <= end)
     return int(session.scalar(_scope_filter(stmt, parsed)) or 0)
 
@@ -184,6 +224,8 @@ def daily_cost(*, session: Session, scope: Scope, start: dt.date, end: dt.date) 
     Columns: day (date), cost (float USD: for statistics only, never for totals shown as
     money). What a single projection reads, instead of `daily_usage`'s model grain.
     """
+    if scope.kind == "team":
+        return team_cost_frame(_team_days(session, scope.name, start, end))
     stmt = (
         select(_d.day, func.coalesce(func.sum(_d.cost_micros), 0))
         .where(_d.day >= start, _d.day <= end)
@@ -192,6 +234,13 @@ def daily_cost(*, session: Session, scope: Scope, start: dt.date, end: dt.date) 
     )
     rows = session.execute(_scope_filter(stmt, scope)).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=["day", "cost_micros"])
+    frame["cost"] = frame.pop("cost_micros").astype("float64") / 1_000_000
+    return frame
+
+
+def team_cost_frame(days: dict[dt.date, int]) -> pd.DataFrame:
+    """A team's `team_daily` days as `daily_cost`'s frame (day, cost)."""
+    frame = pd.DataFrame(list(days.items()), columns=["day", "cost_micros"])
     frame["cost"] = frame.pop("cost_micros").astype("float64") / 1_000_000
     return frame
 
@@ -268,12 +317,16 @@ class BudgetView:
 
 
 def list_budgets(*, session: Session, today: dt.date) -> list[BudgetView]:
-    """The organisation's budget, then every service and account with a budget set."""
+    """The organisation's budget, then every service, account and team with a budget set."""
     start, _end = month_bounds(today)
     views = []
+    teams_spent: dict[str, int] = {}
 
     def add(scope: Scope, budget: Decimal | None, source: str) -> None:
-        spent = scope_spend(session=session, scope=scope, start=start, end=today)
+        if scope.kind == "team":
+            spent = to_dollars(teams_spent.get(scope.name, 0))
+        else:
+            spent = scope_spend(session=session, scope=scope, start=start, end=today)
         budget = None if budget is None else budget.quantize(Decimal("0.01"))
         pct = spent / budget * 100 if budget else None
         views.append(BudgetView(str(scope), budget, source, spent, pct))
@@ -292,4 +345,11 @@ def list_budgets(*, session: Session, today: dt.date) -> list[BudgetView]:
         select(Account).where(Account.monthly_budget.is_not(None)).order_by(Account.name)
     ):
         add(Scope("account", account.name), account.monthly_budget, "set")
+    budgeted = list(
+        session.scalars(select(Team).where(Team.monthly_budget.is_not(None)).order_by(Team.name))
+    )
+    if budgeted:  # one chargeback of the month for every team
+        teams_spent = team_spend(session=session, start=start, end=today)
+    for team in budgeted:
+        add(Scope("team", team.name), team.monthly_budget, "set")
     return views

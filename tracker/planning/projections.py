@@ -37,15 +37,17 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tracker.attribution.chargeback import team_daily
 from tracker.core.errors import TrackerError
 from tracker.core.units import month_bounds
-from tracker.models import Account, CostProjection, Service, utcnow
+from tracker.models import Account, CostProjection, Service, Team, utcnow
 from tracker.planning.budgets import (
     Scope,
     daily_cost,
     daily_usage,
     get_budget,
     parse_scope,
+    team_cost_frame,
 )
 
 log = logging.getLogger(__name__)
@@ -385,7 +387,8 @@ def _trimmed(series: pd.Series, frame: pd.DataFrame) -> pd.Series:
 
 
 def scopes_to_project(*, session: Session) -> list[Scope]:
-    """The organisation, every service with an account, and every account not disabled."""
+    """The organisation, every service with an account, every account not disabled, and
+    every team with a budget."""
     scopes = [Scope("org")]
     services = session.scalars(
         select(Service.name).join(Account, Account.service_id == Service.id).distinct()
@@ -395,21 +398,33 @@ def scopes_to_project(*, session: Session) -> list[Scope]:
         select(Account.name).where(Account.status != "disabled").order_by(Account.name)
     )
     scopes += [Scope("account", name) for name in accounts]
+    teams = session.scalars(
+        select(Team.name).where(Team.monthly_budget.is_not(None)).order_by(Team.name)
+    )
+    scopes += [Scope("team", name) for name in teams]
     return scopes
 
 
 def project_all(*, session: Session, today: dt.date) -> list[Projection]:
-    """Projections for every scope, reading the usage history once."""
+    """Projections for every scope, reading the usage history once (and the teams' chargeback
+    history once, when a team has a budget)."""
     start = _history_start(today)
     end = today - dt.timedelta(days=1)
     frame = daily_usage(session=session, start=start, end=end)
+    scopes = scopes_to_project(session=session)
+    by_team: dict[str, dict[dt.date, int]] = {}
+    if any(scope.kind == "team" for scope in scopes):
+        by_team = team_daily(session=session, start=start, end=end)
     results = []
-    for scope in scopes_to_project(session=session):
+    for scope in scopes:
         try:
             budget = get_budget(session=session, scope=scope)
         except TrackerError:
             budget = None
-        part = _select(frame, scope)
+        if scope.kind == "team":
+            part = team_cost_frame(by_team.get(scope.name, {}))
+        else:
+            part = _select(frame, scope)
         series = _trimmed(daily_series(part, start, end), part)
         results.append(project_series(series, scope=str(scope), today=today, budget=budget))
     return results

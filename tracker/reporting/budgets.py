@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from tracker.alerts import rules as alert_rules
 from tracker.alerts.notify import mask_channel, parse_channel
 from tracker.core.errors import InvalidInput
-from tracker.models import Account, Service
+from tracker.models import Account, Service, Team
 from tracker.planning import budgets, projections
 from tracker.planning.budgets import scope_label
 from tracker.reporting.forecast import ProjectionSet, month_end_floor, runs_out_on
@@ -68,10 +68,16 @@ def budget_frame(*, session: Session, today: dt.date, projected: ProjectionSet) 
 
 
 def budget_scopes(*, session: Session) -> list[str]:
-    """Every scope a budget or rule can be set on: org, each service, each account."""
+    """Every scope a budget or rule can be set on: org, each service, account and team."""
     services = sorted(session.scalars(select(Service.name)))
     accounts = sorted(session.scalars(select(Account.name)))
-    return ["org"] + [f"service:{s}" for s in services] + [f"account:{a}" for a in accounts]
+    teams = sorted(session.scalars(select(Team.name)))
+    return (
+        ["org"]
+        + [f"service:{s}" for s in services]
+        + [f"account:{a}" for a in accounts]
+        + [f"team:{t}" for t in teams]
+    )
 
 
 # --- alert rules and events --------------------------------------------------------------------

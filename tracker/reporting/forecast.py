@@ -25,9 +25,9 @@ from tracker.reporting.anomalies import ALL_MODELS_LABEL
 
 
 def _scope_order(scope: str) -> tuple[int, str]:
-    # Organisation first, then services, then accounts: the order people read a budget in.
+    # Organisation first, then services, accounts and teams: the order people read a budget in.
     kind, _sep, name = scope.partition(":")
-    return ({"org": 0, "service": 1}.get(kind, 2), name.lower())
+    return ({"org": 0, "service": 1, "team": 3}.get(kind, 2), name.lower())
 
 
 def _from_row(row: CostProjection) -> Projection:
