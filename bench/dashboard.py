@@ -153,6 +153,10 @@ OURS: dict[str, Query] = {
     "chargeback (last whole month by team)": lambda s, a, b: chargeback.chargeback(
         session=s, month=units.month_start(b) - dt.timedelta(days=1)
     ),
+    # What the Budgets page and team budget alerts ask: every team's month to date.
+    "team_spend (month to date by team)": lambda s, a, b: chargeback.team_spend(
+        session=s, start=units.month_start(b), end=b
+    ),
     # The Overview falls back to this when the worker has not stored this month's projection.
     "org_projection (computed)": lambda s, a, b: projections.project_scope(
         session=s, scope="org", today=b
@@ -163,6 +167,7 @@ FIXED_WINDOW = {
     "account_cards",
     "org_projection (computed)",
     "chargeback (last whole month by team)",
+    "team_spend (month to date by team)",
 }
 
 

@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 from tests.e2e.conftest import ARTIFACTS, new_page, running_app
 from tests.factories.dashboard import PASSWORD, expected_cost
 from tracker.attribution import teams
+from tracker.attribution.chargeback import chargeback
 from tracker.core.db import make_engine
 from tracker.core.units import month_start
+from tracker.planning import budgets
 from tracker.ui.components import money
 
 pytestmark = pytest.mark.e2e
@@ -44,6 +46,7 @@ def test_finance_reads_the_chargeback(seeded_pg: str, tmp_path: Path, browser: A
             valid_from=month_start(today),
             actor="t",
         )
+        budgets.set_budget(session=session, scope="team:Web", monthly="50", actor="t")
     engine.dispose()
     total = expected_cost(month_start(today), today, today)
     with running_app(seeded_pg, tmp_path) as (url, _log):
@@ -63,6 +66,17 @@ def test_finance_reads_the_chargeback(seeded_pg: str, tmp_path: Path, browser: A
         expect(page.get_by_role("button", name="Download the chargeback (CSV)")).to_be_visible()
         page.wait_for_timeout(2000)  # let the tables draw
         page.screenshot(path=str(ARTIFACTS / "chargeback.png"), full_page=True)
+
+        # The team's budget, measured against the same chargeback.
+        with Session(engine) as session:
+            web = chargeback(session=session, month=today).by_team()["Web"]
+        page.get_by_role("link", name="Budgets & alerts", exact=True).click()
+        expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+        # The grid draws on a canvas; its accessible cells carry the text.
+        expect(page.locator("[role=gridcell]", has_text="Team Web").first).to_be_attached()
+        page.wait_for_timeout(2000)  # let the tables draw
+        page.screenshot(path=str(ARTIFACTS / "budgets-teams.png"), full_page=True)
+        assert web > 0
 
 
 def test_a_lead_groups_the_months_usage_by_user(

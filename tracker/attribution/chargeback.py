@@ -25,8 +25,9 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -47,10 +48,10 @@ from tracker.models import (
 _u = UsageRecord
 
 
-@dataclass(frozen=True)
-class Piece:
-    """Spend of one team from one provider, account, project, key and model, and how it got
-    there (`method`, and for shared pieces the bucket they came from)."""
+class Piece(NamedTuple):
+    """Spend of one team from one provider, account, project, key, user and model, and how it
+    got there (`method`, and for shared pieces the bucket they came from). A tuple: a large
+    month makes tens of thousands of pieces, and a frozen dataclass took most of its time."""
 
     team: str
     cost_center: str | None
@@ -65,7 +66,7 @@ class Piece:
     shared_from: str | None
     micros: int
     # (day, micro-dollars) adding up to `micros`, when asked for (`team_daily`); else ().
-    days: tuple[tuple[dt.date, int], ...] = field(default=(), compare=False, repr=False)
+    days: tuple[tuple[dt.date, int], ...] = ()
 
     @property
     def cost(self) -> Decimal:
@@ -286,6 +287,8 @@ def _apply(
         weights = [max(own.get(t, 0), 0) for t in targets]
     else:
         weights = [1] * len(targets)
+    books = {team: resolver.books(team) for team in targets}
+    method = f"shared_{rule.method}"
     out: list[Piece] = []
     for p in pieces:
         if p.team != rule.source or p.micros <= 0:
@@ -293,19 +296,10 @@ def _apply(
             continue
         for team, micros in zip(targets, split(p.micros, weights), strict=True):
             if micros:
-                center, gl = resolver.books(team)
                 out.append(
-                    replace(
-                        p,
-                        team=team,
-                        cost_center=center,
-                        gl_account=gl,
-                        method=f"shared_{rule.method}",
-                        shared_from=rule.source,
-                        micros=micros,
-                        days=_spread(p.days, micros),
-                    )
-                )
+                    Piece(team, *books[team], p.provider, p.account, p.project, p.api_key,
+                          p.user, p.model, method, rule.source, micros, _spread(p.days, micros))
+                )  # fmt: skip
     return out
 
 
