@@ -7,10 +7,12 @@ import datetime as dt
 import io
 import zlib
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 
+from tests.fakes import provider_server
 from tests.fakes.provider_server import (
     ANTHROPIC_KEY,
     DEEPSEEK_KEY,
@@ -28,7 +30,7 @@ from tracker.core.errors import InvalidInput
 from tracker.core.runtime import Runtime
 from tracker.ingest import sync
 from tracker.ingest.csv_import import import_csv
-from tracker.models import Account, SyncRun, UsageRecord, utcnow
+from tracker.models import Account, SyncRun, UsageLabel, UsageRecord, utcnow
 from tracker.providers import accounts
 from tracker.reporting import sync_health
 
@@ -472,3 +474,41 @@ def test_a_csv_only_account_takes_no_key_and_is_never_synced(runtime, server):
     assert fresh.at["groq-csv", "source"] == "CSV import"
     assert fresh.at["groq-csv", "last_import_at"] is not None
     assert not fresh.at["groq-csv", "failing"]
+
+
+def test_a_renamed_project_reads_the_new_name_on_every_day(runtime, server, monkeypatch):
+    """A sync of one day brings the provider's new project name to the days before it too,
+    in the rows and in the explorer's labels."""
+    openai_id = add_openai(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    original = provider_server.load
+
+    def renamed(name: str) -> Any:
+        body = original(name)
+        if name == "openai/organization_projects.json":
+            for project in body["data"]:
+                if project["name"] == "support-bot":
+                    project["name"] = "support-bot (customer care)"
+        return body
+
+    monkeypatch.setattr(provider_server, "load", renamed)
+    assert sync.run_sync(runtime, start=AUG3, end=AUG3).ok
+    with runtime.session_factory() as session:
+        names = set(
+            session.execute(
+                select(UsageRecord.day, UsageRecord.project_name).where(
+                    UsageRecord.account_id == openai_id,
+                    UsageRecord.project_id == "proj_9fK2aLx0Qm7Tz1",
+                )
+            ).all()
+        )
+        labels = set(
+            session.scalars(
+                select(UsageLabel.label).where(
+                    UsageLabel.kind == "project", UsageLabel.ident == "proj_9fK2aLx0Qm7Tz1"
+                )
+            )
+        )
+    assert {day for day, _ in names} >= {AUG1, AUG2, AUG3}
+    assert {name for _, name in names} == {"support-bot (customer care)"}
+    assert labels == {"support-bot (customer care)"}

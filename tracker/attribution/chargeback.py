@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 from typing import NamedTuple
 
 from sqlalchemy import func, select
@@ -177,10 +178,12 @@ def _month_pieces(
     for rule in list_rules(session=session):
         if rule.in_force(first):
             pieces = _apply(rule, pieces, resolver, own)
-    pieces.sort(
-        key=lambda p: (p.team, p.provider, p.account, p.project, p.api_key, p.user, p.model)
-    )
+    pieces.sort(key=_PIECE_ORDER)
     return pieces
+
+
+# team, provider, account, project, key, user, model: the order pages list pieces in.
+_PIECE_ORDER = itemgetter(0, 3, 4, 5, 6, 7, 8)
 
 
 def _day_profiles(

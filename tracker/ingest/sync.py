@@ -40,7 +40,7 @@ from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.runtime import Runtime
 from tracker.core.units import today_utc
 from tracker.costs.estimate import estimate_range
-from tracker.ingest.writer import upsert_rows
+from tracker.ingest.writer import rename_earlier, reported_names, upsert_rows
 from tracker.models import (
     IMPORT_USAGE_TYPE,
     Account,
@@ -300,7 +300,11 @@ def _sync_in_transaction(
         rows = checked(
             connector.fetch_usage(first, last + dt.timedelta(days=1)), connector, first, last
         )
-        upsert_rows(session, account_id, rows, stamp=stamp, days=(first, last))
+        names: dict[str, dict[str, str]] = {}
+        upsert_rows(
+            session, account_id, reported_names(rows, names), stamp=stamp, days=(first, last)
+        )
+        rename_earlier(session, account_id, names)
     except ProviderNotSupported:
         connector.test()
         return 0

@@ -13,11 +13,11 @@ import functools
 import io
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, column, func, select, table
+from sqlalchemy import and_, case, column, func, select, table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from tracker.models import (
     TOKEN_COLUMNS,
     USAGE_NATURAL_KEY,
     CostSource,
+    UsageLabelMonthly,
     UsageRecord,
 )
 from tracker.providers.base import (
@@ -287,3 +288,62 @@ def _upsert_set(stmt: Any) -> dict[str, Any]:
         synced_at=new.synced_at,
     )
     return set_
+
+
+# The names a provider reports beside its ids: kind (as in usage_labels) -> (id, name) columns.
+NAMED = {
+    "project": ("project_id", "project_name"),
+    "api_key": ("api_key_id", "api_key_name"),
+    "user": ("user_id", "user_name"),
+}
+
+
+def reported_names(rows: Iterable[UsageRow], into: dict[str, dict[str, str]]) -> Iterator[UsageRow]:
+    """Pass `rows` through, noting into `into[kind][id]` each name they carry."""
+    for row in rows:
+        for kind, (ident, name) in NAMED.items():
+            value, key = getattr(row, name), getattr(row, ident)
+            if value and key:
+                into.setdefault(kind, {})[key] = value
+        yield row
+
+
+def rename_earlier(session: Session, account_id: int, names: dict[str, dict[str, str]]) -> int:
+    """Give the account's rows of every day the names a pass reported (a renamed project,
+    key or user reads the same on old days as on new ones); returns the rows changed.
+
+    Which ids have another name stored is read from the small monthly label rollup, so a pass
+    that renamed nothing writes nothing (and the rollups' triggers only see renamed rows)."""
+    changed = 0
+    labels = UsageLabelMonthly
+    for kind, seen in names.items():
+        ident_column, name_column = NAMED[kind]
+        stale = {
+            ident
+            for ident, label in session.execute(
+                select(labels.ident, labels.label)
+                .where(
+                    labels.account_id == account_id,
+                    labels.kind == kind,
+                    labels.ident.in_(list(seen)),
+                )
+                .distinct()
+            )
+            if label != seen[ident]
+        }
+        for ident in sorted(stale):
+            ident_col = getattr(UsageRecord, ident_column)
+            name_col = getattr(UsageRecord, name_column)
+            result = session.execute(
+                update(UsageRecord)
+                .where(
+                    UsageRecord.account_id == account_id,
+                    ident_col == ident,
+                    name_col.is_distinct_from(seen[ident]),
+                )
+                .values({name_column: seen[ident]})
+            )
+            changed += result.rowcount or 0  # type: ignore[attr-defined]
+    if changed:
+        log.info("renamed %d earlier usage rows of account %s", changed, account_id)
+    return changed
