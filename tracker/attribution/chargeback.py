@@ -10,7 +10,8 @@
    or in proportion to the targets' direct spend that month (evenly when none has any).
    Each piece is split in whole micro-dollars by largest remainder (`costs.allocate.split`),
    so the teams add up to the organisation's total exactly. Method `shared_even`,
-   `shared_fixed` or `shared_proportional`, with the bucket it came from.
+   `shared_fixed` or `shared_proportional`, with the bucket it came from. A bucket moves per
+   provider, account and model (its keys and users are summed away in the moved pieces).
 
 `team_daily` is the same computation spread over UTC days, for team budgets and their
 projections: each month is charged back whole as above, and each piece's micro-dollars are
@@ -293,15 +294,27 @@ def _apply(
     books = {team: resolver.books(team) for team in targets}
     method = f"shared_{rule.method}"
     out: list[Piece] = []
+    # The bucket moves per provider, account and model: each team's share says where it came
+    # from without one piece per key and user of the bucket (thousands, times each target).
+    bucket: dict[tuple[str, str, str], int] = defaultdict(int)
+    bucket_days: dict[tuple[str, str, str], dict[dt.date, int]] = defaultdict(
+        lambda: defaultdict(int)
+    )
     for p in pieces:
         if p.team != rule.source or p.micros <= 0:
             out.append(p)
             continue
-        for team, micros in zip(targets, split(p.micros, weights), strict=True):
+        where = (p.provider, p.account, p.model)
+        bucket[where] += p.micros
+        for day, micros in p.days:
+            bucket_days[where][day] += micros
+    for (provider, account, model), total in bucket.items():
+        days = tuple(sorted(bucket_days[(provider, account, model)].items()))
+        for team, micros in zip(targets, split(total, weights), strict=True):
             if micros:
                 out.append(
-                    Piece(team, *books[team], p.provider, p.account, p.project, p.api_key,
-                          p.user, p.model, method, rule.source, micros, _spread(p.days, micros))
+                    Piece(team, *books[team], provider, account, "", "", "", model, method,
+                          rule.source, micros, _spread(days, micros))
                 )  # fmt: skip
     return out
 
