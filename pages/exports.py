@@ -32,6 +32,7 @@ st.caption(
 
 with st.container(border=True):
     flt, c6 = ui.usage_filter_form("export")
+    ui.write_url(flt)
     start, end = flt.start, flt.end
     fmt = c6.selectbox(
         "Format",

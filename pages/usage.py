@@ -19,12 +19,11 @@ st.title("Usage explorer")
 
 with st.container(border=True):
     flt, c6 = ui.usage_filter_form("usage")
-    group_labels = c6.multiselect(
-        "Group by",
-        list(usage.GROUP_BY_CHOICES),
-        default=["Day", "Provider"],
-        key="usage_group_by",
-    )
+    ui.restore_from_url("usage_group_by", "group", list(usage.GROUP_BY_CHOICES))
+    if "usage_group_by" not in st.session_state:
+        st.session_state["usage_group_by"] = ["Day", "Provider"]
+    group_labels = c6.multiselect("Group by", list(usage.GROUP_BY_CHOICES), key="usage_group_by")
+    ui.write_url(flt, group=group_labels)
 
 group_by = tuple(usage.GROUP_BY_CHOICES[label] for label in group_labels)
 table = data.usage_table(flt, group_by)

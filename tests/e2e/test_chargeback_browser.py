@@ -86,7 +86,8 @@ def test_a_lead_groups_the_months_usage_by_user(
     from playwright.sync_api import expect
 
     with running_app(seeded_pg, tmp_path) as (url, _log):
-        page = new_page(browser.new_context(viewport={"width": 1400, "height": 1200}))
+        context = browser.new_context(viewport={"width": 1400, "height": 1200})
+        page = new_page(context)
         page.goto(url)
         page.get_by_role("textbox", name="Username").fill("fin")
         page.get_by_role("textbox", name="Password").fill(PASSWORD)
@@ -109,4 +110,17 @@ def test_a_lead_groups_the_months_usage_by_user(
         shown = Path(download.value.path()).read_text()
         assert shown.splitlines()[0].startswith("user,")
         assert "Ada Park" in shown and "Tom Reyes" in shown
+
+        # The view is in the URL: a colleague's link opens the same grouping and total.
+        assert "group=User" in page.url
+        metric = page.get_by_test_id("stMetric").filter(has_text="Cost in selection")
+        total = metric.inner_text().split()[-1]
+        shared = new_page(context)
+        shared.goto(page.url)
+        shared_metric = shared.get_by_test_id("stMetric").filter(has_text="Cost in selection")
+        expect(shared_metric).to_contain_text(total)
+        expect(shared.get_by_test_id("stMultiSelect").filter(has_text="Group by")).to_contain_text(
+            "User"
+        )
+        page.mouse.move(0, 0)  # no tooltip over the table
         page.screenshot(path=str(ARTIFACTS / "usage-by-user.png"), full_page=True)

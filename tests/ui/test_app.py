@@ -148,6 +148,47 @@ def test_usage_explorer_totals_and_filters(app_as: AppAs) -> None:
     )
 
 
+def test_usage_explorer_filters_come_from_the_url_and_go_back_to_it(app_as: AppAs) -> None:
+    """A shared link opens the same view: range, filters and grouping from the query string;
+    changing a filter rewrites it."""
+    at = app_as("vic", "viewer")
+    day = today()
+    start = day - dt.timedelta(days=3)
+    at.query_params.update(
+        {"from": start.isoformat(), "to": day.isoformat(), "account": "OpenAI Prod",
+         "group": "Model"}
+    )  # fmt: skip
+    at.switch_page("pages/usage.py").run()
+    assert not at.exception
+    assert at.date_input(key="usage_range").value == (start, day)
+    assert at.multiselect(key="usage_accounts").value == ["OpenAI Prod"]
+    assert at.multiselect(key="usage_group_by").value == ["Model"]
+    assert metrics(at)["Cost in selection"] == money(
+        expected_cost(start, day, day, account="OpenAI Prod")
+    )
+    at.multiselect(key="usage_models").select("gpt-4o")
+    at.run()
+    written = {k: v if isinstance(v, str) else list(v) for k, v in at.query_params.items()}
+    assert written["model"] in ("gpt-4o", ["gpt-4o"])
+    assert written["account"] in ("OpenAI Prod", ["OpenAI Prod"])
+    assert written["from"] in (start.isoformat(), [start.isoformat()])
+
+
+def test_usage_explorer_period_presets_and_a_bad_url(app_as: AppAs) -> None:
+    at = app_as("vic", "viewer")
+    at.query_params.update({"from": "2026-99-01", "to": "yesterday", "account": "No such"})
+    at.switch_page("pages/usage.py").run()
+    assert not at.exception  # an unreadable link falls back to this month, no filter
+    day = today()
+    assert at.date_input(key="usage_range").value == (day.replace(day=1), day)
+    assert at.multiselect(key="usage_accounts").value == []
+    assert at.selectbox(key="usage_period").value == "This month"
+    at.selectbox(key="usage_period").select("Last month").run()
+    last = day.replace(day=1) - dt.timedelta(days=1)
+    assert at.date_input(key="usage_range").value == (last.replace(day=1), last)
+    assert metrics(at)["Cost in selection"] == money(expected_cost(last.replace(day=1), last, day))
+
+
 def test_usage_explorer_empty_state(app_as: AppAs) -> None:
     at = app_as("vic", "viewer")
     at.switch_page("pages/usage.py").run()

@@ -176,43 +176,124 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return safe.to_csv(index=False).encode("utf-8")
 
 
+# The explorer's and the exports' filters live in the page's URL (a reload keeps them, a link
+# shares them): UsageFilter field -> query parameter, repeated for several values.
+URL_FILTERS = {
+    "providers": "provider",
+    "accounts": "account",
+    "models": "model",
+    "projects": "project",
+    "api_keys": "key",
+    "users": "user",
+}
+CUSTOM_PERIOD = "Custom"
+
+
+def period_presets(today: dt.date) -> dict[str, tuple[dt.date, dt.date]]:
+    """Named date ranges a finance user reaches for, each ending today at the latest."""
+    this_month = units.month_start(today)
+    last_month = units.month_start(this_month - dt.timedelta(days=1))
+    quarter = this_month.replace(month=(this_month.month - 1) // 3 * 3 + 1)
+    return {
+        "This month": (this_month, today),
+        "Last month": (last_month, this_month - dt.timedelta(days=1)),
+        "This quarter": (quarter, today),
+        "Year to date": (today.replace(month=1, day=1), today),
+        "Last 30 days": (today - dt.timedelta(days=29), today),
+    }
+
+
+def _url_day(name: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(st.query_params.get(name, ""))
+    except ValueError:
+        return None
+
+
+def restore_from_url(widget_key: str, param: str, options: list[str]) -> None:
+    """Before a multiselect is drawn the first time in a session, pick the values its URL
+    parameter names (those still on offer)."""
+    if widget_key not in st.session_state and param in st.query_params:
+        wanted = st.query_params.get_all(param)
+        st.session_state[widget_key] = [v for v in wanted if v in options]
+
+
 def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
     """Draw the usage explorer's date range and filters; return them and a free column.
 
-    Stops the page until a whole range is picked. `key` keeps each page's widgets apart.
+    The filters start from the URL's query parameters (the page writes them back with
+    `write_url`). Stops the page until a whole range is picked. `key` keeps each page's
+    widgets apart.
     """
     today = units.today_utc()
-    picked = st.date_input(
-        "Date range (UTC, inclusive)",
-        value=(units.month_start(today), today),
-        max_value=today,
-        key=f"{key}_range",
+    presets = period_presets(today)
+    range_key = f"{key}_range"
+    if range_key not in st.session_state:
+        start, end = _url_day("from"), _url_day("to")
+        if start is None or end is None or not start <= end <= today:
+            start, end = presets["This month"]
+        st.session_state[range_key] = (start, end)
+    period_key = f"{key}_period"
+
+    def name_period() -> None:  # the preset the dates are, else Custom
+        dates = tuple(st.session_state[range_key])
+        st.session_state[period_key] = next(
+            (name for name, span in presets.items() if span == dates), CUSTOM_PERIOD
+        )
+
+    def apply_preset() -> None:
+        chosen = st.session_state[period_key]
+        if chosen in presets:
+            st.session_state[range_key] = presets[chosen]
+
+    if period_key not in st.session_state:
+        name_period()
+
+    p1, p2 = st.columns([1, 2])
+    p1.selectbox(
+        "Period",
+        [CUSTOM_PERIOD, *presets],
+        key=period_key,
+        on_change=apply_preset,
+        help="A named range; or pick any dates beside it",
+    )
+    picked = p2.date_input(
+        "Date range (UTC, inclusive)", max_value=today, key=range_key, on_change=name_period
     )
     if not isinstance(picked, tuple) or len(picked) != 2:
         st.info("Pick an end date to complete the range.")
         st.stop()
     start, end = picked
     options = data.filter_options(start, end)
-    c1, c2, c3 = st.columns(3)
-    providers = c1.multiselect("Provider", options.providers, key=f"{key}_providers")
-    accounts = c2.multiselect("Account", options.accounts, key=f"{key}_accounts")
-    models = c3.multiselect("Model", options.models, key=f"{key}_models")
-    c4, c5, c6 = st.columns(3)
-    projects = c4.multiselect("Project / workspace", options.projects, key=f"{key}_projects")
-    api_keys = c5.multiselect("API key", options.api_keys, key=f"{key}_api_keys")
-    users = c6.multiselect("User", options.users, key=f"{key}_users")
+    labels = {
+        "providers": "Provider",
+        "accounts": "Account",
+        "models": "Model",
+        "projects": "Project / workspace",
+        "api_keys": "API key",
+        "users": "User",
+    }
+    chosen: dict[str, tuple[str, ...]] = {}
+    columns = [*st.columns(3), *st.columns(3)]
+    for column, (field_name, label) in zip(columns, labels.items(), strict=True):
+        widget_key = f"{key}_{field_name}"
+        values = getattr(options, field_name)
+        restore_from_url(widget_key, URL_FILTERS[field_name], values)
+        chosen[field_name] = tuple(column.multiselect(label, values, key=widget_key))
     free = st.columns(3)[0]
-    flt = sources.UsageFilter(
-        start=start,
-        end=end,
-        providers=tuple(providers),
-        accounts=tuple(accounts),
-        models=tuple(models),
-        projects=tuple(projects),
-        api_keys=tuple(api_keys),
-        users=tuple(users),
-    )
-    return flt, free
+    return sources.UsageFilter(start=start, end=end, **chosen), free
+
+
+def write_url(flt: sources.UsageFilter, **extra: list[str]) -> None:
+    """Put the filters (and a page's own `extra` parameters) in the URL."""
+    params: dict[str, str | list[str]] = {"from": flt.start.isoformat(), "to": flt.end.isoformat()}
+    for field_name, param in URL_FILTERS.items():
+        if values := list(getattr(flt, field_name)):
+            params[param] = values
+    params.update({name: values for name, values in extra.items() if values})
+    wanted = {k: [v] if isinstance(v, str) else v for k, v in params.items()}
+    if {k: st.query_params.get_all(k) for k in st.query_params} != wanted:
+        st.query_params.from_dict(params)
 
 
 FLASH_KEY = "flash"
