@@ -82,52 +82,67 @@ else:
     c4.metric("Budget runs out", "—", help="No budget on this scope (Budgets & alerts page)")
 st.caption(backtest_text(p))
 
-path = projection_path(p)
-fig = go.Figure()
-band = path.dropna(subset=["upper"])
-if not band.empty:
-    fig.add_trace(
-        go.Scatter(
-            x=list(band["day"]) + list(band["day"])[::-1],
-            y=list(band["upper"]) + list(band["lower"])[::-1],
-            fill="toself",
-            mode="lines",
-            fillcolor="rgba(99, 110, 250, 0.18)",
-            line={"width": 0},
-            hoverinfo="skip",
-            name="80 % interval",
+
+def draw_chart(p: Projection) -> None:
+    """Actual and projected cumulative spend, the interval band, the budget line."""
+    path = projection_path(p)
+    fig = go.Figure()
+    band = path.dropna(subset=["upper"])
+    if not band.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=list(band["day"]) + list(band["day"])[::-1],
+                y=list(band["upper"]) + list(band["lower"])[::-1],
+                fill="toself",
+                mode="lines",
+                fillcolor="rgba(99, 110, 250, 0.18)",
+                line={"width": 0},
+                hoverinfo="skip",
+                name="80 % interval",
+            )
         )
-    )
-actual = path.dropna(subset=["actual"])
-fig.add_trace(go.Scatter(x=actual["day"], y=actual["actual"], mode="lines+markers", name="Actual"))
-if not band.empty:
+    actual = path.dropna(subset=["actual"])
     fig.add_trace(
-        go.Scatter(
-            x=band["day"],
-            y=band["forecast"],
-            mode="lines",
-            line={"dash": "dash"},
-            name="Projected",
+        go.Scatter(x=actual["day"], y=actual["actual"], mode="lines+markers", name="Actual")
+    )
+    if not band.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=band["day"],
+                y=band["forecast"],
+                mode="lines",
+                line={"dash": "dash"},
+                name="Projected",
+            )
         )
+    if p.budget:
+        fig.add_hline(
+            y=float(p.budget),
+            line_color="red",
+            line_dash="dot",
+            annotation_text=f"Budget {ui.money(p.budget)}",
+        )
+    if p.budget_exhausted_on is not None:
+        fig.add_vline(x=p.budget_exhausted_on.isoformat(), line_color="red", line_width=1)
+    fig.update_layout(
+        height=380,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+        yaxis_tickprefix="$",
+        xaxis_title="Day (UTC)",
+        yaxis_title="Cumulative spend this month (USD)",
     )
-if p.budget:
-    fig.add_hline(
-        y=float(p.budget),
-        line_color="red",
-        line_dash="dot",
-        annotation_text=f"Budget {ui.money(p.budget)}",
+    st.plotly_chart(fig, width="stretch", key="forecast_chart")
+
+
+if not p.daily and not p.projected_total and not p.actual_to_date:
+    # An empty chart would draw a meaningless axis; say what is missing instead.
+    st.info(
+        f"No spend yet for {scope_label(p.scope)} on a complete day this month (today's usage "
+        "is still arriving). The chart appears after the first complete day with spend."
     )
-if p.budget_exhausted_on is not None:
-    fig.add_vline(x=p.budget_exhausted_on.isoformat(), line_color="red", line_width=1)
-fig.update_layout(
-    height=380,
-    margin={"l": 10, "r": 10, "t": 10, "b": 10},
-    legend={"orientation": "h", "y": -0.2},
-    yaxis_tickprefix="$",
-    xaxis_title="Day (UTC)",
-    yaxis_title="Cumulative spend this month (USD)",
-)
-st.plotly_chart(fig, width="stretch", key="forecast_chart")
+else:
+    draw_chart(p)
 
 st.subheader("Every scope")
 table = projection_frame(tuple(items))

@@ -13,7 +13,7 @@ import datetime as dt
 import streamlit as st
 
 from tracker.core import units
-from tracker.reporting.forecast import month_end_floor, runs_out_on
+from tracker.reporting.forecast import interval_floor, month_end_floor, runs_out_on
 from tracker.ui import components as ui
 from tracker.ui import data
 
@@ -62,6 +62,7 @@ else:
     col_budget.metric("Budget used", "—", help="No budget set: add one to an account.")
 projection, stored = data.org_projection(today)
 projected_total = month_end_floor(projection, summary.current.cost)
+low, high = interval_floor(projection, summary.current.cost)
 runs_out = runs_out_on(
     projection, spent_to_date=summary.current.cost, budget=summary.budget, today=today
 )
@@ -70,7 +71,7 @@ col_projected.metric(
     ui.money(projected_total),
     help=(
         "Never below the spend so far; "
-        f"80 % interval {ui.money(projection.lower)} – {ui.money(projection.upper)}"
+        f"80 % interval {ui.money(low)} – {ui.money(high)}"
         + (
             f"; backtest error {ui.percent(projection.backtest_mape)}"
             if projection.backtest_mape is not None
@@ -83,7 +84,7 @@ col_projected.metric(
 st.caption(ui.basis_caption(summary.current))
 st.caption(
     f"Projected month-end: {ui.money(projected_total)} "
-    f"(80 % interval {ui.money(projection.lower)} – {ui.money(projection.upper)})"
+    f"(80 % interval {ui.money(low)} – {ui.money(high)})"
     + (
         f"; at this pace the budget runs out on {runs_out:%d %b}"
         if runs_out is not None and runs_out > today

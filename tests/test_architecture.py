@@ -69,7 +69,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"alerts"}),
     frozenset({"reporting"}),
     frozenset({"exports"}),
-    frozenset({"jobs", "cli", "migrations"}),
+    frozenset({"jobs"}),
+    frozenset({"cli", "migrations"}),
     frozenset({"ui", "__main__"}),
 )
 MAX_MODULE_LINES = 600

@@ -132,3 +132,33 @@ def test_worker_once_runs_the_jobs_and_never_imports_streamlit(app_env):
     )
     assert done.returncode == 0, done.stderr
     assert "job sync done" in done.stderr
+
+
+def test_new_usage_brings_a_stale_forecast_up_to_date(runtime, cli, tmp_path):
+    """The worker stored this month's projections before any usage existed ($0); an import
+    (the command line here; the app's upload and "Sync now" call the same) recomputes them
+    at once instead of leaving $0 on the Overview until the worker's next run."""
+    from tracker import jobs
+    from tracker.models import CostProjection
+
+    assert cli("accounts", "add", "--provider", "groq", "--name", "g", "--api-key-stdin",
+               stdin="gsk_0123456789abcdef").code == 0  # fmt: skip
+    jobs.projections_job(runtime)
+
+    def org_total() -> float:
+        with runtime.session_factory() as session:
+            row = session.scalar(select(CostProjection).where(CostProjection.scope == "org"))
+            return float(row.projected_total)
+
+    assert org_total() == 0
+    today = dt.datetime.now(dt.UTC).date()
+    lines = ["day,model,input_tokens,output_tokens,requests,cost"]
+    for back in range(1, 15):
+        day = today - dt.timedelta(days=back)
+        lines.append(f"{day},llama-3.3-70b-versatile,1000000,200000,100,2.50")
+    usage = tmp_path / "usage.csv"
+    usage.write_text("\n".join(lines) + "\n")
+    result = cli("import", "--account", "g", str(usage))
+    assert result.code == 0, result.err
+    assert "projections, anomalies and alerts brought up to date" in result.out
+    assert org_total() > 0

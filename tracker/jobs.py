@@ -33,7 +33,8 @@ class Job:
 
 
 def sync_job(runtime: Runtime) -> None:
-    """Sync every account once; raise if any failed (the others still synced)."""
+    """Sync every account once; raise if any failed (the others still synced). The jobs that
+    read fresh usage follow on the schedule, in `build_jobs`' order."""
     summary = run_sync(runtime, trigger="worker")
     log.info(
         "synced %d account(s), %d row(s) in the re-synced ranges",
@@ -75,6 +76,25 @@ def alerts_job(runtime: Runtime) -> None:
         log.warning("alerts: %s", report.summary())
     else:
         log.info("alerts: %s", report.summary())
+
+
+# What new usage changes: run right after a sync or import wrote rows, wherever it came from
+# (the worker's schedule, "Sync now", an upload, the command line), so the Overview's forecast
+# never shows the projection of an empty month for an hour after the first sync.
+AFTER_NEW_USAGE = (projections_job, anomalies_job, alerts_job)
+
+
+def after_new_usage(runtime: Runtime) -> list[str]:
+    """Run the jobs that read fresh usage; returns the failures (each logged), never raises:
+    the usage is stored whatever happens here, and the worker's next run retries."""
+    failed = []
+    for job in AFTER_NEW_USAGE:
+        try:
+            job(runtime)
+        except Exception as exc:  # reported; the worker's schedule runs it again
+            log.exception("%s after new usage failed", job.__name__)
+            failed.append(f"{job.__name__.removesuffix('_job')}: {exc}")
+    return failed
 
 
 def housekeeping_job(runtime: Runtime) -> None:

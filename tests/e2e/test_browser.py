@@ -118,5 +118,11 @@ def test_viewer_cannot_open_admin_by_url(server: str, chromium: Path) -> None:
             expect(page.get_by_role("heading", name="Overview").first).to_be_visible()
             expect(page.get_by_role("link", name="Admin")).to_have_count(0)
             expect(page.get_by_role("link", name="Accounts")).to_have_count(0)
+            # Signed in, the address of a page the role may not open says so, and shows
+            # nothing of the page.
+            page.goto(f"{server}/admin")
+            expect(page.get_by_text("You don't have access to this page")).to_be_visible()
+            expect(page.get_by_role("button", name="Invite")).to_have_count(0)
+            page.screenshot(path=str(ARTIFACTS / "no-access.png"), full_page=True)
         finally:
             browser.close()

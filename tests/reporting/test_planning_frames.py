@@ -74,6 +74,14 @@ def test_month_end_is_never_below_the_spend_so_far() -> None:
     assert forecast.month_end_floor(p, Decimal("301.50")) == Decimal("301.50")
 
 
+def test_the_interval_is_never_below_the_spend_so_far() -> None:
+    p = projection()
+    assert forecast.interval_floor(p, Decimal("0")) == (p.lower, p.upper)
+    spent = (p.lower + p.upper) / 2
+    assert forecast.interval_floor(p, spent) == (spent, p.upper)
+    assert forecast.interval_floor(p, p.upper + 1) == (p.upper + 1, p.upper + 1)
+
+
 @pytest.mark.parametrize(
     ("spent", "budget", "expected"),
     [

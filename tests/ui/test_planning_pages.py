@@ -22,6 +22,7 @@ from tracker.alerts.notify import open_channel
 from tracker.core.crypto import CredentialCipher
 from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
 from tracker.planning import projections
+from tracker.providers.accounts import add_account
 from tracker.ui.components import money
 
 CIPHER = CredentialCipher(base64.urlsafe_b64decode(TEST_ENCRYPTION_KEY))
@@ -361,6 +362,25 @@ def test_forecast_computed_then_stored_to_the_cent(app_as: AppAs, seeded_db: Eng
     openai = stored["account:OpenAI Prod"]
     assert metrics(at)["Projected month-end"] == money(openai.projected_total)
     assert metrics(at)["Actual to date"] == money(openai.actual_to_date)
+
+
+def test_a_scope_with_no_spend_yet_says_so_instead_of_an_empty_chart(
+    app_as: AppAs, seeded_db: Engine
+) -> None:
+    with Session(seeded_db) as session, session.begin():
+        add_account(
+            session=session,
+            cipher=CIPHER,
+            provider="deepseek",
+            name="DeepSeek New",
+            api_key="sk-0123456789abcdef",
+        )
+    at = app_as("fin", "finance")
+    at.switch_page(FORECAST).run()
+    at.selectbox(key="forecast_scope").select("account:DeepSeek New").run()
+    assert not at.exception
+    assert any("No spend yet for Account DeepSeek New" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
 
 
 def test_overview_shows_the_projection_and_budget_used(app_as: AppAs, seeded_db: Engine) -> None:

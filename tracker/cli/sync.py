@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tracker import jobs
 from tracker.cli.common import Context, out, parse_date
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.ingest import csv_import as imports
@@ -33,6 +34,7 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> int:
     for r in summary.results:
         days = f"{r.start}..{r.end}" if r.start else "-"
         out(f"{r.name.ljust(width)}  {r.status:<7}  {r.rows_written:>6} rows  {days}  {r.message}")
+    _refresh(runtime, summary.rows_written)
     if not summary.ok:
         names = ", ".join(r.name for r in summary.failed)
         raise TrackerError(f"{len(summary.failed)} account(s) failed to sync: {names}")
@@ -55,7 +57,19 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
         f"imported {result.rows_written} row(s) into {args.account} covering {result.days} "
         f"day(s) ({result.first_day}..{result.last_day})"
     )
+    _refresh(runtime, result.rows_written)
     return 0
+
+
+def _refresh(runtime: Any, rows_written: int) -> None:
+    """Projections, anomalies and alerts after new usage (as the worker would next)."""
+    if not rows_written:
+        return
+    failed = jobs.after_new_usage(runtime)
+    if failed:
+        out("usage stored; the worker will retry: " + "; ".join(failed))
+    else:
+        out("projections, anomalies and alerts brought up to date")
 
 
 def register(commands: Any) -> None:

@@ -124,6 +124,13 @@ def month_end_floor(p: Projection, spent_to_date: Decimal) -> Decimal:
     return max(p.projected_total, spent_to_date)
 
 
+def interval_floor(p: Projection, spent_to_date: Decimal) -> tuple[Decimal, Decimal]:
+    """The 80 % interval of the month-end total, neither end below the spend so far (after a
+    duplicate account is removed, or on a busy morning, the model's interval can sit under
+    money already spent)."""
+    return max(p.lower, spent_to_date), max(p.upper, spent_to_date)
+
+
 def runs_out_on(
     p: Projection, *, spent_to_date: Decimal, budget: Decimal | None, today: dt.date
 ) -> dt.date | None:

@@ -22,6 +22,7 @@ from typing import IO, Any
 import requests
 from sqlalchemy.orm import Session
 
+from tracker import jobs
 from tracker.alerts import delivery, notify
 from tracker.alerts import rules as alert_rules
 from tracker.attribution import teams
@@ -216,8 +217,17 @@ def start_sync(runtime: Runtime, *, name: str) -> BackgroundSync:
     with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
         accounts.get_account(session=session, name=name)
         audit.record(session=session, actor=actor, action="sync.request", target=name)
-    future = _SYNCS.submit(sync.run_sync, runtime, account_name=name, trigger="app")
+    future = _SYNCS.submit(_sync_and_refresh, runtime, name)
     return BackgroundSync(name, runtime.settings.sync_account_budget_seconds, future)
+
+
+def _sync_and_refresh(runtime: Runtime, name: str) -> sync.SyncSummary:
+    """Sync one account; when it wrote usage, bring projections, anomalies and alerts up to
+    date before the page says it is done."""
+    summary = sync.run_sync(runtime, account_name=name, trigger="app")
+    if summary.rows_written:
+        jobs.after_new_usage(runtime)
+    return summary
 
 
 def import_usage(runtime: Runtime, *, account: str, upload: IO[bytes]) -> csv_import.ImportResult:
@@ -226,11 +236,14 @@ def import_usage(runtime: Runtime, *, account: str, upload: IO[bytes]) -> csv_im
     text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
     try:
         with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
-            return csv_import.import_csv(
+            result = csv_import.import_csv(
                 session=session, account_name=account, stream=text, actor=actor
             )
     finally:
         text.detach()  # the upload belongs to Streamlit
+    if result.rows_written:
+        jobs.after_new_usage(runtime)
+    return result
 
 
 # --- Admin page ------------------------------------------------------------------------------

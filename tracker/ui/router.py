@@ -20,6 +20,7 @@ the list Streamlit would draw itself (in legacy mode: every file in pages/, to a
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,28 @@ def pages_for(role: str) -> list[st.Page]:
     ]
 
 
+def denied_pages(role: str) -> list[st.Page]:
+    """For each page a role may not open, a stand-in at its address that says so (instead of
+    Streamlit's "page not found"); the page itself never runs."""
+    allowed = [p.title for p in PAGES if can(role, p.capability)]
+
+    def stand_in(spec: PageSpec) -> Callable[[], None]:
+        def no_access() -> None:
+            st.title(spec.title)
+            st.error(
+                f"You don't have access to this page: it needs another role than yours "
+                f"({role}). You can open {', '.join(allowed)}; ask an admin if you need more."
+            )
+
+        return no_access
+
+    return [
+        st.Page(stand_in(p), title=p.title, icon=p.icon, url_path=Path(p.file).stem)
+        for p in PAGES
+        if not can(role, p.capability)
+    ]
+
+
 def run() -> None:
     """Sign in, register the role's pages, draw the sidebar and run the chosen page."""
     st.set_page_config(page_title="AI cost tracker", page_icon=":material/payments:", layout="wide")
@@ -86,7 +109,7 @@ def run() -> None:
         st.stop()
     pages = pages_for(user.role)
     # Listed by us, not by Streamlit: .streamlit/config.toml hides Streamlit's own list.
-    navigation = st.navigation(pages, position="hidden")
+    navigation = st.navigation([*pages, *denied_pages(user.role)], position="hidden")
     with st.sidebar:
         for page in pages:
             st.page_link(page)
