@@ -53,13 +53,22 @@ if st.button("Prepare the file", type="primary", key="export_prepare"):
         failed="{reason}",
     )
     if prepared_now is not None:
-        payload, count = prepared_now
-        st.session_state["export_file"] = (choice, payload, count)
+        payload, stats = prepared_now
+        st.session_state["export_file"] = (choice, payload, stats)
 
 prepared = st.session_state.get("export_file")
 if prepared and prepared[0] == choice:
-    _, payload, count = prepared
-    st.success(f"Ready: {count:,} usage record(s).")
+    _, payload, stats = prepared
+    if stats.records:
+        st.success(
+            f"Ready: {stats.records:,} usage record(s), total cost "
+            f"{ui.money(stats.total_cost)} (the Usage explorer's figure for these filters)."
+        )
+    else:
+        st.warning(
+            "No usage record matches this range and these filters: the file holds only its "
+            "headings. Widen the range or clear a filter."
+        )
     st.download_button(
         "Download",
         data=payload,

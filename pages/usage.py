@@ -26,7 +26,7 @@ with st.container(border=True):
     ui.write_url(flt, group=group_labels)
 
 group_by = tuple(usage.GROUP_BY_CHOICES[label] for label in group_labels)
-table = data.usage_table(flt, group_by)
+table = usage.label_blanks(data.usage_table(flt, group_by))
 
 if table.empty:
     st.info(

@@ -53,7 +53,7 @@ def _csv(session: Session, fmt: str = "csv", **filters: tuple[str, ...]) -> list
 
 
 def _xlsx(session: Session) -> bytes:
-    return export.export_bytes(session=session, fmt="xlsx", start=JAN[0], end=JAN[1])
+    return export.export_bytes(session=session, fmt="xlsx", start=JAN[0], end=JAN[1])[0]
 
 
 # --- round trips ------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_date_range_is_inclusive_and_checked(session: Session) -> None:
 
 def test_text_formats_accept_a_binary_stream(session: Session) -> None:
     seeded = seed(session)
-    data = export.export_bytes(session=session, fmt="csv", start=JAN[0], end=JAN[1])
+    data, _stats = export.export_bytes(session=session, fmt="csv", start=JAN[0], end=JAN[1])
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
     assert sum(Decimal(r["cost"] or 0) for r in rows) == seeded.january_cost
     assert export.file_name("focus", *JAN) == "ai-costs-focus-2025-01-01-to-2025-01-31.csv"

@@ -128,3 +128,16 @@ def test_scope_labels() -> None:
     assert scope_label("org") == "Organisation"
     assert scope_label("service:openai") == "Service OpenAI"
     assert scope_label("account:Prod") == "Account Prod"
+
+
+def test_blank_dimensions_read_not_reported_and_amounts_stay() -> None:
+    import pandas as pd
+
+    from tracker.reporting import usage
+
+    frame = pd.DataFrame(
+        {"day": ["2026-12-01"], "user": [""], "model": ["gpt-4o"], "cost": [Decimal("1.5")]}
+    )
+    shown = usage.label_blanks(frame)
+    assert shown.loc[0, "user"] == "(not reported)" and shown.loc[0, "model"] == "gpt-4o"
+    assert shown.loc[0, "cost"] == Decimal("1.5") and frame.loc[0, "user"] == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from tests.factories.exports import JAN, seed
 from tests.ui.conftest import new_app, signed_in
 from tracker.identity import users
+from tracker.ui.components import money
 
 
 @pytest.fixture
@@ -62,11 +64,25 @@ def test_finance_prepares_a_csv(seeded: Decimal) -> None:
     at.selectbox(key="export_format").set_value("csv").run()
     at.button(key="export_prepare").click().run()
     assert not at.exception and not at.error
-    choice, payload, count = at.session_state["export_file"]
-    assert count == 8 and choice[0] == "csv"
+    choice, payload, stats = at.session_state["export_file"]
+    assert stats.records == 8 and choice[0] == "csv"
     rows = list(csv.DictReader(io.StringIO(payload.decode("utf-8"))))
-    assert sum(Decimal(r["cost"] or 0) for r in rows) == seeded
-    assert "Ready: 8 usage record(s)." in [s.value for s in at.success]
+    assert sum(Decimal(r["cost"] or 0) for r in rows) == seeded == stats.total_cost
+    assert any(
+        s.value.startswith(f"Ready: 8 usage record(s), total cost {money(seeded)}")
+        for s in at.success
+    )
+
+
+def test_an_empty_selection_is_a_warning_not_a_success(seeded: Decimal) -> None:
+    at = _page("fiona", "finance")
+    at.date_input(key="export_range").set_value((dt.date(2025, 3, 1), dt.date(2025, 3, 31)))
+    at.run()
+    at.button(key="export_prepare").click().run()
+    assert not at.exception
+    assert at.session_state["export_file"][2].records == 0
+    assert not at.success
+    assert any("No usage record matches" in w.value for w in at.warning)
 
 
 def test_viewer_is_refused_server_side(seeded: Decimal) -> None:

@@ -100,11 +100,12 @@ def export_bytes(
     start: dt.date,
     end: dt.date,
     filters: Dimensions | None = None,
-) -> bytes:
-    """The whole export as bytes (for download buttons; small ranges only)."""
+) -> tuple[bytes, ExportStats]:
+    """The whole export as bytes, with what it holds (for download buttons; small ranges
+    only)."""
     buffer = io.BytesIO()
-    export(session=session, fmt=fmt, start=start, end=end, filters=filters, out=buffer)
-    return buffer.getvalue()
+    stats = export(session=session, fmt=fmt, start=start, end=end, filters=filters, out=buffer)
+    return buffer.getvalue(), stats
 
 
 FILE_EXTENSIONS: dict[str, str] = {"csv": "csv", "json": "json", "xlsx": "xlsx", "focus": "csv"}

@@ -16,7 +16,7 @@ from tracker.core.units import next_month, to_dollars
 from tracker.exports.rows import CURRENCY, ExportRow, safe_text
 from tracker.exports.tabular import ExportStats
 from tracker.models import Account, CostProjection, CostSource, Service, all_tokens
-from tracker.reporting.sources import Dimensions
+from tracker.reporting.sources import NOT_REPORTED, Dimensions
 
 
 @dataclass
@@ -94,9 +94,7 @@ def write_xlsx(
         total.add(row)
         by_provider.setdefault(row.provider_display_name, _Agg()).add(row)
         by_account.setdefault(row.account, _Agg()).add(row)
-        by_model.setdefault((row.provider_display_name, row.model or "(not reported)"), _Agg()).add(
-            row
-        )
+        by_model.setdefault((row.provider_display_name, row.model or NOT_REPORTED), _Agg()).add(row)
         project = row.project_name or row.project_id or "(none)"
         by_project.setdefault((row.account, row.project_id, project), _Agg()).add(row)
         daily.setdefault(row.day, _Agg()).add(row)

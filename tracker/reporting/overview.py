@@ -19,7 +19,7 @@ from tracker.models import (
     Service,
 )
 from tracker.planning.budgets import org_budget
-from tracker.reporting.sources import cost_columns, pick_source
+from tracker.reporting.sources import NOT_REPORTED, cost_columns, pick_source
 
 STATUS_OK, STATUS_WARNING, STATUS_CRITICAL = "OK", "Warning", "Critical"
 
@@ -280,7 +280,7 @@ def top_models(*, session: Session, start: dt.date, end: dt.date, limit: int = 1
     return pd.DataFrame(
         [
             {
-                "model": r.model or "(not reported)",
+                "model": r.model or NOT_REPORTED,
                 "provider": r.provider,
                 "cost": to_dollars(r.cost),
                 "tokens": int(r.tokens),

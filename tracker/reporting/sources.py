@@ -43,6 +43,9 @@ _u = UsageRecord
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
+# How a dimension the provider did not report (a blank model, key or user) reads on a page.
+NOT_REPORTED = "(not reported)"
+
 # Per-row cost and its parts, by the one rule in tracker.costs.spend (no day counted twice).
 _ROW_COST = ROW_SPEND_MICROS
 _ROW_BILLED = ROW_BILLED_MICROS

@@ -19,6 +19,7 @@ from tracker.models import (
     UsageLabel,
 )
 from tracker.reporting.sources import (
+    NOT_REPORTED,
     USE_ROLLUP,
     UsageFilter,
     api_key_label,
@@ -181,6 +182,16 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
         data = {name: [] for name in names}  # an ungrouped aggregate is one row even if empty
     data.pop("_rows")
     return pd.DataFrame(data, columns=[*group_by, *USAGE_VALUE_COLUMNS])
+
+
+def label_blanks(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with blank text dimensions (model, project, key, user, usage type the
+    provider did not report) reading "(not reported)", as elsewhere in the app."""
+    out = frame.copy()
+    for name in set(GROUP_BY_CHOICES.values()) - {"day"}:
+        if name in out.columns:
+            out[name] = out[name].map(lambda v: NOT_REPORTED if v in ("", None) else v)
+    return out
 
 
 def tokens_by_kind(*, session: Session, flt: UsageFilter) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from tracker.core.errors import InvalidInput, TrackerError
 from tracker.core.runtime import Runtime
 from tracker.costs import overrides
 from tracker.exports import export, rows
+from tracker.exports.tabular import ExportStats
 from tracker.identity import links, sessions, sso, users
 from tracker.ingest import csv_import, sync
 from tracker.planning import anomalies, budgets
@@ -127,8 +128,8 @@ MAX_DOWNLOAD_RECORDS = 200_000
 
 def prepare_export(
     runtime: Runtime, *, fmt: str, start: dt.date, end: dt.date, filters: sources.Dimensions
-) -> tuple[bytes, int]:
-    """Build an export file for a download button; return (file, usage records in it)."""
+) -> tuple[bytes, ExportStats]:
+    """Build an export file for a download button; return it with its records and total."""
     with acting_as(runtime, Capability.EXPORT) as (session, _actor):
         count = rows.count_rows(session=session, start=start, end=end, filters=filters)
         if count > MAX_DOWNLOAD_RECORDS:
@@ -136,10 +137,7 @@ def prepare_export(
                 f"{count:,} usage records is too many for a browser download; narrow the "
                 "range or the filters, or run `python -m tracker export` on the server"
             )
-        payload = export.export_bytes(
-            session=session, fmt=fmt, start=start, end=end, filters=filters
-        )
-    return payload, count
+        return export.export_bytes(session=session, fmt=fmt, start=start, end=end, filters=filters)
 
 
 # --- Accounts page ---------------------------------------------------------------------------
