@@ -200,7 +200,7 @@ with edit_tab:
     else:
         target = st.selectbox("Account", names, key="edit_account")
         current = table[table["name"] == target].iloc[0]
-        shown_budget = "" if current["monthly_budget"] is None else str(current["monthly_budget"])
+        shown_budget = ui.amount_text(current["monthly_budget"])
         shown_quota = "" if pd.isna(current["token_quota"]) else str(int(current["token_quota"]))
         shown_status = "disabled" if current["status"] == "disabled" else "active"
         with st.form(f"account_edit_{target}"):

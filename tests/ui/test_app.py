@@ -254,6 +254,8 @@ def test_admin_adds_edits_and_removes_an_account(app_as: AppAs, seeded_db: Engin
 
     at.selectbox(key="edit_account").select("OpenAI Research")
     at.run()
+    # The stored NUMERIC(18, 6) reads as money in the form, not "250.500000".
+    assert at.text_input(key="edit_budget_OpenAI Research").value == "250.50"
     at.text_input(key="edit_budget_OpenAI Research").input("300")
     next(b for b in at.button if b.label == "Save changes").click()
     at.run()

@@ -7,9 +7,10 @@ import io
 from decimal import Decimal
 
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from tracker.ui.components import csv_bytes
+from tracker.ui.components import amount_text, csv_bytes
 
 
 def test_a_table_download_neutralises_formulas_and_keeps_numbers_exact():
@@ -52,3 +53,17 @@ def test_provider_and_user_text_is_shown_as_text_not_markup():
     # Escaped: Streamlit shows the brackets and parentheses, and builds no link or image.
     assert any("\\[click\\]\\(http" in text for text in shown), shown
     assert any("\\*\\*bold\\*\\* \\[link\\]" in text for text in shown), shown
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        (None, ""),
+        (Decimal("50.000000"), "50.00"),
+        (Decimal("0.100000"), "0.10"),
+        (Decimal("12.345678"), "12.345678"),
+        (Decimal("1500"), "1500.00"),
+    ],
+)
+def test_amounts_read_as_money_in_forms(stored: Decimal | None, shown: str) -> None:
+    assert amount_text(stored) == shown

@@ -48,6 +48,15 @@ def money(amount: Decimal | None, currency: str = "USD") -> str:
     return f"{cents:,.2f} {currency}"
 
 
+def amount_text(amount: Decimal | None) -> str:
+    """An amount as a form field shows it for editing: `50.00`, `12.345678` (never the
+    stored `50.000000`), '' for none."""
+    if amount is None:
+        return ""
+    cents = Decimal(amount).quantize(CENT)
+    return str(cents) if cents == amount else format(Decimal(amount).normalize(), "f")
+
+
 def percent(value: Decimal | None, places: int = 1) -> str:
     if value is None:
         return "—"
