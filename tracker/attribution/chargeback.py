@@ -166,13 +166,16 @@ def _month_pieces(
             )
             for d, day_micros in source.items():
                 days[group][d] += day_micros
-    pieces = [
-        Piece(team, *resolver.books(team), provider, account, project, key, user, model,
-              "direct", None, m, tuple(sorted(days[group].items())))
-        for group, m in direct.items()
-        if m
-        for team, provider, account, project, key, user, model in [group]
-    ]  # fmt: skip
+    pieces: list[Piece] = []
+    for group, m in direct.items():
+        if m:
+            team, provider, account, project, key, user, model = group
+            center, gl = resolver.books(team)
+            spread = tuple(sorted(days[group].items()))
+            pieces.append(
+                Piece(team, center, gl, provider, account, project, key, user, model,
+                      "direct", None, m, spread)
+            )  # fmt: skip
     own: dict[str, int] = defaultdict(int)
     for p in pieces:
         own[p.team] += p.micros

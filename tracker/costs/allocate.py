@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from tracker.costs.prices import STANDARD_TIERS
 from tracker.models import (
     IMPORT_USAGE_TYPE,
+    LINE_ITEM,
     TOKEN_COLUMNS,
     AllocationMethod,
     CostSource,
@@ -46,7 +47,6 @@ from tracker.models import (
 )
 
 _u = UsageRecord
-LINE_ITEM = "cost:"  # the usage_type prefix of a billed line item (providers/*.py)
 # The dimensions a bill may name; a usage row must match each one the bill names.
 DIMENSIONS = ("project_id", "api_key_id", "model", "service_tier")
 # Least exact last: a row with pieces of several methods reports the least exact one.

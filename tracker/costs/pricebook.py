@@ -37,7 +37,7 @@ from tracker.costs.prices import (
     Resolved,
     UnitPrices,
 )
-from tracker.models import PriceOverride
+from tracker.models import LINE_ITEM, PriceOverride
 from tracker.providers.registry import PROVIDERS
 
 
@@ -191,7 +191,7 @@ class PriceBook:
         per image, second, byte...: with a billed cost (or as seats) there is nothing to
         estimate; without one their cost is missing from the estimate, so they are unpriced.
         """
-        if usage_type.startswith("cost:"):
+        if usage_type.startswith(LINE_ITEM):
             return None, "not_applicable"
         if not (i or c or w or w1 or o):
             if billed is not None or usage_type in NO_ESTIMATE_USAGE_TYPES:

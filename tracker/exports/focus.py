@@ -20,7 +20,6 @@ from tracker.core.units import month_start, next_month
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.prices import UnitPrices
 from tracker.exports.rows import (
-    COST_LINE_PREFIX,
     CURRENCY,
     MICRO,
     MILLION,
@@ -30,7 +29,7 @@ from tracker.exports.rows import (
     safe_text,
 )
 from tracker.exports.tabular import ExportStats
-from tracker.models import AllocationMethod, CostSource
+from tracker.models import LINE_ITEM, AllocationMethod, CostSource
 from tracker.providers.registry import display_name
 
 FOCUS_COLUMNS = (
@@ -131,9 +130,9 @@ def _per_unit(prices: UnitPrices | None, kind: str) -> Decimal | None:
 def _charges(row: ExportRow, list_book: PriceBook, book: PriceBook) -> list[_Charge]:
     """Split one usage record into FOCUS charges, with list and contracted unit prices."""
     label = row.model or row.usage_type or "usage"
-    if row.usage_type.startswith(COST_LINE_PREFIX):
+    if row.usage_type.startswith(LINE_ITEM):
         quantity = row.other_units if row.other_units > 0 else Decimal(1)
-        item = row.usage_type[len(COST_LINE_PREFIX) :] or "billed line item"
+        item = row.usage_type[len(LINE_ITEM) :] or "billed line item"
         return [_Charge("line_item", item, quantity, _unit_name(None), None, None)]
     if row.usage_type == SEAT_USAGE_TYPE or (
         row.provider == "github_copilot" and row.other_unit_name == "seats"
@@ -353,7 +352,7 @@ def _allocated(row: ExportRow) -> tuple[str, str]:
         row.cost_source != CostSource.COVERED
         or row.allocated_cost is None
         or basis is None
-        or row.usage_type.startswith(COST_LINE_PREFIX)  # the origin charge, not an allocated one
+        or row.usage_type.startswith(LINE_ITEM)  # the origin charge, not an allocated one
     ):
         return "", ""
     details = {

@@ -33,7 +33,6 @@ MICRO = Decimal("0.000001")
 MILLION = Decimal(1_000_000)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CURRENCY = "USD"
-COST_LINE_PREFIX = "cost:"
 SEAT_USAGE_TYPE = "seats"
 
 _u = UsageRecord

@@ -55,6 +55,10 @@ USAGE_NATURAL_KEY = (
 # bill never covers them (`tracker.costs.spend`).
 IMPORT_USAGE_TYPE = "import"
 
+# The `usage_type` prefix of a provider's billed line item (`cost:<line item>`): written by the
+# connectors, split over usage by `tracker.costs.allocate`, exported as its own FOCUS charge.
+LINE_ITEM = "cost:"
+
 
 class Role(StrEnum):
     """A dashboard user's role; what each may do is `tracker.ui.roles`."""

@@ -29,6 +29,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from tracker.models import LINE_ITEM
 from tracker.providers.base import (
     Connector,
     ProviderAuthError,
@@ -174,7 +175,7 @@ def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
         day=day,
         model=dim(r.get("model")),
         project_id=dim(r.get("workspace_id")),
-        usage_type=f"cost:{kind}"[:255],
+        usage_type=f"{LINE_ITEM}{kind}"[:255],
         service_tier=dim(r.get("service_tier")),
         # Lowest currency unit (cents) as a decimal string: "123.45" is $1.2345.
         billed_cost=to_decimal(r.get("amount"), "cost amount") / CENTS,

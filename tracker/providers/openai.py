@@ -32,6 +32,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from tracker.core.units import today_utc
+from tracker.models import LINE_ITEM
 from tracker.providers.base import (
     Connector,
     ProviderAuthError,
@@ -279,7 +280,7 @@ def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
         model=model,
         project_id=dim(r.get("project_id")),
         api_key_id=dim(r.get("api_key_id")),
-        usage_type=f"cost:{line_item}"[:255],
+        usage_type=f"{LINE_ITEM}{line_item}"[:255],
         other_units=to_decimal(quantity) if quantity is not None else to_decimal(0),
         other_unit_name=dim(r.get("quantity_unit"))[:64] or None,
         billed_cost=to_decimal(value, "cost amount"),
