@@ -140,6 +140,32 @@ def test_xlsx_month_pack_sheets_totals_and_formats(session: Session) -> None:
     assert body.quantize(CENT) == Decimal(str(month_total)).quantize(CENT)
 
 
+def test_month_pack_meets_each_month_with_its_own_budget(session: Session) -> None:
+    """Two months exported: two budget lines per scope, each month's actual against one
+    monthly budget (a 59-day actual over one month's budget read 130 %)."""
+    seeded = seed(session)
+    session.add(Setting(key="org_monthly_budget", value="50.00"))
+    session.flush()
+    data = export.export_bytes(session=session, fmt="xlsx", start=JAN[0], end=dt.date(2025, 2, 10))[
+        0
+    ]
+    sheet = openpyxl.load_workbook(io.BytesIO(data))["Summary"]
+    org = [
+        [c.value for c in row]
+        for row in sheet.iter_rows(min_row=2)
+        if row[0].value == "Organisation (organisation budget)"
+    ]
+    assert [(line[4], line[5]) for line in org] == [
+        ("January 2025", "1–31 Jan"),
+        ("February 2025", "1–10 Feb (10 of 28 days)"),
+    ]
+    jan, feb = org
+    assert Decimal(str(jan[1])) == Decimal(str(feb[1])) == Decimal(50)
+    assert Decimal(str(jan[2])).quantize(CENT) == seeded.january_cost.quantize(CENT)
+    assert Decimal(str(feb[2])) == Decimal(9)  # the one February row
+    assert Decimal(str(feb[3])) == Decimal(9) / Decimal(50)
+
+
 def test_xlsx_summary_shows_the_projection(session: Session) -> None:
     seed(session)
     session.add(

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracker.attribution.chargeback import chargeback
-from tracker.core.units import next_month, to_dollars
+from tracker.core.units import month_bounds, month_start, next_month, to_dollars
 from tracker.exports.rows import CURRENCY, ExportRow, safe_text
 from tracker.exports.tabular import ExportStats
 from tracker.models import Account, CostProjection, CostSource, Service, all_tokens
@@ -61,6 +61,8 @@ def _agg_values(a: _Agg) -> list[Any]:
 @dataclass(frozen=True)
 class _BudgetLine:
     scope: str
+    month: dt.date
+    days: str  # the month's days the range covers: "1–31 Jan" or "15–31 Jan (17 of 31)"
     budget: Decimal | None
     actual: Decimal
 
@@ -85,7 +87,10 @@ def write_xlsx(
     stats = ExportStats()
     total = _Agg()
     by_provider: dict[str, _Agg] = {}
-    by_account: dict[str, _Agg] = {}
+    # Budgets are monthly: each month of the range meets its own budget.
+    monthly: dict[
+        tuple[str, str, dt.date], _Agg
+    ] = {}  # (kind, name, month): kind org/service/account
     by_model: dict[tuple[str, str], _Agg] = {}
     by_project: dict[tuple[str, str, str], _Agg] = {}
     daily: dict[dt.date, _Agg] = {}
@@ -93,7 +98,13 @@ def write_xlsx(
     for row in rows:
         total.add(row)
         by_provider.setdefault(row.provider_display_name, _Agg()).add(row)
-        by_account.setdefault(row.account, _Agg()).add(row)
+        month = month_start(row.day)
+        for kind, name in (
+            ("org", ""),
+            ("service", row.provider_display_name),
+            ("account", row.account),
+        ):
+            monthly.setdefault((kind, name, month), _Agg()).add(row)
         by_model.setdefault((row.provider_display_name, row.model or NOT_REPORTED), _Agg()).add(row)
         project = row.project_name or row.project_id or "(none)"
         by_project.setdefault((row.account, row.project_id, project), _Agg()).add(row)
@@ -184,22 +195,24 @@ def write_xlsx(
     r += 1
     for c, header in enumerate(
         [
-            "Budget vs actual (monthly budgets)",
+            "Budget vs actual (each month against its budget)",
             "Monthly budget (USD)",
             "Actual in range (USD)",
             "Used",
+            "Month",
+            "Days in range",
         ]
     ):
         summary.write_string(r, c, header, bold)
     r += 1
-    for line in _budget_lines(
-        session=session, total=total, by_provider=by_provider, by_account=by_account
-    ):
+    for line in _budget_lines(session=session, start=start, end=end, monthly=monthly):
         cell(summary, r, 0, line.scope)
         cell(summary, r, 1, line.budget, "money")
         cell(summary, r, 2, line.actual, "money")
         used = line.actual / line.budget if line.budget else None
         cell(summary, r, 3, used, "pct")
+        cell(summary, r, 4, f"{line.month:%B %Y}")
+        cell(summary, r, 5, line.days)
         r += 1
     r += 1
     for c, header in enumerate(
@@ -290,36 +303,63 @@ def _sum_aggs(aggs: Iterable[_Agg]) -> _Agg:
     return total
 
 
+def _months(start: dt.date, end: dt.date) -> list[tuple[dt.date, str]]:
+    """Each month start..end touches, with the days of it the range covers, as text."""
+    months = []
+    month = month_start(start)
+    while month <= end:
+        first, last = month_bounds(month)
+        lo, hi = max(first, start), min(last, end)
+        days = f"{lo.day}–{hi:%d %b}"
+        if (lo, hi) != (first, last):
+            days += f" ({(hi - lo).days + 1} of {last.day} days)"
+        months.append((month, days))
+        month = next_month(month)
+    return months
+
+
 def _budget_lines(
-    *, session: Session, total: _Agg, by_provider: dict[str, _Agg], by_account: dict[str, _Agg]
+    *,
+    session: Session,
+    start: dt.date,
+    end: dt.date,
+    monthly: dict[tuple[str, str, dt.date], _Agg],
 ) -> list[_BudgetLine]:
-    """Budgets (organisation, services, accounts) beside the exported actuals."""
+    """Budgets (organisation, services, accounts) beside the exported actuals, month by month:
+    a range of two months meets two monthly budgets, never one budget for both."""
     from tracker.planning.budgets import org_budget  # loads pandas: only the month pack needs it
 
+    def actual(kind: str, name: str, month: dt.date) -> Decimal:
+        agg = monthly.get((kind, name, month))
+        return agg.cost if agg else Decimal(0)
+
     org, source = org_budget(session=session)
-    lines = [
-        _BudgetLine(
-            f"Organisation ({source} budget)"
-            if org is not None
-            else "Organisation (no budget set)",
-            org,
-            total.cost,
-        )
-    ]
-    for display, budget in session.execute(
+    services = session.execute(
         select(Service.display_name, Service.monthly_budget)
         .where(Service.monthly_budget.is_not(None))
         .order_by(Service.display_name)
-    ):
-        agg = by_provider.get(display)
-        lines.append(_BudgetLine(f"Service: {display}", budget, agg.cost if agg else Decimal(0)))
-    for name, budget in session.execute(
+    ).all()
+    accounts = session.execute(
         select(Account.name, Account.monthly_budget)
         .where(Account.monthly_budget.is_not(None))
         .order_by(Account.name)
-    ):
-        agg = by_account.get(name)
-        lines.append(_BudgetLine(f"Account: {name}", budget, agg.cost if agg else Decimal(0)))
+    ).all()
+    lines = []
+    for month, days in _months(start, end):
+        org_scope = (
+            f"Organisation ({source} budget)" if org is not None else "Organisation (no budget set)"
+        )
+        lines.append(_BudgetLine(org_scope, month, days, org, actual("org", "", month)))
+        for display, budget in services:
+            lines.append(
+                _BudgetLine(
+                    f"Service: {display}", month, days, budget, actual("service", display, month)
+                )
+            )
+        for name, budget in accounts:
+            lines.append(
+                _BudgetLine(f"Account: {name}", month, days, budget, actual("account", name, month))
+            )
     return lines
 
 
