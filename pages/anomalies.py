@@ -58,10 +58,9 @@ m2.metric(
 )
 
 shown = frame.drop(columns=["id"])
-st.dataframe(
-    ui.display_frame(shown, MONEY),
-    hide_index=True,
-    column_config={
+ui.table(
+    shown,
+    {
         "day": ui.date_column("Day (UTC)"),
         "account": st.column_config.TextColumn("Account"),
         "model": st.column_config.TextColumn("Model"),
@@ -83,6 +82,7 @@ st.dataframe(
         "acknowledged_at": ui.datetime_column("Acknowledged (UTC)"),
         "acknowledged_by": st.column_config.TextColumn("By"),
     },
+    money_columns=MONEY,
 )
 
 st.subheader("Acknowledge")

@@ -1,4 +1,4 @@
-"""Budgets & alerts (admin edits, finance reads and sets team budgets): monthly budgets per
+"""Budgets & alerts (admin and finance edit, unless `BUDGETS_ADMIN_ONLY`): monthly budgets per
 organisation, service, account and team with month-to-date spend, % used and projected
 month-end; the alert rules; the recent alert events with their delivery status, failed
 deliveries included.
@@ -13,11 +13,15 @@ from tracker.ui import router
 
 router.gate()
 
+from decimal import Decimal
+
+import pandas as pd
 import streamlit as st
 
 from tracker.alerts import rules as alert_rules
 from tracker.core import units
 from tracker.planning.budgets import scope_label
+from tracker.reporting.overview import status_for
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 from tracker.ui.auth import current_user
@@ -25,9 +29,7 @@ from tracker.ui.roles import Capability, can
 
 runtime = data.get_runtime()
 user = current_user()
-can_edit = user is not None and can(user.role, Capability.EDIT_BUDGETS)
-# A team's budget belongs with its chargeback: finance sets it too (`actions.set_budget`).
-can_set_teams = user is not None and can(user.role, Capability.CHARGE_BACK)
+can_edit = user is not None and can(user.role, Capability.EDIT_BUDGETS, runtime.settings)
 today = units.today_utc()
 
 
@@ -38,12 +40,14 @@ st.caption(
 )
 ui.show_flash()
 scopes = data.budget_scopes()
-team_scopes = [s for s in scopes if s.startswith("team:")]
-editable = scopes if can_edit else team_scopes if can_set_teams else []
 if not can_edit:
     st.info(
-        "Read-only: only an admin can change budgets and alert rules."
-        + (" You can set or clear a team's budget below." if editable else "")
+        "Read-only: "
+        + (
+            "budgets and alert rules are set by admins on this installation."
+            if user is not None and user.role == "finance"
+            else "admins and finance set budgets and alert rules."
+        )
     )
 
 events, undelivered = data.alert_events()
@@ -64,17 +68,35 @@ if table.empty or table["monthly_budget"].isna().all():
         + (
             "Set one below: for the whole organisation, a provider, an account or a team."
             if can_edit
-            else "Ask an admin to set one on this page."
+            else "Ask someone who sets budgets to add one on this page."
         )
     )
 if not table.empty:
-    st.dataframe(
-        ui.display_frame(
-            table.drop(columns=["scope"]), ["monthly_budget", "spent", "projected_total"]
-        ),
-        hide_index=True,
-        column_config={
+    settings = runtime.settings
+    shown = table.drop(columns=["scope"])
+    shown.insert(
+        1,
+        "status",
+        [
+            None
+            if pd.isna(pct)
+            else status_for(
+                Decimal(str(pct)),
+                warning_pct=settings.status_warning_pct,
+                critical_pct=settings.status_critical_pct,
+            )
+            for pct in shown["used_pct"]
+        ],
+    )
+    ui.table(
+        shown,
+        {
             "scope_label": st.column_config.TextColumn("Scope"),
+            "status": st.column_config.TextColumn(
+                "Status",
+                help=f"Warning from {ui.percent(settings.status_warning_pct, 0)} of the budget, "
+                f"Critical from {ui.percent(settings.status_critical_pct, 0)}",
+            ),
             "monthly_budget": ui.money_column("Monthly budget"),
             "source": st.column_config.TextColumn(
                 "Budget from", help="'sum of accounts' when no organisation budget is set"
@@ -95,11 +117,13 @@ if not table.empty:
             ),
             "budget_exhausted_on": ui.date_column("Runs out on"),
         },
+        money_columns=["monthly_budget", "spent", "projected_total"],
+        status_column="status",
     )
 
-if editable:
+if can_edit:
     with st.expander("Set or clear a budget"), st.form("budget_set", clear_on_submit=True):
-        scope = st.selectbox("Scope", editable, format_func=scope_label, key="budget_scope")
+        scope = st.selectbox("Scope", scopes, format_func=scope_label, key="budget_scope")
         amount = st.text_input(
             "Monthly budget, USD", placeholder="e.g. 1500.00", key="budget_amount"
         )
@@ -126,14 +150,13 @@ if rule_table.empty:
             "Add one below, e.g. kind *budget* on the organisation with your team's email: it "
             "warns at 50, 75, 90 and 100 % of the budget, once each per month."
             if can_edit
-            else "Ask an admin to add one."
+            else "Ask someone who sets budgets to add one."
         )
     )
 else:
-    st.dataframe(
+    ui.table(
         rule_table,
-        hide_index=True,
-        column_config={
+        {
             "id": st.column_config.NumberColumn("Id", format="%d"),
             "name": st.column_config.TextColumn("Name"),
             "kind": st.column_config.TextColumn("Kind"),
@@ -249,19 +272,22 @@ else:
     failed = events[events["delivery_status"] == alert_rules.DeliveryStatus.FAILED]
     if not failed.empty:
         st.error(
-            f"{len(failed)} of the alerts below could not be delivered; see their last error. "
-            "Check the channel (URL, address) or the SMTP settings; delivery is retried."
+            f"{len(failed)} of the alerts below did not reach every channel; see each channel "
+            "and the last error. Check the channel (URL, address) or the SMTP settings; the "
+            "channels not reached are retried."
         )
-    st.dataframe(
-        events,
-        hide_index=True,
-        column_config={
+    ui.table(
+        events.drop(columns=["delivery_status"]),
+        {
             "fired_at": ui.datetime_column("Fired (UTC)"),
             "rule": st.column_config.TextColumn("Rule"),
             "kind": st.column_config.TextColumn("Kind"),
             "period": st.column_config.TextColumn("Period"),
             "message": st.column_config.TextColumn("Message", width="large"),
-            "delivery_status": st.column_config.TextColumn("Delivery"),
+            "delivery": st.column_config.TextColumn("Delivery"),
+            "channels": st.column_config.TextColumn(
+                "Each channel", help="Masked; a channel already reached is not sent again"
+            ),
             "delivery_attempts": st.column_config.NumberColumn("Attempts", format="%d"),
             "last_delivery_error": st.column_config.TextColumn("Last error", width="medium"),
             "delivered_at": ui.datetime_column("Delivered (UTC)"),

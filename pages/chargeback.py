@@ -34,8 +34,12 @@ team_table, mappings, rules = data.team_frames()
 
 if pieces.empty:
     st.info(
-        f"No spend in {month:%B %Y}. Pick another month, or sync or import usage first "
-        "(Accounts page)."
+        f"No spend in {month:%B %Y}. Pick another month, or "
+        + (
+            "sync or import usage first (Accounts page)."
+            if router.can_open("accounts.py")
+            else "ask an admin to sync or import usage."
+        )
     )
 else:
     total = sum(pieces["cost"], start=units.to_dollars(0))
@@ -53,25 +57,22 @@ else:
         "Teams charged", str(pieces.loc[pieces["team"] != team_rules.UNASSIGNED, "team"].nunique())
     )
     providers = [c for c in grid.columns if c not in ("team", "cost_center", "gl_account")]
-    st.dataframe(
-        ui.display_frame(grid, providers),
-        hide_index=True,
-        width="stretch",
-        column_config={
+    ui.table(
+        grid,
+        {
             "team": st.column_config.TextColumn("Team"),
             "cost_center": st.column_config.TextColumn("Cost center"),
             "gl_account": st.column_config.TextColumn("GL account"),
             **{p: ui.money_column(p) for p in providers},
         },
+        money_columns=providers,
     )
     st.subheader("What each team was charged")
     chosen = st.selectbox("Team", sorted(pieces["team"].unique()), key="cb_team")
     detail = pieces[pieces["team"] == chosen].drop(columns=["team", "cost_center", "gl_account"])
-    st.dataframe(
-        ui.display_frame(detail.sort_values("cost", ascending=False), ["cost"]),
-        hide_index=True,
-        width="stretch",
-        column_config={
+    ui.table(
+        detail.sort_values("cost", ascending=False),
+        {
             "provider": st.column_config.TextColumn("Provider"),
             "account": st.column_config.TextColumn("Account"),
             "project": st.column_config.TextColumn("Project / workspace"),
@@ -84,6 +85,7 @@ else:
             "shared_from": st.column_config.TextColumn("Shared from"),
             "cost": ui.money_column("Cost"),
         },
+        money_columns=["cost"],
     )
     st.download_button(
         "Download the chargeback (CSV)",
@@ -100,10 +102,9 @@ with tab_teams:
     if team_table.empty:
         st.info("No team yet: add the first one below.")
     else:
-        st.dataframe(
+        ui.table(
             team_table,
-            hide_index=True,
-            column_config={
+            {
                 "team": st.column_config.TextColumn("Team"),
                 "cost_center": st.column_config.TextColumn("Cost center"),
                 "gl_account": st.column_config.TextColumn("GL account"),
@@ -137,10 +138,9 @@ with tab_mappings:
         "workspace, then account. 'Until' is the first day a mapping no longer holds."
     )
     if not mappings.empty:
-        st.dataframe(
+        ui.table(
             mappings,
-            hide_index=True,
-            column_config={
+            {
                 "id": st.column_config.NumberColumn("#"),
                 "kind": st.column_config.TextColumn("Kind"),
                 "value": st.column_config.TextColumn("Key, project or account"),
@@ -217,10 +217,9 @@ with tab_rules:
         "Rules in force on a month's first day apply to that month."
     )
     if not rules.empty:
-        st.dataframe(
+        ui.table(
             rules,
-            hide_index=True,
-            column_config={
+            {
                 "id": st.column_config.NumberColumn("#"),
                 "rule": st.column_config.TextColumn("Rule"),
                 "valid_from": ui.date_column("From"),

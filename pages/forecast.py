@@ -64,7 +64,12 @@ p = next(x for x in items if x.scope == choice)
 
 # The interval needs the most room: two amounts side by side.
 c1, c2, c3, c4 = st.columns([1, 1, 1.6, 1])
-c1.metric("Actual to date", ui.money(p.actual_to_date), help=f"Complete days through {p.as_of}")
+c1.metric(
+    "Actual to date",
+    ui.money(p.actual_to_date),
+    help=f"Complete days through {p.as_of:%d %b}: the forecast starts from whole days, so "
+    "today's usage so far (in the Overview's month-to-date) is not in this figure yet.",
+)
 c2.metric(
     "Projected month-end",
     ui.money(p.projected_total),
@@ -75,7 +80,9 @@ c3.metric("80 % interval", f"{ui.money(p.lower)} – {ui.money(p.upper)}")
 if p.budget:
     c4.metric(
         "Budget runs out",
-        "not this month" if p.budget_exhausted_on is None else f"{p.budget_exhausted_on:%d %b}",
+        f"After {units.month_bounds(today)[1]:%d %b}"
+        if p.budget_exhausted_on is None
+        else f"{p.budget_exhausted_on:%d %b}",
         help=f"Monthly budget {ui.money(p.budget)}, at the projected pace",
     )
 else:
@@ -95,15 +102,22 @@ def draw_chart(p: Projection) -> None:
                 y=list(band["upper"]) + list(band["lower"])[::-1],
                 fill="toself",
                 mode="lines",
-                fillcolor="rgba(99, 110, 250, 0.18)",
+                fillcolor=ui.SPEND_BAND_COLOR,
                 line={"width": 0},
                 hoverinfo="skip",
+                hovertemplate=None,
                 name="80 % interval",
             )
         )
     actual = path.dropna(subset=["actual"])
     fig.add_trace(
-        go.Scatter(x=actual["day"], y=actual["actual"], mode="lines+markers", name="Actual")
+        go.Scatter(
+            x=actual["day"],
+            y=actual["actual"],
+            mode="lines+markers",
+            line={"color": ui.SPEND_COLOR},
+            name="Actual",
+        )
     )
     if not band.empty:
         fig.add_trace(
@@ -111,7 +125,7 @@ def draw_chart(p: Projection) -> None:
                 x=band["day"],
                 y=band["forecast"],
                 mode="lines",
-                line={"dash": "dash"},
+                line={"dash": "dash", "color": ui.SPEND_COLOR},
                 name="Projected",
             )
         )
@@ -124,15 +138,13 @@ def draw_chart(p: Projection) -> None:
         )
     if p.budget_exhausted_on is not None:
         fig.add_vline(x=p.budget_exhausted_on.isoformat(), line_color="red", line_width=1)
+    fig.update_traces(hovertemplate=f"%{{fullData.name}}: {ui.MONEY_HOVER}<extra></extra>")
     fig.update_layout(
-        height=380,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
-        yaxis_tickprefix="$",
-        xaxis_title="Day (UTC)",
+        hovermode="x unified",
+        xaxis_title=ui.AXIS_TITLES["day"],
         yaxis_title="Cumulative spend this month (USD)",
     )
-    st.plotly_chart(fig, width="stretch", key="forecast_chart")
+    ui.show_chart(fig, key="forecast_chart", height=380)
 
 
 if not p.daily and not p.projected_total and not p.actual_to_date:
@@ -146,10 +158,9 @@ else:
 
 st.subheader("Every scope")
 table = projection_frame(tuple(items))
-st.dataframe(
-    ui.display_frame(table, ["actual_to_date", "projected_total", "lower", "upper", "budget"]),
-    hide_index=True,
-    column_config={
+ui.table(
+    table,
+    {
         "scope": st.column_config.TextColumn("Scope"),
         "actual_to_date": ui.money_column("Actual to date"),
         "projected_total": ui.money_column("Projected month-end"),
@@ -168,4 +179,5 @@ st.dataframe(
         ),
         "backtest_samples": st.column_config.NumberColumn("Backtests", format="%d"),
     },
+    money_columns=["actual_to_date", "projected_total", "lower", "upper", "budget"],
 )

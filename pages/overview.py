@@ -13,7 +13,8 @@ import datetime as dt
 import streamlit as st
 
 from tracker.core import units
-from tracker.reporting.forecast import interval_floor, month_end_floor, runs_out_on
+from tracker.reporting.forecast import floor_to_spend
+from tracker.reporting.overview import status_for
 from tracker.ui import components as ui
 from tracker.ui import data
 
@@ -33,18 +34,30 @@ if not cards:
     st.stop()
 
 change = summary.change_pct
+yesterday = today - dt.timedelta(days=1)
 col_spend, col_prev, col_budget, col_projected = st.columns(4)
 col_spend.metric(
     "Month-to-date spend",
     ui.money(summary.current.cost),
     delta=None if change is None else f"{ui.percent(change)} vs same days last month",
     delta_color="inverse",
+    help="Today's usage so far included. The change compares complete days only.",
 )
-col_prev.metric(
-    "Same days last month",
-    ui.money(summary.previous.cost),
-    help=f"{summary.previous_start:%d %b} – {summary.previous_end:%d %b %Y} (UTC)",
-)
+if summary.previous_start is not None and summary.previous_end is not None:
+    col_prev.metric(
+        "Same days last month",
+        ui.money(summary.previous.cost),
+        help=(
+            f"{summary.previous_start:%d %b} – {summary.previous_end:%d %b %Y} (UTC), against "
+            f"{summary.month_start:%d %b} – {yesterday:%d %b} this month "
+            f"({ui.money(summary.complete.cost)}): today is still arriving, so it is left out "
+            "of the comparison."
+        ),
+    )
+else:
+    col_prev.metric(
+        "Same days last month", "—", help="No complete day this month yet: today is the 1st."
+    )
 if summary.budget is not None:
     col_budget.metric(
         "Budget used",
@@ -58,14 +71,21 @@ if summary.budget is not None:
             )
         ),
     )
+    with col_budget:
+        ui.status_badge(
+            status_for(
+                summary.budget_used_pct,
+                warning_pct=settings.status_warning_pct,
+                critical_pct=settings.status_critical_pct,
+            ),
+            about="Organisation budget",
+        )
 else:
     col_budget.metric("Budget used", "—", help="No budget set: add one to an account.")
 projection, stored = data.org_projection(today)
-projected_total = month_end_floor(projection, summary.current.cost)
-low, high = interval_floor(projection, summary.current.cost)
-runs_out = runs_out_on(
-    projection, spent_to_date=summary.current.cost, budget=summary.budget, today=today
-)
+shown = floor_to_spend(projection, spent_to_date=summary.current.cost, today=today)
+projected_total, low, high = shown.projected_total, shown.lower, shown.upper
+runs_out = shown.budget_exhausted_on
 col_projected.metric(
     "Projected month-end",
     ui.money(projected_total),
@@ -78,7 +98,7 @@ col_projected.metric(
             else ""
         )
         + ("" if stored else "; computed now, the worker stores it after its next sync")
-        + ". Details on the Forecast page (admin, finance)."
+        + (". Details on the Forecast page." if router.can_open("forecast.py") else ".")
     ),
 )
 st.caption(ui.basis_caption(summary.current))
@@ -116,29 +136,38 @@ st.subheader("Accounts")
 columns = st.columns(min(len(cards), 3))
 for i, card in enumerate(cards):
     with columns[i % len(columns)]:
-        ui.account_card(card)
+        ui.account_card(card, sync_health_open=router.can_open("sync_health.py"))
 
 st.subheader("Daily cost, last 30 days")
 start = today - dt.timedelta(days=29)
 daily = data.daily_cost_by_provider(today, 30)
 if daily.empty:
-    st.info("No usage in the last 30 days yet. Run a sync (Accounts page) or wait for the worker.")
+    st.info(
+        "No usage in the last 30 days yet. "
+        + (
+            "Run a sync (Accounts page) or wait for the worker."
+            if router.can_open("accounts.py")
+            else "It appears after the worker's next sync."
+        )
+    )
 else:
-    ui.daily_cost_chart(daily, start=start, end=today)
+    ui.cost_chart(daily, x="day", color="provider", days=(start, today), key="daily_cost_chart")
 
 st.subheader("Top models this month")
 models = data.top_models(summary.month_start, today, 10)
 if models.empty:
     st.info("No model usage this month yet.")
 else:
-    st.dataframe(
-        ui.display_frame(models, ["cost"]),
-        hide_index=True,
-        column_config={
+    ui.table(
+        models,
+        {
             "model": st.column_config.TextColumn("Model"),
             "provider": st.column_config.TextColumn("Provider"),
             "cost": ui.money_column("Cost", help="Billed where reported, else estimated"),
             "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
-            "requests": st.column_config.NumberColumn("Requests", format="localized"),
+            "requests": st.column_config.NumberColumn(
+                "Requests", format="localized", help="— where the provider reports no count"
+            ),
         },
+        money_columns=["cost"],
     )

@@ -36,8 +36,12 @@ if not refused.empty:
     st.error(
         "The provider refused the key of "
         + ui.plain_text(", ".join(refused["account"]))
-        + ". Read the error below, fix the key or its permissions on the Accounts page, "
-        "then sync again."
+        + ". Read the error below, "
+        + (
+            "fix the key or its permissions on the Accounts page, then sync again."
+            if router.can_open("accounts.py")
+            else "then ask an admin to fix the key or its permissions and sync again."
+        )
     )
 stuck = failing[failing["status"] != "error"]
 if not stuck.empty:
@@ -50,10 +54,9 @@ if not stuck.empty:
     )
 
 st.subheader("Freshness")
-st.dataframe(
+ui.table(
     freshness.drop(columns=["failing"]),
-    hide_index=True,
-    column_config={
+    {
         "account": st.column_config.TextColumn("Account"),
         "provider": st.column_config.TextColumn("Provider"),
         "source": st.column_config.TextColumn("Usage from"),
@@ -71,12 +74,18 @@ st.dataframe(
 
 st.subheader("Latest runs")
 if runs.empty:
-    st.info("No sync has run yet. Start the worker, or use Sync now on the Accounts page.")
+    st.info(
+        "No sync has run yet. "
+        + (
+            "Start the worker, or use Sync now on the Accounts page."
+            if router.can_open("accounts.py")
+            else "An admin starts the worker or runs Sync now on the Accounts page."
+        )
+    )
 else:
-    st.dataframe(
+    ui.table(
         runs,
-        hide_index=True,
-        column_config={
+        {
             "started_at": ui.datetime_column("Started (UTC)"),
             "account": st.column_config.TextColumn("Account"),
             "trigger": st.column_config.TextColumn("Trigger"),
@@ -97,10 +106,9 @@ st.caption(
 if gaps.empty:
     st.info("No usage rows in the last 30 days, so there is nothing to check yet.")
 else:
-    st.dataframe(
+    ui.table(
         gaps,
-        hide_index=True,
-        column_config={
+        {
             "account": st.column_config.TextColumn("Account"),
             "first_day": ui.date_column("First day"),
             "last_day": ui.date_column("Last day"),

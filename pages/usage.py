@@ -13,7 +13,8 @@ from tracker.reporting import usage
 from tracker.ui import components as ui
 from tracker.ui import data
 
-MONEY_COLUMNS = ["cost", "billed_cost", "estimated_cost"]
+PARTS = {"billed_cost": "billed_part", "estimated_cost": "estimated_part"}
+MONEY_COLUMNS = ["cost", *PARTS.values()]
 
 st.title("Usage explorer")
 
@@ -35,18 +36,30 @@ if table.empty:
     )
     st.stop()
 
+# The parts of cost, named so they are not read as the Exports' `estimated_cost` (our list-price
+# estimate of every row, billed or not).
+table = table.rename(columns=PARTS)
 total = sum(table["cost"], start=units.to_dollars(0))
-billed = sum(table["billed_cost"], start=units.to_dollars(0))
-estimated = sum(table["estimated_cost"], start=units.to_dollars(0))
+billed = sum(table["billed_part"], start=units.to_dollars(0))
+estimated = sum(table["estimated_part"], start=units.to_dollars(0))
 m1, m2, m3 = st.columns(3)
 m1.metric("Cost in selection", ui.money(total))
-m2.metric("Billed by providers", ui.money(billed))
-m3.metric("Estimated", ui.money(estimated))
+m2.metric("Billed by providers", ui.money(billed), help="The part of the cost the providers billed")
+m3.metric(
+    "Estimated",
+    ui.money(estimated),
+    help="The part of the cost on days or usage no bill covers yet, from list prices",
+)
 
 if group_by:
     x = group_by[0]
-    color = group_by[1] if len(group_by) > 1 else None
-    ui.bar_chart(table, x=x, y="cost", color=color, key="usage_chart")
+    ui.cost_chart(
+        table,
+        x=x,
+        color=group_by[1] if len(group_by) > 1 else None,
+        days=(flt.start, flt.end),
+        key="usage_chart",
+    )
 
 column_config = {
     "day": ui.date_column("Day"),
@@ -62,16 +75,21 @@ column_config = {
     "cache_write_tokens": st.column_config.NumberColumn("Cache write", format="localized"),
     "cache_write_1h_tokens": st.column_config.NumberColumn("Cache write 1 h", format="localized"),
     "output_tokens": st.column_config.NumberColumn("Output", format="localized"),
-    "requests": st.column_config.NumberColumn("Requests", format="localized"),
+    "requests": st.column_config.NumberColumn(
+        "Requests", format="localized", help="— where the provider reports no count"
+    ),
     "cost": ui.money_column("Cost", help="Billed where reported, else estimated"),
-    "billed_cost": ui.money_column("Billed"),
-    "estimated_cost": ui.money_column("Estimated"),
+    "billed_part": ui.money_column("Billed part", help="The part of Cost the provider billed"),
+    "estimated_part": ui.money_column(
+        "Estimated part", help="The part of Cost estimated from list prices (no bill yet)"
+    ),
     "unpriced_rows": st.column_config.NumberColumn("Unpriced rows"),
 }
-st.dataframe(
-    ui.display_frame(table, MONEY_COLUMNS),
-    hide_index=True,
-    column_config=column_config,
+ui.table(
+    table,
+    column_config,
+    money_columns=MONEY_COLUMNS,
+    pinned=list(group_by[:1]),
     key="usage_table",
 )
 st.download_button(
@@ -79,7 +97,8 @@ st.download_button(
     data=ui.csv_bytes(table),
     file_name=f"usage_{flt.start.isoformat()}_{flt.end.isoformat()}.csv",
     mime="text/csv",
-    help="The rows and columns shown, with costs in exact USD (six decimals).",
+    help="The rows and columns shown, with costs in exact USD (six decimals); billed_part + "
+    "estimated_part = cost.",
     key="usage_download",
 )
 
@@ -88,11 +107,10 @@ kinds = data.tokens_by_kind(flt)
 if int(kinds["tokens"].sum()) == 0:
     st.caption("No tokens in this selection (requests or other units only).")
 else:
-    ui.bar_chart(kinds, x="kind", y="tokens", key="tokens_by_kind_chart")
-    st.dataframe(
+    ui.count_chart(kinds, x="kind", y="tokens", key="tokens_by_kind_chart")
+    ui.table(
         kinds,
-        hide_index=True,
-        column_config={
+        {
             "kind": st.column_config.TextColumn("Kind"),
             "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
         },

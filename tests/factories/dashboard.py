@@ -124,11 +124,11 @@ USAGE = [
         200_000,
         30_000,
         10_000,
-        33,
+        0,  # Anthropic's usage report counts no requests
     ),
-    Seed("Anthropic Team", 2, "claude-sonnet-4", None, Decimal("0.010001"), 700, 70, 0, 1),
-    Seed("Anthropic Team", 25, "claude-haiku", None, Decimal("1.250000"), 9_000, 900, 0, 4),
-    Seed("Anthropic Team", 33, "claude-haiku", None, Decimal("2.500000"), 9_000, 900, 0, 4),
+    Seed("Anthropic Team", 2, "claude-sonnet-4", None, Decimal("0.010001"), 700, 70, 0, 0),
+    Seed("Anthropic Team", 25, "claude-haiku", None, Decimal("1.250000"), 9_000, 900, 0, 0),
+    Seed("Anthropic Team", 33, "claude-haiku", None, Decimal("2.500000"), 9_000, 900, 0, 0),
     Seed("Groq CSV", 0, "llama-3.3-70b", None, None, 1_234, 567, 0, 3),
     Seed("Groq CSV", 45, "llama-3.3-70b", Decimal("0.020000"), None, 1_000, 100, 0, 1),
 ]

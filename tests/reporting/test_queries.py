@@ -49,10 +49,23 @@ def test_spend_summary_is_exact_and_split_by_basis(seeded: Session) -> None:
     assert summary.current.billed + summary.current.estimated == summary.current.cost
     assert summary.current.unpriced_rows == 1  # the Groq row without any cost
     assert summary.current.basis == "mixed"
+    # Complete days only: 1-30 March against February's (1-28: the month is shorter).
+    assert (summary.previous_start, summary.previous_end) == (
+        dt.date(2026, 2, 1),
+        dt.date(2026, 2, 28),
+    )
+    complete = expected_cost(dt.date(2026, 3, 1), TODAY - dt.timedelta(days=1), TODAY)
+    assert summary.complete.cost == complete < summary.current.cost
     assert summary.previous.cost == Decimal("2.520000")  # 2.50 (26 Feb) + 0.02 (14 Feb)
-    assert summary.change_pct == (Decimal("42.050124") - Decimal("2.52")) / Decimal("2.52") * 100
+    assert summary.change_pct == (complete - Decimal("2.52")) / Decimal("2.52") * 100
     # No organisation budget set: the sum of the account budgets (100 + 20).
     assert (summary.budget, summary.budget_source) == (Decimal("120.000000"), "accounts")
+
+
+def test_the_first_of_the_month_has_no_comparison(seeded: Session) -> None:
+    summary = overview.spend_summary(session=seeded, today=dt.date(2026, 4, 1))
+    assert summary.previous_start is None and summary.change_pct is None
+    assert summary.complete.cost == 0
 
 
 def test_org_budget_setting_wins(seeded: Session) -> None:

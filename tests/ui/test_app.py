@@ -204,9 +204,15 @@ def test_sync_health_shows_failures_and_what_to_do(app_as: AppAs) -> None:
     at.switch_page("pages/sync_health.py").run()
     assert not at.exception
     assert metrics(at) == {"Accounts": "3", "With errors": "1", "Never synced": "0"}
-    assert any("Anthropic Team" in e and "Accounts page" in e for e in errors(at)), errors(at)
+    # Finance cannot open the Accounts page: the message names who fixes the key instead.
+    refused = [e for e in errors(at) if "Anthropic Team" in e]
+    assert refused and "ask an admin to fix the key" in refused[0], errors(at)
+    assert "Accounts page" not in refused[0]
     freshness = at.dataframe[0].value.set_index("account")
     assert freshness.at["Anthropic Team", "last_run_status"] == "failed"
+    admin = app_as("alice", "admin")
+    admin.switch_page("pages/sync_health.py").run()
+    assert any("Anthropic Team" in e and "on the Accounts page" in e for e in errors(admin))
 
 
 def test_overview_for_a_new_install_says_what_to_do(

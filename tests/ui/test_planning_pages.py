@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories.dashboard import expected_cost
+from tests.fakes.webhook_server import WebhookServer
 from tests.ui.conftest import signed_in
 from tests.ui.test_app import AppAs, errors, metrics, today
 from tracker.alerts import rules as alert_rules
@@ -23,6 +24,7 @@ from tracker.core.crypto import CredentialCipher
 from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
 from tracker.planning import projections
 from tracker.providers.accounts import add_account
+from tracker.reporting.forecast import floor_to_spend
 from tracker.ui.components import money
 
 CIPHER = CredentialCipher(base64.urlsafe_b64decode(TEST_ENCRYPTION_KEY))
@@ -30,6 +32,7 @@ CIPHER = CredentialCipher(base64.urlsafe_b64decode(TEST_ENCRYPTION_KEY))
 CENT = Decimal("0.01")
 BUDGETS = "pages/budgets.py"
 FORECAST = "pages/forecast.py"
+OVERVIEW = "pages/overview.py"
 ANOMALIES = "pages/anomalies.py"
 
 
@@ -95,7 +98,12 @@ def _action_script() -> None:
 @pytest.mark.parametrize(
     "action", ["set_budget", "add_rule", "disable_rule", "remove_rule", "check_alerts"]
 )
-def test_finance_cannot_change_budgets_or_rules(seeded_db: Engine, action: str) -> None:
+def test_budgets_admin_only_keeps_finance_out(
+    seeded_db: Engine, action: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finance sets budgets and rules unless the installation keeps them to admins; then the
+    # action itself refuses (the page hides its controls too: see the next test).
+    monkeypatch.setenv("BUDGETS_ADMIN_ONLY", "true")
     with Session(seeded_db) as session, session.begin():
         rule = alert_rules.add_rule(
             cipher=CIPHER,
@@ -133,13 +141,39 @@ def test_a_viewer_cannot_set_a_team_budget(seeded_db: Engine) -> None:
         assert session.scalar(select(Team.monthly_budget)) is None
 
 
-def test_finance_reads_budgets_without_edit_controls(app_as: AppAs, seeded_db: Engine) -> None:
+def test_finance_reads_budgets_without_edit_controls_when_admin_only(
+    app_as: AppAs, seeded_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUDGETS_ADMIN_ONLY", "true")
     at = app_as("fin", "finance")
     at.switch_page(BUDGETS).run()
     assert not at.exception
-    assert any("Read-only" in i.value for i in at.info)
+    assert any("set by admins on this installation" in i.value for i in at.info)
     labels = {b.label for b in at.button}
     assert not labels & {"Save budget", "Add rule", "Check now", "Remove rule"}
+
+
+def test_finance_sets_the_budget_and_an_alert_rule(app_as: AppAs, seeded_db: Engine) -> None:
+    """Finance usually owns the budget: by default it sets budgets and rules, audited."""
+    at = app_as("fin", "finance")
+    at.switch_page(BUDGETS).run()
+    assert not any("Read-only" in i.value for i in at.info)
+    at.selectbox(key="budget_scope").select("org")
+    at.text_input(key="budget_amount").input("750.00")
+    button(at, "Save budget").click().run()
+    assert not at.exception
+    assert any("Saved the budget of Organisation" in s.value for s in at.success)
+    at.selectbox(key="rule_kind").select("budget")
+    at.text_area(key="rule_channels").input("email:finance@example.org")
+    button(at, "Add rule").click().run()
+    assert not at.exception
+    with Session(seeded_db) as session:
+        assert session.get(Setting, "org_monthly_budget").value == "750.00"
+        assert session.scalars(select(AlertRule.created_by)).all() == ["fin"]
+        actions_by_fin = set(
+            session.scalars(select(AuditLog.action).where(AuditLog.actor == "fin"))
+        )
+    assert {"budget.set", "alert.add"} <= actions_by_fin, actions_by_fin
 
 
 # --- budgets & alerts -------------------------------------------------------------------------
@@ -256,8 +290,8 @@ def test_finance_sets_a_team_budget_and_forecasts_the_team(
     at = app_as("fin", "finance")
     at.switch_page(BUDGETS).run()
     assert not at.exception
-    # Finance may set a team's budget only: the form offers team scopes alone.
-    assert at.selectbox(key="budget_scope").options == ["Team Web"]
+    assert "Team Web" in at.selectbox(key="budget_scope").options
+    at.selectbox(key="budget_scope").select("team:Web")
     at.text_input(key="budget_amount").input("-5")
     button(at, "Save budget").click()
     at.run()
@@ -292,14 +326,18 @@ def test_finance_sets_a_team_budget_and_forecasts_the_team(
 
 def test_failed_delivery_is_shown_and_check_now_retries(app_as: AppAs, seeded_db: Engine) -> None:
     # A rule that fires now (spend is far above 10 % of the $120 budget) towards a webhook
-    # nobody listens on: the delivery fails and must stay visible.
+    # that answers and one nobody listens on: the failure must stay visible, per channel.
+    listening = WebhookServer().start()
     with Session(seeded_db) as session, session.begin():
         alert_rules.add_rule(
             cipher=CIPHER,
             session=session,
             kind="budget",
             threshold="10",
-            channels=[f"webhook:http://127.0.0.1:{_closed_port()}/hook-token-wxyz"],
+            channels=[
+                f"webhook:{listening.url('/hook-ok-abcd')}",
+                f"webhook:http://127.0.0.1:{_closed_port()}/hook-token-wxyz",
+            ],
             actor="alice",
         )
     at = app_as("alice", "admin")
@@ -311,11 +349,14 @@ def test_failed_delivery_is_shown_and_check_now_retries(app_as: AppAs, seeded_db
         "fired 1 alert(s); delivered 0, failed 1" in s.value.replace("\\", "") for s in at.success
     )
     assert any("1 alert delivery(ies) failed or are waiting" in w.value for w in at.warning)
-    assert any("could not be delivered" in e for e in errors(at))
+    assert any("did not reach every channel" in e for e in errors(at))
     events = at.dataframe[-1].value
-    assert list(events["delivery_status"]) == ["failed"]
+    assert list(events["delivery"]) == ["partly delivered: 1 of 2"]
+    channels = events["channels"].iloc[0]
+    assert "…abcd sent" in channels and "…wxyz failed" in channels, channels
     assert events["last_delivery_error"].iloc[0]
-    assert "hook-token-wxyz" not in events.to_csv()
+    assert "hook-token-wxyz" not in events.to_csv() and "hook-ok" not in events.to_csv()
+    assert len(listening.posts) == 1
     with Session(seeded_db) as session:
         event = session.scalars(select(AlertEvent)).one()
         assert event.delivery_status == "failed" and event.delivery_attempts == 1
@@ -328,6 +369,8 @@ def test_failed_delivery_is_shown_and_check_now_retries(app_as: AppAs, seeded_db
     with Session(seeded_db) as session:
         event = session.scalars(select(AlertEvent)).one()
         assert event.delivery_attempts == 2
+    assert len(listening.posts) == 1  # the channel already reached is not sent again
+    listening.stop()
 
 
 # --- forecast and overview ------------------------------------------------------------------
@@ -336,8 +379,17 @@ def test_failed_delivery_is_shown_and_check_now_retries(app_as: AppAs, seeded_db
 def test_forecast_computed_then_stored_to_the_cent(app_as: AppAs, seeded_db: Engine) -> None:
     day = today()
     with Session(seeded_db) as session:
-        org = projections.project_scope(session=session, scope="org", today=day)
+        # As every page shows it: never below the spend so far, today's included (the same
+        # figures as the Overview's).
+        org = floor_to_spend(
+            projections.project_scope(session=session, scope="org", today=day),
+            spent_to_date=expected_cost(day.replace(day=1), day, day),
+            today=day,
+        )
     at = app_as("fin", "finance")
+    at.switch_page(OVERVIEW).run()
+    overview = metrics(at)
+    assert overview["Projected month-end"] == money(org.projected_total)
     at.switch_page(FORECAST).run()
     assert not at.exception
     assert any("Computed just now" in c.value for c in at.caption)
@@ -348,7 +400,7 @@ def test_forecast_computed_then_stored_to_the_cent(app_as: AppAs, seeded_db: Eng
     assert any("Backtest error" in c.value for c in at.caption)
     assert at.get("plotly_chart")
     table = at.dataframe[0].value.set_index("scope")
-    assert cents(table.at["Organisation", "projected_total"]) == org.projected_total
+    assert cents(table.at["Organisation", "projected_total"]) == exact(org.projected_total)
     assert {"Account OpenAI Prod", "Account Anthropic Team", "Service OpenAI"} <= set(table.index)
 
     # The worker writes projections; the page then reads those (and says when).
@@ -359,7 +411,11 @@ def test_forecast_computed_then_stored_to_the_cent(app_as: AppAs, seeded_db: Eng
     assert any("written by the worker" in c.value for c in at.caption)
     at.selectbox(key="forecast_scope").select("account:OpenAI Prod").run()
     assert not at.exception
-    openai = stored["account:OpenAI Prod"]
+    openai = floor_to_spend(
+        stored["account:OpenAI Prod"],
+        spent_to_date=expected_cost(day.replace(day=1), day, day, account="OpenAI Prod"),
+        today=day,
+    )
     assert metrics(at)["Projected month-end"] == money(openai.projected_total)
     assert metrics(at)["Actual to date"] == money(openai.actual_to_date)
 

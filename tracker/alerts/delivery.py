@@ -96,10 +96,18 @@ def deliver_event(
             deliver(channel, note, settings=settings, http=http)
         except DeliveryError as exc:
             errors.append(str(exc))
-            deliveries[channel.key] = {"status": "failed", "error": str(exc)[:500]}
+            deliveries[channel.key] = {
+                "status": "failed",
+                "channel": channel.masked,
+                "error": str(exc)[:500],
+            }
             log.warning("alert event %s: %s", event.id, exc)
         else:
-            deliveries[channel.key] = {"status": "sent", "at": utcnow().isoformat()}
+            deliveries[channel.key] = {
+                "status": "sent",
+                "channel": channel.masked,
+                "at": utcnow().isoformat(),
+            }
     payload["deliveries"] = deliveries
     event.payload = payload  # a new dict, so the JSON column is written
     if errors:

@@ -266,6 +266,27 @@ def list_rules(*, session: Session) -> list[AlertRule]:
     return list(session.scalars(select(AlertRule).order_by(AlertRule.id)))
 
 
+def channel_deliveries(event: AlertEvent) -> list[str]:
+    """Each channel's outcome for an event, masked: "webhook:https://host/…abcd sent"."""
+    records = (event.payload or {}).get("deliveries") or {}
+    return [
+        f"{record.get('channel') or key.partition(':')[0]} "
+        f"{'sent' if record.get('status') == 'sent' else 'failed'}"
+        for key, record in sorted(records.items(), key=lambda kv: str(kv[1].get("channel", "")))
+        if isinstance(record, dict)
+    ]
+
+
+def delivery_text(event: AlertEvent) -> str:
+    """The event's delivery in a word or three: a failure that reached some channels says so
+    ("partly delivered: 1 of 2"), rather than "failed" beside a delivered webhook."""
+    records = [r for r in ((event.payload or {}).get("deliveries") or {}).values()]
+    sent = sum(1 for r in records if isinstance(r, dict) and r.get("status") == "sent")
+    if event.delivery_status == DeliveryStatus.FAILED and sent:
+        return f"partly delivered: {sent} of {len(records)}"
+    return str(event.delivery_status)
+
+
 def event_json(event: AlertEvent, rule: AlertRule | None = None) -> dict[str, Any]:
     """An event for display or JSON output (no channel URL in it)."""
     return {
@@ -278,6 +299,7 @@ def event_json(event: AlertEvent, rule: AlertRule | None = None) -> dict[str, An
         "fired_at": event.fired_at.isoformat(),
         "message": event.message,
         "delivery_status": event.delivery_status,
+        "channels": channel_deliveries(event),
         "delivery_attempts": event.delivery_attempts,
         "last_delivery_error": event.last_delivery_error,
         "delivered_at": event.delivered_at.isoformat() if event.delivered_at else None,

@@ -79,6 +79,8 @@ class Settings:
     password_sign_in: bool = True
     # Base URLs off a provider's own host (gateways, proxies) receive its key: opt in.
     allow_custom_base_urls: bool = False
+    # Budgets and alert rules: set by admin and finance, or (true) by admins only.
+    budgets_admin_only: bool = False
     invite_valid_days: int = 7
     reset_valid_hours: int = 24
     # Single sign-on over OpenID Connect; off unless the discovery URL and client are set.
@@ -201,6 +203,7 @@ def load_settings(
         public_url=_public_url(get("PUBLIC_URL")),
         password_sign_in=_bool(get, "PASSWORD_SIGN_IN", default=True),
         allow_custom_base_urls=_bool(get, "ALLOW_CUSTOM_BASE_URLS", default=False),
+        budgets_admin_only=_bool(get, "BUDGETS_ADMIN_ONLY", default=False),
         invite_valid_days=_int(get, "INVITE_VALID_DAYS", 7, minimum=1),
         reset_valid_hours=_int(get, "RESET_VALID_HOURS", 24, minimum=1),
         oidc_metadata_url=_check_oidc(get),

@@ -21,7 +21,7 @@ from tracker.core.errors import InvalidInput
 from tracker.models import Account, Service, Team
 from tracker.planning import budgets, projections
 from tracker.planning.budgets import scope_label
-from tracker.reporting.forecast import ProjectionSet, month_end_floor, runs_out_on
+from tracker.reporting.forecast import ProjectionSet, floor_to_spend
 
 # --- budgets -----------------------------------------------------------------------------------
 
@@ -45,6 +45,8 @@ def budget_frame(*, session: Session, today: dt.date, projected: ProjectionSet) 
         if p is None and view.monthly_budget is not None:
             # A scope the worker does not project (a disabled account): project it now.
             p = projections.project_scope(session=session, scope=view.scope, today=today)
+        if p is not None:
+            p = floor_to_spend(p, spent_to_date=view.spent, today=today)
         rows.append(
             (
                 view.scope,
@@ -53,15 +55,11 @@ def budget_frame(*, session: Session, today: dt.date, projected: ProjectionSet) 
                 view.source,
                 view.spent,
                 None if view.used_pct is None else float(view.used_pct),
-                None if p is None else month_end_floor(p, view.spent),
+                None if p is None else p.projected_total,
                 None
                 if p is None or not view.monthly_budget
-                else float(month_end_floor(p, view.spent) / view.monthly_budget * 100),
-                None
-                if p is None
-                else runs_out_on(
-                    p, spent_to_date=view.spent, budget=view.monthly_budget, today=today
-                ),
+                else float(p.projected_total / view.monthly_budget * 100),
+                None if p is None else p.budget_exhausted_on,
             )
         )
     return pd.DataFrame(rows, columns=columns)
@@ -137,6 +135,8 @@ def events_frame(*, session: Session, limit: int = 200) -> pd.DataFrame:
         "period",
         "message",
         "delivery_status",
+        "delivery",
+        "channels",
         "delivery_attempts",
         "last_delivery_error",
         "delivered_at",
@@ -150,6 +150,8 @@ def events_frame(*, session: Session, limit: int = 200) -> pd.DataFrame:
                 e.period,
                 e.message,
                 e.delivery_status,
+                alert_rules.delivery_text(e),
+                "; ".join(alert_rules.channel_deliveries(e)),
                 e.delivery_attempts,
                 e.last_delivery_error,
                 e.delivered_at,

@@ -9,7 +9,7 @@ database that has usage. Money stays `Decimal` (USD, UTC months); pages round fo
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -17,9 +17,11 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tracker.attribution.chargeback import team_spend
+from tracker.core.units import month_start, to_dollars
 from tracker.models import CostProjection
 from tracker.planning import projections
-from tracker.planning.budgets import scope_label
+from tracker.planning.budgets import parse_scope, scope_label, scope_spend
 from tracker.planning.projections import Projection
 from tracker.reporting.anomalies import ALL_MODELS_LABEL
 
@@ -145,6 +147,41 @@ def runs_out_on(
     return exhausted
 
 
+def floor_to_spend(p: Projection, *, spent_to_date: Decimal, today: dt.date) -> Projection:
+    """The projection as every page shows it: month-end total and interval never below the
+    spend so far (today's partial day included), the run-out day today if that spend did it.
+    The Overview, the Forecast and the Budgets page then agree on every figure."""
+    low, high = interval_floor(p, spent_to_date)
+    return replace(
+        p,
+        projected_total=month_end_floor(p, spent_to_date),
+        lower=low,
+        upper=high,
+        budget_exhausted_on=runs_out_on(
+            p, spent_to_date=spent_to_date, budget=p.budget, today=today
+        ),
+    )
+
+
+def shown_projections(*, session: Session, today: dt.date) -> ProjectionSet:
+    """This month's projections (`current_projections`), each floored by its scope's spend
+    this month through today."""
+    found = current_projections(session=session, today=today)
+    start = month_start(today)
+    teams: dict[str, int] | None = None
+    shown = []
+    for p in found.items:
+        scope = parse_scope(p.scope)
+        if scope.kind == "team":
+            if teams is None:  # one chargeback of the month for every team
+                teams = team_spend(session=session, start=start, end=today)
+            spent = to_dollars(teams.get(scope.name, 0))
+        else:
+            spent = scope_spend(session=session, scope=scope, start=start, end=today)
+        shown.append(floor_to_spend(p, spent_to_date=spent, today=today))
+    return replace(found, items=tuple(shown))
+
+
 def open_excess(frame: pd.DataFrame) -> Decimal:
     """Cost above baseline of the open anomalies in an `anomaly_frame`, counted once.
 
@@ -226,9 +263,13 @@ def projection_path(p: Projection) -> pd.DataFrame:
     to_come = float(p.projected_total) - base
     low_span = float(p.lower) - base
     high_span = float(p.upper) - base
+    # A total floored by today's spend (`floor_to_spend`) is above the model's days: the
+    # path keeps their shape and meets the total.
+    model_to_come = sum(float(cost) for _day, cost in ahead)
+    scale = to_come / model_to_come if model_to_come > 0 and to_come > 0 else 1.0
     running = 0.0
     for day, cost in ahead:
-        running += float(cost)
+        running += float(cost) * scale
         share = running / to_come if to_come > 0 else 1.0
         rows.append((day, None, base + running, base + low_span * share, base + high_span * share))
     if ahead and to_come > 0:

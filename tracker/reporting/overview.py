@@ -19,7 +19,7 @@ from tracker.models import (
     Service,
 )
 from tracker.planning.budgets import org_budget
-from tracker.reporting.sources import NOT_REPORTED, cost_columns, pick_source
+from tracker.reporting.sources import NOT_REPORTED, cost_columns, pick_source, reported_requests
 
 STATUS_OK, STATUS_WARNING, STATUS_CRITICAL = "OK", "Warning", "Critical"
 
@@ -62,23 +62,30 @@ def cost_totals(*, session: Session, start: dt.date, end: dt.date) -> CostTotals
 
 @dataclass(frozen=True)
 class SpendSummary:
-    """Month-to-date spend, the same days last month, and the budget used."""
+    """Month-to-date spend, and its comparison with the same days last month.
+
+    Today's usage is still arriving, so the comparison is of complete days only: the 1st to
+    yesterday this month (`complete`) against the same days last month (`previous`). On the
+    1st there is no complete day yet and no comparison (`previous_start` is None).
+    """
 
     today: dt.date
     month_start: dt.date
-    current: CostTotals
-    previous_start: dt.date
-    previous_end: dt.date
+    current: CostTotals  # the 1st through today, today's partial usage included
+    complete: CostTotals  # the 1st through yesterday
+    previous_start: dt.date | None
+    previous_end: dt.date | None
     previous: CostTotals
     budget: Decimal | None
     budget_source: str  # "organisation", "accounts" or "none"
 
     @property
     def change_pct(self) -> Decimal | None:
-        """Change vs the same days last month, in percent; None when last month was zero."""
-        if not self.previous.cost:
+        """Complete days vs the same days last month, in percent; None when last month's
+        were zero or there is no complete day yet."""
+        if self.previous_start is None or not self.previous.cost:
             return None
-        return (self.current.cost - self.previous.cost) / self.previous.cost * 100
+        return (self.complete.cost - self.previous.cost) / self.previous.cost * 100
 
     @property
     def budget_used_pct(self) -> Decimal | None:
@@ -87,18 +94,28 @@ class SpendSummary:
         return self.current.cost / self.budget * 100
 
 
+NO_COST = CostTotals(cost=Decimal(0), billed=Decimal(0), estimated=Decimal(0), unpriced_rows=0)
+
+
 def spend_summary(*, session: Session, today: dt.date) -> SpendSummary:
-    """Month-to-date spend through `today` (UTC) compared with the same days last month."""
+    """Month-to-date spend through `today` (UTC); complete days compared with last month's."""
     start = month_start(today)
-    prev_start, prev_end = same_days_last_month(today)
+    yesterday = today - dt.timedelta(days=1)
     budget, source = org_budget(session=session)
+    if yesterday < start:
+        prev_start, prev_end, complete, previous = None, None, NO_COST, NO_COST
+    else:
+        prev_start, prev_end = same_days_last_month(yesterday)
+        complete = cost_totals(session=session, start=start, end=yesterday)
+        previous = cost_totals(session=session, start=prev_start, end=prev_end)
     return SpendSummary(
         today=today,
         month_start=start,
         current=cost_totals(session=session, start=start, end=today),
+        complete=complete,
         previous_start=prev_start,
         previous_end=prev_end,
-        previous=cost_totals(session=session, start=prev_start, end=prev_end),
+        previous=previous,
         budget=budget,
         budget_source=source,
     )
@@ -284,7 +301,7 @@ def top_models(*, session: Session, start: dt.date, end: dt.date, limit: int = 1
                 "provider": r.provider,
                 "cost": to_dollars(r.cost),
                 "tokens": int(r.tokens),
-                "requests": int(r.requests),
+                "requests": reported_requests(r.requests, r.tokens),
             }
             for r in rows
         ],

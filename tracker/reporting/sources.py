@@ -46,6 +46,13 @@ SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 # How a dimension the provider did not report (a blank model, key or user) reads on a page.
 NOT_REPORTED = "(not reported)"
 
+
+def reported_requests(requests: int, tokens: int) -> int | None:
+    """A request count as pages show it: None where the provider reports none (tokens were
+    used, so there were requests; Anthropic's usage report counts none)."""
+    return None if not requests and tokens else int(requests)
+
+
 # Per-row cost and its parts, by the one rule in tracker.costs.spend (no day counted twice).
 _ROW_COST = ROW_SPEND_MICROS
 _ROW_BILLED = ROW_BILLED_MICROS

@@ -18,6 +18,7 @@ from tracker.models import (
     Service,
     UsageLabel,
 )
+from tracker.providers.registry import display_name
 from tracker.reporting.sources import (
     NOT_REPORTED,
     USE_ROLLUP,
@@ -28,6 +29,7 @@ from tracker.reporting.sources import (
     filter_usage,
     pick_source,
     project_label,
+    reported_requests,
     user_label,
 )
 
@@ -185,12 +187,20 @@ def usage_table(*, session: Session, flt: UsageFilter, group_by: Sequence[str]) 
 
 
 def label_blanks(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with blank text dimensions (model, project, key, user, usage type the
-    provider did not report) reading "(not reported)", as elsewhere in the app."""
+    """The frame as the explorer shows it: blank text dimensions (model, project, key, user,
+    usage type the provider did not report) read "(not reported)" as elsewhere in the app,
+    providers by their names, and no request count where the provider reports none."""
     out = frame.copy()
     for name in set(GROUP_BY_CHOICES.values()) - {"day"}:
         if name in out.columns:
             out[name] = out[name].map(lambda v: NOT_REPORTED if v in ("", None) else v)
+    if "provider" in out.columns:
+        out["provider"] = out["provider"].map(display_name)
+    if "requests" in out.columns and not out.empty:
+        used = out[[k for k in TOKEN_KINDS if k in out.columns]].sum(axis=1)
+        out["requests"] = [
+            reported_requests(int(r), int(t)) for r, t in zip(out["requests"], used, strict=True)
+        ]
     return out
 
 

@@ -48,22 +48,12 @@ def acting_as(runtime: Runtime, capability: Capability) -> Iterator[tuple[Sessio
     """The transaction of one change: the signed-in user's role is checked against the
     database in it (the server-side check behind the page list); yields (session, actor)."""
     with runtime.session_factory.begin() as session:
-        yield session, require_role(session, *roles_with(capability))
-
-
-def budget_capability(scope: str) -> Capability:
-    """What setting a scope's budget needs: a team's belongs with its chargeback (admin and
-    finance, `CHARGE_BACK`); every other scope's, `EDIT_BUDGETS` (admin)."""
-    try:
-        kind = budgets.parse_scope(scope).kind
-    except InvalidInput:
-        kind = ""  # refused by set_budget, after the role check
-    return Capability.CHARGE_BACK if kind == "team" else Capability.EDIT_BUDGETS
+        yield session, require_role(session, *roles_with(capability, runtime.settings))
 
 
 def set_budget(runtime: Runtime, *, scope: str, monthly: str | None) -> budgets.Scope:
     """Set a scope's monthly USD budget, or clear it with `monthly=None`."""
-    with acting_as(runtime, budget_capability(scope)) as (session, actor):
+    with acting_as(runtime, Capability.EDIT_BUDGETS) as (session, actor):
         return budgets.set_budget(session=session, scope=scope, monthly=monthly, actor=actor)
 
 

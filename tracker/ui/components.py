@@ -20,6 +20,7 @@ import streamlit as st
 from tracker.core import units
 from tracker.core.errors import TrackerError
 from tracker.exports.rows import safe_text
+from tracker.providers.registry import PROVIDERS, display_name
 from tracker.reporting import sources
 from tracker.reporting.overview import AccountCard, CostTotals
 from tracker.ui import data
@@ -30,6 +31,8 @@ STATUS_COLORS: dict[str, Literal["green", "orange", "red"]] = {
     "Warning": "orange",
     "Critical": "red",
 }
+# The same three colours as CSS, for a status cell in a table.
+STATUS_CSS = {"OK": "#177233", "Warning": "#b35c00", "Critical": "#c41f1f"}
 BASIS_TEXT = {
     "billed": "all billed by the provider",
     "estimated": "all estimated from list prices",
@@ -77,12 +80,24 @@ def basis_caption(totals: CostTotals) -> str:
     return text
 
 
-def account_card(card: AccountCard) -> None:
-    """One bordered card: name, provider, cost, budget/quota used, remaining, status."""
+def status_badge(status: str, *, about: str) -> None:
+    """The one status badge (OK / Warning / Critical in the status palette), saying what the
+    status is of: `about` is "Budget", "Quota" or "Organisation budget"."""
+    st.badge(f"{about}: {status}", color=STATUS_COLORS[status])
+
+
+def account_card(card: AccountCard, *, sync_health_open: bool) -> None:
+    """One bordered card: name, provider, cost, budget/quota used, remaining, status. A failed
+    last sync has a badge of its own, so "OK" never stands beside it unexplained."""
     with st.container(border=True):
-        color = STATUS_COLORS[card.status]
         st.markdown(f"**{plain_text(card.name)}** · {card.provider_display_name}")
-        st.badge(card.status, color=color)
+        if card.account_status == "error":
+            st.badge("Last sync failed", color="red", icon=":material/sync_problem:")
+        if card.budget_used_pct is not None or card.quota_used_pct is not None:
+            about = "Budget" if card.budget_used_pct is not None else "Quota"
+            if card.budget_used_pct is not None and card.quota_used_pct is not None:
+                about = "Budget and quota"
+            status_badge(card.status, about=about)
         st.metric("Cost this month", money(card.cost))
         if card.budget_used_pct is not None:
             st.progress(
@@ -104,7 +119,14 @@ def account_card(card: AccountCard) -> None:
         if card.budget_used_pct is None and card.quota_used_pct is None:
             st.caption(f"{tokens(card.tokens)} tokens this month; no budget or quota set")
         if card.account_status == "error":
-            st.caption(":red[Last sync failed: see Sync health]")
+            st.caption(
+                "Figures may miss the latest usage: "
+                + (
+                    "the error is on Sync health."
+                    if sync_health_open
+                    else "ask an admin to look at it."
+                )
+            )
 
 
 # Streamlit's Markdown turns a bare http://, https:// or www. address into a link even when
@@ -122,36 +144,131 @@ def plain_text(text: str) -> str:
     return _AUTOLINK.sub(lambda m: m.group(1) + WORD_JOINER, text)
 
 
-def daily_cost_chart(frame: pd.DataFrame, *, start: dt.date, end: dt.date) -> None:
-    """A stacked bar chart of daily cost by provider, every day of the window on the axis."""
+# --- charts: every Plotly figure of the app goes through `show_chart` -------------------------
+
+# Axis and legend titles for the frames' column names.
+AXIS_TITLES = {
+    "day": "Day (UTC)",
+    "provider": "Provider",
+    "account": "Account",
+    "model": "Model",
+    "project": "Project",
+    "api_key": "API key",
+    "user": "User",
+    "usage_type": "Usage type",
+    "team": "Team",
+    "cost": "Cost (USD)",
+    "tokens": "Tokens",
+    "kind": "Token kind",
+}
+# No Plotly toolbar: it covered the first legend entry and offers nothing a finance user needs
+# (the table below each chart downloads the figures).
+PLOTLY_CONFIG = {"displayModeBar": False, "displaylogo": False}
+MONEY_HOVER = "%{y:$,.2f}"
+DAY_MS = 86_400_000
+# Spend and its projection (the theme's primary colour, .streamlit/config.toml); red is kept
+# for budgets and the Critical status.
+SPEND_COLOR = "#1f5fbf"
+SPEND_BAND_COLOR = "rgba(31, 95, 191, 0.15)"
+# One colour per provider on every chart, in the registry's order.
+PROVIDER_COLORS = {
+    info.display_name: colour
+    for info, colour in zip(PROVIDERS.values(), px.colors.qualitative.Safe, strict=False)
+}
+
+
+def show_chart(fig: Any, *, key: str, height: int = 360, money: bool = True) -> None:
+    """Draw a Plotly figure in the app's one style: horizontal legend below, $ axis and cents
+    on hover for money, no toolbar."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": -0.22, "title_text": ""},
+        hoverlabel={"namelength": -1},
+    )
+    if money:
+        fig.update_yaxes(tickprefix="$", separatethousands=True)
+    st.plotly_chart(fig, width="stretch", key=key, config=PLOTLY_CONFIG)
+
+
+def _mark_partial_today(fig: Any, today: dt.date) -> None:
+    """A dotted line on today's bar: its usage is still arriving."""
+    fig.add_shape(
+        type="line",
+        x0=today.isoformat(),
+        x1=today.isoformat(),
+        y0=0,
+        y1=1,
+        yref="paper",
+        line={"dash": "dot", "width": 1, "color": "gray"},
+    )
+    fig.add_annotation(
+        x=today.isoformat(),
+        y=1,
+        yref="paper",
+        text="today: partial",
+        showarrow=False,
+        yanchor="bottom",
+        xanchor="right",
+        font={"size": 11, "color": "gray"},
+    )
+
+
+def cost_chart(
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    key: str,
+    color: str | None = None,
+    days: tuple[dt.date, dt.date] | None = None,
+) -> None:
+    """Bars of cost by `x`, stacked by `color`: money on the axis and in the hover (to the
+    cent), each bar's total on hover. With x="day", `days` (first, last) puts every day on
+    the axis and marks today as partial when it is shown."""
     plot = frame.assign(cost=frame["cost"].map(float))
+    for column in (x, color):
+        if column and column != "day":
+            plot[column] = plot[column].map(str)
+    labels = {c: AXIS_TITLES.get(c, c) for c in plot.columns}
     fig = px.bar(
         plot,
-        x="day",
+        x=x,
         y="cost",
-        color="provider",
-        labels={"day": "Day (UTC)", "cost": "Cost (USD)", "provider": "Provider"},
+        color=color,
+        labels=labels,
+        color_discrete_map=PROVIDER_COLORS if color == "provider" else None,
     )
-    fig.update_layout(
-        barmode="stack",
-        height=360,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
-        yaxis_tickprefix="$",
+    fig.update_traces(hovertemplate=f"%{{fullData.name}}: {MONEY_HOVER}<extra></extra>")
+    totals = plot.groupby(x, sort=False)["cost"].sum()
+    fig.add_scatter(
+        x=list(totals.index),
+        y=list(totals.values),
+        mode="markers",
+        marker={"opacity": 0},
+        name="Total",
+        showlegend=False,
+        hovertemplate=f"Total: {MONEY_HOVER}<extra></extra>",
     )
-    fig.update_xaxes(range=[start - dt.timedelta(hours=12), end + dt.timedelta(hours=12)])
-    st.plotly_chart(fig, width="stretch", key="daily_cost_chart")
+    fig.update_layout(barmode="stack", hovermode="x unified")
+    if x == "day" and days is not None:
+        first, last = days
+        span = (last - first).days + 1
+        fig.update_xaxes(
+            range=[first - dt.timedelta(hours=12), last + dt.timedelta(hours=12)],
+            tickformat="%d %b",
+            dtick=DAY_MS * max(1, -(-span // 15)),  # whole days, at most ~15 labels
+        )
+        if last == units.today_utc():
+            _mark_partial_today(fig, last)
+    show_chart(fig, key=key)
 
 
-def bar_chart(frame: pd.DataFrame, *, x: str, y: str, color: str | None = None, key: str) -> None:
-    """A simple Plotly bar chart of a frame (money columns converted to float for plotting)."""
-    plot = frame.copy()
-    for col in (y,):
-        if plot[col].map(lambda v: isinstance(v, Decimal)).any():
-            plot[col] = plot[col].map(float)
-    fig = px.bar(plot, x=x, y=y, color=color)
-    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    st.plotly_chart(fig, width="stretch", key=key)
+def count_chart(frame: pd.DataFrame, *, x: str, y: str, key: str) -> None:
+    """Bars of a count (tokens, requests) by `x`, in the same style as the cost charts."""
+    labels = {c: AXIS_TITLES.get(c, c) for c in frame.columns}
+    fig = px.bar(frame, x=x, y=y, labels=labels)
+    fig.update_traces(hovertemplate="%{x}: %{y:,}<extra></extra>")
+    show_chart(fig, key=key, height=320, money=False)
 
 
 def display_frame(frame: pd.DataFrame, money_columns: Iterable[str]) -> pd.DataFrame:
@@ -163,6 +280,43 @@ def display_frame(frame: pd.DataFrame, money_columns: Iterable[str]) -> pd.DataF
                 lambda v: None if v is None else float(Decimal(v).quantize(CENT, ROUND_HALF_UP))
             )
     return out
+
+
+MISSING = "—"  # what a table shows where a value does not exist (never "None")
+WIDE_TABLE_COLUMNS = 7  # beyond this many, a table may scroll sideways at a laptop's width
+
+
+def table(
+    frame: pd.DataFrame,
+    column_config: dict[str, Any],
+    *,
+    money_columns: Iterable[str] = (),
+    pinned: Iterable[str] | None = None,
+    status_column: str | None = None,
+    key: str | None = None,
+) -> None:
+    """Every table of the app: no index, "—" for a missing value, money to the cent, and in a
+    wide table the key columns (default: the first) pinned, so scrolling to the right-hand
+    columns keeps them in view. A `status_column` of OK / Warning / Critical is written in
+    the status palette."""
+    config = dict(column_config)
+    if pinned is None:
+        pinned = [frame.columns[0]] if len(frame.columns) > WIDE_TABLE_COLUMNS else []
+    for name in pinned:
+        config[name] = {**config.get(name, {}), "pinned": True}
+    shown: Any = display_frame(frame, money_columns)
+    if status_column is not None:
+        shown = shown.style.map(
+            lambda v: f"color: {STATUS_CSS[v]}; font-weight: 600" if v in STATUS_CSS else "",
+            subset=[status_column],
+        )
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config=config,
+        placeholder=MISSING,
+        key=key,
+    )
 
 
 def money_column(label: str, help: str | None = None) -> Any:
@@ -288,7 +442,14 @@ def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
         widget_key = f"{key}_{field_name}"
         values = getattr(options, field_name)
         restore_from_url(widget_key, URL_FILTERS[field_name], values)
-        chosen[field_name] = tuple(column.multiselect(label, values, key=widget_key))
+        chosen[field_name] = tuple(
+            column.multiselect(
+                label,
+                values,
+                key=widget_key,
+                format_func=display_name if field_name == "providers" else str,
+            )
+        )
     free = st.columns(3)[0]
     return sources.UsageFilter(start=start, end=end, **chosen), free
 

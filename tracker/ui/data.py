@@ -147,9 +147,10 @@ def rate_limits() -> pd.DataFrame:
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def projections(today: dt.date) -> forecast.ProjectionSet:
-    """This month's projections: the worker's, or computed now when it has not written any."""
+    """This month's projections (the worker's, or computed now when it has not written any),
+    never below the spend so far."""
     with _factory()() as session:
-        return forecast.current_projections(session=session, today=today)
+        return forecast.shown_projections(session=session, today=today)
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)

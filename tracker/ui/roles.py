@@ -4,12 +4,16 @@ A page is registered for a role only if the role has the page's capability (so i
 reached), and every data-changing action checks its capability again against the database
 in its own transaction (`tracker.ui.actions.acting_as`). The command line is the server's
 operator and is not role-checked.
+
+One setting changes the map: `BUDGETS_ADMIN_ONLY=true` keeps budgets and alert rules to
+admins (finance, who usually owns the budget, sets them by default).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from tracker.core.config import Settings
 from tracker.models import Role
 
 
@@ -17,7 +21,7 @@ class Capability(StrEnum):
     VIEW_SPEND = "view spend"  # Overview, Usage explorer
     VIEW_PLANNING = "view planning"  # Forecast, Budgets & alerts, Anomalies, Sync health
     EXPORT = "export"  # the Exports page and its files
-    EDIT_BUDGETS = "edit budgets"  # budgets, alert rules, "check alerts now"
+    EDIT_BUDGETS = "edit budgets"  # budgets (teams' too), alert rules, "check alerts now"
     # Acknowledging an anomaly records that someone looked at it; it changes no cost, budget
     # or rule, so finance (who reads the anomalies) may do it too.
     ACKNOWLEDGE_ANOMALIES = "acknowledge anomalies"
@@ -35,6 +39,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.VIEW_SPEND,
             Capability.VIEW_PLANNING,
             Capability.EXPORT,
+            Capability.EDIT_BUDGETS,
             Capability.ACKNOWLEDGE_ANOMALIES,
             Capability.CHARGE_BACK,
             Capability.OWN_ACCOUNT,
@@ -44,11 +49,25 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
 }
 
 
-def can(role: str, capability: Capability) -> bool:
-    """Whether `role` has `capability` (an unknown role has none)."""
-    return role in CAPABILITIES and capability in CAPABILITIES[Role(role)]
+# What `BUDGETS_ADMIN_ONLY` takes from every role but admin.
+ADMIN_ONLY_WHEN_RESTRICTED = frozenset({Capability.EDIT_BUDGETS})
 
 
-def roles_with(capability: Capability) -> tuple[str, ...]:
+def capabilities(role: str, settings: Settings) -> frozenset[Capability]:
+    """What `role` may do under these settings (an unknown role: nothing)."""
+    if role not in {str(r) for r in Role}:
+        return frozenset()
+    granted = CAPABILITIES[Role(role)]
+    if settings.budgets_admin_only and role != Role.ADMIN:
+        granted -= ADMIN_ONLY_WHEN_RESTRICTED
+    return granted
+
+
+def can(role: str, capability: Capability, settings: Settings) -> bool:
+    """Whether `role` has `capability` under these settings."""
+    return capability in capabilities(role, settings)
+
+
+def roles_with(capability: Capability, settings: Settings) -> tuple[str, ...]:
     """The roles that have `capability`, in the order of `Role`."""
-    return tuple(str(role) for role in Role if capability in CAPABILITIES[role])
+    return tuple(str(role) for role in Role if can(str(role), capability, settings))

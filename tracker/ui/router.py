@@ -28,7 +28,7 @@ import streamlit as st
 
 from tracker.core.errors import TrackerError
 from tracker.ui import data
-from tracker.ui.auth import Auth
+from tracker.ui.auth import Auth, current_user
 from tracker.ui.components import plain_text
 from tracker.ui.roles import Capability, can
 
@@ -66,17 +66,27 @@ _routing = threading.local()
 
 def pages_for(role: str) -> list[st.Page]:
     """The pages a role may open, the first being the default."""
-    allowed = [p for p in PAGES if can(role, p.capability)]
+    settings = data.get_settings()
+    allowed = [p for p in PAGES if can(role, p.capability, settings)]
     return [
         st.Page(PAGES_DIR / p.file, title=p.title, icon=p.icon, default=(i == 0))
         for i, p in enumerate(allowed)
     ]
 
 
+def can_open(page_file: str) -> bool:
+    """Whether the signed-in user may open pages/`page_file`. A message sends its reader only
+    to pages they can open; for the others it names who can act."""
+    spec = next(p for p in PAGES if p.file == page_file)
+    user = current_user()
+    return user is not None and can(user.role, spec.capability, data.get_settings())
+
+
 def denied_pages(role: str) -> list[st.Page]:
     """For each page a role may not open, a stand-in at its address that says so (instead of
     Streamlit's "page not found"); the page itself never runs."""
-    allowed = [p.title for p in PAGES if can(role, p.capability)]
+    settings = data.get_settings()
+    allowed = [p.title for p in PAGES if can(role, p.capability, settings)]
 
     def stand_in(spec: PageSpec) -> Callable[[], None]:
         def no_access() -> None:
@@ -91,7 +101,7 @@ def denied_pages(role: str) -> list[st.Page]:
     return [
         st.Page(stand_in(p), title=p.title, icon=p.icon, url_path=Path(p.file).stem)
         for p in PAGES
-        if not can(role, p.capability)
+        if not can(role, p.capability, settings)
     ]
 
 
