@@ -10,11 +10,13 @@ from tracker.ui import router
 router.gate()
 
 import logging
+from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
 
 from tracker.core.errors import InvalidInput, TrackerError
+from tracker.ingest import csv_template
 from tracker.providers.registry import PROVIDERS
 from tracker.ui import actions, data
 from tracker.ui import components as ui
@@ -22,6 +24,9 @@ from tracker.ui import components as ui
 log = logging.getLogger(__name__)
 runtime = data.get_runtime()
 SYNC_JOB = "sync_job"  # the running "Sync now", polled by its fragment
+# What Test connection or Sync now found, shown after the rerun that redraws the table above
+# with the account's new status: a list of (level, text).
+CHECKED = "accounts_checked"
 settings = runtime.settings
 
 
@@ -34,8 +39,20 @@ def _optional_int(raw: str, what: str) -> int | None:
     return int(raw)
 
 
+def report_and_redraw(results: list[tuple[str, str]]) -> NoReturn:
+    """Keep what a check or a sync found and rerun, so the table shows the new status."""
+    data.clear_frames()
+    st.session_state[CHECKED] = results
+    st.rerun(scope="app")
+
+
+def show_checked() -> None:
+    shown = {"ok": st.success, "skipped": st.warning}
+    for level, text in st.session_state.pop(CHECKED, []):
+        shown.get(level, st.error)(ui.plain_text(text))
+
+
 st.title("Accounts")
-ui.show_flash()
 
 table = data.accounts_table()
 if table.empty:
@@ -88,63 +105,81 @@ if not limits.empty:
             "resource": st.column_config.TextColumn("Resource"),
             "remaining": st.column_config.NumberColumn("Remaining", format="localized"),
             "limit": st.column_config.NumberColumn("Limit", format="localized"),
+            # "auto": green above half, red below: plenty of headroom must not look alarming.
             "remaining_pct": st.column_config.ProgressColumn(
-                "Headroom", format="%.1f%%", min_value=0, max_value=100
+                "Headroom", format="%.1f%%", min_value=0, max_value=100, color="auto"
             ),
             "observed_at": ui.datetime_column("Read at (UTC)"),
         },
     )
 
 names = list(table["name"])
-add_tab, act_tab, edit_tab, import_tab, remove_tab = st.tabs(
-    ["Add", "Test / sync", "Edit", "CSV import", "Remove"]
+add_tab, act_tab, edit_tab, import_tab, remove_tab = ui.page_tabs(
+    ["Add", "Test / sync", "Edit", "CSV import", "Remove"], key="accounts_tab"
 )
 
-with add_tab, st.form("account_add", clear_on_submit=True):
-    provider = st.selectbox(
-        "Provider",
-        list(PROVIDERS),
-        format_func=lambda p: PROVIDERS[p].display_name,
-        key="add_provider",
-    )
-    name = st.text_input("Name", placeholder="e.g. OpenAI production", key="add_name")
-    api_key = st.text_input(
-        "API key (leave empty for "
-        + " and ".join(p.display_name for p in PROVIDERS.values() if p.csv_only)
-        + ": their usage comes by CSV import)",
-        type="password",
-        help="  \n".join(f"{p.display_name}: {p.key_hint}" for p in PROVIDERS.values()),
-        key="add_key",
-    )
-    organization = st.text_input(
-        "Organization (GitHub Copilot: the organization's login)", key="add_org"
-    )
-    base_url = st.text_input("Base URL (optional: gateways, proxies)", key="add_base_url")
-    budget = st.text_input("Monthly budget, USD (optional)", key="add_budget")
-    quota = st.text_input("Monthly token quota (optional)", key="add_quota")
-    if st.form_submit_button("Add account", type="primary"):
-        ui.attempt(
-            lambda: actions.add_account(
-                runtime,
-                provider=str(provider),
-                name=name,
-                api_key=api_key,
-                organization=organization or None,
-                base_url=base_url or None,
-                monthly_budget=budget or None,
-                token_quota=_optional_int(quota, "the token quota"),
-            ),
-            failed="Not added: {reason}. Correct the field and submit again.",
-            done=lambda added: (
-                f"Added {added}. Press Sync now on the Test / sync tab to load its usage."
-            ),
+with add_tab:
+    ui.form_state("account_add")
+    with st.form("account_add"):
+        provider = st.selectbox(
+            "Provider",
+            list(PROVIDERS),
+            format_func=lambda p: PROVIDERS[p].display_name,
+            key="add_provider",
         )
+        name = st.text_input("Name", placeholder="e.g. OpenAI production", key="add_name")
+        api_key = st.text_input(
+            "API key (leave empty for "
+            + " and ".join(p.display_name for p in PROVIDERS.values() if p.csv_only)
+            + ": their usage comes by CSV import)",
+            type="password",
+            help="  \n".join(f"{p.display_name}: {p.key_hint}" for p in PROVIDERS.values()),
+            key="add_key",
+        )
+        organization = st.text_input(
+            "Organization (GitHub Copilot: the organization's login)", key="add_org"
+        )
+        base_url = st.text_input("Base URL (optional: gateways, proxies)", key="add_base_url")
+        budget = st.text_input("Monthly budget, USD (optional)", key="add_budget")
+        quota = st.text_input("Monthly token quota (optional)", key="add_quota")
+        test_key = st.checkbox(
+            "Test the key before saving",
+            value=True,
+            key="add_test_key",
+            help="Runs the check of Test connection with this key and saves the account only "
+            "if the provider accepts it. Untick to save it untested, e.g. while the provider "
+            "is down.",
+        )
+        if st.form_submit_button("Add account", type="primary"):
+            ui.attempt_form(
+                "account_add",
+                lambda: actions.add_account(
+                    runtime,
+                    test_key=test_key,
+                    provider=str(provider),
+                    name=name,
+                    api_key=api_key,
+                    organization=organization or None,
+                    base_url=base_url or None,
+                    monthly_budget=budget or None,
+                    token_quota=_optional_int(quota, "the token quota"),
+                ),
+                failed="Not added: {reason}.",
+                done=lambda added: (
+                    f"Added {added}. Press Sync now on the Test / sync tab to load its usage."
+                ),
+                reset=dict.fromkeys(
+                    ["add_name", "add_org", "add_base_url", "add_budget", "add_quota"], ""
+                ),
+                secrets={"add_key": "API key"},
+            )
 
 with act_tab:
     if not names:
         st.caption("Add an account first.")
     else:
         target = st.selectbox("Account", names, key="act_account")
+        show_checked()
         c1, c2 = st.columns(2)
         if c1.button("Test connection", key="act_test"):
             outcome = ui.attempt(
@@ -152,11 +187,9 @@ with act_tab:
                 failed="Test failed: {reason}",
             )
             if outcome is not None:
-                data.clear_frames()
-                if outcome.ok:
-                    st.success(f"Connection works: {ui.plain_text(outcome.message)}")
-                else:
-                    st.error(f"Connection failed: {ui.plain_text(outcome.message)}")
+                verdict = "Connection works" if outcome.ok else "Connection failed"
+                level = "ok" if outcome.ok else "failed"
+                report_and_redraw([(level, f"{target}: {verdict}: {outcome.message}")])
         if c2.button("Sync now", key="act_sync", type="primary"):
             job = ui.attempt(
                 lambda: actions.start_sync(runtime, name=str(target)),
@@ -179,22 +212,25 @@ with act_tab:
                 )
                 return
             st.session_state.pop(SYNC_JOB, None)
-            data.clear_frames()
             try:
                 summary = job.future.result()
             except TrackerError as exc:
-                st.error(f"Sync failed: {ui.plain_text(str(exc))}")
-                return
-            for result in summary.results:
-                text = f"{result.name}: {result.status}, {result.rows_written} row(s). "
-                if result.message:
-                    text += result.message
-                show = {"ok": st.success, "skipped": st.warning}.get(result.status, st.error)
-                show(ui.plain_text(text))
+                report_and_redraw([("failed", f"Sync failed: {exc}")])
+            report_and_redraw(
+                [
+                    (
+                        result.status,
+                        f"{result.name}: {result.status}, {result.rows_written} row(s). "
+                        + (result.message or ""),
+                    )
+                    for result in summary.results
+                ]
+            )
 
         sync_progress()
 
 with edit_tab:
+    ui.form_state("account_edit")
     if not names:
         st.caption("Add an account first.")
     else:
@@ -224,7 +260,8 @@ with edit_tab:
             )
             if st.form_submit_button("Save changes"):
                 # Pass only what changed, so the audit log lists the real changes.
-                ui.attempt(
+                ui.attempt_form(
+                    "account_edit",
                     lambda: actions.update_account(
                         runtime,
                         name=str(target),
@@ -236,14 +273,29 @@ with edit_tab:
                         else None,
                         status=new_status if new_status != shown_status else None,
                     ),
-                    failed="Not saved: {reason}. Correct the field and save again.",
+                    failed="Not saved: {reason}.",
                     done=f"Saved {new_name.strip()}.",
+                    # After a rename the picker shows the account under its new name.
+                    reset={"edit_account": new_name.strip() or str(target)},
+                    secrets={f"edit_key_{target}": "new API key"},
                 )
 
 with import_tab:
     st.caption(
         "For providers without a usage API (Groq, Perplexity): upload their usage export as "
         "CSV. Bad lines are listed and nothing is written until the file is clean."
+    )
+    st.download_button(
+        "Download the CSV template",
+        csv_template.template_csv(),
+        file_name="usage-template.csv",
+        mime="text/csv",
+        key="import_template",
+    )
+    st.caption(
+        f"One row per UTC day and model. Required: {', '.join(csv_template.REQUIRED)}; "
+        f"optional: {', '.join(csv_template.OPTIONAL)}. Days as YYYY-MM-DD, counts as whole "
+        "numbers, input_tokens including cached ones, cost in US dollars as billed."
     )
     if not names:
         st.caption("Add an account first.")
@@ -257,18 +309,17 @@ with import_tab:
             max_upload_size=limit_mb,
         )
         if st.button("Import", key="import_go", disabled=upload is None) and upload is not None:
-            try:
-                result = actions.import_usage(runtime, account=str(target), upload=upload)
-            except TrackerError as exc:
-                st.error(f"Nothing imported: {ui.plain_text(str(exc))}")
-            else:
-                data.clear_frames()
-                st.success(
-                    f"Imported {result.rows_written} row(s) into {ui.plain_text(str(target))}, "
-                    f"{result.days} day(s) from {result.first_day} to {result.last_day}."
-                )
+            ui.attempt(
+                lambda: actions.import_usage(runtime, account=str(target), upload=upload),
+                failed="Nothing imported: {reason}",
+                done=lambda result: (
+                    f"Imported {result.rows_written} row(s) into {target}, {result.days} "
+                    f"day(s) from {result.first_day} to {result.last_day}."
+                ),
+            )
 
 with remove_tab:
+    ui.form_state("account_remove")
     if not names:
         st.caption("No account to remove.")
     else:
@@ -281,8 +332,10 @@ with remove_tab:
             if confirm.strip() != target:
                 st.error("Type the account's exact name to confirm the removal.")
             else:
-                ui.attempt(
+                ui.attempt_form(
+                    "account_remove",
                     lambda: actions.remove_account(runtime, name=str(target)),
                     failed="Not removed: {reason}",
                     done=f"Removed {target}.",
+                    reset={"remove_confirm": ""},
                 )

@@ -21,11 +21,13 @@ from tracker.ui import components as ui
 runtime = data.get_runtime()
 
 
-st.title("Admin")
-ui.show_flash()
+NEW_INVITATION = "admin_new_invitation"  # the link of the invitation just made, shown once
 
-users_tab, invite_tab, sso_tab, prices_tab, audit_tab = st.tabs(
-    ["Users and roles", "Invitations", "Single sign-on", "Price overrides", "Audit log"]
+st.title("Admin")
+
+users_tab, invite_tab, sso_tab, prices_tab, audit_tab = ui.page_tabs(
+    ["Users and roles", "Invitations", "Single sign-on", "Price overrides", "Audit log"],
+    key="admin_tab",
 )
 roles = [r.value for r in Role]
 
@@ -35,6 +37,16 @@ def show_link(label: str, url: str) -> None:
     data.clear_frames()  # the invitation list and the audit log changed
     st.success(ui.plain_text(label))
     st.code(url, language=None)
+
+
+def invitation_made(issued: actions.IssuedLink) -> str:
+    """Keep the new link for the rerun that shows it (once, under this message)."""
+    st.session_state[NEW_INVITATION] = issued.url
+    if issued.emailed_to:
+        return f"Invitation emailed to {issued.emailed_to}. The link, to share yourself:"
+    if issued.mail_problem:
+        return f"Not emailed ({issued.mail_problem}). Send this link yourself:"
+    return "SMTP is not configured, so nothing was emailed. Send this link yourself:"
 
 
 with users_tab:
@@ -101,27 +113,24 @@ with users_tab:
                 )
 
 with invite_tab:
+    if new_link := st.session_state.pop(NEW_INVITATION, None):
+        st.code(new_link, language=None)  # under the flashed message, at the tab's top
     st.caption(
         "An invitation is a single-use link that expires. The invitee chooses a username and "
         "password through it and gets the role you pick; nobody can sign up without one."
     )
-    with st.form("invite_add", clear_on_submit=True):
+    ui.form_state("invite_add")
+    with st.form("invite_add"):
         email = st.text_input("Email", key="invite_email")
         invite_role = st.selectbox("Role", roles, index=2, key="invite_role")
-        invited = st.form_submit_button("Invite", type="primary")
-    if invited:
-        issued = ui.attempt(
-            lambda: actions.invite_user(runtime, email=email, role=str(invite_role)),
-            failed="Not invited: {reason}.",
-        )
-        if issued:
-            if issued.emailed_to:
-                label = f"Invitation emailed to {issued.emailed_to}. The link, to share yourself:"
-            elif issued.mail_problem:
-                label = f"Not emailed ({issued.mail_problem}). Send this link yourself:"
-            else:
-                label = "SMTP is not configured, so nothing was emailed. Send this link yourself:"
-            show_link(label, issued.url)
+        if st.form_submit_button("Invite", type="primary"):
+            ui.attempt_form(
+                "invite_add",
+                lambda: actions.invite_user(runtime, email=email, role=str(invite_role)),
+                failed="Not invited: {reason}.",
+                done=invitation_made,
+                reset={"invite_email": ""},
+            )
     invites = data.invitations_frame()
     if invites.empty:
         st.info("No open invitation.")
@@ -172,18 +181,21 @@ with sso_tab:
                 "created_by": st.column_config.TextColumn("Added by"),
             },
         )
-    with st.form("sso_map", clear_on_submit=True):
+    ui.form_state("sso_map")
+    with st.form("sso_map"):
         c1, c2, c3 = st.columns(3)
         claim = c1.selectbox("Map", ["group", "email"], key="sso_claim")
         value = c2.text_input("Group name or email", key="sso_value")
         mapped_role = c3.selectbox("Role", roles, index=2, key="sso_role")
         if st.form_submit_button("Add mapping", type="primary"):
-            ui.attempt(
+            ui.attempt_form(
+                "sso_map",
                 lambda: actions.add_sso_mapping(
                     runtime, claim=str(claim), value=value, role=str(mapped_role)
                 ),
                 failed="Not mapped: {reason}.",
                 done=f"Mapped the {claim} {value.strip()} to {mapped_role}.",
+                reset={"sso_value": ""},
             )
     if not mappings.empty:
         ui.remove_picker(
@@ -214,7 +226,8 @@ with prices_tab:
         )
     else:
         st.info("No price override: estimates use the public list prices.")
-    with st.form("override_add", clear_on_submit=True):
+    ui.form_state("override_add")
+    with st.form("override_add"):
         c1, c2, c3 = st.columns(3)
         o_provider = c1.selectbox("Provider", list(PROVIDERS), key="ov_provider")
         o_model = c2.text_input("Model (empty: every model, discounts only)", key="ov_model")
@@ -229,7 +242,8 @@ with prices_tab:
         o_to = c9.date_input("Valid until (exclusive, optional)", value=None)
         o_note = st.text_input("Note", key="ov_note")
         if st.form_submit_button("Add override", type="primary"):
-            ui.attempt(
+            ui.attempt_form(
+                "override_add",
                 lambda: actions.add_override(
                     runtime,
                     provider=str(o_provider),
@@ -245,6 +259,10 @@ with prices_tab:
                 ),
                 failed="Not added: {reason}.",
                 done="Override added; re-price past usage to apply it to history.",
+                reset=dict.fromkeys(
+                    ["ov_model", "ov_input", "ov_cached", "ov_output", "ov_discount", "ov_note"],
+                    "",
+                ),
             )
     if not current.empty:
         ui.remove_picker(

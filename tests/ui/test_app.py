@@ -245,6 +245,7 @@ def test_admin_adds_edits_and_removes_an_account(app_as: AppAs, seeded_db: Engin
     at.text_input(key="add_name").input("OpenAI Research")
     at.text_input(key="add_key").input("sk-admin-research-key-WXYZ")
     at.text_input(key="add_budget").input("250.50")
+    at.checkbox(key="add_test_key").uncheck()  # no provider to ask here
     next(b for b in at.button if b.label == "Add account").click()
     at.run()
     assert not at.exception

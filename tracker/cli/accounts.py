@@ -17,9 +17,16 @@ from tracker.providers.registry import PROVIDERS, provider_info
 
 
 def cmd_accounts_add(args: argparse.Namespace, ctx: Context) -> int:
+    info = provider_info(args.provider)
+    if info.needs_organization and not (args.organization or "").strip():
+        # add_account refuses it too, in words the app can show; here, with the option's name
+        # (and before the key is asked for).
+        raise InvalidInput(
+            f"{info.display_name} accounts need --organization (the organization's login)"
+        )
     if args.api_key_stdin:
         key = ctx.read_secret("API key")
-    elif provider_info(args.provider).csv_only:
+    elif info.csv_only:
         key = ""  # usage comes by CSV import
     else:
         raise InvalidInput("pass the API key on standard input with --api-key-stdin")

@@ -229,7 +229,7 @@ def remove_override(*, session: Session, override_id: int, actor: str) -> Overri
     """Delete one override (audited). History keeps its prices until re-priced."""
     row = session.get(PriceOverride, override_id)
     if row is None:
-        raise NotFound(f"no price override #{override_id}; see `prices override list`")
+        raise NotFound(f"no price override #{override_id}; check the id in the list of overrides")
     view = OverrideView.of(row)
     session.delete(row)
     session.flush()

@@ -85,7 +85,7 @@ def view(account: Account) -> AccountView:
 def clean_api_key(raw: str) -> str:
     key = raw.strip()
     if not key:
-        raise InvalidInput("the API key is empty; pass it on standard input")
+        raise InvalidInput("the API key is empty; paste the account's API key")
     if any(ch.isspace() for ch in key):
         raise InvalidInput("the API key contains whitespace; paste the key alone")
     return key
@@ -133,7 +133,8 @@ def _clean_base_url(raw: str | None, provider: str, *, allow_custom: bool) -> st
 def get_account(*, session: Session, name: str) -> Account:
     account = session.scalar(select(Account).where(Account.name == name))
     if account is None:
-        raise NotFound(f"no account named {name!r}; see `python -m tracker accounts list`")
+        # Shown by the app and the CLI alike, so it names no command.
+        raise NotFound(f"no account named {name!r}; check the name in the list of accounts")
     return account
 
 
@@ -161,8 +162,10 @@ def add_account(
     info = provider_info(provider)
     key = "" if info.csv_only and not api_key.strip() else clean_api_key(api_key)
     organization = (organization or "").strip() or None
-    if provider_info(provider).needs_organization and not organization:
-        raise InvalidInput(f"{provider} accounts need --organization (the organization's login)")
+    if info.needs_organization and not organization:
+        raise InvalidInput(
+            f"{info.display_name} accounts need the organization (its login on the provider)"
+        )
     if token_quota is not None and token_quota < 0:
         raise InvalidInput("the token quota must be zero or more")
     account = Account(

@@ -133,16 +133,37 @@ def prepare_export(
 # --- Accounts page ---------------------------------------------------------------------------
 
 
-def add_account(runtime: Runtime, **fields: Any) -> str:
-    """Connect a provider account (key encrypted at rest); return its name."""
+def add_account(runtime: Runtime, *, test_key: bool = False, **fields: Any) -> str:
+    """Connect a provider account (key encrypted at rest); return its name.
+
+    With `test_key`, the key first passes the connection check of "Test connection" (with
+    the account's base URL and organisation); if the provider refuses it, or cannot be
+    reached, nothing is saved.
+    """
     with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
-        return accounts.add_account(
+        account = accounts.add_account(
             session=session,
             cipher=runtime.cipher,
             actor=actor,
             allow_custom_base_url=runtime.settings.allow_custom_base_urls,
             **fields,
-        ).name
+        )
+        if test_key and account.has_key:
+            # The check runs on the account as it would be saved; raising rolls it back.
+            outcome = accounts.check_account(
+                session=session,
+                cipher=runtime.cipher,
+                name=account.name,
+                http=_check_http(runtime),
+                timeout=runtime.settings.http_timeout_seconds,
+            )
+            if not outcome.ok:
+                raise InvalidInput(
+                    f"the key test failed: {outcome.message}. Nothing was saved. Correct the "
+                    'key, or untick "Test the key before saving" to save it untested (for '
+                    "example while the provider is down)"
+                )
+        return account.name
 
 
 def update_account(runtime: Runtime, *, name: str, **changes: Any) -> None:
@@ -164,20 +185,25 @@ def remove_account(runtime: Runtime, *, name: str) -> None:
         accounts.remove_account(session=session, name=name, actor=actor)
 
 
+def _check_http(runtime: Runtime) -> requests.Session:
+    """The HTTP session of a key check a person waits for: one retry at most."""
+    settings = runtime.settings
+    return make_http_session(
+        max_retries=1,
+        backoff_factor=settings.http_backoff_factor,
+        backoff_max=settings.http_backoff_max_seconds,
+    )
+
+
 def check_connection(runtime: Runtime, *, name: str) -> accounts.CheckOutcome:
     """Check an account's key against its provider once (no retries: a person is waiting)."""
-    settings = runtime.settings
     with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, _actor):
         return accounts.check_account(
             session=session,
             cipher=runtime.cipher,
             name=name,
-            http=make_http_session(
-                max_retries=1,
-                backoff_factor=settings.http_backoff_factor,
-                backoff_max=settings.http_backoff_max_seconds,
-            ),
-            timeout=settings.http_timeout_seconds,
+            http=_check_http(runtime),
+            timeout=runtime.settings.http_timeout_seconds,
         )
 
 

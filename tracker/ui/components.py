@@ -522,3 +522,72 @@ def show_flash() -> None:
     """Show the message a change left with `flash`, once."""
     if message := st.session_state.pop(FLASH_KEY, None):
         st.success(plain_text(message))  # it names what changed: names are text, not markup
+
+
+# --- tabs and forms that keep their place and what was typed ----------------------------------
+
+
+def page_tabs(labels: list[str], *, key: str) -> list[Any]:
+    """Tabs that stay on the tab the user was on across reruns (a flash's too), with the
+    flashed message at the top of that tab, where the user acted.
+
+    Tracking the open tab makes a tab switch rerun the page; every tab is still drawn, so
+    what was typed in the others is kept.
+    """
+    tabs = list(st.tabs(labels, key=key, on_change="rerun"))
+    with next((tab for tab in tabs if tab.open), tabs[0]):
+        show_flash()
+    return tabs
+
+
+# What a form's last submission left for the next run: "values" (widget key -> the value it
+# starts from), "error" (why it was refused), "cleared" (what the emptied secrets held).
+_FORM_STATE = "form_state:{}"
+
+
+def form_state(form: str) -> None:
+    """Call before drawing the widgets of `form` (an `attempt_form` name): start them from
+    what its last submission left, and say why it was refused and which secrets were
+    emptied."""
+    state = st.session_state.pop(_FORM_STATE.format(form), None)
+    if not isinstance(state, dict):
+        return
+    for widget_key, value in state["values"].items():
+        st.session_state[widget_key] = value
+    if state.get("error"):
+        st.error(state["error"])
+    if cleared := state.get("cleared"):
+        st.caption(
+            f"For safety the {' and '.join(cleared)} was cleared: paste it again. "
+            "Everything else you typed is kept."
+        )
+
+
+def attempt_form(
+    form: str,
+    action: Callable[[], T],
+    *,
+    failed: str,
+    done: str | Callable[[T], str],
+    reset: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> None:
+    """Run a form's action like `attempt`, losing nothing the user typed.
+
+    Refused: the page reruns with every typed value kept except the `secrets` (widget key ->
+    what it holds, e.g. "API key"), which are emptied; `form_state` shows `failed` with
+    `{reason}` filled in and says what was emptied. Done: the `reset` widgets (widget key ->
+    starting value) and the secrets start afresh, and `done` is flashed.
+    """
+    emptied = dict.fromkeys(secrets or {}, "")
+    try:
+        result = action()
+    except TrackerError as exc:
+        st.session_state[_FORM_STATE.format(form)] = {
+            "values": emptied,
+            "error": failed.format(reason=plain_text(str(exc))),
+            "cleared": list((secrets or {}).values()),
+        }
+        st.rerun()
+    st.session_state[_FORM_STATE.format(form)] = {"values": {**(reset or {}), **emptied}}
+    flash(done(result) if callable(done) else done)
