@@ -165,6 +165,35 @@ def test_reconcile_compares_at_the_grain_both_sides_have(session: Session) -> No
     assert {d["provider"] for d in payload["days"]} == {"openai", "anthropic", "groq"}
 
 
+def test_by_model_compared_on_the_days_the_provider_billed(session: Session) -> None:
+    _seed(session)
+    report = reconcile(session=session, start=DAY1, end=DAY2)
+    models = {(m.provider, m.item): m for m in report.models}
+    snap = models[("openai", SNAP)]
+    # Billed 0.76 on day 1; estimated 0.75 on day 1 and 0.30 on day 2, when OpenAI billed
+    # only a line item that names no model.
+    assert (snap.billed, snap.estimated, snap.estimated_on_billed_days) == (
+        Decimal("0.76"),
+        Decimal("1.05"),
+        Decimal("1.05"),
+    )
+    assert snap.variance == Decimal("-0.29") and snap.days_compared == 2
+    fee = models[("openai", "cost:Web search tool calls")]
+    assert (fee.billed, fee.estimated, fee.variance) == (Decimal("0.40"), None, Decimal("0.40"))
+    assert fee.variance_share == 1
+    mystery = models[("openai", "mystery-model")]
+    assert (mystery.billed, mystery.estimated, mystery.variance) == (0, None, 0)
+    assert mystery.unpriced_tokens == 150 and mystery.variance_share is None
+    groq = models[("groq", "llama-3.3-70b-versatile")]
+    assert groq.billed is None and groq.variance is None and groq.days_compared == 0
+    assert groq.estimated == Decimal("0.59") and groq.estimated_on_billed_days == 0
+    # The models' variances add up to their provider's.
+    for p in report.totals.providers:
+        parts = [m.variance for m in report.models if m.provider == p.provider]
+        assert sum((v for v in parts if v is not None), Decimal(0)) == (p.variance or 0)
+    assert json.loads(json.dumps(report.as_json()))["models"][0]["provider"] == "anthropic"
+
+
 def test_unpriced_models_for_alerts(session: Session) -> None:
     _seed(session)
     found = unpriced_models(session=session, start=DAY1, end=DAY2 + dt.timedelta(days=1))

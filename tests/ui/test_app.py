@@ -28,6 +28,7 @@ FINANCE_PAGES = [
     "pages/anomalies.py",
     "pages/chargeback.py",
     "pages/exports.py",
+    "pages/reconciliation.py",
     "pages/sync_health.py",
 ]
 ALL_PAGES = [*FINANCE_PAGES, "pages/accounts.py", "pages/admin.py"]

@@ -9,6 +9,10 @@ Money is USD `Decimal`; days are UTC. Two grains, compared only where both sides
   says so (`comparable` false) instead of inventing a variance.
 - `days`: per day and provider, the grain both sides always share when the provider reports
   billed cost at all. `totals` add up the provider-days that have both sides.
+- `models`: per provider and model or billed line item over the range, compared on the days
+  its provider billed (the same days as `totals`), so the models' variances add up to their
+  provider's: a model estimated on a billed day but billed under no line item of its own
+  counts $0 billed there, and a line item billed with no estimate counts its whole bill.
 
 Unpriced usage (models the price book cannot price) is listed with its token counts; its
 cost is missing from the estimate, so a provider-day with unpriced tokens is `complete`
@@ -161,6 +165,37 @@ class ProviderTotal(_Variance):
 
 
 @dataclass(frozen=True)
+class ModelTotal(_Variance):
+    """A provider's model (or billed line item) over the range, compared on the days its
+    provider billed: what the model adds to its provider's variance."""
+
+    provider: str
+    item: str  # as in `ReconcileRow.item`
+    billed: Decimal | None  # None: the provider billed none of this item's days
+    estimated: Decimal | None  # every estimate of the item in the range; None: none at all
+    estimated_on_billed_days: Decimal  # the part comparable with `billed`
+    days_compared: int
+    unpriced_tokens: int
+
+    @property
+    def compared_estimate(self) -> Decimal | None:
+        return self.estimated_on_billed_days
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "item": self.item,
+            "billed": _s(self.billed),
+            "estimated": _s(self.estimated),
+            "estimated_on_billed_days": _s(self.estimated_on_billed_days),
+            "variance": _s(self.variance),
+            "variance_share": _s(self.variance_share),
+            "days_compared": self.days_compared,
+            "unpriced_tokens": self.unpriced_tokens,
+        }
+
+
+@dataclass(frozen=True)
 class ReconcileTotals(_Variance):
     """All providers: billed vs estimated on comparable provider-days, and all estimates."""
 
@@ -231,6 +266,12 @@ class ReconcileReport:
     days: list[ReconcileDay]
     totals: ReconcileTotals
     unpriced: list[UnpricedModel] = field(default_factory=list)
+    models: list[ModelTotal] = field(default_factory=list)
+
+    @property
+    def billed_days(self) -> set[tuple[dt.date, str]]:
+        """The (day, provider) pairs the provider billed: where billed meets estimated."""
+        return {(d.day, d.provider) for d in self.days if d.comparable}
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -238,6 +279,7 @@ class ReconcileReport:
             "end": self.end.isoformat(),
             "currency": "USD",
             "totals": self.totals.as_json(),
+            "models": [m.as_json() for m in self.models],
             "days": [d.as_json() for d in self.days],
             "rows": [r.as_json() for r in self.rows],
             "unpriced": [u.as_json() for u in self.unpriced],
@@ -332,6 +374,10 @@ def reconcile(*, session: Session, start: dt.date, end: dt.date) -> ReconcileRep
         estimated_on_billed_days=sum((p.estimated_on_billed_days for p in providers), ZERO),
         unpriced_tokens=sum(p.unpriced_tokens for p in providers),
     )
+    billed_days = {(d.day, d.provider) for d in days if d.comparable}
+    per_item: dict[tuple[str, str], list[ReconcileRow]] = defaultdict(list)
+    for r in rows:
+        per_item[(r.provider, r.item)].append(r)
     return ReconcileReport(
         start=start,
         end=end,
@@ -339,6 +385,26 @@ def reconcile(*, session: Session, start: dt.date, end: dt.date) -> ReconcileRep
         days=days,
         totals=totals,
         unpriced=unpriced_models(session=session, start=start, end=end),
+        models=[
+            _model_total(provider, item, group, billed_days)
+            for (provider, item), group in sorted(per_item.items())
+        ],
+    )
+
+
+def _model_total(
+    provider: str, item: str, rows: list[ReconcileRow], billed_days: set[tuple[dt.date, str]]
+) -> ModelTotal:
+    on_billed_days = [r for r in rows if (r.day, provider) in billed_days]
+    estimates = [r.estimated for r in rows if r.estimated is not None]
+    return ModelTotal(
+        provider=provider,
+        item=item,
+        billed=sum((r.billed or ZERO for r in on_billed_days), ZERO) if on_billed_days else None,
+        estimated=sum(estimates, ZERO) if estimates else None,
+        estimated_on_billed_days=sum((r.estimated or ZERO for r in on_billed_days), ZERO),
+        days_compared=len({r.day for r in on_billed_days}),
+        unpriced_tokens=sum(r.unpriced_tokens for r in rows),
     )
 
 

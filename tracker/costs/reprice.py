@@ -65,6 +65,14 @@ class RepriceReport:
         return sum((d.new_estimated for d in self.days), Decimal(0))
 
     @property
+    def old_unpriced_rows(self) -> int:
+        return sum(d.old_unpriced_rows for d in self.days)
+
+    @property
+    def new_unpriced_rows(self) -> int:
+        return sum(d.new_unpriced_rows for d in self.days)
+
+    @property
     def changed_days(self) -> list[RepriceDay]:
         return [d for d in self.days if d.rows_changed]
 

@@ -29,7 +29,7 @@ from tracker.attribution import teams
 from tracker.core import audit
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.core.runtime import Runtime
-from tracker.costs import overrides
+from tracker.costs import overrides, reprice
 from tracker.exports import export, rows
 from tracker.exports.tabular import ExportStats
 from tracker.identity import links, sessions, sso, users
@@ -379,6 +379,40 @@ def remove_override(runtime: Runtime, *, override_id: int) -> None:
     """Remove a price override."""
     with acting_as(runtime, Capability.ADMINISTER) as (session, actor):
         overrides.remove_override(session=session, override_id=override_id, actor=actor)
+
+
+# --- Reconciliation page ---------------------------------------------------------------------
+
+# Re-pricing reads every usage row of the range while a person waits; beyond a year, the CLI.
+MAX_REPRICE_DAYS = 366
+
+
+def _check_reprice_range(start: dt.date, end: dt.date) -> None:
+    if end < start:
+        raise InvalidInput("the end date is before the start date; pick the range again")
+    if (end - start).days + 1 > MAX_REPRICE_DAYS:
+        raise InvalidInput(
+            f"re-price at most {MAX_REPRICE_DAYS} days at a time here; for a longer range run "
+            "`python -m tracker reprice` on the server"
+        )
+
+
+def preview_reprice(runtime: Runtime, *, start: dt.date, end: dt.date) -> reprice.RepriceReport:
+    """What re-pricing start..end with today's price book would change (nothing is written)."""
+    _check_reprice_range(start, end)
+    with acting_as(runtime, Capability.RECONCILE) as (session, actor):
+        return reprice.reprice(session=session, start=start, end=end, dry_run=True, actor=actor)
+
+
+def apply_reprice(runtime: Runtime, *, start: dt.date, end: dt.date) -> reprice.RepriceReport:
+    """Re-price start..end in one transaction (audited; billed cost is never changed), then
+    bring projections, anomalies and alerts up to date with the new estimates."""
+    _check_reprice_range(start, end)
+    with acting_as(runtime, Capability.RECONCILE) as (session, actor):
+        report = reprice.reprice(session=session, start=start, end=end, dry_run=False, actor=actor)
+    if report.rows_changed:
+        jobs.after_new_usage(runtime)
+    return report
 
 
 # --- Chargeback page -------------------------------------------------------------------------

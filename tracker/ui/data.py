@@ -29,6 +29,7 @@ from tracker.reporting import anomalies as anomaly_report
 from tracker.reporting import budgets as budget_report
 from tracker.reporting import chargeback as chargeback_report
 from tracker.reporting import forecast, overview, sources, usage
+from tracker.reporting import reconciliation as reconciliation_report
 from tracker.reporting import sync_health as sync_health_report
 
 FRAME_TTL_SECONDS = 300
@@ -202,6 +203,13 @@ def anomalies(since: dt.date, include_acknowledged: bool) -> pd.DataFrame:
         )
 
 
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def reconciliation(start: dt.date, end: dt.date) -> reconciliation_report.Reconciliation:
+    """Billed vs estimated over start..end by provider, model and day, with the causes."""
+    with _factory()() as session:
+        return reconciliation_report.reconciliation(session=session, start=start, end=end)
+
+
 _FRAME_LOADERS = (
     spend_summary,
     account_cards,
@@ -222,6 +230,7 @@ _FRAME_LOADERS = (
     alert_rules,
     alert_events,
     anomalies,
+    reconciliation,
 )
 
 

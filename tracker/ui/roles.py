@@ -27,6 +27,9 @@ class Capability(StrEnum):
     ACKNOWLEDGE_ANOMALIES = "acknowledge anomalies"
     # The Chargeback page: spend by team, and the teams, mappings and shared-cost rules behind it.
     CHARGE_BACK = "charge back"
+    # The Reconciliation page: billed vs estimated, and re-pricing stored estimates with the
+    # price book now in force (audited; billed cost is never changed).
+    RECONCILE = "reconcile and re-price"
     MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
     ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
     OWN_ACCOUNT = "own account"  # change one's own password, end one's other sessions
@@ -42,6 +45,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.EDIT_BUDGETS,
             Capability.ACKNOWLEDGE_ANOMALIES,
             Capability.CHARGE_BACK,
+            Capability.RECONCILE,
             Capability.OWN_ACCOUNT,
         }
     ),

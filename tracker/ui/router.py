@@ -54,6 +54,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("anomalies.py", "Anomalies", ":material/troubleshoot:", Capability.VIEW_PLANNING),
     PageSpec("chargeback.py", "Chargeback", ":material/groups:", Capability.CHARGE_BACK),
     PageSpec("exports.py", "Exports", ":material/download:", Capability.EXPORT),
+    PageSpec("reconciliation.py", "Reconciliation", ":material/balance:", Capability.RECONCILE),
     PageSpec("sync_health.py", "Sync health", ":material/sync:", Capability.VIEW_PLANNING),
     PageSpec("accounts.py", "Accounts", ":material/key:", Capability.MANAGE_ACCOUNTS),
     PageSpec("admin.py", "Admin", ":material/admin_panel_settings:", Capability.ADMINISTER),
