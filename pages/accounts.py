@@ -62,10 +62,9 @@ if table.empty:
         "**Sync now** to load its usage."
     )
 else:
-    st.dataframe(
-        ui.display_frame(table, ["monthly_budget"]),
-        hide_index=True,
-        column_config={
+    ui.table(
+        table,
+        {
             "name": st.column_config.TextColumn("Name"),
             "provider": st.column_config.TextColumn("Provider"),
             "key": st.column_config.TextColumn("Key"),
@@ -78,6 +77,7 @@ else:
             "organization": st.column_config.TextColumn("Organization"),
             "base_url": st.column_config.TextColumn("Base URL"),
         },
+        money_columns=["monthly_budget"],
     )
 
 for account in data.accounts():
@@ -96,10 +96,9 @@ if not limits.empty:
         "account (limits reset within minutes, so an old reading says little). A ratelimit "
         "alert rule on the Budgets & alerts page warns when one runs low."
     )
-    st.dataframe(
+    ui.table(
         limits,
-        hide_index=True,
-        column_config={
+        {
             "account": st.column_config.TextColumn("Account"),
             "provider": st.column_config.TextColumn("Provider"),
             "resource": st.column_config.TextColumn("Resource"),

@@ -51,10 +51,9 @@ def invitation_made(issued: actions.IssuedLink) -> str:
 
 with users_tab:
     people = data.users_frame()
-    st.dataframe(
+    ui.table(
         people,
-        hide_index=True,
-        column_config={
+        {
             "username": st.column_config.TextColumn("Username"),
             "name": st.column_config.TextColumn("Name"),
             "email": st.column_config.TextColumn("Email"),
@@ -135,10 +134,9 @@ with invite_tab:
     if invites.empty:
         st.info("No open invitation.")
     else:
-        st.dataframe(
+        ui.table(
             invites.drop(columns=["id"]),
-            hide_index=True,
-            column_config={
+            {
                 "email": st.column_config.TextColumn("Email"),
                 "role": st.column_config.TextColumn("Role"),
                 "created_by": st.column_config.TextColumn("Invited by"),
@@ -171,10 +169,9 @@ with sso_tab:
         )
     mappings = data.sso_mappings_frame()
     if not mappings.empty:
-        st.dataframe(
+        ui.table(
             mappings.drop(columns=["id"]),
-            hide_index=True,
-            column_config={
+            {
                 "claim": st.column_config.TextColumn("Maps"),
                 "value": st.column_config.TextColumn("Group or email"),
                 "role": st.column_config.TextColumn("Role"),
@@ -216,10 +213,9 @@ with prices_tab:
     )
     current = data.overrides_frame()
     if not current.empty:
-        st.dataframe(
+        ui.table(
             current,
-            hide_index=True,
-            column_config={
+            {
                 "valid_from": ui.date_column("From"),
                 "valid_to": ui.date_column("Until (exclusive)"),
             },
@@ -283,10 +279,9 @@ with audit_tab:
     if audit_frame.empty:
         st.info("Nothing audited yet: changes to users, accounts and prices appear here.")
     else:
-        st.dataframe(
+        ui.table(
             audit_frame,
-            hide_index=True,
-            column_config={
+            {
                 "at": ui.datetime_column("When (UTC)"),
                 "actor": st.column_config.TextColumn("Who"),
                 "action": st.column_config.TextColumn("Action"),

@@ -11,7 +11,6 @@ from tracker.ui import router
 
 router.gate()
 
-import datetime as dt
 from decimal import Decimal
 
 import pandas as pd
@@ -25,60 +24,10 @@ from tracker.ui import components as ui
 
 DEFAULT_PERIOD = "Last month"  # month-end close reconciles the month just ended
 PREVIEW_KEY = "reprice_preview"
-RANGE_KEY, PERIOD_KEY, REPRICE_RANGE_KEY = "recon_range", "recon_period", "reprice_range"
+REPRICE_RANGE_KEY = "reprice_range"
 
 runtime = data.get_runtime()
 today = units.today_utc()
-presets = ui.period_presets(today)
-
-
-def url_day(name: str) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(st.query_params.get(name, ""))
-    except ValueError:
-        return None
-
-
-def period_picker() -> tuple[dt.date, dt.date]:
-    """A named period beside a date range (the usage explorer's pair, without its filters),
-    from the URL's `from` and `to` at first, else `DEFAULT_PERIOD`. Stops the page until the
-    range is whole. Kept here: `components.usage_filter_form` draws it only with its filters."""
-    if RANGE_KEY not in st.session_state:
-        start, end = url_day("from"), url_day("to")
-        if start is None or end is None or not start <= end <= today:
-            start, end = presets[DEFAULT_PERIOD]
-        st.session_state[RANGE_KEY] = (start, end)
-
-    def name_period() -> None:  # the preset the dates are, else Custom
-        dates = tuple(st.session_state[RANGE_KEY])
-        st.session_state[PERIOD_KEY] = next(
-            (name for name, span in presets.items() if span == dates), ui.CUSTOM_PERIOD
-        )
-
-    def apply_preset() -> None:
-        if (chosen := st.session_state[PERIOD_KEY]) in presets:
-            st.session_state[RANGE_KEY] = presets[chosen]
-
-    if PERIOD_KEY not in st.session_state:
-        name_period()
-    p1, p2 = st.columns([1, 2])
-    p1.selectbox("Period", [ui.CUSTOM_PERIOD, *presets], key=PERIOD_KEY, on_change=apply_preset)
-    picked = p2.date_input(
-        "Date range (UTC, inclusive)", max_value=today, key=RANGE_KEY, on_change=name_period
-    )
-    if not isinstance(picked, tuple) or len(picked) != 2:
-        st.info("Pick an end date to complete the range.")
-        st.stop()
-    start, end = picked
-    wanted = {"from": start.isoformat(), "to": end.isoformat()}
-    if {k: st.query_params.get(k) for k in st.query_params} != wanted:
-        st.query_params.from_dict(wanted)
-    return start, end
-
-
-def signed_money_column(label: str, help: str) -> object:
-    """Money that is often negative: `-$1.25` (the shared money column shows `$-1.25`)."""
-    return st.column_config.NumberColumn(label, format="dollar", help=help)
 
 
 COLUMNS = {
@@ -89,7 +38,7 @@ COLUMNS = {
     "estimated": ui.money_column(
         "Estimated", help="On the same days as Billed; — : nothing to compare with"
     ),
-    "variance": signed_money_column("Variance", help="Billed minus estimated"),
+    "variance": ui.money_column("Variance", help="Billed minus estimated"),
     "variance_pct": st.column_config.NumberColumn(
         "Variance %", format="%.2f%%", help="Of billed; — : nothing billed to compare with"
     ),
@@ -105,16 +54,10 @@ COLUMNS = {
 
 def table(frame: pd.DataFrame, name: str, **columns: object) -> None:
     """The frame as shown (cents; "—" where a side is missing) and its CSV (exact)."""
-    shown = ui.display_frame(frame, rec.MONEY_COLUMNS)
+    shown = frame.copy()
     if "variance_pct" in shown:
         shown["variance_pct"] = shown["variance_pct"].map(lambda v: None if v is None else float(v))
-    st.dataframe(
-        shown,
-        hide_index=True,
-        width="stretch",
-        column_config={**COLUMNS, **columns},
-        placeholder="—",
-    )
+    ui.table(shown, {**COLUMNS, **columns}, money_columns=rec.MONEY_COLUMNS)
     st.download_button(
         "Download (CSV)",
         ui.csv_bytes(frame),
@@ -148,14 +91,21 @@ st.caption(
     "can tell."
 )
 
-start, end = period_picker()
+start, end = ui.period_picker("recon", default=DEFAULT_PERIOD)
+wanted = {"from": start.isoformat(), "to": end.isoformat()}
+if {k: st.query_params.get(k) for k in st.query_params} != wanted:
+    st.query_params.from_dict(wanted)
 figures = data.reconciliation(start, end)
 totals = figures.totals
 
 if figures.days.empty:
     st.info(
-        f"No usage from {start} to {end}. Pick other dates, or sync or import usage first "
-        "(Accounts page)."
+        f"No usage from {start} to {end}. Pick other dates, or "
+        + (
+            "sync or import usage first (Accounts page)."
+            if router.can_open("accounts.py")
+            else "ask an admin to sync or import usage."
+        )
     )
 else:
     m1, m2, m3, m4, m5 = st.columns(5)
@@ -199,11 +149,9 @@ else:
                 "Their cost is missing from the estimate. Add a price for the model (Admin "
                 "page, price overrides), then re-price these dates below."
             )
-            st.dataframe(
+            ui.table(
                 figures.unpriced,
-                hide_index=True,
-                width="stretch",
-                column_config={
+                {
                     "provider": st.column_config.TextColumn("Provider"),
                     "model": st.column_config.TextColumn("Model"),
                     "rows": st.column_config.NumberColumn("Rows", format="localized"),
@@ -211,7 +159,6 @@ else:
                     "first_day": ui.date_column("First day"),
                     "last_day": ui.date_column("Last day"),
                 },
-                placeholder="—",
             )
 
 st.divider()
@@ -251,19 +198,18 @@ elif preview is not None:
     else:
         st.info(f"Preview of {preview.start} to {preview.end}, nothing written: {summary(preview)}")
         changes = rec.reprice_frame(preview)
-        st.dataframe(
-            ui.display_frame(changes, rec.REPRICE_MONEY_COLUMNS),
-            hide_index=True,
-            width="stretch",
-            column_config={
+        ui.table(
+            changes,
+            {
                 "day": ui.date_column("Day (UTC)"),
                 "old_estimated": ui.money_column("Estimated now"),
                 "new_estimated": ui.money_column("Estimated after"),
-                "change": signed_money_column("Change", help="After minus now"),
+                "change": ui.money_column("Change", help="After minus now"),
                 "rows_changed": st.column_config.NumberColumn("Rows changed", format="localized"),
                 "old_unpriced_rows": st.column_config.NumberColumn("Unpriced rows now"),
                 "new_unpriced_rows": st.column_config.NumberColumn("Unpriced rows after"),
             },
+            money_columns=rec.REPRICE_MONEY_COLUMNS,
         )
         unchanged = len(preview.days) - len(changes)
         if unchanged:

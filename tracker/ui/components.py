@@ -320,7 +320,8 @@ def table(
 
 
 def money_column(label: str, help: str | None = None) -> Any:
-    return st.column_config.NumberColumn(label, format="$%.2f", help=help)
+    """Dollars to the cent with thousands separators; a negative amount reads -$1.25."""
+    return st.column_config.NumberColumn(label, format="dollar", help=help)
 
 
 def date_column(label: str) -> Any:
@@ -381,20 +382,17 @@ def restore_from_url(widget_key: str, param: str, options: list[str]) -> None:
         st.session_state[widget_key] = [v for v in wanted if v in options]
 
 
-def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
-    """Draw the usage explorer's date range and filters; return them and a free column.
-
-    The filters start from the URL's query parameters (the page writes them back with
-    `write_url`). Stops the page until a whole range is picked. `key` keeps each page's
-    widgets apart.
-    """
+def period_picker(key: str, *, default: str = "This month") -> tuple[dt.date, dt.date]:
+    """A named period (`period_presets`) beside a date range, from the URL's `from` and `to`
+    at first, else `default`. Stops the page until the range is whole. `key` keeps each
+    page's widgets apart."""
     today = units.today_utc()
     presets = period_presets(today)
     range_key = f"{key}_range"
     if range_key not in st.session_state:
         start, end = _url_day("from"), _url_day("to")
         if start is None or end is None or not start <= end <= today:
-            start, end = presets["This month"]
+            start, end = presets[default]
         st.session_state[range_key] = (start, end)
     period_key = f"{key}_period"
 
@@ -426,7 +424,17 @@ def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
     if not isinstance(picked, tuple) or len(picked) != 2:
         st.info("Pick an end date to complete the range.")
         st.stop()
-    start, end = picked
+    return picked[0], picked[1]
+
+
+def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
+    """Draw the usage explorer's date range and filters; return them and a free column.
+
+    The filters start from the URL's query parameters (the page writes them back with
+    `write_url`). Stops the page until a whole range is picked. `key` keeps each page's
+    widgets apart.
+    """
+    start, end = period_picker(key)
     options = data.filter_options(start, end)
     labels = {
         "providers": "Provider",
