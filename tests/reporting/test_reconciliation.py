@@ -39,31 +39,31 @@ def test_each_variance_says_what_explains_it(session: Session) -> None:
     figures = reconciliation(session=session, start=DAY1, end=DAY2)
 
     providers = _causes(figures.providers, "provider")
-    assert providers[("openai",)] == (
+    assert providers[("OpenAI",)] == (
         "Billed, not estimated: cost:Web search tool calls $0.40; "
         f"Estimated, not billed under its own name: {SNAP} $0.30; "
         "Unpriced (no list price): mystery-model (150 tokens); "
         "Unexplained: $0.01 on what is both billed and estimated"
     )
-    assert providers[("anthropic",)] == "Estimate only: 1 day(s) anthropic has not billed ($0.80)"
-    assert providers[("groq",)] == "Estimate only: groq reported no billed cost for these dates"
+    assert providers[("Anthropic",)] == "Estimate only: 1 day(s) Anthropic has not billed ($0.80)"
+    assert providers[("Groq",)] == "Estimate only: Groq reported no billed cost for these dates"
 
     days = _causes(figures.days, "day", "provider")
-    assert days[(DAY1, "anthropic")] == MATCHES
-    assert days[(DAY2, "anthropic")] == "Estimate only: anthropic has not billed this day yet"
-    assert days[(DAY2, "openai")] == (
+    assert days[(DAY1, "Anthropic")] == MATCHES
+    assert days[(DAY2, "Anthropic")] == "Estimate only: Anthropic has not billed this day yet"
+    assert days[(DAY2, "OpenAI")] == (
         "Billed, not estimated: cost:Web search tool calls $0.40; "
         f"Estimated, not billed under its own name: {SNAP} $0.30; "
         "Unpriced (no list price): mystery-model (150 tokens)"
     )  # 0.40 - 0.30 is the day's whole variance: nothing unexplained
-    assert days[(DAY1, "openai")] == "Unexplained: $0.01 on what is both billed and estimated"
+    assert days[(DAY1, "OpenAI")] == "Unexplained: $0.01 on what is both billed and estimated"
 
     models = _causes(figures.models, "provider", "model")
-    assert models[("openai", "cost:Web search tool calls")] == (
+    assert models[("OpenAI", "cost:Web search tool calls")] == (
         "Billed, not estimated: a charge the price book does not price ($0.40)"
     )
-    assert models[("openai", "mystery-model")] == "Unpriced: 150 tokens without a list price"
-    row = figures.models.set_index(["provider", "model"]).loc[("openai", SNAP)]
+    assert models[("OpenAI", "mystery-model")] == "Unpriced: 150 tokens without a list price"
+    row = figures.models.set_index(["provider", "model"]).loc[("OpenAI", SNAP)]
     assert (row["billed"], row["estimated"], row["variance"]) == (
         Decimal("0.76"),
         Decimal("1.05"),
@@ -88,12 +88,12 @@ def test_a_price_rule_in_force_is_named_and_accounts_for_the_rest(session: Sessi
     )
     figures = reconciliation(session=session, start=DAY1, end=DAY2)
     days = _causes(figures.days, "day", "provider")
-    assert days[(DAY1, "openai")] == (
+    assert days[(DAY1, "OpenAI")] == (
         f"Price rule in force: {SNAP} (organisation discount #{rule.id}: 10%)"
     )  # the rule may be the difference: not "unexplained"
     models = _causes(figures.models, "provider", "model")
-    assert models[("openai", SNAP)].endswith(
+    assert models[("OpenAI", SNAP)].endswith(
         f"Price rule in force: organisation discount #{rule.id}: 10%"
     )
-    assert "Price rule" not in models[("anthropic", "claude-3-5-haiku-20241022")]
+    assert "Price rule" not in models[("Anthropic", "claude-3-5-haiku-20241022")]
     assert figures.totals.billed == Decimal("1.96")  # the figures themselves are reconcile's

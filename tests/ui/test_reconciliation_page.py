@@ -19,6 +19,7 @@ from tracker.costs.overrides import add_override
 from tracker.costs.reconcile import reconcile
 from tracker.costs.reprice import reprice
 from tracker.models import AuditLog, UsageRecord
+from tracker.providers.registry import display_name
 from tracker.ui.components import money
 
 PAGE = "pages/reconciliation.py"
@@ -92,12 +93,13 @@ def test_finance_sees_billed_vs_estimated_as_reconcile_computes_it(
     assert figures["Unpriced tokens"] == f"{t.unpriced_tokens:,}"
 
     providers = frame(at, "provider", "billed").set_index("provider")
-    assert sorted(providers.index) == sorted(p.provider for p in t.providers)
+    # Providers by their names, as on every page.
+    assert sorted(providers.index) == sorted(display_name(p.provider) for p in t.providers)
     for p in t.providers:
-        row = providers.loc[p.provider]
+        row = providers.loc[display_name(p.provider)]
         assert shown(row["billed"]) == cents(p.billed)
         assert shown(row["variance"]) == cents(p.variance)
-    assert "reported no billed cost" in providers.loc["anthropic", "cause"]
+    assert "reported no billed cost" in providers.loc["Anthropic", "cause"]
 
     # By model: the models' variances add up to their provider's.
     models = frame(at, "provider", "model", "billed")
@@ -112,14 +114,14 @@ def test_finance_sees_billed_vs_estimated_as_reconcile_computes_it(
 
     # By day: each day's cause, and no missing value spelled "None".
     days = frame(at, "day", "provider").set_index(["day", "provider"])
-    assert "Unexplained: $0.03" in days.loc[(days_back(3), "openai"), "cause"]
+    assert "Unexplained: $0.03" in days.loc[(days_back(3), "OpenAI"), "cause"]
     assert (
         "Unpriced (no list price): gpt-4o (69,000 tokens)"
-        in (days.loc[(days_back(1), "openai"), "cause"])
+        in (days.loc[(days_back(1), "OpenAI"), "cause"])
     )
     assert (
         "not billed under its own name: gpt-4o-mini $0.10"
-        in (days.loc[(days_back(0), "openai"), "cause"])
+        in (days.loc[(days_back(0), "OpenAI"), "cause"])
     )
     assert not days["cause"].str.contains("None").any()
     assert all(d.proto.placeholder == "—" for d in at.dataframe if "cause" in d.value.columns)

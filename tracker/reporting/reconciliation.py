@@ -32,6 +32,7 @@ from tracker.costs.pricebook import PriceBook
 from tracker.costs.reconcile import ReconcileReport, ReconcileRow, ReconcileTotals, reconcile
 from tracker.costs.reprice import RepriceReport
 from tracker.models import LINE_ITEM
+from tracker.providers.registry import display_name
 from tracker.reporting.overview import unpriced_frame
 from tracker.reporting.sources import NOT_REPORTED
 
@@ -110,7 +111,7 @@ def reconciliation(*, session: Session, start: dt.date, end: dt.date) -> Reconci
 
     providers = [
         (
-            p.provider,
+            display_name(p.provider),
             p.billed,
             p.estimated_on_billed_days if p.billed is not None else None,
             p.variance,
@@ -123,7 +124,7 @@ def reconciliation(*, session: Session, start: dt.date, end: dt.date) -> Reconci
     ]
     models = [
         (
-            m.provider,
+            display_name(m.provider),
             m.item or NOT_REPORTED,
             m.billed,
             m.estimated_on_billed_days if m.billed is not None else None,
@@ -139,7 +140,7 @@ def reconciliation(*, session: Session, start: dt.date, end: dt.date) -> Reconci
     days = [
         (
             d.day,
-            d.provider,
+            display_name(d.provider),
             d.billed,
             d.estimated,
             d.variance,
@@ -247,15 +248,16 @@ class _Explainer:
         if not unbilled:
             return []
         last = self.last_billed.get(provider)
+        name = display_name(provider)
         if last is None:
-            return [f"Estimate only: {provider} reported no billed cost for these dates"]
+            return [f"Estimate only: {name} reported no billed cost for these dates"]
         if one_day:
             if unbilled[0].day < last:
-                return [f"Estimate only: {provider} billed later days but not this one"]
-            return [f"Estimate only: {provider} has not billed this day yet"]
+                return [f"Estimate only: {name} billed later days but not this one"]
+            return [f"Estimate only: {name} has not billed this day yet"]
         amount = sum((r.estimated or ZERO for r in unbilled), ZERO)
         n = len({r.day for r in unbilled})
-        return [f"Estimate only: {n} day(s) {provider} has not billed ({usd(amount)})"]
+        return [f"Estimate only: {n} day(s) {name} has not billed ({usd(amount)})"]
 
     def _one_sided(self, billed: list[ReconcileRow], *, one_item: bool) -> list[str]:
         causes = []
