@@ -305,6 +305,10 @@ def table(
     for name in pinned:
         config[name] = {**config.get(name, {}), "pinned": True}
     shown: Any = display_frame(frame, money_columns)
+    for name in shown.columns:
+        # An empty text cell (no project, no cost center) reads "—" like any missing value.
+        if pd.api.types.is_string_dtype(shown[name]) and (shown[name] == "").any():
+            shown[name] = shown[name].map(lambda v: None if v == "" else v)
     if status_column is not None:
         shown = shown.style.map(
             lambda v: f"color: {STATUS_CSS[v]}; font-weight: 600" if v in STATUS_CSS else "",
