@@ -14,7 +14,7 @@ import streamlit as st
 
 from tracker.exports import export
 from tracker.reporting import sources
-from tracker.ui import actions, data
+from tracker.ui import actions, data, views
 from tracker.ui import components as ui
 
 FORMAT_LABELS = {
@@ -41,6 +41,7 @@ with st.container(border=True):
         key="export_format",
     )
     st.caption(FORMAT_LABELS[fmt])
+    views.save_control("exports", period=ui.url_period("export"))
 
 filters: sources.Dimensions = flt
 choice = (fmt, start, end, filters)

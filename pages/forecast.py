@@ -19,7 +19,7 @@ from tracker.planning.budgets import scope_label
 from tracker.planning.projections import Projection
 from tracker.reporting.forecast import projection_frame, projection_path
 from tracker.ui import components as ui
-from tracker.ui import data
+from tracker.ui import data, views
 
 today = units.today_utc()
 found = data.projections(today)
@@ -57,9 +57,13 @@ def backtest_text(p: Projection) -> str:
 
 
 items = list(found.items)
-choice = st.selectbox(
-    "Scope", [p.scope for p in items], format_func=scope_label, key="forecast_scope"
-)
+scopes = [p.scope for p in items]
+# The scope lives in the address (?scope=team:Platform): a reload keeps it, a link shares it.
+ui.follow_url("forecast_")
+ui.restore_choice_from_url("forecast_scope", "scope", scopes)
+choice = st.selectbox("Scope", scopes, format_func=scope_label, key="forecast_scope")
+ui.write_query({"scope": choice})
+views.save_control("forecast")
 p = next(x for x in items if x.scope == choice)
 
 # The interval needs the most room: two amounts side by side.

@@ -11,7 +11,7 @@ import streamlit as st
 from tracker.core import units
 from tracker.reporting import usage
 from tracker.ui import components as ui
-from tracker.ui import data
+from tracker.ui import data, views
 
 PARTS = {"billed_cost": "billed_part", "estimated_cost": "estimated_part"}
 MONEY_COLUMNS = ["cost", *PARTS.values()]
@@ -25,6 +25,7 @@ with st.container(border=True):
         st.session_state["usage_group_by"] = ["Day", "Provider"]
     group_labels = c6.multiselect("Group by", list(usage.GROUP_BY_CHOICES), key="usage_group_by")
     ui.write_url(flt, group=group_labels)
+    views.save_control("usage", period=ui.url_period("usage"))
 
 group_by = tuple(usage.GROUP_BY_CHOICES[label] for label in group_labels)
 table = usage.label_blanks(data.usage_table(flt, group_by))

@@ -1,4 +1,5 @@
-"""The sign-in tables: server-side sessions, single-use links and single-sign-on role mappings.
+"""The sign-in tables: server-side sessions, single-use links and single-sign-on role mappings;
+and what belongs to one user: their saved views.
 
 Read and written only by `tracker.identity`.
 """
@@ -6,6 +7,7 @@ Read and written only by `tracker.identity`.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -66,3 +68,20 @@ class SsoRoleMapping(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("claim", "value"),)
+
+
+class SavedView(Base):
+    """A user's named view of a page: the page's address and its query parameters (filters,
+    grouping, scope), as `identity.saved_views` checked them. Only its owner sees it."""
+
+    __tablename__ = "saved_views"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(60))
+    page: Mapped[str] = mapped_column(String(32))  # the page's url path: usage, exports, ...
+    query: Mapped[dict[str, Any]]  # parameter -> list of values
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    # Listed by user (the key's first column); one name once per user.
+    __table_args__ = (UniqueConstraint("user_id", "name"),)

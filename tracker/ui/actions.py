@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import requests
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tracker import jobs
@@ -32,7 +33,7 @@ from tracker.core.runtime import Runtime
 from tracker.costs import overrides, reprice
 from tracker.exports import export, rows
 from tracker.exports.tabular import ExportStats
-from tracker.identity import links, sessions, sso, users
+from tracker.identity import links, saved_views, sessions, sso, users
 from tracker.ingest import csv_import, sync
 from tracker.planning import anomalies, budgets
 from tracker.providers import accounts
@@ -474,3 +475,25 @@ def add_shared_rule(runtime: Runtime, **fields: Any) -> teams.RuleView:
 def remove_shared_rule(runtime: Runtime, *, rule_id: int) -> None:
     with acting_as(runtime, Capability.CHARGE_BACK) as (session, actor):
         teams.remove_rule(session=session, rule_id=rule_id, actor=actor)
+
+
+# --- Saved views (every signed-in user, for themselves) ---------------------------------------
+
+
+def save_view(
+    runtime: Runtime, *, name: str, page: str, query: Mapping[str, Any]
+) -> saved_views.View:
+    """Save the signed-in user's view of a page (its url path and query) under a name."""
+    try:
+        with acting_as(runtime, Capability.OWN_ACCOUNT) as (session, actor):
+            return saved_views.save_view(
+                session=session, username=actor, name=name, page=page, query=query
+            )
+    except IntegrityError:  # the same name, saved from another tab a moment ago
+        raise InvalidInput(f"you already have a view named {name.strip()!r}") from None
+
+
+def delete_view(runtime: Runtime, *, view_id: int) -> str:
+    """Delete one of the signed-in user's saved views; return its name."""
+    with acting_as(runtime, Capability.OWN_ACCOUNT) as (session, actor):
+        return saved_views.delete_view(session=session, username=actor, view_id=view_id)

@@ -8,6 +8,11 @@ session, keeps its token for this tab and sends the browser to `/auth/session` w
 one-time code, which sets the cookie. A revoked, idle or expired session shows the sign-in
 form, with the reason, at the tab's next interaction.
 
+The form is drawn at the address the visitor asked for (the router registers every page's
+address for that), and a sign-in returns there: the page and the query parameters it reads
+(`saved_views.address`) go to `/auth/session` (or through the single sign-on) as `next`, which
+the route checks again before it sends the browser back.
+
 The page also answers the single-use links of `tracker.identity.links`: `?setup=` (first
 admin), `?invite=` and `?reset=`. There is no open registration.
 
@@ -18,6 +23,7 @@ streamlit-authenticator is not used for sign-in any more: its cookie is set from
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -49,6 +55,10 @@ SSO_MESSAGES = {
     "unavailable": "The single-sign-on provider cannot be reached. Try again shortly, or sign "
     "in with your password.",
 }
+
+
+# role -> the address a sign-in with that role returns to (see `Auth.sign_in_page`).
+Landing = Callable[[str | None], str]
 
 
 @dataclass(frozen=True)
@@ -87,10 +97,11 @@ class Auth:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.policy = sessions.Policy.from_settings(runtime.settings)
+        self.ended: sessions.Ended | None = None  # why this tab's last session ended
+        self.landing: Landing = lambda _role: ""  # the home page
 
     def gate(self) -> SignedInUser | None:
-        """Return the signed-in user, or draw the sign-in page and return None."""
-        ended: sessions.Ended | None = None
+        """Return the signed-in user, or None: then draw `sign_in_page`, nothing else."""
         for token in _tokens():
             with self.runtime.session_factory.begin() as session:
                 found = sessions.resolve(session=session, token=token, policy=self.policy)
@@ -99,15 +110,20 @@ class Auth:
                 st.session_state[TOKEN_KEY] = token
                 st.session_state[USER_KEY] = user
                 return user
-            ended = ended or found
+            self.ended = self.ended or found
         st.session_state.pop(TOKEN_KEY, None)
         st.session_state.pop(USER_KEY, None)
-        self._sign_in_page(ended)
         return None
 
     # --- the page an anonymous visitor sees --------------------------------------------------
 
-    def _sign_in_page(self, ended: sessions.Ended | None) -> None:
+    def sign_in_page(self, *, landing: Landing | None = None) -> None:
+        """The sign-in form (or a single-use link's form). `landing(role)` is the address a
+        sign-in returns to (`saved_views.address`; "" home), for a role that may open it;
+        role None: not known yet (single sign-on decides it after the redirect)."""
+        if landing is not None:
+            self.landing = landing
+        ended = self.ended
         st.title("AI cost tracker")
         params = st.query_params
         for purpose in links.Purpose:
@@ -136,7 +152,7 @@ class Auth:
         if settings.sso_enabled and st.button(
             f"Sign in with {plain_text(settings.oidc_label)}", key="sso_sign_in"
         ):
-            redirect("/auth/sso/login")
+            redirect(f"/auth/sso/login{self._next('?', None)}")
             st.info("Taking you to your identity provider…")
 
     def _password_form(self) -> None:
@@ -165,16 +181,21 @@ class Auth:
                     target=found.username,
                     method="password",
                 )
-        if started is None:
+        if started is None or found is None:
             log.info("failed sign-in")
             st.error(LOGIN_FAILED)
             return
-        self._complete(started)
+        self._complete(started, found.role)
 
-    def _complete(self, started: sessions.Started) -> None:
+    def _next(self, separator: str, role: str | None) -> str:
+        """The `next` parameter of a sign-in route: where to return afterwards."""
+        landing = self.landing(role)
+        return f"{separator}next={quote(landing, safe='')}" if landing else ""
+
+    def _complete(self, started: sessions.Started, role: str) -> None:
         """Keep the session for this tab and let the sign-in route set the cookie."""
         st.session_state[TOKEN_KEY] = started.token
-        redirect(f"/auth/session?code={quote(started.handoff_code)}")
+        redirect(f"/auth/session?code={quote(started.handoff_code)}{self._next('&', role)}")
         st.success("Signed in. Opening the dashboard…")
         st.stop()
 
@@ -213,7 +234,7 @@ class Auth:
             return
         try:
             with self.runtime.session_factory.begin() as session:
-                started = None
+                started, role = None, ""
                 if purpose is links.Purpose.RESET:
                     links.redeem_reset(session=session, token=token, password=password)
                 else:
@@ -237,6 +258,7 @@ class Auth:
                     started = sessions.start(
                         session=session, user=user, method="password", policy=self.policy
                     )
+                    role = user.role
         except TrackerError as exc:
             st.error(f"Not saved: {plain_text(str(exc))}.")
             return
@@ -248,7 +270,7 @@ class Auth:
             st.success("Your password is set and every earlier sign-in has ended. Sign in now.")
             self._password_form()
             return
-        self._complete(started)
+        self._complete(started, role)
 
     # --- signing out --------------------------------------------------------------------------
 

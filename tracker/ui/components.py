@@ -386,19 +386,74 @@ def restore_from_url(widget_key: str, param: str, options: list[str]) -> None:
         st.session_state[widget_key] = [v for v in wanted if v in options]
 
 
+def restore_choice_from_url(widget_key: str, param: str, options: list[str]) -> None:
+    """Before a selectbox is drawn the first time in a session, pick the value its URL
+    parameter names, if that is still on offer."""
+    if widget_key not in st.session_state and st.query_params.get(param) in options:
+        st.session_state[widget_key] = st.query_params[param]
+
+
+# What the page last wrote to (or found in) its address, for `follow_url`.
+URL_SEEN = "url_seen"
+
+
+def url_query() -> dict[str, list[str]]:
+    """The page's address's query: parameter -> its values (a parameter may repeat)."""
+    return {name: st.query_params.get_all(name) for name in st.query_params}
+
+
+def follow_url(prefix: str) -> None:
+    """Let an address that changed under the page win over what its widgets hold.
+
+    A link to the page being shown (a saved view in the sidebar, the browser's back button)
+    reruns it with a new query while its widgets keep their values, and the page would write
+    those straight back. So when the query differs from what the page last wrote, drop the
+    page's widget values (keys starting with `prefix`): they start from the address again.
+    """
+    now = url_query()
+    seen = st.session_state.get(URL_SEEN)
+    if seen is not None and seen != now:
+        for key in [k for k in st.session_state if str(k).startswith(prefix)]:
+            del st.session_state[key]
+    st.session_state[URL_SEEN] = now
+
+
+def write_query(params: dict[str, str | list[str]]) -> None:
+    """Make the page's address hold exactly `params` (and remember it for `follow_url`)."""
+    # Sent even when the query already reads so here: after a link to the page being shown,
+    # the browser's address bar can still hold the old query (the browser adds a history
+    # entry only when the address changes).
+    st.query_params.from_dict(params)
+    st.session_state[URL_SEEN] = {
+        k: [v] if isinstance(v, str) else list(v) for k, v in params.items()
+    }
+
+
+def url_period(key: str) -> str | None:
+    """The named period (a preset, "This month") the filter form `key` shows, else None."""
+    chosen = st.session_state.get(f"{key}_period")
+    return chosen if isinstance(chosen, str) and chosen != CUSTOM_PERIOD else None
+
+
 def period_picker(key: str, *, default: str = "This month") -> tuple[dt.date, dt.date]:
-    """A named period (`period_presets`) beside a date range, from the URL's `from` and `to`
-    at first, else `default`. Stops the page until the range is whole. `key` keeps each
-    page's widgets apart."""
+    """A named period (`period_presets`) beside a date range, from the URL at first (a
+    `period` parameter, a saved view's "This month", names today's dates; else `from` and
+    `to`), else `default`. Stops the page until the range is whole. `key` keeps each page's
+    widgets apart."""
     today = units.today_utc()
     presets = period_presets(today)
     range_key = f"{key}_range"
+    period_key = f"{key}_period"
     if range_key not in st.session_state:
+        named = st.query_params.get("period", "")
         start, end = _url_day("from"), _url_day("to")
-        if start is None or end is None or not start <= end <= today:
+        if named in presets:
+            start, end = presets[named]
+            # Named, not guessed from the dates: "This quarter" and "This month" can agree.
+            st.session_state[period_key] = named
+        elif start is None or end is None or not start <= end <= today:
             start, end = presets[default]
         st.session_state[range_key] = (start, end)
-    period_key = f"{key}_period"
 
     def name_period() -> None:  # the preset the dates are, else Custom
         dates = tuple(st.session_state[range_key])
@@ -435,9 +490,10 @@ def usage_filter_form(key: str) -> tuple[sources.UsageFilter, Any]:
     """Draw the usage explorer's date range and filters; return them and a free column.
 
     The filters start from the URL's query parameters (the page writes them back with
-    `write_url`). Stops the page until a whole range is picked. `key` keeps each page's
-    widgets apart.
+    `write_url`); a `period` parameter (a saved view's "This month") names the dates of today.
+    Stops the page until a whole range is picked. `key` keeps each page's widgets apart.
     """
+    follow_url(f"{key}_")
     start, end = period_picker(key)
     options = data.filter_options(start, end)
     labels = {
@@ -473,9 +529,7 @@ def write_url(flt: sources.UsageFilter, **extra: list[str]) -> None:
         if values := list(getattr(flt, field_name)):
             params[param] = values
     params.update({name: values for name, values in extra.items() if values})
-    wanted = {k: [v] if isinstance(v, str) else v for k, v in params.items()}
-    if {k: st.query_params.get_all(k) for k in st.query_params} != wanted:
-        st.query_params.from_dict(params)
+    write_query(params)
 
 
 FLASH_KEY = "flash"

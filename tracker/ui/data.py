@@ -21,6 +21,7 @@ from tracker.alerts import delivery
 from tracker.core.config import Settings, load_settings
 from tracker.core.db import require_schema
 from tracker.core.runtime import Runtime, build_runtime
+from tracker.identity import saved_views as saved_view_store
 from tracker.planning.projections import Projection
 from tracker.providers.accounts import AccountView, list_accounts
 from tracker.reporting import accounts as accounts_report
@@ -284,3 +285,10 @@ def clear_frames() -> None:
     """Drop every cached frame (the refresh button; after any change to the data)."""
     for loader in _FRAME_LOADERS:
         loader.clear()
+
+
+def saved_views(username: str, pages: tuple[str, ...]) -> list[saved_view_store.View]:
+    """`username`'s saved views of `pages`, read fresh at every run (a handful of rows): the
+    sidebar lists them, and a view saved or deleted in another tab shows at the next click."""
+    with _factory()() as session:
+        return saved_view_store.list_views(session=session, username=username, pages=pages)

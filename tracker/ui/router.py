@@ -12,9 +12,16 @@ through `run` and runs the router instead: an anonymous visitor sees only the si
 and a signed-in user gets the page the router chooses for their role (the one asked for if
 the role may open it, else the default). `st.navigation` then switches the legacy mode off
 for the whole process. AppTest resets that mode on every run, so it takes the same path.
-The sidebar's page links are drawn here, for the user's role; `.streamlit/config.toml` hides
-the list Streamlit would draw itself (in legacy mode: every file in pages/, to anyone).
+The sidebar's page links are drawn here, for the user's role, with the user's saved views
+below them (`tracker.ui.views`); `.streamlit/config.toml` hides the list Streamlit would draw
+itself (in legacy mode: every file in pages/, to anyone).
 `tests/test_architecture.py` fails if a page lacks the gate.
+
+A signed-out visitor gets every page's address registered too, each showing only the sign-in
+form (`sign_in_pages`): Streamlit then says which page the address asked for, and the form
+keeps it, with the query parameters that page reads (`saved_views.address`), for after the
+sign-in: a shared link to the Usage explorer opens with its filters once its reader has
+signed in.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from pathlib import Path
 import streamlit as st
 
 from tracker.core.errors import TrackerError
-from tracker.ui import data
+from tracker.identity import saved_views
+from tracker.ui import data, views
 from tracker.ui.auth import Auth, current_user
-from tracker.ui.components import plain_text
+from tracker.ui.components import plain_text, url_query
 from tracker.ui.roles import Capability, can
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
@@ -106,6 +114,31 @@ def denied_pages(role: str) -> list[st.Page]:
     ]
 
 
+def sign_in_pages(auth: Auth) -> list[st.Page]:
+    """For a signed-out visitor, every page's address, each showing only the sign-in form
+    (the page itself never runs), which returns to that page and its query once signed in,
+    if the role signed in may open it (else to the home page, as a sign-in at home does)."""
+
+    def stand_in(spec: PageSpec, home: bool) -> Callable[[], None]:
+        def sign_in() -> None:
+            address = "" if home else saved_views.address(Path(spec.file).stem, url_query())
+            auth.sign_in_page(
+                landing=lambda role: (
+                    address
+                    if role is None or can(role, spec.capability, auth.runtime.settings)
+                    else ""
+                )
+            )
+
+        return sign_in
+
+    # Titled alike: the visitor learns nothing of the pages, not even their names.
+    return [
+        st.Page(stand_in(p, i == 0), title="Sign in", url_path=Path(p.file).stem, default=i == 0)
+        for i, p in enumerate(PAGES)
+    ]
+
+
 def run() -> None:
     """Sign in, register the role's pages, draw the sidebar and run the chosen page."""
     st.set_page_config(page_title="AI cost tracker", page_icon=":material/payments:", layout="wide")
@@ -117,6 +150,7 @@ def run() -> None:
     auth = Auth(runtime)
     user = auth.gate()
     if user is None:
+        st.navigation(sign_in_pages(auth), position="hidden").run()
         st.stop()
     pages = pages_for(user.role)
     # Listed by us, not by Streamlit: .streamlit/config.toml hides Streamlit's own list.
@@ -124,6 +158,8 @@ def run() -> None:
     with st.sidebar:
         for page in pages:
             st.page_link(page)
+        # The home page's url_path is "": never a page a view can be saved of.
+        views.sidebar(user.username, {page.url_path: page for page in pages})
         st.divider()
         st.caption(f"Signed in as **{plain_text(user.name)}** ({user.role})")
         if st.button(

@@ -4,10 +4,12 @@ A Streamlit script cannot set a cookie that JavaScript cannot read, so the cooki
 here, by an HTTP response:
 - `GET /auth/session?code=...` trades the one-time hand-off code a sign-in made
   (`tracker.identity.sessions`) for a fresh session token, set as `tracker_session`
-  (HttpOnly, SameSite=Strict, Secure over HTTPS, only the opaque token), then goes home;
+  (HttpOnly, SameSite=Strict, Secure over HTTPS, only the opaque token), then goes to the
+  page the sign-in started at (`next`, rebuilt by `saved_views.checked_address`), else home;
 - `GET /auth/signout` ends the session on the server and deletes the cookie;
 - `GET /auth/sso/login` and `/auth/sso/callback` sign in through the OpenID Connect
-  provider (Authlib) and set the same cookie.
+  provider (Authlib) and set the same cookie; the page to return to waits, checked, beside
+  Authlib's state in the signed session of Streamlit's server (never in the provider's URL).
 The lifespan prints a first-admin setup link while the database has no user.
 """
 
@@ -29,13 +31,14 @@ from tracker.core.config import Settings, load_settings
 from tracker.core.db import require_schema
 from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime, build_runtime
-from tracker.identity import links, sessions, sso, users
+from tracker.identity import links, saved_views, sessions, sso, users
 from tracker.models import utcnow
 
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "tracker_session"
 SSO_CLIENT = "tracker"
+SSO_LANDING = "tracker_landing"  # in request.session, from the SSO login to its callback
 
 
 @functools.cache
@@ -57,12 +60,20 @@ def _is_https(request: Request) -> bool:
     return request.url.scheme == "https" or public_url(_runtime().settings).startswith("https:")
 
 
-def _home(request: Request, *, query: str = "") -> RedirectResponse:
-    return RedirectResponse(f"{request.scope.get('root_path', '')}/{query}", status_code=303)
+def _home(request: Request, *, query: str = "", landing: str = "") -> RedirectResponse:
+    """Back to the app: its home page, or `landing` (a checked page address, `_landing`)."""
+    root = request.scope.get("root_path", "")
+    return RedirectResponse(f"{root}/{landing}{query}", status_code=303)
 
 
-def _with_cookie(request: Request, token: str) -> Response:
-    response = _home(request)
+def _landing(target: object) -> str:
+    """The page a sign-in returns to: `target` as `saved_views.checked_address` rebuilds it
+    (a page's url path and only that page's query parameters), "" (home) for anything else."""
+    return saved_views.checked_address(target) if isinstance(target, str) else ""
+
+
+def _with_cookie(request: Request, token: str, landing: str = "") -> Response:
+    response = _home(request, landing=landing)
     response.set_cookie(
         COOKIE_NAME,
         token,
@@ -101,9 +112,10 @@ async def complete_sign_in(request: Request) -> Response:
             return sessions.redeem_handoff(session=session, code=code)
 
     token = await run_in_threadpool(redeem) if code else None
+    landing = _landing(request.query_params.get("next"))
     if token is None:
-        return _home(request)  # the sign-in form shows again
-    return _with_cookie(request, token)
+        return _home(request, landing=landing)  # the sign-in form shows again
+    return _with_cookie(request, token, landing)
 
 
 async def sign_out(request: Request) -> Response:
@@ -145,10 +157,13 @@ async def sso_login(request: Request) -> Response:
         return _home(request)
     callback = f"{public_url(settings)}/auth/sso/callback"
     try:
-        return await _oauth().authorize_redirect(request, callback)  # type: ignore[no-any-return]
+        response: Response = await _oauth().authorize_redirect(request, callback)
     except Exception:  # the provider is down or its discovery document is unreadable
         log.warning("single sign-on: could not reach the identity provider", exc_info=True)
         return _home(request, query="?sso=unavailable")
+    # Kept server-signed beside Authlib's state, checked again at the callback.
+    request.session[SSO_LANDING] = _landing(request.query_params.get("next"))
+    return response
 
 
 async def sso_callback(request: Request) -> Response:
@@ -156,6 +171,7 @@ async def sso_callback(request: Request) -> Response:
     if not settings.sso_enabled:
         return _home(request)
     client = _oauth()
+    landing = _landing(request.session.pop(SSO_LANDING, None))
     try:
         token = await client.authorize_access_token(request)
         claims = dict(token.get("userinfo") or {})
@@ -199,7 +215,7 @@ async def sso_callback(request: Request) -> Response:
     except TrackerError:
         log.info("single sign-on: an identity without access was refused")
         return _home(request, query="?sso=refused")
-    return _with_cookie(request, cookie_token)
+    return _with_cookie(request, cookie_token, landing)
 
 
 def routes() -> list[Route]:
