@@ -77,7 +77,7 @@ def test_a_shared_link_opens_with_its_filters_after_the_sign_in(server: str, bro
     expect(reader.get_by_role("heading", name="Usage explorer").first).to_be_visible()
     expect(metric(reader, "Cost in selection")).to_contain_text(total)
     assert metric(reader, "Cost in selection").inner_text() == seen_by_colleague
-    expect(multiselect(reader, "Provider")).to_contain_text("openai")
+    expect(multiselect(reader, "Provider")).to_contain_text("OpenAI")
     expect(multiselect(reader, "Group by")).to_contain_text("Model")
     assert "/usage?" in reader.url
     assert "provider=openai" in reader.url and "group=Model" in reader.url
@@ -106,12 +106,12 @@ def test_a_saved_view_opens_from_the_sidebar_on_its_own_page(server: str, browse
     expect(sidebar.get_by_text("Saved the view")).to_be_visible()
 
     # Wander off on the same page: no provider filter any more.
-    multiselect(page, "Provider").get_by_role("button", name="Remove openai").click()
+    multiselect(page, "Provider").get_by_role("button", name="Remove OpenAI").click()
     expect(metric(page, "Cost in selection")).not_to_contain_text(total)
-    expect(multiselect(page, "Provider")).not_to_contain_text("openai")
+    expect(multiselect(page, "Provider")).not_to_contain_text("OpenAI")
 
     view_link.click()
-    expect(multiselect(page, "Provider")).to_contain_text("openai")
+    expect(multiselect(page, "Provider")).to_contain_text("OpenAI")
     expect(metric(page, "Cost in selection")).to_contain_text(total)
     expect(multiselect(page, "Group by")).to_contain_text("Model")
     assert "provider=openai" in page.url
@@ -133,5 +133,5 @@ def test_a_shared_link_survives_the_single_sign_on(sso_app: Any, browser: Any) -
     reader.locator("button[type=submit]").click()
     expect(reader.get_by_role("heading", name="Usage explorer").first).to_be_visible()
     expect(metric(reader, "Cost in selection")).to_contain_text(total)
-    expect(multiselect(reader, "Provider")).to_contain_text("openai")
+    expect(multiselect(reader, "Provider")).to_contain_text("OpenAI")
     expect(multiselect(reader, "Group by")).to_contain_text("Model")
