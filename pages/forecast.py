@@ -18,8 +18,8 @@ from tracker.core import units
 from tracker.planning.budgets import scope_label
 from tracker.planning.projections import Projection
 from tracker.reporting.forecast import projection_frame, projection_path
+from tracker.ui import charts, data, views
 from tracker.ui import components as ui
-from tracker.ui import data, views
 
 today = units.today_utc()
 found = data.projections(today)
@@ -106,7 +106,7 @@ def draw_chart(p: Projection) -> None:
                 y=list(band["upper"]) + list(band["lower"])[::-1],
                 fill="toself",
                 mode="lines",
-                fillcolor=ui.SPEND_BAND_COLOR,
+                fillcolor=charts.SPEND_BAND_COLOR,
                 line={"width": 0},
                 hoverinfo="skip",
                 hovertemplate=None,
@@ -119,7 +119,7 @@ def draw_chart(p: Projection) -> None:
             x=actual["day"],
             y=actual["actual"],
             mode="lines+markers",
-            line={"color": ui.SPEND_COLOR},
+            line={"color": charts.SPEND_COLOR},
             name="Actual",
         )
     )
@@ -129,7 +129,7 @@ def draw_chart(p: Projection) -> None:
                 x=band["day"],
                 y=band["forecast"],
                 mode="lines",
-                line={"dash": "dash", "color": ui.SPEND_COLOR},
+                line={"dash": "dash", "color": charts.SPEND_COLOR},
                 name="Projected",
             )
         )
@@ -142,13 +142,13 @@ def draw_chart(p: Projection) -> None:
         )
     if p.budget_exhausted_on is not None:
         fig.add_vline(x=p.budget_exhausted_on.isoformat(), line_color="red", line_width=1)
-    fig.update_traces(hovertemplate=f"%{{fullData.name}}: {ui.MONEY_HOVER}<extra></extra>")
+    fig.update_traces(hovertemplate=f"%{{fullData.name}}: {charts.MONEY_HOVER}<extra></extra>")
     fig.update_layout(
         hovermode="x unified",
-        xaxis_title=ui.AXIS_TITLES["day"],
+        xaxis_title=charts.AXIS_TITLES["day"],
         yaxis_title="Cumulative spend this month (USD)",
     )
-    ui.show_chart(fig, key="forecast_chart", height=380)
+    charts.show_chart(fig, key="forecast_chart", height=380)
 
 
 if not p.daily and not p.projected_total and not p.actual_to_date:

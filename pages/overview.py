@@ -15,8 +15,8 @@ import streamlit as st
 from tracker.core import units
 from tracker.reporting.forecast import floor_to_spend
 from tracker.reporting.overview import status_for
+from tracker.ui import charts, data
 from tracker.ui import components as ui
-from tracker.ui import data
 
 settings = data.get_settings()
 today = units.today_utc()
@@ -151,7 +151,7 @@ if daily.empty:
         )
     )
 else:
-    ui.cost_chart(daily, x="day", color="provider", days=(start, today), key="daily_cost_chart")
+    charts.cost_chart(daily, x="day", color="provider", days=(start, today), key="daily_cost_chart")
 
 st.subheader("Top models this month")
 models = data.top_models(summary.month_start, today, 10)

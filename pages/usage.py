@@ -10,8 +10,8 @@ import streamlit as st
 
 from tracker.core import units
 from tracker.reporting import usage
+from tracker.ui import charts, data, views
 from tracker.ui import components as ui
-from tracker.ui import data, views
 
 PARTS = {"billed_cost": "billed_part", "estimated_cost": "estimated_part"}
 MONEY_COLUMNS = ["cost", *PARTS.values()]
@@ -54,7 +54,7 @@ m3.metric(
 
 if group_by:
     x = group_by[0]
-    ui.cost_chart(
+    charts.cost_chart(
         table,
         x=x,
         color=group_by[1] if len(group_by) > 1 else None,
@@ -108,7 +108,7 @@ kinds = data.tokens_by_kind(flt)
 if int(kinds["tokens"].sum()) == 0:
     st.caption("No tokens in this selection (requests or other units only).")
 else:
-    ui.count_chart(kinds, x="kind", y="tokens", key="tokens_by_kind_chart")
+    charts.count_chart(kinds, x="kind", y="tokens", key="tokens_by_kind_chart")
     ui.table(
         kinds,
         {
