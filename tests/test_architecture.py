@@ -65,7 +65,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"providers", "identity"}),
     frozenset({"costs"}),
     frozenset({"attribution"}),
-    frozenset({"ingest", "planning"}),
+    frozenset({"ingest", "planning", "closing"}),
     frozenset({"alerts"}),
     frozenset({"reporting"}),
     frozenset({"exports"}),

@@ -15,6 +15,7 @@ import requests
 
 from tracker.alerts.delivery import run_check
 from tracker.alerts.rules import reseal_channels
+from tracker.closing.corrections import detect_corrections
 from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime
 from tracker.identity import links, sessions
@@ -45,6 +46,15 @@ def sync_job(runtime: Runtime) -> None:
         raise TrackerError(
             "sync failed for " + "; ".join(f"{r.name}: {r.message}" for r in summary.failed)
         )
+
+
+def corrections_job(runtime: Runtime) -> None:
+    """Record what changed in closed months since their close, posted to the next open one."""
+    with runtime.session_factory.begin() as session:
+        found = detect_corrections(session=session)
+    if found:
+        months = sorted({f"{c.month:%Y-%m}" for c in found})
+        log.info("close: %d correction(s) to closed month(s) %s", len(found), ", ".join(months))
 
 
 def projections_job(runtime: Runtime) -> None:
@@ -80,8 +90,9 @@ def alerts_job(runtime: Runtime) -> None:
 
 # What new usage changes: run right after a sync or import wrote rows, wherever it came from
 # (the worker's schedule, "Sync now", an upload, the command line), so the Overview's forecast
-# never shows the projection of an empty month for an hour after the first sync.
-AFTER_NEW_USAGE = (projections_job, anomalies_job, alerts_job)
+# never shows the projection of an empty month for an hour after the first sync, and a change
+# to a closed month is a correction at once.
+AFTER_NEW_USAGE = (corrections_job, projections_job, anomalies_job, alerts_job)
 
 
 def after_new_usage(runtime: Runtime) -> list[str]:
@@ -111,6 +122,9 @@ def build_jobs(runtime: Runtime) -> list[Job]:
     every = runtime.settings.sync_interval_minutes
     return [
         Job("sync", sync_job, every),
+        # Also on its own schedule: a team mapping or shared-cost rule may change a closed
+        # month without new usage.
+        Job("corrections", corrections_job, every),
         Job("projections", projections_job, every),
         Job("anomalies", anomalies_job, every),
         Job("alerts", alerts_job, every),

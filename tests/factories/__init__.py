@@ -1,8 +1,9 @@
 """The one set of test data builders: accounts and usage rows, plus two seeded scenarios.
 
-`add_account` and `add_usage` build single rows; `tests.factories.dashboard` seeds the
-accounts, usage, sync runs and users the query, UI and browser tests read, and
-`tests.factories.exports` the January the export tests check to the cent. Which amount of a
+`add_account`, `add_usage` and `add_user` build single rows (`add_chart_of_accounts` the GL
+accounts of the month-end close); `tests.factories.dashboard` seeds the accounts, usage, sync
+runs and users the query, UI and browser tests read, and `tests.factories.exports` the
+January the export tests check to the cent. Which amount of a
 usage row counts is always left to the product's rule (`assign_cost_sources`).
 """
 
@@ -15,8 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tracker.closing import ledger
 from tracker.costs.spend import assign_cost_sources
-from tracker.models import Account, Service, UsageRecord
+from tracker.models import Account, Service, UsageRecord, User
 
 
 def add_account(
@@ -79,3 +81,33 @@ def add_usage(
     # Which amount counts is the product's rule, not the seed's.
     assign_cost_sources(session=session, start=day, end=day, account_ids=[account.id])
     return row
+
+
+def add_user(session: Session, username: str, role: str, *, active: bool = True) -> User:
+    """A dashboard user who signs in through a session the tests start (no password)."""
+    user = User(
+        username=username,
+        email=f"{username}@example.org",
+        name=username.title(),
+        password_hash="not-a-password-hash",
+        role=role,
+        is_active=active,
+        failed_login_count=0,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def add_chart_of_accounts(
+    session: Session, *, expense: str = "6100", accrued_liabilities: str = "2150"
+) -> None:
+    """A chart with one expense and one liability account, named the close's defaults."""
+    for code, name, kind in (
+        (expense, "AI services", "expense"),
+        (accrued_liabilities, "Accrued liabilities", "liability"),
+    ):
+        ledger.save_gl_account(session=session, code=code, name=name, kind=kind, actor="t")
+    ledger.set_gl_defaults(
+        session=session, expense=expense, accrued_liabilities=accrued_liabilities, actor="t"
+    )

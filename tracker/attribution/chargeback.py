@@ -31,7 +31,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from tracker.attribution.teams import RuleView, TeamResolver, list_rules
@@ -40,6 +40,7 @@ from tracker.costs.allocate import split
 from tracker.costs.spend import ROW_SPEND_MICROS
 from tracker.models import (
     Account,
+    CostSource,
     Service,
     UsageAttributionMonthly,
     UsageDaily,
@@ -91,10 +92,16 @@ class Chargeback:
         return {team: to_dollars(m) for team, m in sorted(sums.items())}
 
 
-def chargeback(*, session: Session, month: dt.date) -> Chargeback:
-    """The chargeback of the calendar month that `month` falls in."""
+def chargeback(*, session: Session, month: dt.date, estimated_only: bool = False) -> Chargeback:
+    """The chargeback of the calendar month that `month` falls in.
+
+    With `estimated_only`, of the month's estimated spend only (usage the provider has not
+    billed yet: what the month-end close accrues), resolved to teams and shared by the same
+    rules; a proportional rule still weighs teams by their whole direct spend that month, so a
+    team's share of what is accrued is its share of the month."""
     first, _last = month_bounds(month)
-    return Chargeback(first, tuple(_month_pieces(session, TeamResolver(session), first)))
+    pieces = _month_pieces(session, TeamResolver(session), first, estimated_only=estimated_only)
+    return Chargeback(first, tuple(pieces))
 
 
 def team_daily(*, session: Session, start: dt.date, end: dt.date) -> dict[str, dict[dt.date, int]]:
@@ -141,18 +148,44 @@ def _last_usage_day(session: Session, first: dt.date, last: dt.date) -> dt.date:
 
 
 def _month_pieces(
-    session: Session, resolver: TeamResolver, first: dt.date, *, with_days: bool = False
+    session: Session,
+    resolver: TeamResolver,
+    first: dt.date,
+    *,
+    with_days: bool = False,
+    estimated_only: bool = False,
 ) -> list[Piece]:
     """The pieces of the month starting `first`: direct, then moved by the shared-cost rules
-    in force on `first`; with `with_days`, each piece says which days its spend came from."""
+    in force on `first`; with `with_days`, each piece says which days its spend came from;
+    with `estimated_only`, of the estimated spend only (see `chargeback`)."""
+    pieces = _direct_pieces(session, resolver, first, with_days, estimated_only)
+    own: dict[str, int] = defaultdict(int)
+    weighed = _direct_pieces(session, resolver, first, False, False) if estimated_only else pieces
+    for p in weighed:
+        own[p.team] += p.micros
+    for rule in list_rules(session=session):
+        if rule.in_force(first):
+            pieces = _apply(rule, pieces, resolver, own)
+    pieces.sort(key=_PIECE_ORDER)
+    return pieces
+
+
+def _direct_pieces(
+    session: Session, resolver: TeamResolver, first: dt.date, with_days: bool, estimated_only: bool
+) -> list[Piece]:
+    """Each team's own spend of the month starting `first`, by the mappings in force."""
     last = month_bounds(first)[1]
     direct: dict[tuple[str, str, str, str, str, str, str], int] = defaultdict(int)
     days: dict[tuple[str, ...], dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
-    by_day = resolver.changes_within(first, last)
+    # The monthly rollup does not know which spend is estimated: that reads the detail.
+    by_day = estimated_only or resolver.changes_within(first, last)
     # Without per-day rows (no mapping changes inside the month), each group's days come
     # from a second, per-day read of the same rows.
     profile = _day_profiles(session, first, last) if with_days and not by_day else {}
-    rows = _daily_rows(session, first, last) if by_day else _monthly_rows(session, first)
+    if by_day:
+        rows = _daily_rows(session, first, last, estimated_only=estimated_only)
+    else:
+        rows = _monthly_rows(session, first)
     for row in rows:
         day, account, provider, project_id, project, key_id, key, user_id, user, model, m = row
         team = resolver.team(day, user=user_id, api_key=key_id, project=project_id, account=account)
@@ -176,13 +209,6 @@ def _month_pieces(
                 Piece(team, center, gl, provider, account, project, key, user, model,
                       "direct", None, m, spread)
             )  # fmt: skip
-    own: dict[str, int] = defaultdict(int)
-    for p in pieces:
-        own[p.team] += p.micros
-    for rule in list_rules(session=session):
-        if rule.in_force(first):
-            pieces = _apply(rule, pieces, resolver, own)
-    pieces.sort(key=_PIECE_ORDER)
     return pieces
 
 
@@ -206,9 +232,12 @@ def _day_profiles(
 SpendRow = tuple[dt.date, str, str, str, str, str, str, str, str, str, int]
 
 
-def _daily_rows(session: Session, first: dt.date, last: dt.date) -> Iterable[SpendRow]:
+def _daily_rows(
+    session: Session, first: dt.date, last: dt.date, *, estimated_only: bool = False
+) -> Iterable[SpendRow]:
     """Spend per day, account, project, key, user and model, from the detail: for months in
-    which a mapping starts or ends, so days may belong to different teams."""
+    which a mapping starts or ends, so days may belong to different teams (and for the
+    estimated spend alone, with `estimated_only`)."""
     label = func.coalesce
     stmt = (
         select(
@@ -227,6 +256,7 @@ def _daily_rows(session: Session, first: dt.date, last: dt.date) -> Iterable[Spe
         .join(Account, Account.id == _u.account_id)
         .join(Service, Service.id == Account.service_id)
         .where(_u.day >= first, _u.day <= last)
+        .where(_u.cost_source == CostSource.ESTIMATED if estimated_only else true())
         .group_by(
             _u.day,
             Account.name,

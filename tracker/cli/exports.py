@@ -1,4 +1,5 @@
-"""The `export` command: CSV, JSON, Excel month pack or FOCUS 1.2 for a date range.
+"""The `export` command: CSV, JSON, Excel month pack or FOCUS 1.2 for a date range, or the
+journal entry of a closed month (`--format journal --period YYYY-MM`).
 
 Registered by `tracker.cli.main.build_parser`. The export is written to a temporary file beside
 the target and renamed into place only when it is complete, so a failed export never leaves
@@ -9,30 +10,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from tracker.cli.common import Context, parse_date
+from tracker.cli.common import Context, parse_date, parse_month
 from tracker.core.errors import InvalidInput
-from tracker.exports import export, rows, tabular
+from tracker.exports import export, journal, rows, tabular
 from tracker.providers.registry import PROVIDERS
 from tracker.reporting import sources
+
+JOURNAL = "journal"  # the journal entry of a closed month (tracker.exports.journal)
 
 
 def register(commands: Any) -> None:
     """Add the `export` command to the CLI's subcommands."""
     p = commands.add_parser(
-        "export", help="export usage and cost (csv, json, xlsx month pack, FOCUS 1.2)"
+        "export",
+        help="export usage and cost (csv, json, xlsx month pack, FOCUS 1.2), or the journal "
+        "entry of a closed month",
     )
-    p.add_argument("--format", required=True, choices=rows.FORMATS, dest="fmt")
-    p.add_argument("--start", required=True, type=parse_date, metavar="YYYY-MM-DD", help="UTC day")
+    p.add_argument("--format", required=True, choices=(*rows.FORMATS, JOURNAL), dest="fmt")
+    p.add_argument("--start", type=parse_date, metavar="YYYY-MM-DD", help="UTC day")
+    p.add_argument("--end", type=parse_date, metavar="YYYY-MM-DD", help="UTC day, inclusive")
     p.add_argument(
-        "--end", required=True, type=parse_date, metavar="YYYY-MM-DD", help="UTC day, inclusive"
+        "--period", type=parse_month, metavar="YYYY-MM", help="the closed month (journal only)"
     )
     p.add_argument("--provider", action="append", default=[], choices=list(PROVIDERS))
     p.add_argument("--account", action="append", default=[], metavar="NAME")
@@ -46,6 +54,13 @@ def register(commands: Any) -> None:
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     """Run one export into --output (atomically for files)."""
+    if args.fmt == JOURNAL:
+        return _journal(args, ctx)
+    if args.start is None or args.end is None or args.period is not None:
+        raise InvalidInput(
+            f"--format {args.fmt} exports a date range: give --start and --end (--period is "
+            "for --format journal)"
+        )
     rows.check_range(args.start, args.end)
     if args.output == "-" and args.fmt not in rows.TEXT_FORMATS:
         raise InvalidInput(f"{args.fmt} is a binary file; give --output FILE, not -")
@@ -97,12 +112,50 @@ def _export(
 def _export_to_file(
     session: Session, args: argparse.Namespace, filters: sources.Dimensions, target: Path
 ) -> tabular.ExportStats:
+    # Binary for every format: the export wraps it as UTF-8 text where the format is text.
+    return _atomically(target, lambda out: _export(session, args, filters, out))
+
+
+def _journal(args: argparse.Namespace, ctx: Context) -> int:
+    """The journal entry of a closed month and its reversal, as CSV."""
+    if args.period is None or args.start is not None or args.end is not None:
+        raise InvalidInput("--format journal exports one closed month: give --period YYYY-MM")
+    target = None if args.output == "-" else Path(args.output)
+    if target is not None:
+        _check_target(target)
+    with ctx.reading() as session:
+        if target is None:
+            journal.export_journal(session=session, month=args.period, out=sys.stdout)
+            sys.stdout.flush()
+            return 0
+
+        def write(out: IO[Any]) -> journal.JournalStats:
+            text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+            try:
+                return journal.export_journal(session=session, month=args.period, out=text)
+            finally:
+                text.flush()
+                text.detach()
+
+        stats = _atomically(target, write)
+    sys.stdout.write(
+        f"wrote the journal entry of {args.period:%Y-%m} and its reversal ({stats.lines} "
+        f"line(s); debits ${stats.debits:,.2f} = credits ${stats.credits:,.2f}) to {target}\n"
+    )
+    return 0
+
+
+T = TypeVar("T")
+
+
+def _atomically(target: Path, write: Callable[[IO[Any]], T]) -> T:
+    """Write `target` (binary) through a temporary file beside it, renamed into place when
+    whole: a failed export never leaves a half-written file."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        # Binary for every format: the export wraps it as UTF-8 text where the format is text.
         with os.fdopen(fd, "wb") as out:
-            stats = _export(session, args, filters, out)
+            stats = write(out)
         # mkstemp creates the file private (0600); give it the usual permissions.
         umask = os.umask(0)
         os.umask(umask)

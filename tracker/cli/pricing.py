@@ -13,6 +13,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from tracker import jobs
 from tracker.cli.common import CLI_ACTOR, Context, out, parse_date, table, whole_number
 from tracker.core import units
 from tracker.core.errors import InvalidInput, TrackerError
@@ -166,6 +167,9 @@ def cmd_reprice(args: argparse.Namespace, ctx: Context) -> int:
             dry_run=args.dry_run,
             actor=CLI_ACTOR,
         )
+    # New estimates move projections, anomalies, alerts and closed months (a correction), as
+    # a re-price on the Reconciliation page does; a failure there is retried by the worker.
+    failed = jobs.after_new_usage(runtime) if report.rows_changed and not args.dry_run else []
     if args.json:
         out(json.dumps(report.as_json(), indent=2))
         return 0
@@ -192,6 +196,8 @@ def cmd_reprice(args: argparse.Namespace, ctx: Context) -> int:
     )
     if args.dry_run:
         out("dry run: nothing was written; run again without --dry-run to apply")
+    if failed:
+        out("re-priced; the worker will retry: " + "; ".join(failed))
     return 0
 
 

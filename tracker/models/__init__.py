@@ -575,9 +575,10 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_log_at", "at"),)
 
 
-# The sign-in and the attribution tables (teams, mappings, shared-cost rules) live in their
-# own modules; importing them here registers them with `Base.metadata` wherever the models
-# are imported.
+# The sign-in, the attribution (teams, mappings, shared-cost rules) and the month-end close
+# tables (`closing`: periods, snapshots, corrections, GL accounts) live in their own modules;
+# importing them here registers them with `Base.metadata` wherever the models are imported.
+from tracker.models import closing as closing  # noqa: E402
 from tracker.models.attribution import (  # noqa: E402
     SharedCostRule as SharedCostRule,
 )

@@ -27,11 +27,12 @@ from tracker import jobs
 from tracker.alerts import delivery, notify
 from tracker.alerts import rules as alert_rules
 from tracker.attribution import teams
+from tracker.closing import ledger, periods
 from tracker.core import audit
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.core.runtime import Runtime
 from tracker.costs import overrides, reprice
-from tracker.exports import export, rows
+from tracker.exports import export, journal, rows
 from tracker.exports.tabular import ExportStats
 from tracker.identity import links, saved_views, sessions, sso, users
 from tracker.ingest import csv_import, sync
@@ -497,3 +498,55 @@ def delete_view(runtime: Runtime, *, view_id: int) -> str:
     """Delete one of the signed-in user's saved views; return its name."""
     with acting_as(runtime, Capability.OWN_ACCOUNT) as (session, actor):
         return saved_views.delete_view(session=session, username=actor, view_id=view_id)
+
+
+# --- Month-end close page --------------------------------------------------------------------
+# Who may sign is checked twice: the capability here, and in `tracker.closing.periods` the
+# signer's own role (an admin to reopen) and that the approver is not the preparer.
+
+
+def prepare_period(runtime: Runtime, *, month: dt.date) -> periods.SnapshotView:
+    """Take the snapshot of an ended month for another person's approval."""
+    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
+        return periods.prepare(session=session, month=month, actor=actor)
+
+
+def approve_period(runtime: Runtime, *, month: dt.date) -> periods.SnapshotView:
+    """Approve a month another user prepared: it is closed."""
+    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
+        return periods.approve(session=session, month=month, actor=actor)
+
+
+def reopen_period(runtime: Runtime, *, month: dt.date, reason: str) -> None:
+    """Open a prepared or closed month again (an admin, with a reason)."""
+    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
+        periods.reopen(session=session, month=month, actor=actor, reason=reason)
+
+
+def journal_csv(runtime: Runtime, *, month: dt.date) -> bytes:
+    """The journal entry of a closed month and its reversal, as CSV."""
+    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, _actor):
+        return journal.journal_bytes(session=session, month=month)
+
+
+def save_gl_account(runtime: Runtime, *, code: str, name: str, kind: str) -> str:
+    """Add an account to the chart of accounts, or rename one; return its code."""
+    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
+        return ledger.save_gl_account(
+            session=session, code=code, name=name, kind=kind, actor=actor
+        ).code
+
+
+def remove_gl_account(runtime: Runtime, *, code: str) -> None:
+    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
+        ledger.remove_gl_account(session=session, code=code, actor=actor)
+
+
+def set_gl_defaults(
+    runtime: Runtime, *, expense: str | None, accrued_liabilities: str | None
+) -> ledger.GlDefaults:
+    """Name the default expense and accrued-liabilities accounts."""
+    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
+        return ledger.set_gl_defaults(
+            session=session, expense=expense, accrued_liabilities=accrued_liabilities, actor=actor
+        )

@@ -18,6 +18,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracker.alerts import delivery
+from tracker.closing import periods
 from tracker.core.config import Settings, load_settings
 from tracker.core.db import require_schema
 from tracker.core.runtime import Runtime, build_runtime
@@ -29,6 +30,7 @@ from tracker.reporting import admin as admin_report
 from tracker.reporting import anomalies as anomaly_report
 from tracker.reporting import budgets as budget_report
 from tracker.reporting import chargeback as chargeback_report
+from tracker.reporting import close as close_report
 from tracker.reporting import forecast, overview, sources, usage
 from tracker.reporting import reconciliation as reconciliation_report
 from tracker.reporting import sync_health as sync_health_report
@@ -274,6 +276,32 @@ def team_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             chargeback_report.mappings_frame(session=session),
             chargeback_report.rules_frame(session=session),
         )
+
+
+# The Month-end close page reads fresh on every run: a sign-off by another user must show at
+# once (and a closed month's figures come from its snapshot, which is small).
+
+
+def close_periods(today: dt.date) -> tuple[list[periods.PeriodView], pd.DataFrame]:
+    """Every month with its status and signers, as views and as the page's table."""
+    with _factory()() as session:
+        found = periods.list_periods(session=session, today=today)
+    return found, close_report.periods_frame(found)
+
+
+def month_close(month: dt.date) -> close_report.MonthClose:
+    with _factory()() as session:
+        return close_report.month_close(session=session, month=month)
+
+
+def restatements() -> pd.DataFrame:
+    with _factory()() as session:
+        return close_report.restatements(session=session)
+
+
+def gl_settings() -> close_report.GlSettings:
+    with _factory()() as session:
+        return close_report.gl_settings(session=session)
 
 
 def audit_frame() -> pd.DataFrame:

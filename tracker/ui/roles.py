@@ -30,6 +30,9 @@ class Capability(StrEnum):
     # The Reconciliation page: billed vs estimated, and re-pricing stored estimates with the
     # price book now in force (audited; billed cost is never changed).
     RECONCILE = "reconcile and re-price"
+    # The Month-end close page: prepare and approve a month's close (two people; reopening
+    # needs an admin, checked by `tracker.closing`), its journal entry, the GL accounts.
+    CLOSE_BOOKS = "close books"
     MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
     ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
     OWN_ACCOUNT = "own account"  # change one's own password, end one's other sessions
@@ -46,6 +49,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.ACKNOWLEDGE_ANOMALIES,
             Capability.CHARGE_BACK,
             Capability.RECONCILE,
+            Capability.CLOSE_BOOKS,
             Capability.OWN_ACCOUNT,
         }
     ),
