@@ -16,14 +16,38 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from tracker.cli import accounts, alerts, budgets, db, exports, pricing, sync, teams, users
+from tracker.cli import (
+    accounts,
+    alerts,
+    budgets,
+    credits,
+    db,
+    exports,
+    invoices,
+    pricing,
+    sync,
+    teams,
+    users,
+)
 from tracker.cli.common import Context, Handler, OneLineParser
 from tracker.core.errors import TrackerError
 
 log = logging.getLogger("tracker")
 
 # In the order `--help` lists them.
-COMMAND_GROUPS = (db, users, accounts, pricing, exports, sync, budgets, alerts, teams)
+COMMAND_GROUPS = (
+    db,
+    users,
+    accounts,
+    pricing,
+    exports,
+    sync,
+    budgets,
+    alerts,
+    teams,
+    invoices,
+    credits,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -575,9 +575,9 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_log_at", "at"),)
 
 
-# The sign-in and the attribution tables (teams, mappings, shared-cost rules) live in their
-# own modules; importing them here registers them with `Base.metadata` wherever the models
-# are imported.
+# The sign-in, attribution (teams, mappings, shared-cost rules), invoice and credit tables
+# live in their own modules; importing them here registers them with `Base.metadata`
+# wherever the models are imported.
 from tracker.models.attribution import (  # noqa: E402
     SharedCostRule as SharedCostRule,
 )
@@ -587,6 +587,7 @@ from tracker.models.attribution import (  # noqa: E402
 from tracker.models.attribution import (  # noqa: E402
     TeamMapping as TeamMapping,
 )
+from tracker.models.credits import CreditGrant as CreditGrant  # noqa: E402
 from tracker.models.identity import (  # noqa: E402
     SignInSession as SignInSession,
 )
@@ -596,3 +597,4 @@ from tracker.models.identity import (  # noqa: E402
 from tracker.models.identity import (  # noqa: E402
     UserToken as UserToken,
 )
+from tracker.models.invoices import Invoice as Invoice  # noqa: E402

@@ -30,6 +30,9 @@ class Capability(StrEnum):
     # The Reconciliation page: billed vs estimated, and re-pricing stored estimates with the
     # price book now in force (audited; billed cost is never changed).
     RECONCILE = "reconcile and re-price"
+    # The Invoices and Credits pages: provider invoices matched against the billed totals,
+    # credit grants and prepaid balances. Finance's books, so not a viewer's.
+    MANAGE_INVOICES = "record invoices and credits"
     MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
     ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
     OWN_ACCOUNT = "own account"  # change one's own password, end one's other sessions
@@ -46,6 +49,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.ACKNOWLEDGE_ANOMALIES,
             Capability.CHARGE_BACK,
             Capability.RECONCILE,
+            Capability.MANAGE_INVOICES,
             Capability.OWN_ACCOUNT,
         }
     ),
