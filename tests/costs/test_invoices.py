@@ -22,7 +22,9 @@ from tracker.core.errors import ConfigError, InvalidInput
 from tracker.costs import invoice_csv, invoices
 from tracker.costs.invoices import MatchStatus
 from tracker.costs.spend import assign_cost_sources
-from tracker.models import Account, AuditLog, Invoice, UsageRecord
+from tracker.models import Account, AuditLog, CreditGrant, Invoice, UsageRecord
+from tracker.planning import credits
+from tracker.providers import accounts
 
 OCTOBER = dt.date(2026, 10, 1)
 
@@ -308,3 +310,13 @@ def test_the_tolerance_is_a_setting(tmp_path: Path) -> None:
     for bad, message in (("150", "from 0 to 100"), ("-1", "non-negative"), ("x", "a number")):
         with pytest.raises(ConfigError, match=f"INVOICE_TOLERANCE_PCT must be .*{message}"):
             load_settings({**env, "INVOICE_TOLERANCE_PCT": bad}, dotenv_path=None)
+
+
+def test_removing_an_account_removes_its_invoices_and_grants(session: Session) -> None:
+    billed_october(session)
+    record(session, "98.00")
+    credits.add_grant(session=session, account="prod", amount="5", starts_on=OCTOBER, actor="a")
+    accounts.remove_account(session=session, name="prod", actor="admin")
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+    assert session.scalar(select(func.count()).select_from(CreditGrant)) == 0
