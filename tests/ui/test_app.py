@@ -29,6 +29,8 @@ FINANCE_PAGES = [
     "pages/chargeback.py",
     "pages/exports.py",
     "pages/reconciliation.py",
+    "pages/invoices.py",
+    "pages/credits.py",
     "pages/close.py",
     "pages/sync_health.py",
 ]

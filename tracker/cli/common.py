@@ -13,6 +13,7 @@ import getpass
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from functools import cached_property
 from typing import Any, NoReturn
 
@@ -129,3 +130,14 @@ def whole_number(raw: str) -> int:
 def usd(value: Any) -> str:
     """A USD amount to the cent, e.g. $1,500.00 (empty for None)."""
     return "" if value is None else f"${value:,.2f}"
+
+
+def amount(value: Decimal, currency: str) -> str:
+    """An amount in its currency: $1,234.56, or 1,234.56 EUR."""
+    return usd(value) if currency == "USD" else f"{value:,.2f} {currency}"
+
+
+def signed(value: Decimal) -> str:
+    """A USD difference with its sign in front: +$3.06, -$0.25."""
+    sign = "+" if value > 0 else "-" if value < 0 else ""
+    return sign + usd(abs(value))

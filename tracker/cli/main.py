@@ -20,8 +20,10 @@ from tracker.cli import (
     accounts,
     alerts,
     budgets,
+    credits,
     db,
     exports,
+    invoices,
     periods,
     pricing,
     sync,
@@ -34,7 +36,20 @@ from tracker.core.errors import TrackerError
 log = logging.getLogger("tracker")
 
 # In the order `--help` lists them.
-COMMAND_GROUPS = (db, users, accounts, pricing, exports, sync, budgets, alerts, teams, periods)
+COMMAND_GROUPS = (
+    db,
+    users,
+    accounts,
+    pricing,
+    exports,
+    sync,
+    budgets,
+    alerts,
+    teams,
+    periods,
+    invoices,
+    credits,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,6 +81,9 @@ class Settings:
     allow_custom_base_urls: bool = False
     # Budgets and alert rules: set by admin and finance, or (true) by admins only.
     budgets_admin_only: bool = False
+    # How far (percent of the invoice) an invoice may be from the synced billed total and
+    # still count as "within tolerance" (`tracker.costs.invoices`).
+    invoice_tolerance_pct: Decimal = Decimal("1")
     invite_valid_days: int = 7
     reset_valid_hours: int = 24
     # Single sign-on over OpenID Connect; off unless the discovery URL and client are set.
@@ -171,6 +174,9 @@ def load_settings(
     status_critical = _decimal(get, "STATUS_CRITICAL_PCT", "90")
     if not Decimal(0) < status_warning < status_critical:
         raise ConfigError("STATUS_WARNING_PCT must be above 0 and below STATUS_CRITICAL_PCT")
+    invoice_tolerance = _decimal(get, "INVOICE_TOLERANCE_PCT", "1")
+    if invoice_tolerance > 100:
+        raise ConfigError("INVOICE_TOLERANCE_PCT must be a percentage from 0 to 100")
 
     return Settings(
         env=env,
@@ -204,6 +210,7 @@ def load_settings(
         password_sign_in=_bool(get, "PASSWORD_SIGN_IN", default=True),
         allow_custom_base_urls=_bool(get, "ALLOW_CUSTOM_BASE_URLS", default=False),
         budgets_admin_only=_bool(get, "BUDGETS_ADMIN_ONLY", default=False),
+        invoice_tolerance_pct=invoice_tolerance,
         invite_valid_days=_int(get, "INVITE_VALID_DAYS", 7, minimum=1),
         reset_valid_hours=_int(get, "RESET_VALID_HOURS", 24, minimum=1),
         oidc_metadata_url=_check_oidc(get),

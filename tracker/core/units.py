@@ -43,8 +43,11 @@ def parse_decimal(raw: str | Decimal | int | None, what: str) -> Decimal | None:
     return value
 
 
-def parse_money(raw: str | Decimal | float | int | None, *, what: str) -> Decimal | None:
-    """A USD amount a person typed, like '1500', '1,500.00' or '$1500', to the cent.
+def parse_money(
+    raw: str | Decimal | float | int | None, *, what: str, currency: str = "USD"
+) -> Decimal | None:
+    """An amount a person typed, like '1500', '1,500.00' or '$1500', to the cent; USD unless
+    `currency` (an ISO code, for the messages only) says otherwise.
 
     Empty input is None (no amount); anything else must be a number from 0 to `MAX_MONEY`.
     """
@@ -57,11 +60,10 @@ def parse_money(raw: str | Decimal | float | int | None, *, what: str) -> Decima
         try:
             value = Decimal(text)
         except InvalidOperation:
-            raise InvalidInput(
-                f"{what} {raw!r} is not a number of US dollars, e.g. 1500.00"
-            ) from None
+            unit = "US dollars" if currency == "USD" else currency
+            raise InvalidInput(f"{what} {raw!r} is not a number of {unit}, e.g. 1500.00") from None
     if not value.is_finite() or value < 0 or value > MAX_MONEY:
-        raise InvalidInput(f"{what} must be between 0 and {MAX_MONEY:,} USD")
+        raise InvalidInput(f"{what} must be between 0 and {MAX_MONEY:,} {currency}")
     return value.quantize(CENT)
 
 

@@ -575,9 +575,8 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_log_at", "at"),)
 
 
-# The sign-in, the attribution (teams, mappings, shared-cost rules) and the month-end close
-# tables (`closing`: periods, snapshots, corrections, GL accounts) live in their own modules;
-# importing them here registers them with `Base.metadata` wherever the models are imported.
+# Sign-in, attribution, close (`closing`), invoice and credit tables live in modules of their
+# own; importing them here registers them with `Base.metadata` wherever models are imported.
 from tracker.models import closing as closing  # noqa: E402
 from tracker.models.attribution import (  # noqa: E402
     SharedCostRule as SharedCostRule,
@@ -588,6 +587,7 @@ from tracker.models.attribution import (  # noqa: E402
 from tracker.models.attribution import (  # noqa: E402
     TeamMapping as TeamMapping,
 )
+from tracker.models.credits import CreditGrant as CreditGrant  # noqa: E402
 from tracker.models.identity import (  # noqa: E402
     SignInSession as SignInSession,
 )
@@ -597,3 +597,4 @@ from tracker.models.identity import (  # noqa: E402
 from tracker.models.identity import (  # noqa: E402
     UserToken as UserToken,
 )
+from tracker.models.invoices import Invoice as Invoice  # noqa: E402

@@ -366,16 +366,38 @@ def _select(frame: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     return frame
 
 
+def _scope_series(session: Session, scope: Scope, today: dt.date) -> pd.Series:
+    """A scope's daily cost history, from its first usage to yesterday (what the model fits)."""
+    start = _history_start(today)
+    end = today - dt.timedelta(days=1)
+    frame = daily_cost(session=session, scope=scope, start=start, end=end)
+    return _trimmed(daily_series(frame, start, end), frame)
+
+
 def project_scope(*, session: Session, scope: str | Scope, today: dt.date) -> Projection:
     """Project one scope's month containing `today` (UTC), reading its usage history."""
     parsed = scope if isinstance(scope, Scope) else parse_scope(scope)
-    start = _history_start(today)
-    end = today - dt.timedelta(days=1)
-    frame = daily_cost(session=session, scope=parsed, start=start, end=end)
-    series = _trimmed(daily_series(frame, start, end), frame)
+    series = _scope_series(session, parsed, today)
     return project_series(
         series, scope=str(parsed), today=today, budget=get_budget(session=session, scope=parsed)
     )
+
+
+def forecast_daily(
+    *, session: Session, scope: str | Scope, today: dt.date, days: int
+) -> list[tuple[dt.date, float]]:
+    """The expected spend (USD, float: statistics) of each of the `days` days after today:
+    the daily forecast of `project_scope`, continued past the month's end (the model is a
+    level times a weekday factor, so it needs no month). Empty without any history."""
+    parsed = scope if isinstance(scope, Scope) else parse_scope(scope)
+    series = _scope_series(session, parsed, today)
+    weekdays = np.array([d.weekday() for d in series.index], dtype=int)
+    model = fit(series.to_numpy(dtype=float), weekdays)
+    if model is None:
+        return []
+    ahead = [today + dt.timedelta(days=i) for i in range(1, days + 1)]
+    mean = model.daily_mean([d.weekday() for d in ahead])
+    return [(day, float(cost)) for day, cost in zip(ahead, mean, strict=True)]
 
 
 def _trimmed(series: pd.Series, frame: pd.DataFrame) -> pd.Series:

@@ -31,12 +31,12 @@ from tracker.closing import ledger, periods
 from tracker.core import audit
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.core.runtime import Runtime
-from tracker.costs import overrides, reprice
+from tracker.costs import invoice_csv, invoices, overrides, reprice
 from tracker.exports import export, journal, rows
 from tracker.exports.tabular import ExportStats
 from tracker.identity import links, saved_views, sessions, sso, users
 from tracker.ingest import csv_import, sync
-from tracker.planning import anomalies, budgets
+from tracker.planning import anomalies, budgets, credits
 from tracker.providers import accounts
 from tracker.providers.base import make_http_session
 from tracker.reporting import sources
@@ -550,3 +550,40 @@ def set_gl_defaults(
         return ledger.set_gl_defaults(
             session=session, expense=expense, accrued_liabilities=accrued_liabilities, actor=actor
         )
+
+
+# --- Invoices and Credits pages --------------------------------------------------------------
+
+
+def add_invoice(runtime: Runtime, **fields: Any) -> invoices.InvoiceMatch:
+    """Record a provider invoice; return it matched against the synced billed total."""
+    with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
+        invoice_id = invoices.add_invoice(session=session, actor=actor, **fields)
+        tolerance = runtime.settings.invoice_tolerance_pct
+        return invoices.list_invoices(session=session, tolerance_pct=tolerance, ids=[invoice_id])[0]
+
+
+def import_invoices(runtime: Runtime, *, upload: IO[bytes]) -> int:
+    """Record every invoice of an uploaded CSV, or none."""
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
+    try:
+        with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
+            return invoice_csv.import_invoices(session=session, stream=text, actor=actor)
+    finally:
+        text.detach()  # the upload belongs to Streamlit
+
+
+def remove_invoice(runtime: Runtime, *, invoice_id: int) -> str:
+    with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
+        return invoices.remove_invoice(session=session, invoice_id=invoice_id, actor=actor)
+
+
+def add_grant(runtime: Runtime, **fields: Any) -> str:
+    """Record a credit grant on an account; say what was recorded."""
+    with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
+        return credits.add_grant(session=session, actor=actor, **fields)
+
+
+def remove_grant(runtime: Runtime, *, grant_id: int) -> str:
+    with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
+        return credits.remove_grant(session=session, grant_id=grant_id, actor=actor)

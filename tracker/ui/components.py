@@ -165,12 +165,13 @@ def table(
     money_columns: Iterable[str] = (),
     pinned: Iterable[str] | None = None,
     status_column: str | None = None,
+    status_levels: dict[str, str] | None = None,
     key: str | None = None,
 ) -> None:
     """Every table of the app: no index, "—" for a missing value, money to the cent, and in a
     wide table the key columns (default: the first) pinned, so scrolling to the right-hand
-    columns keeps them in view. A `status_column` of OK / Warning / Critical is written in
-    the status palette."""
+    columns keeps them in view. A `status_column` of OK / Warning / Critical (or of values
+    `status_levels` maps to them, e.g. "Matched": "OK") is written in the status palette."""
     config = dict(column_config)
     if pinned is None:
         pinned = [frame.columns[0]] if len(frame.columns) > WIDE_TABLE_COLUMNS else []
@@ -182,17 +183,10 @@ def table(
         if pd.api.types.is_string_dtype(shown[name]) and (shown[name] == "").any():
             shown[name] = shown[name].map(lambda v: None if v == "" else v)
     if status_column is not None:
-        shown = shown.style.map(
-            lambda v: f"color: {STATUS_CSS[v]}; font-weight: 600" if v in STATUS_CSS else "",
-            subset=[status_column],
-        )
-    st.dataframe(
-        shown,
-        hide_index=True,
-        column_config=config,
-        placeholder=MISSING,
-        key=key,
-    )
+        levels = {**{level: level for level in STATUS_CSS}, **(status_levels or {})}
+        css = {v: f"color: {STATUS_CSS[level]}; font-weight: 600" for v, level in levels.items()}
+        shown = shown.style.map(lambda v: css.get(v, ""), subset=[status_column])
+    st.dataframe(shown, hide_index=True, column_config=config, placeholder=MISSING, key=key)
 
 
 def money_column(label: str, help: str | None = None) -> Any:

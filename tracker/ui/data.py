@@ -22,7 +22,9 @@ from tracker.closing import periods
 from tracker.core.config import Settings, load_settings
 from tracker.core.db import require_schema
 from tracker.core.runtime import Runtime, build_runtime
+from tracker.costs.invoices import InvoiceMatch
 from tracker.identity import saved_views as saved_view_store
+from tracker.planning.credits import AccountCredits
 from tracker.planning.projections import Projection
 from tracker.providers.accounts import AccountView, list_accounts
 from tracker.reporting import accounts as accounts_report
@@ -31,7 +33,9 @@ from tracker.reporting import anomalies as anomaly_report
 from tracker.reporting import budgets as budget_report
 from tracker.reporting import chargeback as chargeback_report
 from tracker.reporting import close as close_report
+from tracker.reporting import credits as credits_report
 from tracker.reporting import forecast, overview, sources, usage
+from tracker.reporting import invoices as invoices_report
 from tracker.reporting import reconciliation as reconciliation_report
 from tracker.reporting import sync_health as sync_health_report
 
@@ -213,6 +217,20 @@ def reconciliation(start: dt.date, end: dt.date) -> reconciliation_report.Reconc
         return reconciliation_report.reconciliation(session=session, start=start, end=end)
 
 
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def invoice_matches() -> list[InvoiceMatch]:
+    """Every recorded invoice, matched against its month's synced billed total."""
+    with _factory()() as session:
+        return invoices_report.invoice_matches(session=session, settings=get_settings())
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def credit_ledger(today: dt.date) -> list[AccountCredits]:
+    """Each account's credit grants burned down to today, with the projected exhaustion."""
+    with _factory()() as session:
+        return credits_report.credit_ledger(session=session, today=today)
+
+
 _FRAME_LOADERS = (
     spend_summary,
     account_cards,
@@ -234,6 +252,8 @@ _FRAME_LOADERS = (
     alert_events,
     anomalies,
     reconciliation,
+    invoice_matches,
+    credit_ledger,
 )
 
 

@@ -33,6 +33,9 @@ class Capability(StrEnum):
     # The Month-end close page: prepare and approve a month's close (two people; reopening
     # needs an admin, checked by `tracker.closing`), its journal entry, the GL accounts.
     CLOSE_BOOKS = "close books"
+    # The Invoices and Credits pages: provider invoices matched against the billed totals,
+    # credit grants and prepaid balances. Finance's books, so not a viewer's.
+    MANAGE_INVOICES = "record invoices and credits"
     MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
     ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
     OWN_ACCOUNT = "own account"  # change one's own password, end one's other sessions
@@ -50,6 +53,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.CHARGE_BACK,
             Capability.RECONCILE,
             Capability.CLOSE_BOOKS,
+            Capability.MANAGE_INVOICES,
             Capability.OWN_ACCOUNT,
         }
     ),

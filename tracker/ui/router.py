@@ -63,6 +63,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("chargeback.py", "Chargeback", ":material/groups:", Capability.CHARGE_BACK),
     PageSpec("exports.py", "Exports", ":material/download:", Capability.EXPORT),
     PageSpec("reconciliation.py", "Reconciliation", ":material/balance:", Capability.RECONCILE),
+    PageSpec("invoices.py", "Invoices", ":material/receipt_long:", Capability.MANAGE_INVOICES),
+    PageSpec("credits.py", "Credits", ":material/savings:", Capability.MANAGE_INVOICES),
     PageSpec("close.py", "Month-end close", ":material/event_available:", Capability.CLOSE_BOOKS),
     PageSpec("sync_health.py", "Sync health", ":material/sync:", Capability.VIEW_PLANNING),
     PageSpec("accounts.py", "Accounts", ":material/key:", Capability.MANAGE_ACCOUNTS),
