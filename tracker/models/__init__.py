@@ -54,6 +54,8 @@ USAGE_NATURAL_KEY = (
 # `usage_type` of rows that came from a CSV import: a sync never deletes them, and a synced
 # bill never covers them (`tracker.costs.spend`).
 IMPORT_USAGE_TYPE = "import"
+# `usage_type` (and `focus:` prefix) of the rows a cloud bill's FOCUS export brings in.
+FOCUS_USAGE_TYPE = "focus"
 
 # The `usage_type` prefix of a provider's billed line item (`cost:<line item>`): written by the
 # connectors, split over usage by `tracker.costs.allocate`, exported as its own FOCUS charge.

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import requests
@@ -33,7 +36,7 @@ from tracker.costs import overrides, reprice
 from tracker.exports import export, rows
 from tracker.exports.tabular import ExportStats
 from tracker.identity import links, sessions, sso, users
-from tracker.ingest import csv_import, sync
+from tracker.ingest import csv_import, focus_import, sync
 from tracker.planning import anomalies, budgets
 from tracker.providers import accounts
 from tracker.providers.base import make_http_session
@@ -255,6 +258,34 @@ def import_usage(runtime: Runtime, *, account: str, upload: IO[bytes]) -> csv_im
             )
     finally:
         text.detach()  # the upload belongs to Streamlit
+    if result.rows_written:
+        jobs.after_new_usage(runtime)
+    return result
+
+
+def import_cloud_bill(
+    runtime: Runtime, *, account: str, uploads: Sequence[Any]
+) -> focus_import.FocusImportResult:
+    """Import the uploaded files of a cloud bill's FOCUS export (its data files with their
+    manifest, or a zip of its folder) into a cloud account; a bad row imports nothing."""
+    if not uploads:
+        raise InvalidInput("choose the export's files first")
+    with tempfile.TemporaryDirectory(prefix="focus-upload-") as folder:
+        for upload in uploads:
+            # The file name only: a name from the browser never picks the folder.
+            name = Path(str(upload.name).replace("\\", "/")).name
+            target = Path(folder) / name
+            if not name or name in (".", ".."):
+                raise InvalidInput("an uploaded file has no name; upload it again")
+            if target.exists():
+                raise InvalidInput(f"two uploaded files are named {name!r}; upload each once")
+            with target.open("wb") as out:
+                shutil.copyfileobj(upload, out)
+        source = Path(folder) if len(uploads) > 1 else target
+        with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+            result = focus_import.import_focus(
+                session=session, account_name=account, source=source, actor=actor
+            )
     if result.rows_written:
         jobs.after_new_usage(runtime)
     return result
