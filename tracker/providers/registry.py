@@ -107,6 +107,14 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "tracker.providers.deepseek:DeepSeekConnector",
             has_usage_api=False,
         ),
+        ProviderInfo(
+            "cursor",
+            "Cursor",
+            "tracker.providers.cursor:CursorConnector",
+            has_usage_api=True,
+            key_hint="A team Admin API key (key_…): Cursor dashboard > Settings > Advanced > "
+            "Admin API Keys.",
+        ),
         # AI bought through a cloud: the cloud bill's FOCUS export is the source.
         ProviderInfo(
             "aws_bedrock",

@@ -1,8 +1,8 @@
-"""Services for AI bought through a cloud: Amazon Bedrock, Azure OpenAI, Google Vertex AI.
+"""Services for Cursor and for AI bought through a cloud (Amazon Bedrock, Azure OpenAI, Google
+Vertex AI, whose usage comes from the cloud bill's FOCUS export).
 
-Their usage comes from the cloud bill's FOCUS export (`python -m tracker import-focus`). The
-registry would create the rows when first needed; seeding them keeps every provider of the
-registry in the table from the start, as 0001 did for the first ones. A row that exists
+The registry would create the rows when first needed; seeding them keeps every provider of
+the registry in the table from the start, as 0001 did for the first ones. A row that exists
 already (made by the registry) is left as it is.
 
 Revision ID: 0021
@@ -22,6 +22,7 @@ depends_on: str | Sequence[str] | None = None
 
 # A frozen copy, not the registry: a migration must not change when code does.
 SERVICES = (
+    ("cursor", "Cursor"),
     ("aws_bedrock", "Amazon Bedrock"),
     ("azure_openai", "Azure OpenAI"),
     ("google_vertex", "Google Vertex AI"),
@@ -44,7 +45,8 @@ def downgrade() -> None:
     # Only rows no account uses: an account (and its usage) is never removed by a downgrade.
     op.get_bind().execute(
         sa.text(
-            "DELETE FROM services WHERE name IN ('aws_bedrock', 'azure_openai', 'google_vertex') "
+            "DELETE FROM services "
+            "WHERE name IN ('cursor', 'aws_bedrock', 'azure_openai', 'google_vertex') "
             "AND id NOT IN (SELECT service_id FROM accounts)"
         )
     )
