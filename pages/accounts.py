@@ -1,5 +1,6 @@
 """Accounts (admin): connected provider accounts with masked keys, status, last sync, last
-error and rate-limit headroom; add, edit, remove, test connection, sync now, CSV import.
+error and rate-limit headroom; add, edit, remove, test connection, sync now, CSV import, and
+the import of a cloud bill's FOCUS export (Amazon Bedrock, Azure OpenAI, Google Vertex AI).
 
 Every action re-checks the admin role against the database in its own transaction and is
 written to the audit log by the tracker function it calls.
@@ -113,8 +114,8 @@ if not limits.empty:
     )
 
 names = list(table["name"])
-add_tab, act_tab, edit_tab, import_tab, remove_tab = ui.page_tabs(
-    ["Add", "Test / sync", "Edit", "CSV import", "Remove"], key="accounts_tab"
+add_tab, act_tab, edit_tab, import_tab, cloud_tab, remove_tab = ui.page_tabs(
+    ["Add", "Test / sync", "Edit", "CSV import", "Cloud bill", "Remove"], key="accounts_tab"
 )
 
 with add_tab:
@@ -129,8 +130,8 @@ with add_tab:
         name = st.text_input("Name", placeholder="e.g. OpenAI production", key="add_name")
         api_key = st.text_input(
             "API key (leave empty for "
-            + " and ".join(p.display_name for p in PROVIDERS.values() if p.csv_only)
-            + ": their usage comes by CSV import)",
+            + ", ".join(p.display_name for p in PROVIDERS.values() if p.csv_only)
+            + ": their usage comes by file import)",
             type="password",
             help="  \n".join(f"{p.display_name}: {p.key_hint}" for p in PROVIDERS.values()),
             key="add_key",
@@ -315,6 +316,34 @@ with import_tab:
                     f"Imported {result.rows_written} row(s) into {target}, {result.days} "
                     f"day(s) from {result.first_day} to {result.last_day}."
                 ),
+            )
+
+with cloud_tab:
+    clouds = [p.display_name for p in PROVIDERS.values() if p.focus_import]
+    st.caption(
+        f"AI bought through a cloud ({', '.join(clouds)}) is billed on the cloud bill: upload "
+        "its FOCUS export (CSV, CSV.GZ or Parquet; every file of the export with its "
+        "manifest, or a zip of its folder). Only the AI charges are kept, at their billed cost. "
+        "Importing a billing period again replaces it."
+    )
+    cloud_accounts = [a.name for a in data.accounts() if PROVIDERS[a.provider].focus_import]
+    if not cloud_accounts:
+        st.caption(f"Add an account of {' or '.join(clouds)} first (it needs no key).")
+    else:
+        target = st.selectbox("Account", cloud_accounts, key="focus_account")
+        limit_mb = runtime.settings.import_max_megabytes
+        uploads = st.file_uploader(
+            f"FOCUS export files (at most {limit_mb} MB each)",
+            type=["csv", "gz", "parquet", "json", "zip"],
+            accept_multiple_files=True,
+            key="focus_files",
+            max_upload_size=limit_mb,
+        )
+        if st.button("Import", key="focus_go", disabled=not uploads) and uploads:
+            ui.attempt(
+                lambda: actions.import_cloud_bill(runtime, account=str(target), uploads=uploads),
+                failed="Nothing imported: {reason}",
+                done=lambda result: result.summary()[:1].upper() + result.summary()[1:] + ".",
             )
 
 with remove_tab:

@@ -25,7 +25,7 @@ from tracker.exports.journal import journal_file_name
 from tracker.models import Role
 from tracker.models.closing import PeriodStatus
 from tracker.reporting.close import history_frame, totals_frame
-from tracker.ui import actions, data
+from tracker.ui import book_actions, data
 from tracker.ui import components as ui
 from tracker.ui.auth import current_user
 
@@ -128,7 +128,7 @@ with tab_periods:
             )
         elif st.button(f"Prepare the close of {month:%B %Y}", type="primary"):
             ui.attempt(
-                lambda: actions.prepare_period(runtime, month=month),
+                lambda: book_actions.prepare_period(runtime, month=month),
                 failed="Could not prepare the close: {reason}",
                 done=lambda s: (
                     f"Prepared {month:%B %Y}: {ui.money(s.total)}, of which "
@@ -144,13 +144,13 @@ with tab_periods:
         c1, c2 = st.columns(2)
         if c1.button("Approve and close", type="primary"):
             ui.attempt(
-                lambda: actions.approve_period(runtime, month=month),
+                lambda: book_actions.approve_period(runtime, month=month),
                 failed="Could not approve: {reason}",
                 done=f"Closed {month:%B %Y}.",
             )
         if c2.button("Prepare again"):
             ui.attempt(
-                lambda: actions.prepare_period(runtime, month=month),
+                lambda: book_actions.prepare_period(runtime, month=month),
                 failed="Could not prepare the close: {reason}",
                 done=f"Prepared {month:%B %Y} again with its figures as they are now.",
             )
@@ -215,7 +215,7 @@ with tab_periods:
             )
             if snap.state == PeriodStatus.CLOSED:
                 csv = ui.attempt(
-                    lambda: actions.journal_csv(runtime, month=month),
+                    lambda: book_actions.journal_csv(runtime, month=month),
                     failed="Could not build the journal: {reason}",
                 )
                 if csv is not None:
@@ -239,7 +239,7 @@ with tab_periods:
                 if st.form_submit_button("Reopen the month"):
                     ui.attempt_form(
                         "close_reopen",
-                        lambda: actions.reopen_period(runtime, month=month, reason=reason),
+                        lambda: book_actions.reopen_period(runtime, month=month, reason=reason),
                         failed="Could not reopen: {reason}",
                         done=f"Reopened {month:%B %Y}; its snapshot is kept as history.",
                         reset={"close_reason": ""},
@@ -305,7 +305,7 @@ with tab_gl:
         if st.form_submit_button("Save account"):
             ui.attempt_form(
                 "close_gl_account",
-                lambda: actions.save_gl_account(runtime, code=code, name=name, kind=kind),
+                lambda: book_actions.save_gl_account(runtime, code=code, name=name, kind=kind),
                 failed="Could not save the account: {reason}",
                 done=lambda saved: f"Saved GL account {saved}.",
                 reset={"gl_code": "", "gl_name": ""},
@@ -324,7 +324,7 @@ with tab_gl:
         )  # fmt: skip
         if st.form_submit_button("Save defaults"):
             ui.attempt(
-                lambda: actions.set_gl_defaults(
+                lambda: book_actions.set_gl_defaults(
                     runtime, expense=expense, accrued_liabilities=liability
                 ),
                 failed="Could not save the defaults: {reason}",
@@ -337,7 +337,7 @@ with tab_gl:
             pick="GL account to remove",
             button="Remove account",
             key="close_gl_remove",
-            remove=lambda i: actions.remove_gl_account(runtime, code=codes[i]),
+            remove=lambda i: book_actions.remove_gl_account(runtime, code=codes[i]),
             failed="Could not remove the account: {reason}",
             done=lambda label: f"Removed GL account {label}.",
         )

@@ -18,7 +18,7 @@ import streamlit as st
 
 from tracker.core import units
 from tracker.reporting import credits as report
-from tracker.ui import actions, charts, data
+from tracker.ui import book_actions, charts, data
 from tracker.ui import components as ui
 
 runtime = data.get_runtime()
@@ -127,7 +127,7 @@ with ledger_tab:
                 pick="Grant to remove (recorded by mistake)",
                 button="Remove grant",
                 key="credits_remove",
-                remove=lambda i: actions.remove_grant(runtime, grant_id=i),
+                remove=lambda i: book_actions.remove_grant(runtime, grant_id=i),
                 failed="Could not remove the grant: {reason}",
                 done=lambda label: f"Removed grant {label}.",
             )
@@ -175,7 +175,7 @@ with add_tab:
             if st.form_submit_button("Add grant", type="primary"):
                 ui.attempt_form(
                     "credit_add",
-                    lambda: actions.add_grant(
+                    lambda: book_actions.add_grant(
                         runtime,
                         account=str(account),
                         amount=amount,

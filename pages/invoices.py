@@ -20,7 +20,7 @@ from tracker.costs import invoice_csv
 from tracker.costs.invoices import MatchStatus
 from tracker.reporting import invoices as report
 from tracker.reporting.chargeback import recent_months
-from tracker.ui import actions, data
+from tracker.ui import book_actions, data
 from tracker.ui import components as ui
 
 runtime = data.get_runtime()
@@ -132,7 +132,7 @@ with list_tab:
                 pick="Invoice to remove (recorded by mistake)",
                 button="Remove invoice",
                 key="inv_remove",
-                remove=lambda i: actions.remove_invoice(runtime, invoice_id=i),
+                remove=lambda i: book_actions.remove_invoice(runtime, invoice_id=i),
                 failed="Could not remove the invoice: {reason}",
                 done=lambda label: f"Removed invoice {label}.",
             )
@@ -176,7 +176,7 @@ with record_tab:
             if st.form_submit_button("Record invoice", type="primary"):
                 ui.attempt_form(
                     "invoice_add",
-                    lambda: actions.add_invoice(
+                    lambda: book_actions.add_invoice(
                         runtime,
                         provider=names[str(account)].provider,
                         account=str(account),
@@ -214,7 +214,7 @@ with import_tab:
     upload = st.file_uploader("CSV file", type=["csv"], key="inv_file", max_upload_size=10)
     if st.button("Import invoices", key="inv_import", disabled=upload is None) and upload:
         ui.attempt(
-            lambda: actions.import_invoices(runtime, upload=upload),
+            lambda: book_actions.import_invoices(runtime, upload=upload),
             failed="Nothing was recorded: {reason}",
             done=lambda n: f"Recorded {n} invoice(s).",
         )

@@ -19,7 +19,7 @@ import streamlit as st
 from tracker.core import units
 from tracker.costs.reprice import RepriceReport
 from tracker.reporting import reconciliation as rec
-from tracker.ui import actions, data
+from tracker.ui import book_actions, data
 from tracker.ui import components as ui
 
 DEFAULT_PERIOD = "Last month"  # month-end close reconciles the month just ended
@@ -178,7 +178,7 @@ if not isinstance(dates, tuple) or len(dates) != 2:
 reprice_start, reprice_end = dates
 if st.button("Preview", key="reprice_preview_go"):
     previewed = ui.attempt(
-        lambda: actions.preview_reprice(runtime, start=reprice_start, end=reprice_end),
+        lambda: book_actions.preview_reprice(runtime, start=reprice_start, end=reprice_end),
         failed="Could not preview the re-price: {reason}",
     )
     if previewed is not None:
@@ -216,7 +216,7 @@ elif preview is not None:
             st.caption(f"{unchanged} day(s) without a change are not listed.")
         if st.button("Apply re-price", type="primary", key="reprice_apply"):
             applied = ui.attempt(
-                lambda: actions.apply_reprice(runtime, start=preview.start, end=preview.end),
+                lambda: book_actions.apply_reprice(runtime, start=preview.start, end=preview.end),
                 failed="Could not re-price: {reason}",
             )
             if applied is not None:

@@ -167,10 +167,10 @@ def _add_grant_script() -> None:
     import streamlit as st
 
     from tracker.core.errors import TrackerError
-    from tracker.ui import actions, data
+    from tracker.ui import book_actions, data
 
     try:
-        actions.add_grant(
+        book_actions.add_grant(
             data.get_runtime(), account="OpenAI Prod", amount="1", starts_on=dt.date(2026, 1, 1)
         )
     except TrackerError as exc:

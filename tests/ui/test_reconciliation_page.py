@@ -236,10 +236,10 @@ def _apply_as_signed_in_user() -> None:
 
     from tests.ui.test_app import today
     from tracker.core.errors import TrackerError
-    from tracker.ui import actions, data
+    from tracker.ui import book_actions, data
 
     try:
-        actions.apply_reprice(data.get_runtime(), start=today(), end=today())
+        book_actions.apply_reprice(data.get_runtime(), start=today(), end=today())
     except TrackerError as exc:
         st.error(str(exc))
     else:

@@ -1,20 +1,23 @@
-"""The sync commands: `sync [--account NAME] [--start D] [--end D]` and `import`.
+"""The sync commands: `sync [--account NAME] [--start D] [--end D]`, `import` and
+`import-focus`.
 
 Registered by `tracker.cli.main.build_parser`. `sync` prints one line per account and exits
-non-zero (with one line on stderr) when any account failed; `import` checks the whole file
-first and writes nothing if a row is bad.
+non-zero (with one line on stderr) when any account failed; `import` (a usage CSV) and
+`import-focus` (a cloud bill's FOCUS export) check everything first and write nothing if a
+row is bad.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from tracker import jobs
 from tracker.cli.common import Context, out, parse_date
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.ingest import csv_import as imports
-from tracker.ingest import sync
+from tracker.ingest import focus_import, sync
 
 
 def cmd_sync(args: argparse.Namespace, ctx: Context) -> int:
@@ -61,6 +64,21 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def cmd_import_focus(args: argparse.Namespace, ctx: Context) -> int:
+    runtime = ctx.migrated_runtime()
+    with runtime.session_factory.begin() as session:
+        result = focus_import.import_focus(
+            session=session,
+            account_name=args.account,
+            source=Path(args.source),
+            user_tag=args.user_tag,
+            project_tag=args.project_tag,
+        )
+    out(result.summary())
+    _refresh(runtime, result.rows_written)
+    return 0
+
+
 def _refresh(runtime: Any, rows_written: int) -> None:
     """Projections, anomalies and alerts after new usage (as the worker would next)."""
     if not rows_written:
@@ -86,3 +104,24 @@ def register(commands: Any) -> None:
     imp.add_argument("--account", required=True, metavar="NAME")
     imp.add_argument("file", metavar="FILE.csv")
     imp.set_defaults(handler=cmd_import)
+
+    focus = commands.add_parser(
+        "import-focus",
+        help="import the AI charges of a cloud bill's FOCUS export (AWS, Azure, Google Cloud)",
+    )
+    focus.add_argument(
+        "source",
+        metavar="FILE_OR_FOLDER",
+        help="a FOCUS file (CSV, CSV.GZ, Parquet), the export's folder with its manifest, or a zip",
+    )
+    focus.add_argument(
+        "--account",
+        required=True,
+        metavar="NAME",
+        help="an aws_bedrock, azure_openai or google_vertex account",
+    )
+    focus.add_argument("--user-tag", metavar="KEY", help="the tag that names the user")
+    focus.add_argument(
+        "--project-tag", metavar="KEY", help="the tag that names the project or team"
+    )
+    focus.set_defaults(handler=cmd_import_focus)

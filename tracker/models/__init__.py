@@ -54,6 +54,8 @@ USAGE_NATURAL_KEY = (
 # `usage_type` of rows that came from a CSV import: a sync never deletes them, and a synced
 # bill never covers them (`tracker.costs.spend`).
 IMPORT_USAGE_TYPE = "import"
+# `usage_type` (and `focus:` prefix) of the rows a cloud bill's FOCUS export brings in.
+FOCUS_USAGE_TYPE = "focus"
 
 # The `usage_type` prefix of a provider's billed line item (`cost:<line item>`): written by the
 # connectors, split over usage by `tracker.costs.allocate`, exported as its own FOCUS charge.
@@ -578,23 +580,11 @@ class AuditLog(Base):
 # Sign-in, attribution, close (`closing`), invoice and credit tables live in modules of their
 # own; importing them here registers them with `Base.metadata` wherever models are imported.
 from tracker.models import closing as closing  # noqa: E402
-from tracker.models.attribution import (  # noqa: E402
-    SharedCostRule as SharedCostRule,
-)
-from tracker.models.attribution import (  # noqa: E402
-    Team as Team,
-)
-from tracker.models.attribution import (  # noqa: E402
-    TeamMapping as TeamMapping,
-)
+from tracker.models.attribution import SharedCostRule as SharedCostRule  # noqa: E402
+from tracker.models.attribution import Team as Team  # noqa: E402
+from tracker.models.attribution import TeamMapping as TeamMapping  # noqa: E402
 from tracker.models.credits import CreditGrant as CreditGrant  # noqa: E402
-from tracker.models.identity import (  # noqa: E402
-    SignInSession as SignInSession,
-)
-from tracker.models.identity import (  # noqa: E402
-    SsoRoleMapping as SsoRoleMapping,
-)
-from tracker.models.identity import (  # noqa: E402
-    UserToken as UserToken,
-)
+from tracker.models.identity import SignInSession as SignInSession  # noqa: E402
+from tracker.models.identity import SsoRoleMapping as SsoRoleMapping  # noqa: E402
+from tracker.models.identity import UserToken as UserToken  # noqa: E402
 from tracker.models.invoices import Invoice as Invoice  # noqa: E402

@@ -130,6 +130,12 @@ def _clean_base_url(raw: str | None, provider: str, *, allow_custom: bool) -> st
     return url
 
 
+_NO_KEY = (
+    "{provider} accounts take no key: their usage comes from the cloud bill's FOCUS export; "
+    "leave the key empty"
+)
+
+
 def get_account(*, session: Session, name: str) -> Account:
     account = session.scalar(select(Account).where(Account.name == name))
     if account is None:
@@ -160,6 +166,8 @@ def add_account(
     if session.scalar(select(Account.id).where(Account.name == name)):
         raise InvalidInput(f"an account named {name!r} already exists; choose another name")
     info = provider_info(provider)
+    if info.focus_import and api_key.strip():
+        raise InvalidInput(_NO_KEY.format(provider=info.display_name))
     key = "" if info.csv_only and not api_key.strip() else clean_api_key(api_key)
     organization = (organization or "").strip() or None
     if info.needs_organization and not organization:
@@ -219,6 +227,8 @@ def update_account(
         account.name = new_name
         changed.append("name")
     if api_key is not None:
+        if provider_info(account.provider).focus_import:
+            raise InvalidInput(_NO_KEY.format(provider=account.service.display_name))
         key = clean_api_key(api_key)
         account.credential_encrypted = cipher.encrypt(key)
         account.credential_last4 = last4(key)

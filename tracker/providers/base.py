@@ -234,7 +234,8 @@ def make_http_session(
         read=max_retries,
         status=max_retries,
         other=0,
-        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
+        # POST too: connectors POST only read-only report queries (Cursor), safe to repeat.
+        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS", "POST"}),
         status_forcelist=RETRY_STATUSES,
         backoff_factor=backoff_factor,
         backoff_max=backoff_max,
@@ -341,8 +342,9 @@ class Connector(ABC):
         Two accounts with one key here would count the same spend twice."""
         return None
 
-    def get(self, path: str, params: Any = None) -> requests.Response:
-        """GET base_url + path; map failures to the project's errors; record rate limits."""
+    def get(self, path: str, params: Any = None, post: Any = None) -> requests.Response:
+        """GET base_url + path (or POST the JSON query `post`, for APIs that read reports by
+        POST); map failures to the project's errors; record rate limits."""
         url = f"{self.base_url}{path}"
         deadline: Deadline | None = getattr(self.http, "deadline", None)
         left = math.inf if deadline is None else deadline.remaining()
@@ -350,9 +352,11 @@ class Connector(ABC):
             raise self._out_of_time(deadline)
         read = min(self.timeout, left)
         try:
-            response = self.http.get(
+            response = self.http.request(
+                "GET" if post is None else "POST",
                 url,
                 params=params,
+                json=post,
                 headers=self.auth_headers(),
                 timeout=(min(CONNECT_TIMEOUT, read), read),
             )
@@ -390,9 +394,9 @@ class Connector(ABC):
         except requests.exceptions.RequestException as other:
             return ProviderUnavailable(f"{self.provider}: {type(other).__name__}; try later")
 
-    def get_json(self, path: str, params: Any = None) -> Any:
+    def get_json(self, path: str, params: Any = None, post: Any = None) -> Any:
         """GET base_url + path and return the decoded JSON body."""
-        response = self.get(path, params)
+        response = self.get(path, params, post)
         try:
             return response.json()
         except ValueError:
@@ -400,9 +404,9 @@ class Connector(ABC):
                 f"{self.provider} answered {path} with something that is not JSON"
             ) from None
 
-    def get_object(self, path: str, params: Any = None) -> dict[str, Any]:
+    def get_object(self, path: str, params: Any = None, post: Any = None) -> dict[str, Any]:
         """GET a JSON object (not a list or scalar); anything else is a ProviderResponseError."""
-        body = self.get_json(path, params)
+        body = self.get_json(path, params, post)
         if not isinstance(body, dict):
             raise ProviderResponseError(
                 f"{self.provider} answered {path} with {type(body).__name__}, not an object"

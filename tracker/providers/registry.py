@@ -37,7 +37,20 @@ class ProviderInfo:
     key_hint: str = "An API key of the account. Stored encrypted."
     # The provider's id in the genai-prices catalog, where it differs from ours.
     catalog_id: str | None = None
+    # Usage comes from a cloud bill's FOCUS export (`tracker.ingest.focus_import`): the
+    # values of its ProviderName (FOCUS 1.0-1.2) / ServiceProviderName (1.3+) column that
+    # belong to this provider. Such an account takes no key.
+    focus_provider_names: tuple[str, ...] = ()
 
+    @property
+    def focus_import(self) -> bool:
+        """Whether the account's usage comes from a cloud bill's FOCUS export."""
+        return bool(self.focus_provider_names)
+
+
+_CLOUD_BILL_HINT = (
+    "No key: its usage comes from the {cloud} bill, imported from the bill's FOCUS export."
+)
 
 PROVIDERS: dict[str, ProviderInfo] = {
     p.id: p
@@ -93,6 +106,45 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "DeepSeek",
             "tracker.providers.deepseek:DeepSeekConnector",
             has_usage_api=False,
+        ),
+        ProviderInfo(
+            "cursor",
+            "Cursor",
+            "tracker.providers.cursor:CursorConnector",
+            has_usage_api=True,
+            key_hint="A team Admin API key (key_…): Cursor dashboard > Settings > Advanced > "
+            "Admin API Keys.",
+        ),
+        # AI bought through a cloud: the cloud bill's FOCUS export is the source.
+        ProviderInfo(
+            "aws_bedrock",
+            "Amazon Bedrock",
+            "tracker.providers.cloud_bills:BedrockBill",
+            has_usage_api=False,
+            csv_only=True,
+            key_hint=_CLOUD_BILL_HINT.format(cloud="AWS"),
+            catalog_id="aws",
+            focus_provider_names=("AWS", "Amazon Web Services"),
+        ),
+        ProviderInfo(
+            "azure_openai",
+            "Azure OpenAI",
+            "tracker.providers.cloud_bills:AzureOpenAIBill",
+            has_usage_api=False,
+            csv_only=True,
+            key_hint=_CLOUD_BILL_HINT.format(cloud="Azure"),
+            catalog_id="azure",
+            focus_provider_names=("Microsoft", "Microsoft Azure", "Azure"),
+        ),
+        ProviderInfo(
+            "google_vertex",
+            "Google Vertex AI",
+            "tracker.providers.cloud_bills:VertexBill",
+            has_usage_api=False,
+            csv_only=True,
+            key_hint=_CLOUD_BILL_HINT.format(cloud="Google Cloud"),
+            catalog_id="google",
+            focus_provider_names=("Google Cloud", "Google", "Google Cloud Platform"),
         ),
     )
 }

@@ -6,10 +6,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tracker.models import (
+    FOCUS_USAGE_TYPE,
     IMPORT_USAGE_TYPE,
     Account,
     AccountStatus,
@@ -29,7 +30,12 @@ def sync_freshness(*, session: Session, now: dt.datetime) -> pd.DataFrame:
     )
     imported = (
         select(UsageRecord.account_id, func.max(UsageRecord.synced_at).label("at"))
-        .where(UsageRecord.usage_type == IMPORT_USAGE_TYPE)
+        .where(
+            or_(
+                UsageRecord.usage_type.in_((IMPORT_USAGE_TYPE, FOCUS_USAGE_TYPE)),
+                UsageRecord.usage_type.like(f"{FOCUS_USAGE_TYPE}:%"),
+            )
+        )
         .group_by(UsageRecord.account_id)
         .subquery()
     )

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import requests
@@ -27,16 +30,15 @@ from tracker import jobs
 from tracker.alerts import delivery, notify
 from tracker.alerts import rules as alert_rules
 from tracker.attribution import teams
-from tracker.closing import ledger, periods
 from tracker.core import audit
 from tracker.core.errors import InvalidInput, TrackerError
 from tracker.core.runtime import Runtime
-from tracker.costs import invoice_csv, invoices, overrides, reprice
-from tracker.exports import export, journal, rows
+from tracker.costs import overrides
+from tracker.exports import export, rows
 from tracker.exports.tabular import ExportStats
 from tracker.identity import links, saved_views, sessions, sso, users
-from tracker.ingest import csv_import, sync
-from tracker.planning import anomalies, budgets, credits
+from tracker.ingest import csv_import, focus_import, sync
+from tracker.planning import anomalies, budgets
 from tracker.providers import accounts
 from tracker.providers.base import make_http_session
 from tracker.reporting import sources
@@ -262,6 +264,34 @@ def import_usage(runtime: Runtime, *, account: str, upload: IO[bytes]) -> csv_im
     return result
 
 
+def import_cloud_bill(
+    runtime: Runtime, *, account: str, uploads: Sequence[Any]
+) -> focus_import.FocusImportResult:
+    """Import the uploaded files of a cloud bill's FOCUS export (its data files with their
+    manifest, or a zip of its folder) into a cloud account; a bad row imports nothing."""
+    if not uploads:
+        raise InvalidInput("choose the export's files first")
+    with tempfile.TemporaryDirectory(prefix="focus-upload-") as folder:
+        for upload in uploads:
+            # The file name only: a name from the browser never picks the folder.
+            name = Path(str(upload.name).replace("\\", "/")).name
+            target = Path(folder) / name
+            if not name or name in (".", ".."):
+                raise InvalidInput("an uploaded file has no name; upload it again")
+            if target.exists():
+                raise InvalidInput(f"two uploaded files are named {name!r}; upload each once")
+            with target.open("wb") as out:
+                shutil.copyfileobj(upload, out)
+        source = Path(folder) if len(uploads) > 1 else target
+        with acting_as(runtime, Capability.MANAGE_ACCOUNTS) as (session, actor):
+            result = focus_import.import_focus(
+                session=session, account_name=account, source=source, actor=actor
+            )
+    if result.rows_written:
+        jobs.after_new_usage(runtime)
+    return result
+
+
 # --- Admin page ------------------------------------------------------------------------------
 
 
@@ -383,40 +413,6 @@ def remove_override(runtime: Runtime, *, override_id: int) -> None:
         overrides.remove_override(session=session, override_id=override_id, actor=actor)
 
 
-# --- Reconciliation page ---------------------------------------------------------------------
-
-# Re-pricing reads every usage row of the range while a person waits; beyond a year, the CLI.
-MAX_REPRICE_DAYS = 366
-
-
-def _check_reprice_range(start: dt.date, end: dt.date) -> None:
-    if end < start:
-        raise InvalidInput("the end date is before the start date; pick the range again")
-    if (end - start).days + 1 > MAX_REPRICE_DAYS:
-        raise InvalidInput(
-            f"re-price at most {MAX_REPRICE_DAYS} days at a time here; for a longer range run "
-            "`python -m tracker reprice` on the server"
-        )
-
-
-def preview_reprice(runtime: Runtime, *, start: dt.date, end: dt.date) -> reprice.RepriceReport:
-    """What re-pricing start..end with today's price book would change (nothing is written)."""
-    _check_reprice_range(start, end)
-    with acting_as(runtime, Capability.RECONCILE) as (session, actor):
-        return reprice.reprice(session=session, start=start, end=end, dry_run=True, actor=actor)
-
-
-def apply_reprice(runtime: Runtime, *, start: dt.date, end: dt.date) -> reprice.RepriceReport:
-    """Re-price start..end in one transaction (audited; billed cost is never changed), then
-    bring projections, anomalies and alerts up to date with the new estimates."""
-    _check_reprice_range(start, end)
-    with acting_as(runtime, Capability.RECONCILE) as (session, actor):
-        report = reprice.reprice(session=session, start=start, end=end, dry_run=False, actor=actor)
-    if report.rows_changed:
-        jobs.after_new_usage(runtime)
-    return report
-
-
 # --- Chargeback page -------------------------------------------------------------------------
 
 
@@ -498,92 +494,3 @@ def delete_view(runtime: Runtime, *, view_id: int) -> str:
     """Delete one of the signed-in user's saved views; return its name."""
     with acting_as(runtime, Capability.OWN_ACCOUNT) as (session, actor):
         return saved_views.delete_view(session=session, username=actor, view_id=view_id)
-
-
-# --- Month-end close page --------------------------------------------------------------------
-# Who may sign is checked twice: the capability here, and in `tracker.closing.periods` the
-# signer's own role (an admin to reopen) and that the approver is not the preparer.
-
-
-def prepare_period(runtime: Runtime, *, month: dt.date) -> periods.SnapshotView:
-    """Take the snapshot of an ended month for another person's approval."""
-    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
-        return periods.prepare(session=session, month=month, actor=actor)
-
-
-def approve_period(runtime: Runtime, *, month: dt.date) -> periods.SnapshotView:
-    """Approve a month another user prepared: it is closed."""
-    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
-        return periods.approve(session=session, month=month, actor=actor)
-
-
-def reopen_period(runtime: Runtime, *, month: dt.date, reason: str) -> None:
-    """Open a prepared or closed month again (an admin, with a reason)."""
-    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
-        periods.reopen(session=session, month=month, actor=actor, reason=reason)
-
-
-def journal_csv(runtime: Runtime, *, month: dt.date) -> bytes:
-    """The journal entry of a closed month and its reversal, as CSV."""
-    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, _actor):
-        return journal.journal_bytes(session=session, month=month)
-
-
-def save_gl_account(runtime: Runtime, *, code: str, name: str, kind: str) -> str:
-    """Add an account to the chart of accounts, or rename one; return its code."""
-    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
-        return ledger.save_gl_account(
-            session=session, code=code, name=name, kind=kind, actor=actor
-        ).code
-
-
-def remove_gl_account(runtime: Runtime, *, code: str) -> None:
-    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
-        ledger.remove_gl_account(session=session, code=code, actor=actor)
-
-
-def set_gl_defaults(
-    runtime: Runtime, *, expense: str | None, accrued_liabilities: str | None
-) -> ledger.GlDefaults:
-    """Name the default expense and accrued-liabilities accounts."""
-    with acting_as(runtime, Capability.CLOSE_BOOKS) as (session, actor):
-        return ledger.set_gl_defaults(
-            session=session, expense=expense, accrued_liabilities=accrued_liabilities, actor=actor
-        )
-
-
-# --- Invoices and Credits pages --------------------------------------------------------------
-
-
-def add_invoice(runtime: Runtime, **fields: Any) -> invoices.InvoiceMatch:
-    """Record a provider invoice; return it matched against the synced billed total."""
-    with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
-        invoice_id = invoices.add_invoice(session=session, actor=actor, **fields)
-        tolerance = runtime.settings.invoice_tolerance_pct
-        return invoices.list_invoices(session=session, tolerance_pct=tolerance, ids=[invoice_id])[0]
-
-
-def import_invoices(runtime: Runtime, *, upload: IO[bytes]) -> int:
-    """Record every invoice of an uploaded CSV, or none."""
-    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
-    try:
-        with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
-            return invoice_csv.import_invoices(session=session, stream=text, actor=actor)
-    finally:
-        text.detach()  # the upload belongs to Streamlit
-
-
-def remove_invoice(runtime: Runtime, *, invoice_id: int) -> str:
-    with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
-        return invoices.remove_invoice(session=session, invoice_id=invoice_id, actor=actor)
-
-
-def add_grant(runtime: Runtime, **fields: Any) -> str:
-    """Record a credit grant on an account; say what was recorded."""
-    with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
-        return credits.add_grant(session=session, actor=actor, **fields)
-
-
-def remove_grant(runtime: Runtime, *, grant_id: int) -> str:
-    with acting_as(runtime, Capability.MANAGE_INVOICES) as (session, actor):
-        return credits.remove_grant(session=session, grant_id=grant_id, actor=actor)
