@@ -34,6 +34,7 @@ from urllib3.util.retry import Retry
 from tracker.core.crypto import Secret
 from tracker.core.errors import TrackerError
 from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY
+from tracker.models.usage_kinds import Details, part_problems
 from tracker.providers.registry import provider_info
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class UsageRow:
     other_unit_name: str | None = None
     billed_cost: Decimal | None = None
     currency: str = "USD"
+    details: Details = ()  # token parts and units (`tracker.models.usage_kinds`), packed
 
     @property
     def natural_key(self) -> tuple[object, ...]:
@@ -536,8 +538,8 @@ MAX_ROW_AMOUNT = Decimal(10**9)  # dollars in one day
 def check_row(row: UsageRow, provider: str) -> None:
     """Refuse a row no real provider sends: negative or huge counts, a negative, huge or
     non-finite amount. Raises ProviderResponseError naming the field and the value."""
-    for name in (*TOKEN_COLUMNS, "requests"):
-        value = getattr(row, name)
+    columns = {name: getattr(row, name) for name in (*TOKEN_COLUMNS, "requests")}
+    for name, value in columns.items():
         if not 0 <= value <= MAX_ROW_COUNT:
             raise ProviderResponseError(
                 f"{provider} sent {name} = {value} for {row.model or 'a row'} on {row.day}; "
@@ -548,6 +550,9 @@ def check_row(row: UsageRow, provider: str) -> None:
             f"{provider} sent {row.other_units} {row.other_unit_name or 'units'} on {row.day}; "
             f"a quantity must be between 0 and {MAX_ROW_COUNT:,}"
         )
+    if problems := part_problems(dict(row.details), columns, ceiling=MAX_ROW_COUNT):
+        what = f"{row.model or 'a row'} on {row.day}: {'; '.join(problems)}"
+        raise ProviderResponseError(f"{provider} sent usage details that cannot be for {what}")
     cost = row.billed_cost
     if cost is not None and (not cost.is_finite() or not 0 <= cost <= MAX_ROW_AMOUNT):
         raise ProviderResponseError(
