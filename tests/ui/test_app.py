@@ -29,6 +29,7 @@ FINANCE_PAGES = [
     "pages/chargeback.py",
     "pages/exports.py",
     "pages/reconciliation.py",
+    "pages/savings.py",
     "pages/sync_health.py",
 ]
 ALL_PAGES = [*FINANCE_PAGES, "pages/accounts.py", "pages/admin.py"]

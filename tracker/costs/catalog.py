@@ -161,3 +161,17 @@ def catalog_prices(
     if approximate:
         notes.append("billed with a minimum per request, which daily totals cannot apply")
     return CatalogPrices(prices, approximate, varying, tiered, tier_start, tuple(notes))
+
+
+def peak_prices(info: ModelInfo, day: dt.date) -> UnitPrices | None:
+    """The highest price of each kind in force during the UTC day (standard tier), for a model
+    with time-of-day prices; None for a model without them."""
+    stamps = _day_timestamps(info, day)
+    if len(stamps) == 1:
+        return None
+    sampled = [_unit_prices(info.get_prices(ts, None))[0] for ts in stamps]
+    highest: dict[str, Decimal | None] = {}
+    for kind in UNIT_FIELDS:
+        values = [v for s in sampled if (v := getattr(s, kind)) is not None]
+        highest[kind] = max(values) if values else None
+    return UnitPrices(**highest)

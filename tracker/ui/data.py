@@ -30,6 +30,7 @@ from tracker.reporting import budgets as budget_report
 from tracker.reporting import chargeback as chargeback_report
 from tracker.reporting import forecast, overview, sources, usage
 from tracker.reporting import reconciliation as reconciliation_report
+from tracker.reporting import savings as savings_report
 from tracker.reporting import sync_health as sync_health_report
 
 FRAME_TTL_SECONDS = 300
@@ -210,6 +211,13 @@ def reconciliation(start: dt.date, end: dt.date) -> reconciliation_report.Reconc
         return reconciliation_report.reconciliation(session=session, start=start, end=end)
 
 
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def savings(start: dt.date, end: dt.date) -> pd.DataFrame:
+    """The savings ledger over start..end: per month and provider, by kind of saving."""
+    with _factory()() as session:
+        return savings_report.savings_frame(session=session, start=start, end=end)
+
+
 _FRAME_LOADERS = (
     spend_summary,
     account_cards,
@@ -231,6 +239,7 @@ _FRAME_LOADERS = (
     alert_events,
     anomalies,
     reconciliation,
+    savings,
 )
 
 

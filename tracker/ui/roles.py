@@ -30,6 +30,8 @@ class Capability(StrEnum):
     # The Reconciliation page: billed vs estimated, and re-pricing stored estimates with the
     # price book now in force (audited; billed cost is never changed).
     RECONCILE = "reconcile and re-price"
+    # The Savings page: what cache, batch, flex, off-peak and negotiated prices saved.
+    VIEW_SAVINGS = "view savings"
     MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
     ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
     OWN_ACCOUNT = "own account"  # change one's own password, end one's other sessions
@@ -46,6 +48,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.ACKNOWLEDGE_ANOMALIES,
             Capability.CHARGE_BACK,
             Capability.RECONCILE,
+            Capability.VIEW_SAVINGS,
             Capability.OWN_ACCOUNT,
         }
     ),

@@ -55,6 +55,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("chargeback.py", "Chargeback", ":material/groups:", Capability.CHARGE_BACK),
     PageSpec("exports.py", "Exports", ":material/download:", Capability.EXPORT),
     PageSpec("reconciliation.py", "Reconciliation", ":material/balance:", Capability.RECONCILE),
+    PageSpec("savings.py", "Savings", ":material/savings:", Capability.VIEW_SAVINGS),
     PageSpec("sync_health.py", "Sync health", ":material/sync:", Capability.VIEW_PLANNING),
     PageSpec("accounts.py", "Accounts", ":material/key:", Capability.MANAGE_ACCOUNTS),
     PageSpec("admin.py", "Admin", ":material/admin_panel_settings:", Capability.ADMINISTER),
