@@ -290,27 +290,16 @@ class PriceBook:
         if r.prices is None:
             return None, "unpriced"
         i, c, w, w1, o, requests = i or 0, c or 0, w or 0, w1 or 0, o or 0, requests or 0
-        prompt = i + c + w + w1
         if not details and not other_units:
             total, _ = r.token_total(i, c, w, w1, o, requests)
             if total is None:
                 return None, "unpriced"
             approximate = r.approximate or (
-                (r.varying or r.tiered or r.sized_requests)
-                and r.approximate_for(
-                    {
-                        "input": i,
-                        "cached_input": c,
-                        "cache_write": w,
-                        "cache_write_1h": w1,
-                        "output": o,
-                        "request": requests,
-                    },
-                    prompt,
-                    requests,
-                )
+                bool(r.varying_at or r.tiered_at or r.sized_requests)
+                and r.approximate_for_tokens((i, c, w, w1, o, requests))
             )
             return _stored(total, r.exponent), "approximate" if approximate else "priced"
+        prompt = i + c + w + w1
         columns = {
             "input_tokens": i,
             "cached_input_tokens": c,

@@ -185,6 +185,9 @@ class Resolved:
     # counts of 10**exponent dollars.
     int_prices: tuple[int | None, ...] = field(init=False, repr=False, compare=False)
     exponent: int = field(init=False, repr=False, compare=False)
+    # Positions (in TOKEN_KINDS order, then the request) of the varying and tiered prices.
+    varying_at: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    tiered_at: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         units: list[Decimal | None] = [None] * (len(TOKEN_KINDS) + 1)
@@ -197,6 +200,11 @@ class Resolved:
         ints = tuple(None if u is None else int(u.scaleb(-exponent, EXACT)) for u in units)
         object.__setattr__(self, "int_prices", ints)
         object.__setattr__(self, "exponent", exponent)
+        kinds = (*TOKEN_KINDS, "request")
+        varying = tuple(n for n, k in enumerate(kinds) if k in self.varying)
+        tiered = tuple(n for n, k in enumerate(kinds) if k in self.tiered)
+        object.__setattr__(self, "varying_at", varying)
+        object.__setattr__(self, "tiered_at", tiered if self.tier_start is not None else ())
 
     def token_total(
         self, i: int, c: int, w: int, w1: int, o: int, requests: int
@@ -243,6 +251,20 @@ class Resolved:
         if seconds_cost:
             total += HOURLY.divide(seconds_cost, Decimal(3600))
         return total, None
+
+    def approximate_for_tokens(self, counts: tuple[int, ...]) -> bool:
+        """`approximate_for` on the hot path: `counts` are the five token columns and the
+        requests, in that order."""
+        if self.approximate:
+            return True
+        if any(counts[n] for n in self.varying_at):
+            return True
+        requests = counts[5]
+        if self.tiered_at and any(counts[n] for n in self.tiered_at):
+            prompt = counts[0] + counts[1] + counts[2] + counts[3]
+            if prompt - max(requests - 1, 0) > (self.tier_start or 0):
+                return True
+        return bool(self.sized_requests and requests)
 
     def approximate_for(
         self, counts: Mapping[str, int | Decimal], prompt: int, requests: int
