@@ -733,3 +733,26 @@ def test_the_corrections_file_is_valid_json_with_an_about() -> None:
 
     raw = json.loads(CORRECTIONS_PATH.read_text(encoding="utf-8"))
     assert "effective_to" in raw["about"] and "checked_on" in raw["about"]
+
+
+def test_a_row_s_own_unit_is_priced_by_its_name() -> None:
+    book = PriceBook()
+    day = D(2026, 8, 1)
+    # Anthropic's server_tool_use web searches, as the sync stores them: $10 per 1,000.
+    searches = book.outcome(
+        "anthropic", "claude-sonnet-4-5", day, "messages", "", 1000, 0, 0, 0, 100, 10,
+        Decimal(5), None, "web_search_requests",
+    )  # fmt: skip
+    assert searches == (Decimal("0.0545"), "priced")  # 0.003 + 0.0015 + 5 * 0.01
+    # OpenAI's transcription seconds and speech characters.
+    seconds = book.outcome("openai", "whisper-1", day, "audio_transcriptions", "", 0, 0, 0, 0,
+                           0, 3, Decimal(90), None, "seconds")  # fmt: skip
+    assert seconds == (Decimal("0.009"), "priced")
+    # Bytes of vector storage have no price: unpriced, never $0.
+    stored = book.outcome("openai", "", day, "vector_stores", "", 0, 0, 0, 0, 0, 0,
+                          Decimal(10**9), None, "bytes")  # fmt: skip
+    assert stored == (None, "unpriced")
+    # Beside priced tokens, a unit without a price leaves the estimate approximate.
+    beside = book.outcome("openai", "gpt-4o-mini", day, "completions", "", M, 0, 0, 0, 0, 1,
+                          Decimal(2), None, "bytes")  # fmt: skip
+    assert beside == (Decimal("0.15"), "approximate")

@@ -214,3 +214,14 @@ def test_audio_and_image_tokens_are_kept_as_parts_of_their_columns(server, http)
     }
     # A text-only result has no details.
     assert all(not r.details for r in rows if r.model != "gpt-realtime")
+
+
+def test_parts_larger_than_their_column_are_refused_before_anything_is_stored() -> None:
+    from tracker.models.usage_kinds import pack
+    from tracker.providers.base import ProviderResponseError, UsageRow, check_row
+
+    row = UsageRow(day=AUG1, model="gpt-realtime", input_tokens=10,
+                   details=pack({"input_audio_tokens": 11}))  # fmt: skip
+    with pytest.raises(ProviderResponseError, match="input_audio_tokens .11. is more than"):
+        check_row(row, "openai")
+    check_row(UsageRow(day=AUG1, input_tokens=11, details=row.details), "openai")
