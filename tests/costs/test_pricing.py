@@ -200,7 +200,7 @@ CASES: list[tuple[str, dict[str, Any], str, str, bool]] = [
         False,  # 0.59 + 0.59 + 0.79
     ),
     (
-        "perplexity per-request price",
+        "perplexity requests of unknown search context size: the high fee, approximate",
         dict(
             provider="perplexity",
             model="sonar",
@@ -210,8 +210,8 @@ CASES: list[tuple[str, dict[str, Any], str, str, bool]] = [
             requests=1000,
         ),
         "14",
-        "catalog",
-        False,  # 1 + 1 + 1000 * 12/1000
+        "correction",
+        True,  # 1 + 1 + 1000 * 12/1000
     ),
     (
         "openrouter before the catalog's cache price (2026-10-19)",
@@ -277,7 +277,7 @@ CASES: list[tuple[str, dict[str, Any], str, str, bool]] = [
         False,
     ),
     (
-        "priority tier before the catalog prices it: standard, approximate",
+        "priority tier before the catalog prices it: the corrected priority price",
         dict(
             provider="openai",
             model="gpt-5",
@@ -285,9 +285,9 @@ CASES: list[tuple[str, dict[str, Any], str, str, bool]] = [
             input_tokens=M,
             service_tier="priority",
         ),
-        "1.25",
-        "catalog",
-        True,
+        "2.5",
+        "correction",
+        False,
     ),
     (
         "priority tier priced by the catalog",

@@ -20,7 +20,9 @@ KINDS = (
     "requests",
 )
 # A spread of priced models: cache prices, 1-hour writes, tiers (approximate), per-request
-# prices, batch corrections, time-of-day prices, price changes, a discount.
+# prices, batch corrections, time-of-day prices, price changes (deepseek-v4-flash: a dated
+# correction, then the catalog's time-of-day prices), a discount. (deepseek-chat is retired
+# after 2026-07-24: unpriced, so not a model for these properties.)
 MODELS = [
     ("openai", "gpt-4o-mini", ""),
     ("openai", "gpt-4o-mini", "batch"),
@@ -30,7 +32,7 @@ MODELS = [
     ("anthropic", "claude-opus-4-1", ""),
     ("perplexity", "sonar", ""),
     ("groq", "llama-3.3-70b-versatile", ""),
-    ("deepseek", "deepseek-chat", ""),
+    ("deepseek", "deepseek-v4-flash", ""),
     ("openrouter", "openai/gpt-4o", ""),
 ]
 DISCOUNT = OverrideView(

@@ -39,7 +39,10 @@ def sample_rows(n: int = 400) -> list[tuple]:
         provider, model, tier = pick.choice(models)
         day = dt.date(2025, 1, 1) + dt.timedelta(days=pick.randrange(900))
         zero = pick.random() < 0.2
-        counts = [0 if zero or pick.random() < 0.3 else pick.randrange(10**10) for _ in range(5)]
+        # Large days pass any price tier; small ones (a tier's threshold is 100k tokens and up)
+        # may not, depending on their requests.
+        scale = pick.choice([10**10, 10**5])
+        counts = [0 if zero or pick.random() < 0.3 else pick.randrange(scale) for _ in range(5)]
         requests = pick.choice([0, 0, 1, pick.randrange(10**6)])
         other = pick.choice([Decimal(0), Decimal(0), Decimal("3.5")])
         billed = pick.choice([None, None, Decimal("1.234567")])

@@ -105,6 +105,7 @@ def test_xlsx_month_pack_sheets_totals_and_formats(session: Session) -> None:
         "Daily",
         "Unpriced",
         "Chargeback",
+        "Savings",
     ]
     summary = {row[0].value: row[1] for row in book["Summary"].iter_rows(min_row=2) if row[0].value}
     total = summary["Total cost"]

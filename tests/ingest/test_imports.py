@@ -189,3 +189,56 @@ def test_an_imported_row_without_a_cost_is_estimated_even_beside_billed_rows(ses
     small = rows["llama-3.1-8b-instant"]
     assert small.cost_source == "estimated", small.cost_source  # not "covered" ($0)
     assert small.estimated_cost is not None and small.estimated_cost > 0
+
+
+DETAILED = (
+    "day,model,input_tokens,output_tokens,requests,search_context_size,reasoning_tokens,"
+    "web_search_calls\n"
+    "2026-08-01,sonar,1000000,1000000,600,low,,\n"
+    "2026-08-01,sonar,0,0,400,high,,\n"
+    "2026-08-02,sonar-deep-research,1000000,1000000,10,,400000,20\n"
+)
+
+
+def test_detail_columns_are_stored_and_priced(session, cipher):
+    account = add_account(session, cipher, provider="perplexity", name="pplx")
+    import_csv(session=session, account_name="pplx", stream=io.StringIO(DETAILED))
+    rows = {
+        r.model: r
+        for r in session.scalars(select(UsageRecord).where(UsageRecord.account_id == account.id))
+    }
+    sonar, research = rows["sonar"], rows["sonar-deep-research"]
+    # Two rows of one day and model add up, their search context sizes apart.
+    assert sonar.requests == 1000
+    assert sonar.usage_details == {"requests_high_context": 400, "requests_low_context": 600}
+    # 1 + 1 + 600 * 0.005 + 400 * 0.012 (docs.perplexity.ai/getting-started/pricing)
+    assert (sonar.estimated_cost, sonar.pricing_status) == (Decimal("9.8"), "priced")
+    assert research.usage_details == {"reasoning_tokens": 400_000, "web_search_calls": 20}
+    # 2 + 0.6 * 8 + 0.4 * 3 + 20 * 0.005
+    assert (research.estimated_cost, research.pricing_status) == (Decimal("8.1"), "priced")
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("2026-08-01,m,100,10,1,20,high,5", "search_context_size 'huge'"),
+        ("2026-08-01,m,100,10,1,20,,50", "reasoning_tokens (50) is more than output_tokens (10)"),
+        ("2026-08-01,m,100,10,1,20,,x", "reasoning_tokens 'x' is not a whole number"),
+        (
+            "2026-08-01,m,100,10,1,90,low,",
+            "input_audio_tokens (90) is more than input_tokens - cached_input_tokens (70)",
+        ),
+    ],
+)
+def test_detail_columns_are_checked(session, cipher, row, problem):
+    add_account(session, cipher, provider="perplexity", name="pplx")
+    header = (
+        "day,model,input_tokens,output_tokens,requests,input_audio_tokens,search_context_size,"
+        "reasoning_tokens,cached_input_tokens\n"
+    )
+    text = header + row + ",30\n"
+    if "huge" in problem:
+        text = text.replace(",high,", ",huge,")
+    with pytest.raises(InvalidInput) as caught:
+        import_csv(session=session, account_name="pplx", stream=io.StringIO(text))
+    assert problem in str(caught.value)

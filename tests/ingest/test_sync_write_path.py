@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from tracker.ingest.writer import upsert_rows
 from tracker.models import Account, Service, UsageRecord, utcnow
+from tracker.models.usage_kinds import from_json, pack
 from tracker.providers.base import UsageRow
 
 AWKWARD = ["tab\there", "back\\slash", "new\nline", "cr\rreturn", "\\N", "", "plain ünïcode"]
@@ -81,3 +82,37 @@ def test_one_pass_adds_up_across_batches_and_a_new_pass_replaces(session: Sessio
     upsert_rows(session, account_id, [row], stamp=first + dt.timedelta(seconds=1))
     session.refresh(got)
     assert (got.input_tokens, got.billed_cost) == (5, Decimal("1.5"))
+
+
+def test_usage_details_are_stored_added_up_in_a_pass_and_replaced_by_the_next(
+    session: Session,
+) -> None:
+    account_id = _account(session)
+    day = dt.date(2026, 3, 3)
+    audio = UsageRow(
+        day=day,
+        model="gpt-realtime",
+        input_tokens=100,
+        output_tokens=50,
+        details=pack({"input_audio_tokens": 60, "output_audio_tokens": 40}),
+    )
+    searches = UsageRow(day=day, model="gpt-realtime", details=pack({"web_search_calls": 3}))
+    plain = UsageRow(day=day, model="gpt-realtime", input_tokens=1)
+    first = utcnow()
+    # batch_size=1: the same key meets itself in the database, not only in Python.
+    upsert_rows(session, account_id, [audio, searches, audio, plain], stamp=first, batch_size=1)
+    got = session.scalar(select(UsageRecord).where(UsageRecord.account_id == account_id))
+    assert got is not None
+    session.refresh(got)
+    assert got.input_tokens == 201
+    assert from_json(got.usage_details) == {
+        "input_audio_tokens": 120,
+        "output_audio_tokens": 80,
+        "web_search_calls": 3,
+    }
+    upsert_rows(session, account_id, [plain], stamp=first + dt.timedelta(seconds=1))
+    session.refresh(got)
+    assert (got.input_tokens, got.usage_details) == (1, None)
+    upsert_rows(session, account_id, [audio], stamp=first + dt.timedelta(seconds=2))
+    session.refresh(got)
+    assert from_json(got.usage_details) == {"input_audio_tokens": 60, "output_audio_tokens": 40}

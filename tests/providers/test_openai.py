@@ -183,3 +183,45 @@ def test_rate_limit_headers_are_kept(server, http):
     conn = connector(server, http)
     conn.test()
     assert conn.rate_limits.headers["x-ratelimit-remaining-requests"] == "14399"
+
+
+def test_audio_and_image_tokens_are_kept_as_parts_of_their_columns(server, http):
+    result = server.openai_usage["completions"][0]["results"][0]
+    result.update(
+        model="gpt-realtime",
+        input_tokens=10_000,
+        input_cached_tokens=4_000,
+        input_uncached_tokens=6_000,
+        input_text_tokens=1_000,
+        input_audio_tokens=4_500,
+        input_image_tokens=500,
+        input_cached_text_tokens=1_000,
+        input_cached_audio_tokens=3_000,
+        output_tokens=2_000,
+        output_text_tokens=500,
+        output_audio_tokens=1_500,
+    )
+    rows = list(connector(server, http).fetch_usage(AUG1, AUG4))
+    realtime = next(r for r in rows if r.model == "gpt-realtime")
+    # The columns keep every modality; the parts say how much of each is audio or image.
+    assert (realtime.input_tokens, realtime.cached_input_tokens) == (6_000, 4_000)
+    assert realtime.output_tokens == 2_000
+    assert dict(realtime.details) == {
+        "input_audio_tokens": 4_500,
+        "input_image_tokens": 500,
+        "cached_audio_tokens": 3_000,
+        "output_audio_tokens": 1_500,
+    }
+    # A text-only result has no details.
+    assert all(not r.details for r in rows if r.model != "gpt-realtime")
+
+
+def test_parts_larger_than_their_column_are_refused_before_anything_is_stored() -> None:
+    from tracker.models.usage_kinds import pack
+    from tracker.providers.base import ProviderResponseError, UsageRow, check_row
+
+    row = UsageRow(day=AUG1, model="gpt-realtime", input_tokens=10,
+                   details=pack({"input_audio_tokens": 11}))  # fmt: skip
+    with pytest.raises(ProviderResponseError, match="input_audio_tokens .11. is more than"):
+        check_row(row, "openai")
+    check_row(UsageRow(day=AUG1, input_tokens=11, details=row.details), "openai")

@@ -32,6 +32,7 @@ FINANCE_PAGES = [
     "pages/invoices.py",
     "pages/credits.py",
     "pages/close.py",
+    "pages/savings.py",
     "pages/sync_health.py",
 ]
 ALL_PAGES = [*FINANCE_PAGES, "pages/accounts.py", "pages/admin.py"]

@@ -17,7 +17,9 @@ from tracker import jobs
 from tracker.cli.common import CLI_ACTOR, Context, out, parse_date, table, whole_number
 from tracker.core import units
 from tracker.core.errors import InvalidInput, TrackerError
-from tracker.costs import overrides, pricebook, reconcile, reprice
+from tracker.costs import overrides, price_diff, pricebook, reconcile, reprice
+from tracker.costs.prices import PRICE_UNIT
+from tracker.models.usage_kinds import SEARCH_CONTEXT_SIZES
 from tracker.providers.registry import PROVIDERS
 
 
@@ -32,21 +34,52 @@ def _share(value: Decimal | None) -> str:
 # --- price ------------------------------------------------------------------------------
 
 
+# `price` options for usage details: (flag, detail kind, help). Token parts are given apart
+# from --input-tokens, --cached-tokens and --output-tokens (which then count text only).
+DETAIL_OPTIONS = (
+    ("--input-audio-tokens", "input_audio_tokens", "uncached audio input tokens"),
+    ("--cached-audio-tokens", "cached_audio_tokens", "cache-read audio input tokens"),
+    ("--output-audio-tokens", "output_audio_tokens", "audio output tokens"),
+    ("--input-image-tokens", "input_image_tokens", "uncached image input tokens"),
+    ("--cached-image-tokens", "cached_image_tokens", "cache-read image input tokens"),
+    ("--output-image-tokens", "output_image_tokens", "image output tokens"),
+    ("--reasoning-tokens", "reasoning_tokens", "reasoning tokens (where billed apart)"),
+    ("--web-search-calls", "web_search_calls", "web search tool calls"),
+    ("--file-search-calls", "file_search_calls", "file search tool calls"),
+    ("--code-interpreter-sessions", "code_interpreter_sessions", "code interpreter sessions"),
+    ("--images", "images", "images (per-image prices)"),
+    ("--audio-seconds", "audio_seconds", "seconds of audio (per-hour prices)"),
+    ("--characters", "characters", "characters (speech)"),
+)
+
+
 def cmd_price(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.reading() as session:
         book = pricebook.PriceBook.from_db(session)
+    details = {kind: getattr(args, kind) for _, kind, _ in DETAIL_OPTIONS}
+    if args.search_context_size:
+        details[f"requests_{args.search_context_size}_context"] = args.requests
     quote = pricebook.price_usage(
         provider=args.provider,
         model=args.model,
         day=args.date,
-        input_tokens=args.input_tokens,
-        cached_tokens=args.cached_tokens,
+        # The command takes each kind apart; the book takes parts inside their column.
+        input_tokens=args.input_tokens
+        + details["input_audio_tokens"]
+        + details["input_image_tokens"],
+        cached_tokens=args.cached_tokens
+        + details["cached_audio_tokens"]
+        + details["cached_image_tokens"],
         cache_write_tokens=args.cache_write_tokens,
         cache_write_1h_tokens=args.cache_write_1h_tokens,
-        output_tokens=args.output_tokens,
+        output_tokens=args.output_tokens
+        + details["output_audio_tokens"]
+        + details["output_image_tokens"]
+        + details["reasoning_tokens"],
         requests=args.requests,
         batch=args.batch,
         service_tier=args.service_tier or "",
+        details={k: v for k, v in details.items() if v},
         overrides=book,
     )
     if args.json:
@@ -61,14 +94,7 @@ def cmd_price(args: argparse.Namespace, ctx: Context) -> int:
         f"catalog model: {quote.model_id or '-'})"
     )
     if quote.unit_prices is not None:
-        up = quote.unit_prices.as_json()
-        parts = [f"{k.removesuffix('_per_mtok')} {v}" for k, v in up.items() if k != "request"]
-        line = "unit prices, USD per million tokens: " + ", ".join(
-            p for p in parts if not p.endswith("None")
-        )
-        if up["request"] is not None:
-            line += f"; per request {up['request']}"
-        out(line)
+        out("unit prices, USD: " + "; ".join(quote.unit_prices.described()))
     for note in quote.notes:
         out(f"note: {note}")
     return 0
@@ -201,6 +227,74 @@ def cmd_reprice(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+# --- prices diff ------------------------------------------------------------------------
+
+
+def cmd_prices_diff(args: argparse.Namespace, ctx: Context) -> int:
+    with ctx.reading() as session:
+        report = price_diff.price_diff(session=session)
+    if args.json:
+        out(json.dumps(report.as_json(), indent=2))
+        return 0
+    out(
+        f"genai-prices {report.catalog_version} against the price book (catalog + corrections "
+        f"+ overrides), for the {report.models} model(s) and service tier(s) in usage"
+    )
+    if report.differences:
+        out()
+        out("the book prices these differently from the catalog (BOOK - CATALOG: what that")
+        out("price adds to the estimates of those days; a catalog upgrade changes nothing")
+        out("here while the rule stays):")
+        table(
+            (
+                "PROVIDER",
+                "MODEL",
+                "TIER",
+                "FROM",
+                "TO",
+                "PRICE",
+                "CATALOG",
+                "BOOK",
+                "BOOK - CATALOG",
+                "BECAUSE",
+            ),
+            [
+                (
+                    d.provider,
+                    d.model,
+                    d.tier or "standard",
+                    d.first_day.isoformat(),
+                    d.last_day.isoformat(),
+                    f"{d.kind.replace('_', ' ')} ({PRICE_UNIT[d.kind]})",
+                    units.dec_str(d.catalog) or "none",
+                    units.dec_str(d.book) or "none",
+                    _money(d.estimate_change),
+                    d.because,
+                )
+                for d in report.differences
+            ],
+        )
+    else:
+        out("the book prices every used model as the catalog does")
+    if report.redundant:
+        out()
+        out("corrections the installed catalog already agrees with on every used day")
+        out("(remove them from price_corrections.json once checked):")
+        for line in report.redundant:
+            out(f"  {line}")
+    if report.unknown:
+        out()
+        out("models the catalog does not know:")
+        table(
+            ("PROVIDER", "MODEL", "FIRST DAY", "LAST DAY", "THE BOOK"),
+            [
+                (u.provider, u.model, u.first_day.isoformat(), u.last_day.isoformat(), u.book)
+                for u in report.unknown
+            ],
+        )
+    return 0
+
+
 # --- prices override --------------------------------------------------------------------
 
 
@@ -221,7 +315,10 @@ def cmd_override_add(args: argparse.Namespace, ctx: Context) -> int:
             output_price=args.output_price,
             request_price=args.request_price,
             discount_pct=args.discount,
+            extra_prices=dict(args.price or []),
             note=args.note,
+            source=args.source,
+            checked_on=args.checked_on,
             actor=CLI_ACTOR,
         )
     end = view.valid_to - dt.timedelta(days=1) if view.valid_to else dt.date.today()
@@ -247,13 +344,16 @@ def cmd_override_list(args: argparse.Namespace, ctx: Context) -> int:
         if v.kind == "discount":
             return f"{units.dec_str(v.discount_pct)}% off list"
         return ", ".join(
-            f"{name.removesuffix('_price')} {value}"
-            for name in overrides.PRICE_FIELDS
-            if (value := getattr(v, name)) is not None
+            [
+                f"{name.removesuffix('_price')} {value}"
+                for name in overrides.PRICE_FIELDS
+                if (value := getattr(v, name)) is not None
+            ]
+            + [f"{k} {units.dec_str(value)}" for k, value in v.extra_prices.items()]
         )
 
     table(
-        ("ID", "PROVIDER", "MODEL", "KIND", "FROM", "TO (EXCL.)", "PRICES (USD/M TOKENS)", "NOTE"),
+        ("ID", "PROVIDER", "MODEL", "KIND", "FROM", "TO (EXCL.)", "PRICES (USD)", "SOURCE", "NOTE"),
         [
             (
                 str(v.id),
@@ -263,6 +363,7 @@ def cmd_override_list(args: argparse.Namespace, ctx: Context) -> int:
                 v.valid_from.isoformat(),
                 v.valid_to.isoformat() if v.valid_to else "open",
                 what(v),
+                f"{v.source or '-'}{f' ({v.checked_on})' if v.checked_on else ''}"[:50],
                 (v.note or "")[:40],
             )
             for v in views
@@ -298,10 +399,17 @@ def register(commands: Any) -> None:
         ("--cached-tokens", "cache-read input tokens"),
         ("--cache-write-tokens", "5-minute cache-write tokens"),
         ("--cache-write-1h-tokens", "1-hour cache-write tokens"),
-        ("--output-tokens", "output tokens (reasoning included)"),
+        ("--output-tokens", "output tokens (reasoning included unless given apart)"),
         ("--requests", "requests (for per-request prices)"),
     ):
         price.add_argument(flag, type=whole_number, default=0, metavar="N", help=what)
+    for flag, kind, what in DETAIL_OPTIONS:
+        price.add_argument(flag, dest=kind, type=whole_number, default=0, metavar="N", help=what)
+    price.add_argument(
+        "--search-context-size",
+        choices=SEARCH_CONTEXT_SIZES,
+        help="the search context size of the --requests (Perplexity's per-request fee)",
+    )
     price.add_argument("--batch", action="store_true", help="batch API usage")
     price.add_argument("--service-tier", help="e.g. priority or flex (default: standard)")
     price.add_argument("--json", action="store_true")
@@ -323,9 +431,18 @@ def register(commands: Any) -> None:
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(handler=cmd_reprice)
 
-    prices = commands.add_parser("prices", help="organisation prices").add_subparsers(
-        dest="prices_command", required=True
+    prices = commands.add_parser(
+        "prices", help="the price book: organisation prices, catalog differences"
+    ).add_subparsers(dest="prices_command", required=True)
+    diff = prices.add_parser(
+        "diff",
+        help="where the book (corrections, overrides) prices used models unlike the catalog",
+        description="Compare the installed genai-prices catalog with the price book for the "
+        "models in usage: the prices that differ and why, what they change in the estimates, "
+        "corrections the catalog has caught up with, and models it does not know.",
     )
+    diff.add_argument("--json", action="store_true")
+    diff.set_defaults(handler=cmd_prices_diff)
     override = prices.add_parser("override", help="custom prices and discounts").add_subparsers(
         dest="override_command", required=True
     )
@@ -349,6 +466,18 @@ def register(commands: Any) -> None:
     add.add_argument("--cache-write-1h-price", metavar="USD", help="1-hour cache writes")
     add.add_argument("--output-price", metavar="USD")
     add.add_argument("--request-price", metavar="USD", help="per request")
+    add.add_argument(
+        "--price",
+        nargs=2,
+        action="append",
+        metavar=("KIND", "USD"),
+        help="a price of another kind, e.g. --price input_audio 32 (per million tokens) or "
+        "--price code_interpreter 0.03 (per session); see docs/pricing.md",
+    )
+    add.add_argument("--source", help="where the price comes from: a contract, an invoice, a URL")
+    add.add_argument(
+        "--checked-on", type=parse_date, metavar="DATE", help="when the price was last checked"
+    )
     add.add_argument("--note")
     add.set_defaults(handler=cmd_override_add)
     lst = override.add_parser("list", help="list overrides")

@@ -27,6 +27,7 @@ from tracker.costs.pricebook import PriceBook
 from tracker.costs.prices import EstimateSummary
 from tracker.costs.spend import billed_days, cost_source_of
 from tracker.models import IMPORT_USAGE_TYPE, Account, CostSource, Service, UsageRecord
+from tracker.models.usage_kinds import from_json
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def row_outcome(
     requests: int,
     other_units: Decimal,
     billed: bool = False,
+    other_unit_name: str | None = None,
+    details: dict[str, int] | None = None,
 ) -> tuple[Decimal | None, str]:
     """(estimated_cost rounded for storage or None, pricing_status) for one stored row."""
     return book.outcome(
@@ -69,6 +72,8 @@ def row_outcome(
         requests,
         other_units,
         Decimal(0) if billed else None,
+        other_unit_name,
+        details,
     )
 
 
@@ -139,6 +144,8 @@ def price_stored(
             u.pricing_status,
             u.cost_source,
             u.account_id,
+            u.other_unit_name,
+            u.usage_details,
         )
         .join(Account, Account.id == u.account_id)
         .join(Service, Service.id == Account.service_id)
@@ -162,9 +169,24 @@ def price_stored(
         rows: list[Any] = list(partition)
         for row in rows:
             rid, provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed = row[:14]
-            old_cost, old_status, old_source, account_id = row[14:]
+            old_cost, old_status, old_source, account_id, unit_name, stored = row[14:]
+            details = from_json(stored) if stored else None
             cost, status = outcome(
-                provider, model, day, usage_type, tier, i, c, w, w1, o, n, other, billed
+                provider,
+                model,
+                day,
+                usage_type,
+                tier,
+                i,
+                c,
+                w,
+                w1,
+                o,
+                n,
+                other,
+                billed,
+                unit_name,
+                details,
             )
             by_status[status] += 1
             if status == "unpriced":

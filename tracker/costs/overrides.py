@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tracker.core import audit
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.core.units import dec_str, parse_decimal
-from tracker.costs.prices import UnitPrices
+from tracker.costs.prices import PRICE_UNIT, UNIT_FIELDS, UnitPrices
 from tracker.models import PriceOverride
 from tracker.providers.registry import PROVIDERS
 
@@ -43,6 +43,10 @@ class OverrideView:
     valid_to: dt.date | None
     note: str | None
     created_by: str | None
+    # Prices of the other kinds (`tracker.costs.prices.UNIT_FIELDS`), and provenance.
+    extra_prices: dict[str, Decimal] = field(default_factory=dict)
+    source: str | None = None
+    checked_on: dt.date | None = None
 
     @classmethod
     def of(cls, o: PriceOverride) -> OverrideView:
@@ -62,6 +66,9 @@ class OverrideView:
             valid_to=o.valid_to,
             note=o.note,
             created_by=o.created_by,
+            extra_prices={k: Decimal(str(v)) for k, v in (o.extra_prices or {}).items()},
+            source=o.source,
+            checked_on=o.checked_on,
         )
 
     def active(self, day: dt.date) -> bool:
@@ -75,12 +82,15 @@ class OverrideView:
     @property
     def unit_prices(self) -> UnitPrices:
         return UnitPrices(
-            input=self.input_price,
-            cached_input=self.cached_input_price,
-            cache_write=self.cache_write_price,
-            cache_write_1h=self.cache_write_1h_price,
-            output=self.output_price,
-            request=self.request_price,
+            **{
+                **{k: v for k, v in self.extra_prices.items() if k in UNIT_FIELDS},
+                "input": self.input_price,
+                "cached_input": self.cached_input_price,
+                "cache_write": self.cache_write_price,
+                "cache_write_1h": self.cache_write_1h_price,
+                "output": self.output_price,
+                "request": self.request_price,
+            }
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -98,6 +108,9 @@ class OverrideView:
             "discount_pct": dec_str(self.discount_pct),
             "valid_from": self.valid_from.isoformat(),
             "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "extra_prices": {k: dec_str(v) for k, v in self.extra_prices.items()},
+            "source": self.source,
+            "checked_on": self.checked_on.isoformat() if self.checked_on else None,
             "note": self.note,
             "created_by": self.created_by,
         }
@@ -138,13 +151,19 @@ def add_override(
     output_price: Decimal | str | None = None,
     request_price: Decimal | str | None = None,
     discount_pct: Decimal | str | None = None,
+    extra_prices: dict[str, Decimal | str] | None = None,
     note: str | None = None,
+    source: str | None = None,
+    checked_on: dt.date | None = None,
     actor: str,
 ) -> OverrideView:
     """Add an organisation price (USD per million tokens / per request) or a % discount.
 
     `model` None means every model of the provider (discounts only). `valid_to` is
-    exclusive. History is not re-priced here: run `reprice` for the affected dates.
+    exclusive. `extra_prices` prices the other kinds (`PRICE_UNIT` says per what: audio and
+    image tokens, tool calls, sessions...). `source` says where the price comes from (a
+    contract, an invoice) and `checked_on` when it was checked. History is not re-priced
+    here: run `reprice` for the affected dates.
     """
     if provider not in PROVIDERS:
         raise InvalidInput(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
@@ -160,18 +179,30 @@ def add_override(
         "request_price": request_price,
     }
     prices = {k: parse_decimal(v, k.replace("_", " ")) for k, v in raw.items()}
+    own_kinds = {"input", "cached_input", "cache_write", "cache_write_1h", "output", "request"}
+    unknown = sorted(set(extra_prices or {}) - (set(UNIT_FIELDS) - own_kinds))
+    if unknown:
+        allowed = ", ".join(f"{k} ({PRICE_UNIT[k]})" for k in UNIT_FIELDS if k not in own_kinds)
+        raise InvalidInput(f"unknown price kind(s) {', '.join(unknown)}; use {allowed}")
+    extra = {
+        k: value
+        for k, v in (extra_prices or {}).items()
+        if (value := parse_decimal(v, k.replace("_", " "))) is not None
+    }
     pct = parse_decimal(discount_pct, "discount")
+    if checked_on is not None and checked_on > dt.datetime.now(dt.UTC).date():
+        raise InvalidInput("the date the price was checked cannot be in the future")
     if kind == "price":
         if model is None:
             raise InvalidInput("an explicit price needs a model; use a discount for all models")
-        if all(v is None for v in prices.values()):
+        if all(v is None for v in prices.values()) and not extra:
             raise InvalidInput("give at least one price (e.g. input and output per million)")
         if pct is not None:
             raise InvalidInput("a price override takes prices, not a discount")
     elif kind == "discount":
         if pct is None or not 0 < pct <= 100:
             raise InvalidInput("a discount needs a percentage above 0 and at most 100")
-        if any(v is not None for v in prices.values()):
+        if any(v is not None for v in prices.values()) or extra:
             raise InvalidInput("a discount override takes a percentage, not prices")
     else:
         raise InvalidInput("kind must be 'price' or 'discount'")
@@ -199,6 +230,9 @@ def add_override(
         valid_from=valid_from,
         valid_to=valid_to,
         note=(note or "").strip() or None,
+        extra_prices={k: dec_str(v) for k, v in extra.items()} or None,
+        source=(source or "").strip() or None,
+        checked_on=checked_on,
         created_by=actor,
         **prices,
     )

@@ -1,9 +1,12 @@
 """The price book: list prices, dated corrections and overrides resolved for one usage.
 
-- Precedence: explicit organisation price > organisation discount > list price (catalog, or a
-  correction from `price_corrections.json` where the catalog misses a documented change).
-- Usage rows are daily totals, so a per-request price tier (long-context prices) cannot be
-  chosen: the base tier is used and the estimate is marked approximate.
+- Precedence: organisation override (explicit price > discount) > correction (dated, from
+  `price_corrections.json`) > catalog (genai-prices). An alias correction prices a model as
+  another one; a retired name has no price.
+- Usage rows are daily totals: a per-request price tier (long-context prices) or a
+  time-of-day price cannot be chosen, so the base tier / the price in force most of the day
+  is used, and the row is flagged approximate only when its usage could have met another
+  price (`Resolved.approximate_for`).
 - A model the book cannot price has no estimate (NULL, status `unpriced`), never $0.
 - `price_usage` prices one usage by hand (the CLI's `price` command).
 """
@@ -12,7 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
@@ -21,24 +25,47 @@ from sqlalchemy.orm import Session
 from tracker.core.errors import InvalidInput
 from tracker.core.units import dec_str
 from tracker.costs.catalog import catalog_model, catalog_prices, variant_active
-from tracker.costs.corrections import Corrections, load_corrections
+from tracker.costs.corrections import Corrections, Dated, load_corrections
 from tracker.costs.overrides import OverrideView, pick_override
 from tracker.costs.prices import (
     BATCH_TIER,
     CURRENCY,
     EXACT,
+    FALLBACKS,
     NO_ESTIMATE_USAGE_TYPES,
+    PER_HOUR,
+    PER_MILLION,
+    SIZED_REQUEST_KINDS,
     STANDARD_TIERS,
     STORE_PLACES,
     STORE_QUANTUM,
     TOKEN_KINDS,
+    TOOL_KINDS,
     UNIT_FIELDS,
     PriceQuote,
     Resolved,
     UnitPrices,
+    usage_counts,
 )
 from tracker.models import LINE_ITEM, PriceOverride
+from tracker.models.usage_kinds import DETAIL_KINDS
 from tracker.providers.registry import PROVIDERS
+
+
+@dataclass
+class _Listed:
+    """List prices for one (provider, model, day, tier), before organisation overrides."""
+
+    standard: UnitPrices | None = None  # the standard tier's
+    listed: UnitPrices | None = None  # the row's tier's, where known (then `tier_done`)
+    tier_done: bool = False
+    source: str = "none"
+    approximate: bool = False
+    varying: set[str] = field(default_factory=set)
+    tiered: set[str] = field(default_factory=set)
+    tier_start: int | None = None
+    model_id: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class PriceBook:
@@ -48,7 +75,7 @@ class PriceBook:
         self, overrides: Sequence[OverrideView] = (), corrections: Corrections | None = None
     ) -> None:
         self.overrides = list(overrides)
-        self.corrections = corrections or load_corrections()
+        self.corrections = load_corrections() if corrections is None else corrections
         self._cache: dict[tuple[str, str, dt.date, str], Resolved] = {}
         self._by_provider: dict[str, list[OverrideView]] = defaultdict(list)
         for o in self.overrides:
@@ -68,43 +95,85 @@ class PriceBook:
             found = self._cache[key] = self._resolve(provider, model, day, tier)
         return found
 
-    def _resolve(self, provider: str, model: str, day: dt.date, tier: str) -> Resolved:
+    # --- resolving ----------------------------------------------------------------------
+
+    def _list_prices(self, provider: str, model: str, day: dt.date, tier: str) -> _Listed:
+        """Step 1: the list price, from a correction or the catalog, for the standard tier
+        and the row's tier."""
         info = catalog_model(provider, model)
         names = {model.lower()} | ({info.id.lower()} if info else set())
-        notes: list[str] = []
-        approximate = False
+        out = _Listed(model_id=info.id if info else None)
+        change = self.corrections.price_change(provider, names, day)
+        if change is not None and not change.overlay:
+            out.standard = change.prices
+            out.source = "correction"
+            out.notes.append(_cited("corrected list price", change))
+        elif info is not None:
+            cat = catalog_prices(info, day, None, provider)
+            out.standard, out.source = cat.prices, "catalog"
+            out.approximate = cat.approximate
+            out.varying, out.tiered, out.tier_start = (
+                set(cat.varying),
+                set(cat.tiered),
+                cat.tier_start,
+            )
+            out.notes.extend(cat.notes)
+            if change is not None:
+                out.standard = cat.prices.merged(change.prices)
+                out.varying -= _given(change.prices)
+                out.source = "correction"
+                out.notes.append(_cited("corrected list price", change))
+        out.listed = out.standard
+        if tier in STANDARD_TIERS:
+            return out
+        # The row's tier: the catalog's price for it where it has one that day, then a
+        # correction for it.
+        if info is not None:
+            at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
+            when = {"processing": "batch"} if tier == BATCH_TIER else {"service_tier": tier}
+            if variant_active(info, when, at):
+                cat = catalog_prices(info, day, when, provider)
+                out.listed, out.tier_done = cat.prices, True
+                out.varying, out.tiered, out.tier_start = (
+                    set(cat.varying),
+                    set(cat.tiered),
+                    cat.tier_start,
+                )
+                if change is not None and out.source == "correction":
+                    out.source = "catalog"  # the standard tier's correction is not the tier's
+        tier_change = self.corrections.price_change(provider, names, day, tier)
+        if tier_change is not None and (out.listed is not None or not tier_change.overlay):
+            base = out.listed if tier_change.overlay and out.listed is not None else UnitPrices()
+            out.listed = base.merged(tier_change.prices)
+            out.tier_done = True
+            out.source = "correction"
+            out.varying -= _given(tier_change.prices)
+            out.notes.append(_cited(f"corrected {tier} price", tier_change))
+        return out
+
+    def _resolve(self, provider: str, model: str, day: dt.date, tier: str) -> Resolved:
         tier = tier.lower()
         batch = tier == BATCH_TIER
-
-        # 1. list price: a correction for a documented change, else the catalog. `standard`
-        # is the standard-tier list price; `listed` the catalog's price for the row's tier
-        # where it has one that day (then `tier_done`).
-        source = "none"
-        standard: UnitPrices | None = None
-        listed: UnitPrices | None = None
-        tier_done = False
-        change = next(
-            (c for c in self.corrections.price_changes if c.applies(provider, names, day)), None
-        )
-        if change is not None:
-            standard = listed = change.prices
-            source = "correction"
-            notes.append(f"corrected list price (source: {change.source})")
-        elif info is not None:
-            at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
-            context: dict[str, str] | None = None
-            if batch and variant_active(info, {"processing": "batch"}, at):
-                context = {"processing": "batch"}
-            elif tier not in STANDARD_TIERS and not batch:
-                if variant_active(info, {"service_tier": tier}, at):
-                    context = {"service_tier": tier}
-            standard, approximate, more = catalog_prices(info, day, None)
-            listed = standard
-            if context is not None:
-                listed, approximate, more = catalog_prices(info, day, context)
-                tier_done = True
-            notes.extend(more)
-            source = "catalog"
+        info = catalog_model(provider, model)
+        names = {model.lower()} | ({info.id.lower()} if info else set())
+        alias, retired = self.corrections.alias(provider, names, day)
+        if alias is not None and retired:
+            return Resolved(
+                None,
+                "none",
+                model_id=info.id if info else None,
+                reason=f"{model!r} was retired after {alias.effective_to} ({alias.source})",
+            )
+        if alias is not None:
+            found = self._list_prices(provider, alias.priced_as, day, tier)
+            found.source = "correction"
+            found.notes.insert(0, _cited(f"priced as {alias.priced_as}", alias))
+        else:
+            found = self._list_prices(provider, model, day, tier)
+        notes = found.notes
+        approximate = found.approximate
+        varying, tiered = found.varying, found.tiered
+        source = found.source
 
         # 2. organisation overrides: explicit price > discount > list price.
         candidates = [
@@ -115,27 +184,25 @@ class PriceBook:
         explicit = pick_override([o for o in candidates if o.kind == "price"])
         discount = pick_override([o for o in candidates if o.kind == "discount"])
         prices: UnitPrices | None
+        tier_done = found.tier_done
         if explicit is not None:
             # An explicit price is a standard-tier price: kinds it leaves empty keep the
             # standard list price, and the tier (batch) is applied below to all of them.
             own = explicit.unit_prices
-            base = standard or UnitPrices()
-            prices = UnitPrices(
-                *(
-                    getattr(own, k) if getattr(own, k) is not None else getattr(base, k)
-                    for k in UNIT_FIELDS
-                )
-            )
+            prices = (found.standard or UnitPrices()).merged(own)
+            varying, tiered = varying - _given(own), tiered - _given(own)
             if all(getattr(own, k) is not None for k in TOKEN_KINDS):
                 approximate = False  # nothing left from the (approximated) list price
             source, tier_done = "override", False
             notes.append(f"organisation price #{explicit.id}")
-        elif listed is not None and discount is not None and discount.discount_pct is not None:
-            prices = listed.scaled(1 - discount.discount_pct / 100)
+        elif (
+            found.listed is not None and discount is not None and discount.discount_pct is not None
+        ):
+            prices = found.listed.scaled(1 - discount.discount_pct / 100)
             source = "discount"
             notes.append(f"organisation discount #{discount.id}: {dec_str(discount.discount_pct)}%")
         else:
-            prices = listed
+            prices = found.listed
 
         if prices is None:
             reason = (
@@ -145,14 +212,17 @@ class PriceBook:
             )
             return Resolved(None, "none", reason=reason)
 
-        # 3. the service tier, where the catalog had no price for it on that day.
+        # 3. the service tier, where neither the catalog nor a correction priced it that day.
         if batch and not tier_done:
-            multiplier = self.corrections.batch_multipliers.get(provider)
-            if multiplier is not None:
-                prices = prices.scaled(multiplier)
+            discount_rule = self.corrections.batch_multiplier(provider, day)
+            if discount_rule is not None:
+                prices = prices.scaled(discount_rule.multiplier)
                 if source == "catalog":
                     source = "correction"
-                notes.append(f"batch: {provider} batch multiplier {multiplier} applied")
+                notes.append(
+                    f"batch: {provider} batch multiplier {discount_rule.multiplier} applied "
+                    f"(source: {discount_rule.cited()})"
+                )
             else:
                 approximate = True
                 notes.append(f"batch: no batch price known for {provider}; standard price used")
@@ -160,13 +230,26 @@ class PriceBook:
             approximate = True
             notes.append(f"service tier {tier!r} has no known price; standard price used")
 
+        # A price taken from another kind (FALLBACKS) varies, or is tiered, as that one does.
+        for kind, other in FALLBACKS.items():
+            if getattr(prices, kind) is None:
+                if other in varying:
+                    varying = varying | {kind}
+                if other in tiered:
+                    tiered = tiered | {kind}
         return Resolved(
             prices.with_fallbacks(),
             source,
             approximate=approximate,
-            model_id=info.id if info else None,
+            model_id=found.model_id,
             notes=tuple(notes),
+            varying=frozenset(varying),
+            tiered=frozenset(tiered),
+            tier_start=found.tier_start if tiered else None,
+            sized_requests=any(getattr(prices, k) is not None for k in SIZED_REQUEST_KINDS),
         )
+
+    # --- pricing ------------------------------------------------------------------------
 
     def outcome(
         self,
@@ -183,33 +266,50 @@ class PriceBook:
         requests: int | None,
         other_units: Decimal | None,
         billed: Decimal | None,
+        unit_name: str | None = None,
+        details: Mapping[str, int] | None = None,
     ) -> tuple[Decimal | None, str]:
         """(estimated_cost rounded for storage or None, pricing_status) for one stored row.
 
-        The hot path of `estimate_range` (positional, no allocations beyond the result).
-        Rows without tokens are billed-only line items (`cost:...`), seats, or usage metered
-        per image, second, byte...: with a billed cost (or as seats) there is nothing to
-        estimate; without one their cost is missing from the estimate, so they are unpriced.
+        The hot path of `estimate_range` (positional, no allocations beyond the result for
+        rows of tokens and requests). Rows without tokens are billed-only line items
+        (`cost:...`), seats, or usage metered per call, image, second, byte...: with a billed
+        cost (or as seats) there is nothing to estimate; units without a price leave them
+        unpriced.
         """
         if usage_type.startswith(LINE_ITEM):
             return None, "not_applicable"
-        if not (i or c or w or w1 or o):
+        if not (i or c or w or w1 or o or details):
             if billed is not None or usage_type in NO_ESTIMATE_USAGE_TYPES:
                 return None, "not_applicable"
-            if other_units:
-                return None, "unpriced"
-            if not requests:
+            if not requests and not other_units:
                 return None, "not_applicable"  # an empty bucket
         r = self._cache.get((provider, model, day, tier)) or self.resolve(
             provider, model, day, tier
         )
         if r.prices is None:
             return None, "unpriced"
-        total, _ = r.total(i or 0, c or 0, w or 0, w1 or 0, o or 0, requests or 0)
-        if total is None:
-            return None, "unpriced"
-        status = "approximate" if r.approximate or other_units else "priced"
-        return _stored(total, r.exponent), status
+        i, c, w, w1, o, requests = i or 0, c or 0, w or 0, w1 or 0, o or 0, requests or 0
+        if not details and not other_units:
+            total, _ = r.token_total(i, c, w, w1, o, requests)
+            if total is None:
+                return None, "unpriced"
+            approximate = r.approximate or (
+                bool(r.varying_at or r.tiered_at or r.sized_requests)
+                and r.approximate_for_tokens((i, c, w, w1, o, requests))
+            )
+            return _stored(total, r.exponent), "approximate" if approximate else "priced"
+        prompt = i + c + w + w1
+        columns = {
+            "input_tokens": i,
+            "cached_input_tokens": c,
+            "cache_write_tokens": w,
+            "cache_write_1h_tokens": w1,
+            "output_tokens": o,
+            "requests": requests,
+        }
+        cost, status, _ = _price_counts(r, columns, details, unit_name, other_units, prompt)
+        return (None if cost is None else store_amount(cost)), status
 
     def quote(
         self,
@@ -224,38 +324,85 @@ class PriceBook:
         output_tokens: int = 0,
         requests: int = 0,
         tier: str = "",
+        details: Mapping[str, int] | None = None,
     ) -> PriceQuote:
-        """Price one usage (our convention: `input_tokens` is uncached input only)."""
+        """Price one usage (our convention: `input_tokens` is uncached input only, and the
+        token parts in `details` are parts of their column)."""
         counts = (input_tokens, cached_tokens, cache_write_tokens, cache_write_1h_tokens)
-        if min(*counts, output_tokens, requests) < 0:
-            raise InvalidInput("token and request counts must be zero or more")
+        extra = list((details or {}).values())
+        if min(*counts, output_tokens, requests, *extra) < 0:
+            raise InvalidInput("token, request and unit counts must be zero or more")
+        unknown = sorted(set(details or {}) - set(DETAIL_KINDS))
+        if unknown:
+            raise InvalidInput(f"unknown usage kind(s) {', '.join(unknown)}")
         r = self.resolve(provider, model, day, tier)
-        cost, reason = _cost(r, (*counts, output_tokens), requests)
+        if r.prices is None:
+            return PriceQuote(
+                None, CURRENCY, False, False, None, r.source, r.model_id, r.notes, r.reason
+            )
+        columns = {
+            "input_tokens": input_tokens,
+            "cached_input_tokens": cached_tokens,
+            "cache_write_tokens": cache_write_tokens,
+            "cache_write_1h_tokens": cache_write_1h_tokens,
+            "output_tokens": output_tokens,
+            "requests": requests,
+        }
+        cost, status, reason = _price_counts(r, columns, details or {}, None, None, sum(counts))
         if cost is None:
             return PriceQuote(
-                None,
-                CURRENCY,
-                False,
-                False,
-                r.prices,
-                r.source,
-                r.model_id,
-                r.notes,
-                reason or r.reason,
+                None, CURRENCY, False, False, r.prices, r.source, r.model_id, r.notes, reason
             )
         return PriceQuote(
-            cost, CURRENCY, True, r.approximate, r.prices, r.source, r.model_id, r.notes
+            cost,
+            CURRENCY,
+            True,
+            status == "approximate",
+            r.prices,
+            r.source,
+            r.model_id,
+            r.notes + ((reason,) if reason else ()),
         )
 
 
-def _cost(
-    resolved: Resolved, tokens: tuple[int, int, int, int, int], requests: int
-) -> tuple[Decimal | None, str | None]:
-    """Exact cost (unrounded), or None and why."""
-    total, reason = resolved.total(*tokens, requests)
-    if total is None:
-        return None, reason
-    return Decimal(total).scaleb(resolved.exponent, EXACT), None
+def _given(prices: UnitPrices) -> set[str]:
+    return {k for k in UNIT_FIELDS if getattr(prices, k) is not None}
+
+
+def _cited(what: str, rule: Dated) -> str:
+    return f"{what} (source: {rule.cited()})"
+
+
+def _price_counts(
+    r: Resolved,
+    columns: dict[str, int],
+    details: Mapping[str, int] | None,
+    unit_name: str | None,
+    other_units: Decimal | None,
+    prompt: int,
+) -> tuple[Decimal | None, str, str | None]:
+    """(exact cost or None, status, why) for a usage with details or units."""
+    counts, unknown, problem = usage_counts(columns, details, unit_name, other_units)
+    if problem is not None:
+        return None, "unpriced", problem
+    cost, reason = r.total(counts)
+    if cost is None:
+        return None, "unpriced", reason
+    prices = r.prices
+    assert prices is not None
+    metered = [k for k in (*TOOL_KINDS, *PER_HOUR) if counts.get(k)]
+    unpriced_units = [k for k in metered if getattr(prices, k) is None]
+    has_tokens = any(counts.get(k) for k in PER_MILLION)
+    if unknown or unpriced_units:
+        what = ", ".join(
+            [k.replace("_", " ") for k in unpriced_units]
+            + ([unit_name or "units"] if unknown else [])
+        )
+        if not has_tokens and len(unpriced_units) == len(metered):
+            return None, "unpriced", f"no price for {what}"
+        return cost, "approximate", f"no price for {what}: left out of the estimate"
+    approximate = r.approximate_for(counts, prompt, columns.get("requests", 0))
+    return cost, "approximate" if approximate else "priced", None
 
 
 def _stored(total: int, exponent: int) -> Decimal:
@@ -282,9 +429,11 @@ def price_usage(
     requests: int = 0,
     batch: bool = False,
     service_tier: str = "",
+    details: Mapping[str, int] | None = None,
     overrides: Sequence[OverrideView] | PriceBook = (),
 ) -> PriceQuote:
-    """Price one usage by hand: `input_tokens` is uncached input; cache reads/writes apart.
+    """Price one usage by hand: `input_tokens` is uncached input; cache reads/writes apart;
+    `details` holds token parts (of their column) and units (`tracker.models.usage_kinds`).
 
     `overrides` is a list of `OverrideView` (e.g. `list_overrides(session=...)`) or a
     `PriceBook` to reuse its cache.
@@ -303,9 +452,10 @@ def price_usage(
         output_tokens=output_tokens,
         requests=requests,
         tier=BATCH_TIER if batch else service_tier,
+        details=details,
     )
 
 
 def store_amount(amount: Decimal) -> Decimal:
     """Round an amount for storage: 6 decimals, half up (the only rounding we do)."""
-    return amount.quantize(STORE_QUANTUM, rounding=ROUND_HALF_UP)
+    return amount.quantize(STORE_QUANTUM, rounding=ROUND_HALF_UP, context=EXACT)

@@ -16,6 +16,8 @@ from tracker.core.units import month_bounds, month_start, next_month, to_dollars
 from tracker.exports.rows import CURRENCY, ExportRow, safe_text
 from tracker.exports.tabular import ExportStats
 from tracker.models import Account, CostProjection, CostSource, Service, all_tokens
+from tracker.providers.registry import display_name
+from tracker.reporting.savings import KINDS, by_kind, savings_ledger
 from tracker.reporting.sources import NOT_REPORTED, Dimensions
 
 
@@ -77,7 +79,7 @@ def write_xlsx(
     filters: Dimensions,
 ) -> ExportStats:
     """Write the Excel month pack: Summary, By provider, By model, By project, Daily, Unpriced,
-    Chargeback.
+    Chargeback, Savings.
 
     Money cells are numbers with a currency format (Excel stores binary floats: exact to far
     below a cent at these magnitudes); headers are frozen.
@@ -246,6 +248,7 @@ def write_xlsx(
     table("Daily", ["Day (UTC)"], daily, ["date"])
     table("Unpriced", ["Account", "Model", "Usage type", "Pricing status"], unpriced)
     _chargeback_sheet(book.add_worksheet("Chargeback"), cell, bold, session, start, end)
+    _savings_sheet(book.add_worksheet("Savings"), cell, bold, session, start, end, filters)
     book.close()
     return stats
 
@@ -288,6 +291,55 @@ def _chargeback_sheet(
         r += 2
         month = next_month(month)
     sheet.set_column(0, 6, 18)
+
+
+def _savings_sheet(
+    sheet: Any,
+    cell: Any,
+    bold: Any,
+    session: Session,
+    start: dt.date,
+    end: dt.date,
+    filters: Dimensions,
+) -> None:
+    """What cache, batch, flex, off-peak and negotiated prices saved against the list price,
+    by month and provider (the Savings page's ledger; the provider filter applies)."""
+    headers = [
+        "Month",
+        "Provider",
+        "Cache (USD)",
+        "Batch (USD)",
+        "Flex (USD)",
+        "Off-peak (USD)",
+        "Negotiated (USD)",
+        "Saved (USD)",
+        "At list price (USD)",
+        "Approximate",
+    ]
+    for c, header in enumerate(headers):
+        sheet.write_string(0, c, header, bold)
+    sheet.freeze_panes(1, 0)
+    lines = savings_ledger(session=session, start=start, end=end, providers=filters.providers)
+    r = 1
+    for line in lines:
+        values = [
+            (f"{line.month:%Y-%m}", ""),
+            (display_name(line.provider), ""),
+            *[(line.saved[kind], "money") for kind in KINDS],
+            (line.total, "money"),
+            (line.list_cost, "money"),
+            ("yes" if line.approximate else "no", ""),
+        ]
+        for c, (value, kind) in enumerate(values):
+            cell(sheet, r, c, value, kind)
+        r += 1
+    totals = by_kind(lines)
+    cell(sheet, r, 0, "Total")
+    for c, kind in enumerate([*KINDS, "total"], start=2):
+        cell(sheet, r, c, totals[kind], "money")
+    cell(sheet, r, 8, sum((line.list_cost for line in lines), Decimal(0)), "money")
+    sheet.set_column(0, 1, 18)
+    sheet.set_column(2, 9, 16)
 
 
 def _sum_aggs(aggs: Iterable[_Agg]) -> _Agg:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from tracker.core.db import copy_in
 from tracker.costs.pricebook import PriceBook
 from tracker.costs.sql_pricing import UNIT_PRICES, outcome_sql, stage_unit_prices
-from tracker.ingest.csv_template import MAX_TOKENS, OPTIONAL, header_problems
+from tracker.ingest.csv_template import DETAIL_COLUMNS, MAX_TOKENS, OPTIONAL, header_problems
 from tracker.models import IMPORT_USAGE_TYPE, TOKEN_COLUMNS, USAGE_NATURAL_KEY, Account
 from tracker.providers.base import MAX_ROW_AMOUNT
 
@@ -68,6 +68,9 @@ def copy_import(
     columns, problems = header_problems(header)
     if problems:
         raise NotFastPath("; ".join(problems))
+    if set(columns) & set(DETAIL_COLUMNS):
+        # Usage details are JSON beside the columns and priced in Python, row by row.
+        raise NotFastPath("the file has usage detail columns")
     connection = session.connection()
     slots = [f"c{i}" for i in range(len(columns))]
     connection.exec_driver_sql(

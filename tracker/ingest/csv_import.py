@@ -2,9 +2,13 @@
 
 The template (docs/csv-import.md) has a header row and one row per UTC day and model:
 `day, model, input_tokens, output_tokens, requests` and optionally `cached_input_tokens`,
-`cost` (USD, the provider's figure), `project`, `api_key_id` and `user_id`. `input_tokens`
+`cost` (USD, the provider's figure), `project`, `api_key_id` and `user_id`, and the detail
+columns (`csv_template.DETAIL_COLUMNS`: audio, image and reasoning parts of the tokens,
+tool calls, sessions, images, seconds, characters, search context size). `input_tokens`
 counts all input tokens as the provider reports them, cached ones included; the stored
-`input_tokens` is the uncached part (`input_tokens - cached_input_tokens`), like every other source.
+`input_tokens` is the uncached part (`input_tokens - cached_input_tokens`), like every other
+source; `input_audio_tokens` and `input_image_tokens` are parts of that uncached part, the
+cached ones go in `cached_audio_tokens` and `cached_image_tokens`.
 
 All or nothing, streaming, in a savepoint of the caller's transaction. On PostgreSQL the file
 goes through COPY first (`csv_copy`: 1.84 M rows in seconds); a file that path does not
@@ -34,10 +38,11 @@ from tracker.core import audit
 from tracker.core.errors import InvalidInput
 from tracker.core.units import today_utc
 from tracker.ingest.csv_copy import NotFastPath, copy_import
-from tracker.ingest.csv_template import MAX_ERRORS, MAX_TOKENS, header_problems
+from tracker.ingest.csv_template import DETAIL_COLUMNS, MAX_ERRORS, MAX_TOKENS, header_problems
 from tracker.ingest.sync import estimate_costs
 from tracker.ingest.writer import upsert_rows
 from tracker.models import IMPORT_USAGE_TYPE, Account, UsageRecord, utcnow
+from tracker.models.usage_kinds import SEARCH_CONTEXT_SIZES, Details, pack, part_problems
 from tracker.providers.accounts import get_account
 from tracker.providers.base import MAX_ROW_AMOUNT, UsageRow
 
@@ -245,6 +250,7 @@ def _row(raw: dict[str, str], today: dt.date) -> tuple[UsageRow | None, list[str
     for name in ("project", "api_key_id", "user_id"):
         if len(value.get(name, "")) > 255:
             problems.append(f"{name} is longer than 255 characters")
+    details = _details(value, counts, problems)
     if problems or day is None:
         return None, problems
     return (
@@ -260,6 +266,48 @@ def _row(raw: dict[str, str], today: dt.date) -> tuple[UsageRow | None, list[str
             output_tokens=counts["output_tokens"],
             requests=counts["requests"],
             billed_cost=cost,
+            details=details,
         ),
         [],
     )
+
+
+def _details(value: dict[str, str], counts: dict[str, int], problems: list[str]) -> Details:
+    """The row's detail columns as usage details; their problems appended to `problems`."""
+    found: dict[str, int] = {}
+    for name in DETAIL_COLUMNS:
+        text = value.get(name, "")
+        if name == "search_context_size" or text == "":
+            continue
+        if not (text.isascii() and text.isdigit()):
+            problems.append(f"{name} {text!r} is not a whole number of zero or more")
+        elif int(text) > MAX_TOKENS:
+            problems.append(f"{name} {text} is implausibly large")
+        else:
+            found[name] = int(text)
+    size = value.get("search_context_size", "").lower()
+    if size:
+        if size not in SEARCH_CONTEXT_SIZES:
+            problems.append(
+                f"search_context_size {value['search_context_size']!r} is not one of "
+                f"{', '.join(SEARCH_CONTEXT_SIZES)}"
+            )
+        else:
+            found[f"requests_{size}_context"] = counts.get("requests", 0)
+    if problems or len(counts) < 4:
+        return ()
+    stored = {
+        "input_tokens": counts["input_tokens"] - counts["cached_input_tokens"],
+        "cached_input_tokens": counts["cached_input_tokens"],
+        "output_tokens": counts["output_tokens"],
+        "requests": counts["requests"],
+    }
+    # Say it in the file's terms: its input_tokens include the cached ones.
+    problems.extend(
+        p.replace(
+            f"input_tokens ({stored['input_tokens']:,}), which includes them",
+            f"input_tokens - cached_input_tokens ({stored['input_tokens']:,})",
+        )
+        for p in part_problems(found, stored)
+    )
+    return pack(found)

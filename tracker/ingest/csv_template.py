@@ -8,7 +8,27 @@ from __future__ import annotations
 
 REQUIRED = ("day", "model", "input_tokens", "output_tokens", "requests")
 OPTIONAL = ("cached_input_tokens", "cost", "project", "api_key_id", "user_id")
-COLUMNS = REQUIRED + OPTIONAL  # in the order of the template file and docs/csv-import.md
+# Optional columns for what a row counts beside its tokens (`tracker.models.usage_kinds`):
+# the audio, image and reasoning parts of the token columns, tool calls, sessions, images,
+# seconds of audio, characters, and the search context size of the row's requests.
+DETAIL_COLUMNS = (
+    "input_audio_tokens",
+    "cached_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "cached_image_tokens",
+    "output_image_tokens",
+    "reasoning_tokens",
+    "web_search_calls",
+    "file_search_calls",
+    "code_interpreter_sessions",
+    "images",
+    "audio_seconds",
+    "characters",
+    "search_context_size",
+)
+# In the order of the template file and docs/csv-import.md.
+COLUMNS = REQUIRED + OPTIONAL + DETAIL_COLUMNS
 MAX_ERRORS = 20
 MAX_TOKENS = 10**15  # far beyond any real day; catches pasted garbage before BIGINT does
 

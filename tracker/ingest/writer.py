@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import json
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, column, func, select, table, update
+from sqlalchemy import and_, case, column, func, select, table, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from tracker.models import (
     UsageLabelMonthly,
     UsageRecord,
 )
+from tracker.models.usage_kinds import added, as_json
 from tracker.providers.base import (
     UsageRow,
 )
@@ -98,6 +100,7 @@ def merge_rows(a: UsageRow, b: UsageRow) -> UsageRow:
         other_unit_name=a.other_unit_name or b.other_unit_name,
         billed_cost=billed,
         currency=a.currency,
+        details=added(a.details, b.details),
     )
 
 
@@ -136,6 +139,7 @@ def _write_batch(
             r.requests,
             r.other_units,
             r.other_unit_name,
+            as_json(r.details),
             r.billed_cost,
             None,  # estimated_cost: priced after the upsert
             r.currency,
@@ -149,7 +153,10 @@ def _write_batch(
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     stmt = insert(UsageRecord)
     connection.execute(
-        stmt.on_conflict_do_update(index_elements=list(USAGE_NATURAL_KEY), set_=_upsert_set(stmt)),
+        stmt.on_conflict_do_update(
+            index_elements=list(USAGE_NATURAL_KEY),
+            set_=_upsert_set(stmt, dialect.name == "postgresql"),
+        ),
         [dict(zip(_WRITTEN, v, strict=True)) for v in values],
     )
 
@@ -162,6 +169,7 @@ _WRITTEN = (
     "user_name",
     *SUMMED,
     "other_unit_name",
+    "usage_details",
     "billed_cost",
     "estimated_cost",
     "currency",
@@ -217,6 +225,8 @@ def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
         key_name = COPY_NULL if r.api_key_name is None else r.api_key_name
         user_name = COPY_NULL if r.user_name is None else r.user_name
         unit_name = COPY_NULL if r.other_unit_name is None else r.other_unit_name
+    # JSON of kind names and whole numbers: nothing in it needs COPY's escaping.
+    details = json.dumps(dict(r.details), separators=(",", ":")) if r.details else COPY_NULL
     billed, source = (
         (COPY_NULL, CostSource.NONE)
         if r.billed_cost is None
@@ -226,7 +236,7 @@ def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
         f"{account_id}\t{r.day.isoformat()}\t{model}\t{project_id}\t{api_key_id}\t{user_id}\t"
         f"{usage_type}\t{tier}\t{project_name}\t{key_name}\t{user_name}\t{r.input_tokens}\t"
         f"{r.cached_input_tokens}\t{r.cache_write_tokens}\t{r.cache_write_1h_tokens}\t"
-        f"{r.output_tokens}\t{r.requests}\t{r.other_units}\t{unit_name}\t{billed}\t"
+        f"{r.output_tokens}\t{r.requests}\t{r.other_units}\t{unit_name}\t{details}\t{billed}\t"
         f"{COPY_NULL}\t{currency}\t{source}{tail}"
     )
 
@@ -253,11 +263,11 @@ def _pg_upsert_from_stage() -> Any:
         list(_WRITTEN), select(*[stage.c[name] for name in _WRITTEN])
     )
     return stmt.on_conflict_do_update(
-        index_elements=list(USAGE_NATURAL_KEY), set_=_upsert_set(stmt)
+        index_elements=list(USAGE_NATURAL_KEY), set_=_upsert_set(stmt, pg=True)
     )
 
 
-def _upsert_set(stmt: Any) -> dict[str, Any]:
+def _upsert_set(stmt: Any, pg: bool) -> dict[str, Any]:
     """The ON CONFLICT update: a row of this pass (same stamp) adds up, an older one is
     replaced; the estimate is cleared for re-pricing."""
     old, new = UsageRecord.__table__.c, stmt.excluded
@@ -284,10 +294,26 @@ def _upsert_set(stmt: Any) -> dict[str, Any]:
         api_key_name=func.coalesce(new.api_key_name, old.api_key_name),
         user_name=func.coalesce(new.user_name, old.user_name),
         other_unit_name=func.coalesce(new.other_unit_name, old.other_unit_name),
+        usage_details=case((same_pass, _added_details(pg)), else_=new.usage_details),
         currency=new.currency,
         synced_at=new.synced_at,
     )
     return set_
+
+
+def _added_details(pg: bool) -> Any:
+    """Two rows' usage details added up in SQL (a key met again in a later batch of one
+    pass): each kind's counts summed; one row's when the other has none."""
+    each = "json_each_text" if pg else "json_each"
+    group = "json_object_agg" if pg else "json_group_object"
+    total = "sum(CAST(value AS bigint))" if pg else "sum(value)"
+    old, new = "usage_records.usage_details", "excluded.usage_details"
+    return text(
+        f"CASE WHEN {old} IS NULL THEN {new} WHEN {new} IS NULL THEN {old} ELSE "
+        f"(SELECT {group}(key, total) FROM (SELECT key, {total} AS total FROM "
+        f"(SELECT key, value FROM {each}({old}) UNION ALL "
+        f"SELECT key, value FROM {each}({new})) AS parts GROUP BY key) AS sums) END"
+    )
 
 
 # The names a provider reports beside its ids: kind (as in usage_labels) -> (id, name) columns.

@@ -36,6 +36,8 @@ from tracker.models.base import UNIT_PRICE as UNIT_PRICE
 from tracker.models.base import Base as Base
 from tracker.models.base import UTCDateTime as UTCDateTime
 from tracker.models.base import utcnow as utcnow
+from tracker.models.usage_kinds import TOKEN_COLUMNS as TOKEN_COLUMNS
+from tracker.models.usage_kinds import all_tokens as all_tokens
 
 # What makes a usage row one row: the unique constraint, the bulk writer's ON CONFLICT and
 # the merging of rows within one sync all read this.
@@ -108,25 +110,6 @@ class SyncStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"  # its process died mid-run; nothing of it was committed
-
-
-# The token counts of a usage row (and of every rollup row), in reporting order.
-TOKEN_COLUMNS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-)
-
-
-def all_tokens(entity: Any) -> Any:
-    """Every token kind of a row added up: a SQL expression over `usage_records` or a rollup
-    table, or an int for a fetched row."""
-    first, *rest = (getattr(entity, name) for name in TOKEN_COLUMNS)
-    for column in rest:
-        first = first + column
-    return first
 
 
 class User(Base):
@@ -227,7 +210,8 @@ class UsageRecord(Base):
 
     Dimension columns are '' rather than NULL when a provider does not report them, so the
     natural-key unique constraint holds (NULLs never collide in a unique index).
-    Token columns: `input_tokens` is uncached input only; cache reads and writes are apart.
+    Token columns: `input_tokens` is uncached input only; cache reads and writes are apart;
+    `usage_details` holds their audio and image parts and the units priced per unit.
     """
 
     __tablename__ = "usage_records"
@@ -253,6 +237,8 @@ class UsageRecord(Base):
     requests: Mapped[int] = mapped_column(default=0)
     other_units: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     other_unit_name: Mapped[str | None] = mapped_column(String(64))
+    # Token parts and units beside the columns (`tracker.models.usage_kinds`); NULL: none.
+    usage_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     billed_cost: Mapped[Decimal | None]
     estimated_cost: Mapped[Decimal | None]
     # A covered row's share of the day's billed line items (`tracker.costs.allocate`), and how
@@ -439,10 +425,16 @@ class PriceOverride(Base):
     cache_write_1h_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
     output_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
     request_price: Mapped[Decimal | None] = mapped_column(UNIT_PRICE)
+    # Prices of the other kinds (`tracker.costs.prices.UNIT_FIELDS`: audio, image, tool
+    # calls...) as decimal strings by kind; NULL: none.
+    extra_prices: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     discount_pct: Mapped[Decimal | None] = mapped_column(Numeric(7, 4))
     valid_from: Mapped[dt.date]
     valid_to: Mapped[dt.date | None]
     note: Mapped[str | None] = mapped_column(Text)
+    # Where the price comes from (a contract, an invoice, a URL) and when it was checked.
+    source: Mapped[str | None] = mapped_column(Text)
+    checked_on: Mapped[dt.date | None]
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -8,7 +8,8 @@ Rows produced, on UTC days:
   API key and service tier (`usage_type = "messages"`). Anthropic's `uncached_input_tokens`
   already excludes cache reads and writes, so it is stored as `input_tokens` as it is; cache
   reads, 5-minute writes and 1-hour writes go to their own columns. Web-search requests are
-  kept in `other_units` ("web_search_requests"). No money on these rows.
+  kept in `other_units` ("web_search_requests"), which the price book prices per search. No
+  money on these rows.
 - Billed rows from `/v1/organizations/cost_report`, grouped by workspace and description, with
   `usage_type = "cost:<token type or cost type>"` (e.g. `cost:output_tokens`,
   `cost:web_search`), zero tokens and the amount in `billed_cost`. The cost report gives

@@ -1,4 +1,4 @@
-"""The seam every provider connector sits behind: rows, errors, and the HTTP session.
+"""The seam every provider connector sits behind: rows and errors (the HTTP session: `http`).
 
 A connector gets the decrypted credential (as a `Secret`), an optional base URL (gateways,
 proxies, tests), an injected `requests.Session` and a timeout. It returns frozen `UsageRow`s
@@ -19,7 +19,6 @@ import datetime as dt
 import logging
 import math
 import re
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,18 +26,19 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ResponseError
-from urllib3.util.retry import Retry
 
 from tracker.core.crypto import Secret
 from tracker.core.errors import TrackerError
 from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY
+from tracker.models.usage_kinds import Details, part_problems
+from tracker.providers.http import RETRY_STATUSES as RETRY_STATUSES
+from tracker.providers.http import CredentialSafeSession as CredentialSafeSession
+from tracker.providers.http import Deadline as Deadline
+from tracker.providers.http import make_http_session as make_http_session
 from tracker.providers.registry import provider_info
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 CONNECT_TIMEOUT = 10.0  # seconds; a provider's API host answers a TCP connect in well under
 RATE_LIMIT_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "x-github-ratelimit-")
 # Providers echo (partly masked) keys in error texts, e.g. "Incorrect API key provided: sk-ab***yz".
@@ -108,6 +108,7 @@ class UsageRow:
     other_unit_name: str | None = None
     billed_cost: Decimal | None = None
     currency: str = "USD"
+    details: Details = ()  # token parts and units (`tracker.models.usage_kinds`), packed
 
     @property
     def natural_key(self) -> tuple[object, ...]:
@@ -143,117 +144,6 @@ class RateLimitSnapshot:
 
 # Every header that carries a credential for some provider; none may follow a redirect to
 # another host (requests itself drops only Authorization).
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization", "cookie")
-
-
-class CredentialSafeSession(requests.Session):
-    """A session whose redirects never carry a credential header to another host, with the
-    `Deadline` its retries respect."""
-
-    deadline: Deadline | None = None
-
-    def rebuild_auth(self, prepared_request: Any, response: requests.Response) -> None:
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
-        if self.should_strip_auth(response.request.url, prepared_request.url):  # type: ignore[no-untyped-call]
-            for name in CREDENTIAL_HEADERS:
-                prepared_request.headers.pop(name, None)
-
-
-class Deadline:
-    """How long one account's pass may still take (a monotonic clock); unset: unbounded.
-
-    The sync starts it for each account (`SYNC_ACCOUNT_BUDGET_SECONDS`); every retry, every
-    Retry-After wait and every read timeout of the session is cut to what is left, so a
-    provider that answers 429 forever, 500s or hangs costs that account its budget and no
-    more.
-    """
-
-    def __init__(self) -> None:
-        self.at: float | None = None
-        self.seconds: float | None = None
-
-    def start(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self.at = None if seconds is None else time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return math.inf if self.at is None else self.at - time.monotonic()
-
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
-
-class BudgetedRetry(Retry):
-    """urllib3's Retry, cut short by the session's `Deadline`."""
-
-    deadline: Deadline | None = None
-
-    def new(self, **kw: Any) -> BudgetedRetry:
-        retry = super().new(**kw)
-        retry.deadline = self.deadline
-        return retry
-
-    def _left(self) -> float:
-        return math.inf if self.deadline is None else max(0.0, self.deadline.remaining())
-
-    def get_backoff_time(self) -> float:
-        return min(super().get_backoff_time(), self._left())
-
-    def get_retry_after(self, response: Any) -> float | None:
-        wait = super().get_retry_after(response)
-        return None if wait is None else min(wait, self._left())
-
-    def increment(self, *args: Any, **kwargs: Any) -> BudgetedRetry:
-        retry = super().increment(*args, **kwargs)
-        if self.deadline is not None and self.deadline.expired:
-            # Out of time: give up as if the retries were spent (requests raises RetryError
-            # or ConnectionError; `Connector.get` says it was the budget).
-            pool: Any = kwargs.get("_pool")
-            raise MaxRetryError(pool, kwargs.get("url") or "", ResponseError("time budget spent"))
-        return retry
-
-
-def make_http_session(
-    *,
-    max_retries: int = 5,
-    backoff_factor: float = 1.0,
-    backoff_max: float = 60.0,
-    user_agent: str = "ai-cost-tracker",
-) -> CredentialSafeSession:
-    """A session that retries 429, 5xx and connection errors with bounded backoff, and drops
-    every credential header on a redirect to another host.
-
-    Retry-After is honoured but capped at `backoff_max`, so one pass is bounded by roughly
-    `max_retries * backoff_max` seconds per call. 401/403 are never retried.
-    """
-    deadline = Deadline()
-    retry = BudgetedRetry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries,
-        status=max_retries,
-        other=0,
-        # POST too: connectors POST only read-only report queries (Cursor), safe to repeat.
-        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS", "POST"}),
-        status_forcelist=RETRY_STATUSES,
-        backoff_factor=backoff_factor,
-        backoff_max=backoff_max,
-        backoff_jitter=min(1.0, backoff_factor),
-        respect_retry_after_header=True,
-        retry_after_max=int(backoff_max),
-        raise_on_status=False,
-    )
-    retry.deadline = deadline
-    session = CredentialSafeSession()
-    session.deadline = deadline
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers["User-Agent"] = user_agent
-    return session
-
-
 class Connector(ABC):
     """Base for provider connectors; subclasses implement `test` and `fetch_usage`."""
 
@@ -540,8 +430,8 @@ MAX_ROW_AMOUNT = Decimal(10**9)  # dollars in one day
 def check_row(row: UsageRow, provider: str) -> None:
     """Refuse a row no real provider sends: negative or huge counts, a negative, huge or
     non-finite amount. Raises ProviderResponseError naming the field and the value."""
-    for name in (*TOKEN_COLUMNS, "requests"):
-        value = getattr(row, name)
+    columns = {name: getattr(row, name) for name in (*TOKEN_COLUMNS, "requests")}
+    for name, value in columns.items():
         if not 0 <= value <= MAX_ROW_COUNT:
             raise ProviderResponseError(
                 f"{provider} sent {name} = {value} for {row.model or 'a row'} on {row.day}; "
@@ -552,6 +442,9 @@ def check_row(row: UsageRow, provider: str) -> None:
             f"{provider} sent {row.other_units} {row.other_unit_name or 'units'} on {row.day}; "
             f"a quantity must be between 0 and {MAX_ROW_COUNT:,}"
         )
+    if problems := part_problems(dict(row.details), columns, ceiling=MAX_ROW_COUNT):
+        what = f"{row.model or 'a row'} on {row.day}: {'; '.join(problems)}"
+        raise ProviderResponseError(f"{provider} sent usage details that cannot be for {what}")
     cost = row.billed_cost
     if cost is not None and (not cost.is_finite() or not 0 <= cost <= MAX_ROW_AMOUNT):
         raise ProviderResponseError(

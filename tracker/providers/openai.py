@@ -12,11 +12,16 @@ Rows produced, all on UTC days (`bucket_width=1d`, windows aligned to 00:00 UTC)
   `code_interpreter_sessions` (sessions), `file_search_calls`, `web_search_calls:<context>`.
   Completions are also grouped by `batch` and `service_tier`; batch usage gets service tier
   `batch`. OpenAI's `input_tokens` includes cached and cache-write tokens, so the row's
-  `input_tokens` is `input_tokens - input_cached_tokens - input_cache_write_tokens`.
+  `input_tokens` is `input_tokens - input_cached_tokens - input_cache_write_tokens`. The
+  audio and image fields are kept as parts of the token columns (`usage_details`:
+  `input_audio_tokens`, `cached_audio_tokens`, `output_image_tokens`...), so the price book
+  prices them at their own rates; text is what is left. Tool calls and sessions are priced
+  by their unit (`other_unit_name`).
 - Billed rows from the Costs API, one per day, project and line item, with
   `usage_type = "cost:<line item>"`, zero tokens and the amount in `billed_cost` (quantity in
-  `other_units`). The line item is kept verbatim (its format is undocumented); the model is
-  taken from the text before its first comma ("gpt-4o-2024-08-06, input"), else left empty.
+  `other_units`, its `quantity_unit` as reported in `other_unit_name`). The line item is
+  kept verbatim (its format is undocumented); the model is taken from the text before its
+  first comma ("gpt-4o-2024-08-06, input"), else left empty.
 
 Usage rows and billed rows are deliberately separate rows: summing `billed_cost` over an
 account gives exactly what OpenAI bills, and tokens are never counted twice. Every metric but
@@ -33,6 +38,7 @@ from typing import Any, ClassVar
 
 from tracker.core.units import today_utc
 from tracker.models import LINE_ITEM
+from tracker.models.usage_kinds import pack
 from tracker.providers.base import (
     Connector,
     ProviderAuthError,
@@ -64,6 +70,16 @@ USAGE_ENDPOINTS: dict[str, list[str]] = {
     "code_interpreter_sessions": ["project_id"],
     "file_search_calls": ["project_id", "user_id", "api_key_id"],
     "web_search_calls": [*STANDARD_GROUPS, "context_level"],
+}
+# The completions result's modality fields (2026-07) -> our token parts: `input_audio_tokens`
+# and `input_image_tokens` are uncached (as `input_text_tokens` is), the cached ones apart.
+MODALITY_PARTS = {
+    "input_audio_tokens": "input_audio_tokens",
+    "input_image_tokens": "input_image_tokens",
+    "input_cached_audio_tokens": "cached_audio_tokens",
+    "input_cached_image_tokens": "cached_image_tokens",
+    "output_audio_tokens": "output_audio_tokens",
+    "output_image_tokens": "output_image_tokens",
 }
 # Endpoints added to the API later: an account whose API does not know them answers 404.
 OPTIONAL_ENDPOINTS = frozenset({"file_search_calls", "web_search_calls"})
@@ -222,6 +238,7 @@ def _usage_row(endpoint: str, day: dt.date, r: dict[str, Any]) -> UsageRow:
             cached_input_tokens=cached,
             cache_write_tokens=cache_write,
             output_tokens=required_int(r, "output_tokens"),
+            details=pack({ours: to_int(r.get(theirs)) for theirs, ours in MODALITY_PARTS.items()}),
         )
     if endpoint in ("embeddings", "moderations"):
         return UsageRow(**common, input_tokens=required_int(r, "input_tokens"))

@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tracker.core.units import dec_str
 from tracker.costs.overrides import list_overrides
 from tracker.identity.links import open_invitations
 from tracker.identity.sso import list_mappings
@@ -56,7 +57,15 @@ def overrides_frame(*, session: Session) -> pd.DataFrame:
     views = list_overrides(session=session)
     if not views:
         return pd.DataFrame()
-    return pd.DataFrame([o.__dict__ for o in views]).drop(columns=["created_by"])
+    rows = [
+        {
+            **o.__dict__,
+            # Prices of the other kinds as one line of text ("input_audio 40, ...").
+            "extra_prices": ", ".join(f"{k} {dec_str(v)}" for k, v in o.extra_prices.items()),
+        }
+        for o in views
+    ]
+    return pd.DataFrame(rows).drop(columns=["created_by"])
 
 
 def recent_audit(*, session: Session, limit: int = 200) -> pd.DataFrame:

@@ -41,7 +41,7 @@ RuleKey = tuple[dt.date, str, str]  # day, provider, model
 MATCHES = "Matches"
 # The price book's own note for each rule that replaces or changes a list price.
 RULE_SOURCES = frozenset({"override", "discount", "correction"})
-RULE_NOTES = ("organisation price", "organisation discount", "corrected list price")
+RULE_NOTES = ("organisation price", "organisation discount", "corrected", "priced as")
 NAMED_AT_MOST = 3  # items a cause names before "and N more"
 
 PROVIDER_COLUMNS = [
@@ -174,7 +174,7 @@ def usd(amount: Decimal) -> str:
 def _rules_in_force(report: ReconcileReport, book: PriceBook) -> dict[RuleKey, str]:
     """(day, provider, model) -> the price rule the book applies there, for estimated rows."""
     ruled = {o.provider for o in book.overrides} | {
-        c.provider for c in book.corrections.price_changes
+        c.provider for c in (*book.corrections.price_changes, *book.corrections.aliases)
     }
     found: dict[RuleKey, str] = {}
     for r in report.rows:

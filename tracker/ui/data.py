@@ -37,6 +37,7 @@ from tracker.reporting import credits as credits_report
 from tracker.reporting import forecast, overview, sources, usage
 from tracker.reporting import invoices as invoices_report
 from tracker.reporting import reconciliation as reconciliation_report
+from tracker.reporting import savings as savings_report
 from tracker.reporting import sync_health as sync_health_report
 
 FRAME_TTL_SECONDS = 300
@@ -231,6 +232,13 @@ def credit_ledger(today: dt.date) -> list[AccountCredits]:
         return credits_report.credit_ledger(session=session, today=today)
 
 
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def savings(start: dt.date, end: dt.date) -> pd.DataFrame:
+    """The savings ledger over start..end: per month and provider, by kind of saving."""
+    with _factory()() as session:
+        return savings_report.savings_frame(session=session, start=start, end=end)
+
+
 _FRAME_LOADERS = (
     spend_summary,
     account_cards,
@@ -254,6 +262,7 @@ _FRAME_LOADERS = (
     reconciliation,
     invoice_matches,
     credit_ledger,
+    savings,
 )
 
 

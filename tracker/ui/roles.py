@@ -36,6 +36,8 @@ class Capability(StrEnum):
     # The Invoices and Credits pages: provider invoices matched against the billed totals,
     # credit grants and prepaid balances. Finance's books, so not a viewer's.
     MANAGE_INVOICES = "record invoices and credits"
+    # The Savings page: what cache, batch, flex, off-peak and negotiated prices saved.
+    VIEW_SAVINGS = "view savings"
     MANAGE_ACCOUNTS = "manage accounts"  # provider accounts, keys, sync now, CSV imports
     ADMINISTER = "administer"  # users, invitations, price overrides, the audit log
     OWN_ACCOUNT = "own account"  # change one's own password, end one's other sessions
@@ -54,6 +56,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.RECONCILE,
             Capability.CLOSE_BOOKS,
             Capability.MANAGE_INVOICES,
+            Capability.VIEW_SAVINGS,
             Capability.OWN_ACCOUNT,
         }
     ),
