@@ -15,7 +15,7 @@ from tracker.reporting import savings
 from tracker.ui import components as ui
 from tracker.ui import data
 
-MONEY = [*savings.KINDS, "total", "list_cost"]
+MONEY = [*savings.KINDS, "total", "list_cost", "missed_batch"]
 
 st.title("Savings")
 st.caption(
@@ -52,6 +52,14 @@ labels = {
 cols[0].metric("Saved in all", ui.money(frame["total"].sum()))
 for col, kind in zip(cols[1:], savings.KINDS, strict=True):
     col.metric(labels[kind], ui.money(frame[kind].sum()))
+missed = frame["missed_batch"].sum()
+if missed:
+    st.info(
+        f"Missed: {ui.money(missed)} more could have been saved by running embeddings as batch "
+        "with providers whose batch processing you already use (see Missed: batch). Cache "
+        "misses on repeated prompts are not counted: daily usage cannot tell a repeated "
+        "prompt from a new one."
+    )
 
 ui.table(
     frame,
@@ -67,6 +75,11 @@ ui.table(
         ),
         "total": ui.money_column("Saved"),
         "list_cost": ui.money_column("At list price", help="The usage at its tier's list price"),
+        "missed_batch": ui.money_column(
+            "Missed: batch",
+            help="Embeddings run at the standard price while this provider's batch is in use "
+            "that month: what batch would have saved (not in Saved)",
+        ),
         "approximate": st.column_config.CheckboxColumn("Approximate"),
     },
     money_columns=MONEY,

@@ -96,6 +96,33 @@ def test_savings_by_kind_month_and_provider(session: Session) -> None:
     assert frame["total"].sum() == Decimal("1.95")
 
 
+def test_missed_batch_counts_embeddings_only_where_batch_is_in_use(session: Session) -> None:
+    """Embeddings at the standard tier are batch-eligible: missed savings where the provider's
+    batch is used that month (August), none where it is not (September)."""
+    seed(session)
+    before = savings_ledger(session=session, start=D(2026, 8, 1), end=D(2026, 8, 31))
+    openai = session.scalar(select(Account.id).where(Account.name == "openai-s"))
+    for day in (D(2026, 8, 5), D(2026, 9, 5)):
+        session.add(
+            UsageRecord(account_id=openai, day=day, model="text-embedding-3-small",
+                        usage_type="embeddings", input_tokens=10 * M, cost_source="estimated")
+        )  # fmt: skip
+    session.flush()
+    lines = {
+        (line.month, line.provider): line
+        for line in savings_ledger(session=session, start=D(2026, 8, 1), end=D(2026, 9, 30))
+    }
+    august = lines[(D(2026, 8, 1), "openai")]
+    # 10M tokens at $0.02 a million, batch at half: $0.10 missed.
+    assert august.uses_batch and august.missed_batch == Decimal("0.1")
+    september = lines[(D(2026, 9, 1), "openai")]
+    assert not september.uses_batch and september.missed_batch == 0
+    # Missed savings are not savings: August's embeddings add nothing to what was saved.
+    assert august.saved == next(x for x in before if x.provider == "openai").saved
+    frame = savings_frame(session=session, start=D(2026, 8, 1), end=D(2026, 8, 31))
+    assert frame.set_index("provider").at["OpenAI", "missed_batch"] == Decimal("0.1")
+
+
 def test_month_pack_has_the_savings_sheet(session: Session) -> None:
     seed(session)
     data = export.export_bytes(session=session, fmt="xlsx", start=D(2026, 8, 1),

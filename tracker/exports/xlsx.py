@@ -315,6 +315,7 @@ def _savings_sheet(
         "Saved (USD)",
         "At list price (USD)",
         "Approximate",
+        "Missed: batch-eligible at standard (USD)",
     ]
     for c, header in enumerate(headers):
         sheet.write_string(0, c, header, bold)
@@ -329,6 +330,7 @@ def _savings_sheet(
             (line.total, "money"),
             (line.list_cost, "money"),
             ("yes" if line.approximate else "no", ""),
+            (line.missed_batch, "money"),
         ]
         for c, (value, kind) in enumerate(values):
             cell(sheet, r, c, value, kind)
@@ -338,8 +340,9 @@ def _savings_sheet(
     for c, kind in enumerate([*KINDS, "total"], start=2):
         cell(sheet, r, c, totals[kind], "money")
     cell(sheet, r, 8, sum((line.list_cost for line in lines), Decimal(0)), "money")
+    cell(sheet, r, 10, sum((line.missed_batch for line in lines), Decimal(0)), "money")
     sheet.set_column(0, 1, 18)
-    sheet.set_column(2, 9, 16)
+    sheet.set_column(2, 10, 16)
 
 
 def _sum_aggs(aggs: Iterable[_Agg]) -> _Agg:

@@ -13,6 +13,12 @@ organisation override) in several ways, and the differences are the savings:
 - **negotiated**: where the provider billed the row (directly, or as its share of a billed
   line item), the list price at the row's tier minus the bill.
 
+**Missed** savings (not in the total): usage that could have taken a cheaper mode the
+organisation already uses with the same provider that month. Embeddings at the standard tier
+while batch is used (embeddings are never interactive: batch-eligible) count the standard
+price minus the batch price. Cache misses on repeated prompts are not counted: daily usage
+buckets cannot tell a repeated prompt from a new one.
+
 Billed-only line items, seats and rows the list price cannot price (unknown models, units)
 are left out; the token columns are priced (their audio and image parts at the column's
 rate). UTC months; amounts exact, rounded only when shown.
@@ -45,7 +51,8 @@ from tracker.models import LINE_ITEM, Account, CostSource, Service, UsageRecord
 from tracker.providers.registry import display_name
 
 KINDS = ("cache", "batch", "flex", "off_peak", "negotiated")
-COLUMNS = ["month", "provider", *KINDS, "total", "list_cost", "approximate"]
+COLUMNS = ["month", "provider", *KINDS, "total", "list_cost", "missed_batch", "approximate"]
+BATCH_ELIGIBLE = frozenset({"embeddings"})  # usage types that never need an answer at once
 _COUNTS = ("input", "cached_input", "cache_write", "cache_write_1h", "output", "request")
 
 
@@ -58,6 +65,13 @@ class SavingsLine:
     saved: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(KINDS, Decimal(0)))
     list_cost: Decimal = Decimal(0)  # the row's tier at list price, cache included
     approximate: bool = False
+    uses_batch: bool = False  # some usage of this provider this month ran as batch
+    batch_eligible: Decimal = Decimal(0)  # what batch would have saved on eligible usage
+
+    @property
+    def missed_batch(self) -> Decimal:
+        """Batch-eligible usage at the standard price while batch is used: what it missed."""
+        return self.batch_eligible if self.uses_batch else Decimal(0)
 
     @property
     def total(self) -> Decimal:
@@ -78,6 +92,7 @@ def savings_ledger(
             u.service_tier,
             u.day,
             u.cost_source,
+            u.usage_type,
             func.sum(u.input_tokens),
             func.sum(u.cached_input_tokens),
             func.sum(u.cache_write_tokens),
@@ -95,12 +110,12 @@ def savings_ledger(
             ~u.usage_type.startswith(LINE_ITEM),
             u.usage_type.not_in(sorted(NO_ESTIMATE_USAGE_TYPES)),
         )
-        .group_by(Service.name, u.model, u.service_tier, u.day, u.cost_source)
+        .group_by(Service.name, u.model, u.service_tier, u.day, u.cost_source, u.usage_type)
     )
     if names := list(providers):
         stmt = stmt.where(Service.name.in_(names))
     lines: dict[tuple[dt.date, str], SavingsLine] = {}
-    for provider, model, tier, day, source, *sums in session.execute(stmt):
+    for provider, model, tier, day, source, usage_type, *sums in session.execute(stmt):
         *tokens, billed, allocated = sums
         counts = dict(zip(_COUNTS, (int(n or 0) for n in tokens), strict=True))
         if not any(counts.values()):
@@ -108,6 +123,10 @@ def savings_ledger(
         key = (month_start(day), provider)
         line = lines.get(key) or lines.setdefault(key, SavingsLine(key[0], provider))
         _add(line, listed, provider, model, tier.lower(), day, counts, source, billed, allocated)
+        if tier.lower() == BATCH_TIER:
+            line.uses_batch = True
+        elif not tier and usage_type in BATCH_ELIGIBLE:
+            line.batch_eligible += _batch_saving(listed, provider, model, day, counts)
     return sorted(lines.values(), key=lambda s: (s.month, display_name(s.provider)))
 
 
@@ -152,6 +171,15 @@ def _add(
     line.approximate = line.approximate or at_tier.approximate or standard.approximate
 
 
+def _batch_saving(
+    listed: PriceBook, provider: str, model: str, day: dt.date, counts: dict[str, int]
+) -> Decimal:
+    """What batch would have saved on standard-tier usage (0 where either price is unknown)."""
+    standard = _cost(listed.resolve(provider, model, day, ""), counts)
+    batch = _cost(listed.resolve(provider, model, day, BATCH_TIER), counts)
+    return standard - batch if standard is not None and batch is not None else Decimal(0)
+
+
 def _cost(resolved: Resolved, counts: dict[str, int]) -> Decimal | None:
     cost, _ = resolved.total(dict(counts))
     return cost
@@ -182,6 +210,7 @@ def savings_frame(
             **s.saved,
             "total": s.total,
             "list_cost": s.list_cost,
+            "missed_batch": s.missed_batch,
             "approximate": s.approximate,
         }
         for s in savings_ledger(session=session, start=start, end=end, providers=providers)
