@@ -82,6 +82,30 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         "priced",
     ),
     (
+        "code interpreter sessions (reported per project, no model) at $0.03 each",
+        OPENAI,
+        dict(
+            provider="openai",
+            model="",
+            day=D(2026, 8, 1),
+            details={"code_interpreter_sessions": 14},
+        ),
+        "0.42",
+        "priced",
+    ),
+    (
+        "code interpreter sessions in the Assistants API's time, before the Responses API",
+        OPENAI,
+        dict(
+            provider="openai",
+            model="",
+            day=D(2024, 6, 1),
+            details={"code_interpreter_sessions": 3},
+        ),
+        "0.09",
+        "priced",
+    ),
+    (
         "gpt-realtime text and audio tokens",
         OPENAI,
         dict(
@@ -605,10 +629,6 @@ def test_the_table_covers_every_kind_and_fee() -> None:
         (
             dict(provider="deepseek", model="deepseek-chat", day=D(2026, 7, 25), input_tokens=M),
             "retired after 2026-07-24",
-        ),
-        (
-            dict(provider="openai", model="", details={"code_interpreter_sessions": 14}),
-            "no price for code interpreter",
         ),
         (
             dict(
