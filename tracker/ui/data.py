@@ -1,10 +1,12 @@
 """Cached loaders: the only place the app caches anything.
 
-`st.cache_resource` holds the settings and the runtime (engine, session factory, cipher),
+`st.cache_resource` holds the settings and the runtime (engines, session factories, cipher),
 keyed by the database URL; nothing mutates them. `st.cache_data` holds the aggregated frames
 for `FRAME_TTL_SECONDS`, keyed by their arguments; `clear_frames()` (the sidebar's refresh
 button, and every data-changing action) drops them. Each loader opens its own read-only
-session and returns plain frames or frozen dataclasses (pickled by Streamlit's cache).
+session and returns plain frames or frozen dataclasses (pickled by Streamlit's cache). Both
+caches are per process: with several app processes, a change clears the frames of its own
+process only, the others' expire or are refreshed (docs/operations.md).
 
 With a read replica (`DATABASE_REPLICA_URL`), the cached frames and the exports read from it
 (`read`), and everything else here reads the primary: the sign-in, the Admin, chargeback and
