@@ -155,12 +155,17 @@ def streaming_pair() -> Iterator[StreamingPair]:
     """Create a primary (with an empty database `tracker`) and a streaming standby of it;
     stop both and remove their folder at the end."""
     bindir = server_bindir()
-    if bindir is None or not (bindir / "initdb").exists():
-        message = "PostgreSQL's server binaries (initdb, pg_basebackup, pg_ctl) are not installed"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: the read-replica tests must run)")
-        pytest.skip(message)
     as_root = os.geteuid() == 0
+    missing = None
+    if bindir is None or not (bindir / "initdb").exists():
+        missing = "PostgreSQL's server binaries (initdb, pg_basebackup, pg_ctl) are not installed"
+    elif as_root and SERVER_USER not in {entry.pw_name for entry in pwd.getpwall()}:
+        missing = f"no {SERVER_USER!r} user to run PostgreSQL as (it refuses to run as root)"
+    if missing:
+        if IN_CI:
+            pytest.fail(missing + " (CI=true: the read-replica tests must run)")
+        pytest.skip(missing)
+    assert bindir is not None
     folder = Path(tempfile.mkdtemp(prefix="tracker-replica-"))
     if as_root:
         account = pwd.getpwnam(SERVER_USER)

@@ -29,6 +29,7 @@ from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
 from tests.factories.dashboard import expected_cost, seed_all
 from tests.replication import StreamingPair
 from tests.ui.conftest import new_app, signed_in
+from tests.ui.test_app import ALL_PAGES
 from tracker.core import migrate
 from tracker.core.crypto import CredentialCipher
 from tracker.core.db import make_engine
@@ -137,6 +138,12 @@ def test_pages_and_exports_read_from_the_standby_and_the_primary_only_signs_in(
     assert primary <= PER_USER_TABLES, primary - PER_USER_TABLES
     assert {"usage_daily", "accounts", "usage_records"} <= standby, standby
     assert not standby & {"sessions", "saved_views"}
+
+    # Every other page renders too: nothing the standby serves tries to write.
+    for page in sorted(set(ALL_PAGES) - set(PAGES)):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert notices(at) == [], page
 
 
 def test_a_change_shows_at_once_and_a_standby_behind_is_reported_with_its_own_figures(
