@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -242,3 +243,13 @@ def cli(app_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Callable
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def streaming_pair() -> Iterator[Any]:
+    """A PostgreSQL primary and a streaming standby of it on free ports (`tests.replication`),
+    made once per test session and removed at its end."""
+    from tests.replication import streaming_pair as make_pair
+
+    with make_pair() as pair:
+        yield pair

@@ -129,3 +129,28 @@ def test_bad_dotenv_and_log_level_are_one_line_errors(tmp_path):
         load_settings({"DATA_DIR": str(tmp_path / "d")}, dotenv_path=dotenv)
     with pytest.raises(ConfigError, match="LOG_LEVEL must be one of DEBUG, INFO"):
         settings_from({"LOG_LEVEL": "verbose"}, tmp_path)
+
+
+PG = "postgresql+psycopg2://tracker:pw@db:5432/tracker"
+
+
+def test_a_read_replica_is_a_postgresql_standby_of_a_postgresql_primary(tmp_path):
+    plain = settings_from({"DATABASE_URL": PG}, tmp_path)
+    assert plain.database_replica_url is None and plain.replica_max_lag_seconds == 60
+    replica = "postgresql+psycopg2://tracker:hunter22@standby:5432/tracker"
+    settings = settings_from(
+        {"DATABASE_URL": PG, "DATABASE_REPLICA_URL": replica, "REPLICA_MAX_LAG_SECONDS": "5"},
+        tmp_path,
+    )
+    assert settings.database_replica_url == replica and settings.replica_max_lag_seconds == 5
+    assert "hunter22" not in repr(settings)
+    for env, message in [
+        ({"DATABASE_REPLICA_URL": "nonsense"}, "DATABASE_REPLICA_URL is not a valid"),
+        ({"DATABASE_REPLICA_URL": "sqlite:///copy.db"}, "must be a PostgreSQL standby"),
+        ({"DATABASE_REPLICA_URL": PG}, "is DATABASE_URL itself"),
+        ({"DATABASE_REPLICA_URL": replica, "REPLICA_MAX_LAG_SECONDS": "0"}, "at least 1"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            settings_from({"DATABASE_URL": PG, **env}, tmp_path)
+    with pytest.raises(ConfigError, match="needs DATABASE_URL to be PostgreSQL"):
+        settings_from({"DATABASE_REPLICA_URL": replica}, tmp_path)

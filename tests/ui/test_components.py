@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tracker.ui.components import amount_text, csv_bytes
+from tracker.ui.components import amount_text, csv_bytes, duration
 
 
 def test_a_table_download_neutralises_formulas_and_keeps_numbers_exact():
@@ -67,3 +67,19 @@ def test_provider_and_user_text_is_shown_as_text_not_markup():
 )
 def test_amounts_read_as_money_in_forms(stored: Decimal | None, shown: str) -> None:
     assert amount_text(stored) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0 seconds"),
+        (1, "1 second"),
+        (1.2, "2 seconds"),  # a bound: rounded up, never down
+        (60, "1 minute"),
+        (61, "2 minutes"),
+        (3 * 3600, "3 hours"),
+        (2.5 * 86_400, "3 days"),
+    ],
+)
+def test_a_duration_reads_in_its_largest_unit_rounded_up(seconds: float, shown: str) -> None:
+    assert duration(seconds) == shown

@@ -92,6 +92,10 @@ class Settings:
     oidc_client_secret: str | None = field(default=None, repr=False)
     oidc_label: str = "single sign-on"
     oidc_groups_claim: str = "groups"
+    # A streaming standby of DATABASE_URL for the app's cached, read-only figures
+    # (`tracker.core.replica`); past this lag the page says how far behind they may be.
+    database_replica_url: str | None = field(default=None, repr=False)
+    replica_max_lag_seconds: int = 60
 
     @property
     def link_base(self) -> str:
@@ -149,6 +153,7 @@ def load_settings(
     data_dir = Path(get("DATA_DIR") or "data").resolve()
     database_url = get("DATABASE_URL") or f"sqlite:///{data_dir / 'tracker.db'}"
     _validate_database_url(database_url)
+    database_replica_url = _replica_url(get("DATABASE_REPLICA_URL"), database_url)
 
     encryption_key = _decode_encryption_key(
         "ENCRYPTION_KEY",
@@ -218,6 +223,8 @@ def load_settings(
         oidc_client_secret=get("OIDC_CLIENT_SECRET"),
         oidc_label=get("OIDC_LABEL") or "single sign-on",
         oidc_groups_claim=get("OIDC_GROUPS_CLAIM") or "groups",
+        database_replica_url=database_replica_url,
+        replica_max_lag_seconds=_int(get, "REPLICA_MAX_LAG_SECONDS", 60, minimum=1),
     )
 
 
@@ -271,19 +278,42 @@ def _bool(get: Getter, name: str, *, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
-def _validate_database_url(url: str) -> None:
+def _validate_database_url(url: str, name: str = "DATABASE_URL") -> str:
+    """Check a database URL; return its backend's name."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         raise ConfigError(
-            "DATABASE_URL is not a valid database URL; expected sqlite:///path/to/file.db "
+            f"{name} is not a valid database URL; expected sqlite:///path/to/file.db "
             "or postgresql+psycopg2://user:password@host:5432/dbname"
         ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
-            f"DATABASE_URL uses {parsed.get_backend_name()!r}; only sqlite and postgresql "
-            "are supported"
+            f"{name} uses {parsed.get_backend_name()!r}; only sqlite and postgresql are supported"
         )
+    return parsed.get_backend_name()
+
+
+def _replica_url(raw: str | None, database_url: str) -> str | None:
+    """DATABASE_REPLICA_URL: a PostgreSQL standby of a PostgreSQL DATABASE_URL, or unset."""
+    if raw is None:
+        return None
+    if _validate_database_url(raw, "DATABASE_REPLICA_URL") != "postgresql":
+        raise ConfigError(
+            "DATABASE_REPLICA_URL must be a PostgreSQL standby "
+            "(postgresql+psycopg2://user:password@replica-host:5432/dbname)"
+        )
+    if make_url(database_url).get_backend_name() != "postgresql":
+        raise ConfigError(
+            "DATABASE_REPLICA_URL needs DATABASE_URL to be PostgreSQL (the standby's primary); "
+            "unset it with SQLite"
+        )
+    if make_url(raw) == make_url(database_url):
+        raise ConfigError(
+            "DATABASE_REPLICA_URL is DATABASE_URL itself; point it at a streaming standby of "
+            "that database, or leave it unset"
+        )
+    return raw
 
 
 def _decode_encryption_key(name: str, raw: str) -> bytes:

@@ -42,7 +42,7 @@ from tracker.planning import anomalies, budgets
 from tracker.providers import accounts
 from tracker.providers.base import make_http_session
 from tracker.reporting import sources
-from tracker.ui import web
+from tracker.ui import data, web
 from tracker.ui.auth import require_role
 from tracker.ui.roles import Capability, roles_with
 
@@ -123,8 +123,14 @@ MAX_DOWNLOAD_RECORDS = 200_000
 def prepare_export(
     runtime: Runtime, *, fmt: str, start: dt.date, end: dt.date, filters: sources.Dimensions
 ) -> tuple[bytes, ExportStats]:
-    """Build an export file for a download button; return it with its records and total."""
-    with acting_as(runtime, Capability.EXPORT) as (session, _actor):
+    """Build an export file for a download button; return it with its records and total.
+
+    The role is checked on the primary; the file is read where the page's figures are (the
+    read replica, when there is one), so it matches the Usage explorer."""
+    with acting_as(runtime, Capability.EXPORT):
+        pass  # the check is all this transaction does
+
+    def build(session: Session) -> tuple[bytes, ExportStats]:
         count = rows.count_rows(session=session, start=start, end=end, filters=filters)
         if count > MAX_DOWNLOAD_RECORDS:
             raise TrackerError(
@@ -132,6 +138,8 @@ def prepare_export(
                 "range or the filters, or run `python -m tracker export` on the server"
             )
         return export.export_bytes(session=session, fmt=fmt, start=start, end=end, filters=filters)
+
+    return data.read(build)
 
 
 # --- Accounts page ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ shows cents through `column_config` (the download keeps the exact decimals).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
@@ -68,6 +69,15 @@ def percent(value: Decimal | None, places: int = 1) -> str:
 
 def tokens(n: int | None) -> str:
     return "—" if n is None else f"{n:,}"
+
+
+def duration(seconds: float) -> str:
+    """A length of time in its largest unit, rounded up (a bound never understates):
+    "40 seconds", "12 minutes", "3 hours"."""
+    units = (("day", 86_400), ("hour", 3_600), ("minute", 60))
+    unit, size = next(((u, size) for u, size in units if seconds >= size), ("second", 1))
+    count = max(math.ceil(seconds / size), 0)
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def basis_caption(totals: CostTotals) -> str:

@@ -2,7 +2,9 @@
 
 `run` sets the page config, signs the user in (`tracker.ui.auth`), registers with
 `st.navigation` only the pages the user's role may open (`tracker.ui.roles`), draws the
-shared sidebar and runs the chosen page. `app.py` calls it and nothing else.
+shared sidebar, decides where the page's figures are read (`data.choose_reads`: the read
+replica or the primary) and runs the chosen page, above which it says when the replica was
+behind or could not be used. `app.py` calls it and nothing else.
 
 Why every page's first statement is `router.gate()`: with a `pages/` folder beside
 `app.py`, Streamlit 1.67 starts each server process in its legacy pages-directory mode.
@@ -33,11 +35,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from tracker.core.config import Settings
 from tracker.core.errors import TrackerError
+from tracker.core.replica import ReplicaStatus
 from tracker.identity import saved_views
 from tracker.ui import data, views
 from tracker.ui.auth import Auth, current_user
-from tracker.ui.components import plain_text, url_query
+from tracker.ui.components import duration, plain_text, url_query
 from tracker.ui.roles import Capability, can
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
@@ -143,6 +147,28 @@ def sign_in_pages(auth: Auth) -> list[st.Page]:
     ]
 
 
+def _figures_notice(replica: ReplicaStatus, source: str, settings: Settings) -> None:
+    """Say where the page's figures came from when it matters: the primary because the read
+    replica could not be used, or a replica behind by more than REPLICA_MAX_LAG_SECONDS."""
+    if source == data.FAILED_OVER:
+        st.info(
+            "The read replica cannot be used right now, so this page read its figures from the "
+            "primary database. The server log says what is wrong with the replica."
+        )
+    elif source == data.REPLICA and replica.lagging(settings.replica_max_lag_seconds):
+        behind = replica.behind_seconds
+        how_far = f"up to {duration(behind)} " if behind is not None else ""
+        why = (
+            "has changes from the primary database it has not applied yet"
+            if replica.streaming
+            else "is not receiving changes from the primary database"
+        )
+        st.warning(
+            f"These figures may be {how_far}behind: the read replica they come from {why}, "
+            "so the latest changes may not show yet."
+        )
+
+
 def run() -> None:
     """Sign in, register the role's pages, draw the sidebar and run the chosen page."""
     st.set_page_config(page_title="AI cost tracker", page_icon=":material/payments:", layout="wide")
@@ -171,11 +197,17 @@ def run() -> None:
         ):
             data.clear_frames()
     auth.sign_out_button()
+    replica = data.choose_reads()
+    # Filled once the page has run: only then is it known where its figures came from.
+    notice = st.empty() if replica is not None else None
     _routing.active = True
     try:
         navigation.run()
     finally:
         _routing.active = False
+        if notice is not None and replica is not None:
+            with notice.container():
+                _figures_notice(replica, data.reads_from(), data.get_settings())
 
 
 def gate() -> None:
