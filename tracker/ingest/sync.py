@@ -12,9 +12,10 @@ One pass over one account (`sync_account`):
    in batches on the natural key (`uq_usage_records_natural_key`, dialect INSERT ... ON
    CONFLICT DO UPDATE), rows the provider no longer reports are deleted on the days its
    answer covered (every report had a bucket for the day; `Connector.covered_days`), the
-   estimated costs are filled in, and the account's status, sync day, balance and rate-limit
-   snapshot are updated. A failure or crash anywhere rolls all of it back: the previous data
-   stay as they were.
+   estimated costs are filled in, the account's status, sync day, balance and rate-limit
+   snapshot are updated, and the invoices a provider's billing API lists are recorded
+   (`tracker.costs.provider_invoices`). A failure or crash anywhere rolls all of it back:
+   the previous data stay as they were.
 
 Rows with the same natural key inside one pass are added up (e.g. OpenRouter's several
 endpoints of one model); a row from an earlier pass is replaced. Imported rows
@@ -40,6 +41,7 @@ from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.runtime import Runtime
 from tracker.core.units import today_utc
 from tracker.costs.estimate import estimate_range
+from tracker.costs.provider_invoices import record_provider_invoices
 from tracker.ingest.writer import rename_earlier, reported_names, upsert_rows
 from tracker.models import (
     IMPORT_USAGE_TYPE,
@@ -212,6 +214,7 @@ def sync_account(
                     account = session.get(Account, account_id)
                     assert account is not None
                     _mark_success(account, connector, first, last, today, previous_complete, stamp)
+                    _record_billing(session, account, connector)
                     status = "ok"
                     message = f"{rows} row(s) for {first}..{last}"
                     if not connector.has_usage_api:
@@ -385,6 +388,14 @@ def _mark_success(
     if contiguous and (previous_complete is None or complete > previous_complete):
         account.last_complete_day = complete
     record_rate_limits(account, connector)
+
+
+def _record_billing(session: Session, account: Account, connector: Connector) -> None:
+    """What the provider's billing API says besides usage: its invoices, matched like the
+    recorded ones. In the pass's transaction: an unreadable answer stores nothing."""
+    invoices = connector.fetch_invoices()
+    if invoices is not None:
+        record_provider_invoices(session=session, account=account, invoices=invoices)
 
 
 def _mark_failure(

@@ -588,3 +588,4 @@ from tracker.models.identity import SignInSession as SignInSession  # noqa: E402
 from tracker.models.identity import SsoRoleMapping as SsoRoleMapping  # noqa: E402
 from tracker.models.identity import UserToken as UserToken  # noqa: E402
 from tracker.models.invoices import Invoice as Invoice  # noqa: E402
+from tracker.models.invoices import InvoiceSource as InvoiceSource  # noqa: E402

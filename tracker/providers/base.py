@@ -34,6 +34,7 @@ from urllib3.util.retry import Retry
 from tracker.core.crypto import Secret
 from tracker.core.errors import TrackerError
 from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY
+from tracker.providers.billing import BillingFacts
 from tracker.providers.registry import provider_info
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ def make_http_session(
     return session
 
 
-class Connector(ABC):
+class Connector(BillingFacts, ABC):
     """Base for provider connectors; subclasses implement `test` and `fetch_usage`."""
 
     provider: ClassVar[str]

@@ -1,0 +1,158 @@
+"""Sync of the providers whose billing APIs give more than usage (xAI): spend, balance and
+invoices land once however often the sync runs, and an unreadable answer stores nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.fakes.provider_server import Reply
+from tests.fakes.xai_server import PREFIX, XAI_KEY, XAI_TEAM, XAIServer
+from tracker.core.runtime import Runtime
+from tracker.costs.invoices import MatchStatus, add_invoice, list_invoices
+from tracker.ingest import sync
+from tracker.models import Account, AuditLog, Invoice, UsageRecord
+from tracker.providers import accounts
+from tracker.providers.base import make_http_session
+
+JUL30, JUL31, AUG1, AUG2, AUG3 = (
+    dt.date(2026, 7, 30),
+    dt.date(2026, 7, 31),
+    dt.date(2026, 8, 1),
+    dt.date(2026, 8, 2),
+    dt.date(2026, 8, 3),
+)
+TOLERANCE = Decimal("0.5")
+
+
+@pytest.fixture
+def xai_server() -> Iterator[XAIServer]:
+    with XAIServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def http():
+    session = make_http_session(max_retries=2, backoff_factor=0.01, backoff_max=1)
+    yield session
+    session.close()
+
+
+def add_xai(runtime: Runtime, server: XAIServer) -> int:
+    with runtime.session_factory.begin() as session:
+        return accounts.add_account(
+            session=session,
+            cipher=runtime.cipher,
+            provider="xai",
+            name="grok-team",
+            api_key=XAI_KEY,
+            organization=XAI_TEAM,
+            base_url=server.url,
+        ).id
+
+
+def billed_by_day(runtime: Runtime, account_id: int) -> dict[dt.date, Decimal]:
+    with runtime.session_factory() as session:
+        rows = session.execute(
+            select(UsageRecord.day, func.sum(UsageRecord.billed_cost))
+            .where(UsageRecord.account_id == account_id)
+            .group_by(UsageRecord.day)
+        ).all()
+    return {day: Decimal(str(total)).quantize(Decimal("0.0001")) for day, total in rows}
+
+
+def imports(runtime: Runtime) -> int:
+    with runtime.session_factory() as session:
+        return session.scalar(select(func.count()).where(AuditLog.action == "invoice.import")) or 0
+
+
+def invoices(runtime: Runtime):
+    with runtime.session_factory() as session:
+        return list_invoices(session=session, tolerance_pct=TOLERANCE)
+
+
+def test_xai_spend_balance_and_invoices_land_once(runtime, xai_server, http):
+    account_id = add_xai(runtime, xai_server)
+    first = sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http)
+    assert first.status == "ok", first.message
+    expected = {
+        JUL30: Decimal("13.5000"),
+        JUL31: Decimal("14.7225"),
+        AUG1: Decimal("9.7500"),
+        AUG2: Decimal("1.2000"),
+        AUG3: Decimal("11.0125"),
+    }
+    assert billed_by_day(runtime, account_id) == expected
+    with runtime.session_factory() as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        assert (account.balance_remaining, account.balance_currency) == (Decimal("37.66"), "USD")
+        assert account.organization_key == f"xai:{XAI_TEAM}"
+    (july,) = invoices(runtime)
+    assert (july.invoice_number, july.source, july.created_by) == (
+        "XAI-2026-07-0001",
+        "provider",
+        "sync",
+    )
+    # Matched like a recorded invoice: $28.2225 billed in July rounds to the invoice's $28.22.
+    assert (july.amount, july.billed, july.status) == (
+        Decimal("28.22"),
+        Decimal("28.2225"),
+        MatchStatus.MATCHED,
+    )
+    assert imports(runtime) == 1
+
+    again = sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http)
+    assert again.status == "ok", again.message
+    assert billed_by_day(runtime, account_id) == expected
+    assert [i.invoice_number for i in invoices(runtime)] == ["XAI-2026-07-0001"]
+    assert imports(runtime) == 1  # nothing new: nothing recorded, nothing audited
+
+    # xAI restates the invoice: the stored one follows, and no longer matches.
+    xai_server.invoices["invoices"][0]["total"] = {"val": "2900"}
+    sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http)
+    (july,) = invoices(runtime)
+    assert (july.amount, july.status) == (Decimal("29.00"), MatchStatus.UNMATCHED)
+    assert imports(runtime) == 2
+
+
+def test_an_invoice_finance_recorded_is_left_as_written(runtime, xai_server, http):
+    account_id = add_xai(runtime, xai_server)
+    with runtime.session_factory.begin() as session:
+        add_invoice(
+            session=session,
+            actor="fin",
+            provider="xai",
+            account="grok-team",
+            invoice_number="XAI-2026-07-0001",
+            period="2026-07",
+            issued_on="2026-08-02",
+            amount="30.00",
+        )
+    assert sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http).ok
+    (july,) = invoices(runtime)
+    assert (july.amount, july.source, july.created_by) == (Decimal("30.00"), "recorded", "fin")
+    assert imports(runtime) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (f"{PREFIX}/usage", {"timeSeries": [{"groupLabels": ["Chat grok-4"], "dataPoints": 7}]}),
+        (f"{PREFIX}/invoices", {"invoices": "none"}),
+        (f"{PREFIX}/prepaid/balance", {"total": {"val": "lots"}}),
+    ],
+)
+def test_an_unreadable_answer_stores_nothing(runtime, xai_server, http, path, body):
+    account_id = add_xai(runtime, xai_server)
+    xai_server.script(path, Reply(200, body))
+    result = sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http)
+    assert result.status == "failed", result.message
+    with runtime.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(UsageRecord)) == 0
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+        assert session.get(Account, account_id).balance_remaining is None
