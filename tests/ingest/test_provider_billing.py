@@ -1,5 +1,6 @@
-"""Sync of the providers whose billing APIs give more than usage (xAI): spend, balance and
-invoices land once however often the sync runs, and an unreadable answer stores nothing."""
+"""Sync of the providers whose billing APIs give more than daily usage: xAI's spend, balance
+and invoices land once however often the sync runs, and an unreadable answer stores nothing;
+Mistral's months are rewritten whole."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from tests.fakes.mistral_server import DEFAULT, MISTRAL_KEY, MistralServer
 from tests.fakes.provider_server import Reply
 from tests.fakes.xai_server import PREFIX, XAI_KEY, XAI_TEAM, XAIServer
 from tracker.core.runtime import Runtime
@@ -27,6 +29,7 @@ JUL30, JUL31, AUG1, AUG2, AUG3 = (
     dt.date(2026, 8, 3),
 )
 TOLERANCE = Decimal("0.5")
+MICRO = Decimal("0.000001")
 
 
 @pytest.fixture
@@ -156,3 +159,67 @@ def test_an_unreadable_answer_stores_nothing(runtime, xai_server, http, path, bo
         assert session.scalar(select(func.count()).select_from(UsageRecord)) == 0
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0
         assert session.get(Account, account_id).balance_remaining is None
+
+
+# --- Mistral: months, spread over their days ---------------------------------------------
+
+
+@pytest.fixture
+def mistral_server() -> Iterator[MistralServer]:
+    with MistralServer() as fake:
+        yield fake
+
+
+def by_month(runtime: Runtime, account_id: int) -> dict[str, Decimal]:
+    """Billed dollars per month, each day's stored (micro-dollar) figure added exactly."""
+    totals: dict[str, Decimal] = {}
+    with runtime.session_factory() as session:
+        rows = session.execute(
+            select(UsageRecord.day, UsageRecord.billed_cost).where(
+                UsageRecord.account_id == account_id
+            )
+        ).all()
+    for day, cost in rows:
+        month = f"{day:%Y-%m}"
+        totals[month] = totals.get(month, Decimal(0)) + Decimal(str(cost)).quantize(MICRO)
+    return totals
+
+
+def test_mistral_months_are_rewritten_whole_and_once(runtime, mistral_server, http):
+    with runtime.session_factory.begin() as session:
+        account_id = accounts.add_account(
+            session=session,
+            cipher=runtime.cipher,
+            provider="mistral",
+            name="mistral-org",
+            api_key=MISTRAL_KEY,
+            base_url=mistral_server.admin_url,
+        ).id
+    first = sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http)
+    assert first.status == "ok", first.message
+    # Whole months, up to today (the 4th): July's figure over its 31 days, August's over 4.
+    assert (first.start, first.end) == (dt.date(2026, 7, 1), dt.date(2026, 8, 4))
+    assert by_month(runtime, account_id) == {
+        "2026-07": Decimal("68.51"),
+        "2026-08": Decimal("9.30"),
+    }
+    assert len(billed_by_day(runtime, account_id)) == 35
+
+    # A slice inside July still rewrites the whole month: nothing counted twice.
+    again = sync.sync_account(
+        runtime, account_id, start=dt.date(2026, 7, 5), end=dt.date(2026, 7, 9), http=http
+    )
+    assert (again.start, again.end) == (dt.date(2026, 7, 1), dt.date(2026, 7, 31))
+    assert by_month(runtime, account_id) == {
+        "2026-07": Decimal("68.51"),
+        "2026-08": Decimal("9.30"),
+    }
+
+    # Mistral revises July's OCR down: the month follows, to the cent.
+    mistral_server.usage[(2026, 7, None)]["ocr"] = {"cost": "5.00"}
+    mistral_server.usage[(2026, 7, DEFAULT)]["ocr"] = {"cost": "5.00"}
+    assert sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http).ok
+    assert by_month(runtime, account_id) == {
+        "2026-07": Decimal("67.31"),
+        "2026-08": Decimal("9.30"),
+    }

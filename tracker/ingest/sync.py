@@ -4,7 +4,9 @@ One pass over one account (`sync_account`):
 
 1. Range: the days asked for, else incremental: from the account's last complete day minus
    `settings.resync_window_days` (providers revise recent days) up to today (UTC); a first
-   sync back-fills `settings.backfill_days`. Both ends are inclusive UTC days.
+   sync back-fills `settings.backfill_days`. Both ends are inclusive UTC days. For a provider
+   that reports months (`Connector.month_grain`), the range is widened to whole months, up
+   to today.
 2. A `sync_runs` row is committed as 'running' before anything else, and finished (status,
    rows, duration, error) in its own transaction afterwards, even when the sync fails.
 3. Everything else happens in ONE transaction under a PostgreSQL advisory lock on the account
@@ -39,7 +41,7 @@ from sqlalchemy.orm import Session
 from tracker.core.db import advisory_lock
 from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.runtime import Runtime
-from tracker.core.units import today_utc
+from tracker.core.units import month_bounds, today_utc
 from tracker.costs.estimate import estimate_range
 from tracker.costs.provider_invoices import record_provider_invoices
 from tracker.ingest.writer import rename_earlier, reported_names, upsert_rows
@@ -65,6 +67,7 @@ from tracker.providers.base import (
     check_row,
     make_http_session,
 )
+from tracker.providers.registry import connector_class
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +265,11 @@ def _sync_range(
         first = today - dt.timedelta(days=settings.backfill_days)
     if first > last:
         raise InvalidInput(f"the start day {first} is after the end day {last}")
+    if connector_class(account.service.name).month_grain:
+        # A provider that reports months (Mistral) rewrites whole months, up to today: a
+        # month's figure is spread over its days, which must all be replaced together.
+        first = first.replace(day=1)
+        last = max(last, min(month_bounds(last)[1], today))
     return first, last
 
 

@@ -3,7 +3,7 @@ services of the new providers.
 
 - `invoices.source`: 'recorded' (by finance: the page, the CLI, a CSV; every existing
   invoice) or 'provider' (listed by the provider's billing API at a sync).
-- Services for xAI, seeded as 0001 and 0020 seed theirs; a row the registry made already is
+- Services for xAI and Mistral, seeded as 0001 and 0020 seed theirs; a row the registry made already is
   left as it is.
 
 Revision ID: 0023
@@ -22,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # A frozen copy, not the registry: a migration must not change when code does.
-SERVICES = (("xai", "xAI"),)
+SERVICES = (("xai", "xAI"), ("mistral", "Mistral"))
 
 
 def upgrade() -> None:
