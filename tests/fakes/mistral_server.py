@@ -6,10 +6,10 @@ the ones `payloads/mistral/README.md` describes (the usage nesting is a guess).
 It checks the `x-api-key` header, answers `GET /usage?month&year[&workspace_id]` from
 `usage` (keyed by year, month and workspace, None for the organisation; a month it does not
 hold has no usage), pages the workspace list with `page`/`page_size` (at most
-`page_size_cap` a page, so the two examples span two pages).
+`page_size_cap` a page, so the two examples span two pages) and serves the spend limit.
 
 Routes (base URL of the account = `server.url + "/api/admin"`): GET /usage,
-GET /workspaces.
+GET /workspaces, GET /spend-limit.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class MistralServer(ProviderServer):
             (2026, 8, DEFAULT): load("mistral/usage_2026_08_workspace_default.json"),
         }
         self.workspaces: list[dict[str, Any]] = load("mistral/workspaces.json")["items"]
+        self.spend_limit = load("mistral/spend_limit.json")
         self.page_size_cap = 1
 
     @property
@@ -63,6 +64,8 @@ class MistralServer(ProviderServer):
             return self._usage(query)
         if path == f"{BASE}/workspaces":
             return self._workspaces(query)
+        if path == f"{BASE}/spend-limit":
+            return Reply(200, copy.deepcopy(self.spend_limit))
         return Reply(404, {"detail": "Not Found"})
 
     def _usage(self, query: dict[str, list[str]]) -> Reply:

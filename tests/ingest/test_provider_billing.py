@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.fakes.mistral_server import DEFAULT, MISTRAL_KEY, MistralServer
-from tests.fakes.provider_server import Reply
+from tests.fakes.provider_server import OPENAI_KEY, Reply
 from tests.fakes.xai_server import PREFIX, XAI_KEY, XAI_TEAM, XAIServer
 from tracker.core.runtime import Runtime
 from tracker.costs.invoices import MatchStatus, add_invoice, list_invoices
 from tracker.ingest import sync
-from tracker.models import Account, AuditLog, Invoice, UsageRecord
+from tracker.models import Account, AuditLog, Invoice, ProviderSpendLimit, UsageRecord
 from tracker.providers import accounts
 from tracker.providers.base import make_http_session
 
@@ -73,6 +73,18 @@ def imports(runtime: Runtime) -> int:
         return session.scalar(select(func.count()).where(AuditLog.action == "invoice.import")) or 0
 
 
+def limits(runtime: Runtime, account_id: int) -> list[tuple[str, Decimal | None, bool]]:
+    with runtime.session_factory() as session:
+        return [
+            (lim.scope, None if lim.amount is None else Decimal(lim.amount), lim.account_wide)
+            for lim in session.scalars(
+                select(ProviderSpendLimit)
+                .where(ProviderSpendLimit.account_id == account_id)
+                .order_by(ProviderSpendLimit.scope)
+            )
+        ]
+
+
 def invoices(runtime: Runtime):
     with runtime.session_factory() as session:
         return list_invoices(session=session, tolerance_pct=TOLERANCE)
@@ -108,12 +120,16 @@ def test_xai_spend_balance_and_invoices_land_once(runtime, xai_server, http):
         MatchStatus.MATCHED,
     )
     assert imports(runtime) == 1
+    assert limits(runtime, account_id) == [("", Decimal(500), True), ("hard", Decimal(1000), False)]
 
     again = sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http)
     assert again.status == "ok", again.message
     assert billed_by_day(runtime, account_id) == expected
     assert [i.invoice_number for i in invoices(runtime)] == ["XAI-2026-07-0001"]
     assert imports(runtime) == 1  # nothing new: nothing recorded, nothing audited
+    xai_server.limits = {"spendingLimits": {"effectiveSl": {"val": "25000"}}}
+    assert sync.sync_account(runtime, account_id, start=JUL30, end=AUG3, http=http).ok
+    assert limits(runtime, account_id) == [("", Decimal(250), True)]  # replaced, not added
 
     # xAI restates the invoice: the stored one follows, and no longer matches.
     xai_server.invoices["invoices"][0]["total"] = {"val": "2900"}
@@ -148,6 +164,7 @@ def test_an_invoice_finance_recorded_is_left_as_written(runtime, xai_server, htt
         (f"{PREFIX}/usage", {"timeSeries": [{"groupLabels": ["Chat grok-4"], "dataPoints": 7}]}),
         (f"{PREFIX}/invoices", {"invoices": "none"}),
         (f"{PREFIX}/prepaid/balance", {"total": {"val": "lots"}}),
+        (f"{PREFIX}/postpaid/spending-limits", {"spendingLimits": ["500"]}),
     ],
 )
 def test_an_unreadable_answer_stores_nothing(runtime, xai_server, http, path, body):
@@ -159,6 +176,7 @@ def test_an_unreadable_answer_stores_nothing(runtime, xai_server, http, path, bo
         assert session.scalar(select(func.count()).select_from(UsageRecord)) == 0
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0
         assert session.get(Account, account_id).balance_remaining is None
+        assert session.scalar(select(func.count()).select_from(ProviderSpendLimit)) == 0
 
 
 # --- Mistral: months, spread over their days ---------------------------------------------
@@ -223,3 +241,23 @@ def test_mistral_months_are_rewritten_whole_and_once(runtime, mistral_server, ht
         "2026-07": Decimal("67.31"),
         "2026-08": Decimal("9.30"),
     }
+
+
+def test_openai_sync_records_the_organisation_and_project_limits(runtime, server, http):
+    with runtime.session_factory.begin() as session:
+        account_id = accounts.add_account(
+            session=session,
+            cipher=runtime.cipher,
+            provider="openai",
+            name="openai-prod",
+            api_key=OPENAI_KEY,
+            base_url=server.url + "/v1",
+        ).id
+    assert sync.sync_account(runtime, account_id, start=AUG1, end=AUG3, http=http).ok
+    assert limits(runtime, account_id) == [
+        ("", Decimal(1500), True),
+        ("project:proj_3bW8cRt5Yp2Nd6", Decimal(200), False),
+    ]
+    server.openai_spend_limit = None  # removed at OpenAI: the sync records that none is set
+    assert sync.sync_account(runtime, account_id, start=AUG1, end=AUG3, http=http).ok
+    assert limits(runtime, account_id)[0] == ("", None, True)

@@ -15,8 +15,9 @@ One pass over one account (`sync_account`):
    CONFLICT DO UPDATE), rows the provider no longer reports are deleted on the days its
    answer covered (every report had a bucket for the day; `Connector.covered_days`), the
    estimated costs are filled in, the account's status, sync day, balance and rate-limit
-   snapshot are updated, and the invoices a provider's billing API lists are recorded
-   (`tracker.costs.provider_invoices`). A failure or crash anywhere rolls all of it back:
+   snapshot are updated, and what a provider's billing API says besides usage is recorded:
+   its spend limits and invoices (`tracker.providers.billing`,
+   `tracker.costs.provider_invoices`). A failure or crash anywhere rolls all of it back:
    the previous data stay as they were.
 
 Rows with the same natural key inside one pass are added up (e.g. OpenRouter's several
@@ -67,6 +68,7 @@ from tracker.providers.base import (
     check_row,
     make_http_session,
 )
+from tracker.providers.billing import record_spend_limits
 from tracker.providers.registry import connector_class
 
 log = logging.getLogger(__name__)
@@ -217,7 +219,7 @@ def sync_account(
                     account = session.get(Account, account_id)
                     assert account is not None
                     _mark_success(account, connector, first, last, today, previous_complete, stamp)
-                    _record_billing(session, account, connector)
+                    _record_billing(session, account, connector, stamp)
                     status = "ok"
                     message = f"{rows} row(s) for {first}..{last}"
                     if not connector.has_usage_api:
@@ -398,9 +400,15 @@ def _mark_success(
     record_rate_limits(account, connector)
 
 
-def _record_billing(session: Session, account: Account, connector: Connector) -> None:
-    """What the provider's billing API says besides usage: its invoices, matched like the
-    recorded ones. In the pass's transaction: an unreadable answer stores nothing."""
+def _record_billing(
+    session: Session, account: Account, connector: Connector, stamp: dt.datetime
+) -> None:
+    """What the provider's billing API says besides usage: its spend limits (replacing the
+    stored ones) and its invoices (matched like the recorded ones). In the pass's
+    transaction: an unreadable answer stores nothing."""
+    limits = connector.fetch_spend_limits()
+    if limits is not None:
+        record_spend_limits(session, account.id, limits, stamp)
     invoices = connector.fetch_invoices()
     if invoices is not None:
         record_provider_invoices(session=session, account=account, invoices=invoices)

@@ -3,7 +3,9 @@ and its invoices, and whether the provider reports whole months rather than days
 
 Every `Connector` has these (`BillingFacts` is one of its bases); a connector whose provider
 publishes them overrides the methods. The sync calls them after the usage, in the same
-transaction: the invoices go to the invoice matching (`tracker.costs.provider_invoices`).
+transaction: the limits replace the account's stored ones (`record_spend_limits`; compared
+with our budgets by `tracker.planning.spend_limits`), the invoices go to the invoice matching
+(`tracker.costs.provider_invoices`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from tracker.models import ProviderSpendLimit
 
 ACCOUNT_WIDE = ""  # the scope of a limit on everything the account's key reads
 
@@ -59,9 +66,42 @@ class BillingFacts:
     month_grain: ClassVar[bool] = False
 
     def fetch_spend_limits(self) -> list[SpendLimit] | None:
-        """The provider's spend limits (an empty list: none set); None: no such API."""
+        """The provider's spend limits (none on the whole account: no cap there); None: the
+        provider has no such API."""
         return None
 
     def fetch_invoices(self) -> list[ProviderInvoice] | None:
         """The provider's invoices; None: the provider lists none by API."""
         return None
+
+
+def record_spend_limits(
+    session: Session, account_id: int, limits: list[SpendLimit], stamp: dt.datetime
+) -> None:
+    """Replace the account's stored spend limits with what the provider said at `stamp`. A
+    list without a cap on the whole account records that there is none (it was read)."""
+    session.execute(delete(ProviderSpendLimit).where(ProviderSpendLimit.account_id == account_id))
+    if not any(limit.account_wide for limit in limits):
+        limits = [SpendLimit(), *limits]
+    seen: set[str] = set()
+    for limit in limits:
+        scope = limit.scope[:255]
+        if scope in seen:  # one row per scope: the first the provider listed
+            continue
+        seen.add(scope)
+        session.add(
+            ProviderSpendLimit(
+                account_id=account_id,
+                scope=scope,
+                scope_name=limit.scope_name[:255] if limit.scope_name else None,
+                amount=limit.amount,
+                currency=limit.currency.upper()[:3] or "USD",
+                period=limit.period[:16],
+                enforcement=limit.enforcement[:32] if limit.enforcement else None,
+                account_wide=limit.account_wide,
+                readable=limit.readable,
+                note=limit.note[:500] if limit.note else None,
+                read_at=stamp,
+            )
+        )
+    session.flush()

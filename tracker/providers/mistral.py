@@ -18,6 +18,8 @@ base URL to one of those if the default host refuses the key).
   evenly over its days up to the last day synced, to the micro-dollar, the remainder on the
   last days: month totals, budgets and invoices are exact, a day's figure is that average.
   `month_grain` makes the sync rewrite whole months (`tracker.ingest.sync`).
+- `fetch_spend_limits`: the organisation's monthly spending limit (`GET /spend-limit`), in its
+  currency; where the amount sits is not documented (see below).
 - **Currency**: the tracker keeps US dollars and converts nothing. An organisation billed in
   another currency (often EUR) is refused with a message, storing nothing.
 
@@ -45,6 +47,7 @@ from tracker.providers.base import (
     to_decimal,
     to_int,
 )
+from tracker.providers.billing import SpendLimit
 
 CATEGORIES = (
     "chat",
@@ -57,6 +60,8 @@ CATEGORIES = (
     "vibe_usage",
 )
 MONEY_KEYS = ("cost", "total_cost", "amount", "total")
+# Where the spend limit's amount may be: the documented example shows none (payloads README).
+LIMIT_KEYS = ("monthly_limit", "limit", "amount", "usage_limit")
 MICROS = Decimal(1_000_000)
 PAGE_SIZE = 100
 MAX_PAGES = 1000
@@ -105,6 +110,37 @@ class MistralConnector(Connector):
                             billed_cost=share,
                         )
             month = last + dt.timedelta(days=1)
+
+    def fetch_spend_limits(self) -> list[SpendLimit]:
+        """The organisation's monthly spending limit (API and Vibe), in its currency."""
+        body = self.get_object("/spend-limit")
+        limits = body.get("limits")
+        if not isinstance(limits, dict):
+            raise ProviderResponseError("mistral: the spend limit answered without limits")
+        currency = _currency(limits) or "USD"
+        completion = limits.get("completion")
+        scopes = [completion, limits] if isinstance(completion, dict) else [limits]
+        reached = any(s.get("monthly_limit_reached") is True for s in scopes)
+        enforcement = "suspends the API" + (": reached" if reached else "")
+        if any(s.get("no_monthly_limit") is True for s in scopes):
+            return [SpendLimit(currency=currency, note="no monthly limit set at Mistral")]
+        for scope in scopes:
+            for key in LIMIT_KEYS:
+                if scope.get(key) is not None:
+                    amount = to_decimal(scope[key], f"spend limit {key}")
+                    if amount < 0:
+                        raise ProviderResponseError(
+                            f"mistral sent a negative spend limit: {amount}"
+                        )
+                    return [SpendLimit(amount=amount, currency=currency, enforcement=enforcement)]
+        return [
+            SpendLimit(
+                currency=currency,
+                readable=False,
+                note="Mistral's answer holds no limit amount this tracker can read "
+                f"({_fields(limits)})",
+            )
+        ]
 
     # --- the endpoints ---------------------------------------------------------------------
 
