@@ -137,7 +137,8 @@ with add_tab:
             key="add_key",
         )
         organization = st.text_input(
-            "Organization (GitHub Copilot: the organization's login)", key="add_org"
+            "Organization (GitHub Copilot: the organization's login; xAI: the team id)",
+            key="add_org",
         )
         base_url = st.text_input("Base URL (optional: gateways, proxies)", key="add_base_url")
         budget = st.text_input("Monthly budget, USD (optional)", key="add_budget")

@@ -1,7 +1,7 @@
 """Budgets & alerts (admin and finance edit, unless `BUDGETS_ADMIN_ONLY`): monthly budgets per
 organisation, service, account and team with month-to-date spend, % used and projected
-month-end; the alert rules; the recent alert events with their delivery status, failed
-deliveries included.
+month-end; each provider's own spend limit beside our budget; the alert rules; the recent
+alert events with their delivery status, failed deliveries included.
 
 Budget periods are UTC calendar months; money is USD, billed where the provider reports it
 and estimated otherwise; a team's spend is its chargeback. Every change goes through
@@ -21,6 +21,7 @@ import streamlit as st
 from tracker.alerts import rules as alert_rules
 from tracker.core import units
 from tracker.planning.budgets import scope_label
+from tracker.reporting.budgets import CAP_LEVELS
 from tracker.reporting.overview import status_for
 from tracker.ui import actions, data
 from tracker.ui import components as ui
@@ -139,6 +140,57 @@ if can_edit:
                 ),
             )
 
+# --- the providers' own caps ------------------------------------------------------------------
+
+st.subheader("Provider spend limits")
+caps, partial = data.provider_caps()
+if caps.empty:
+    st.caption(
+        "No provider spend limit read yet. Each sync reads them for OpenAI, Anthropic, "
+        "GitHub Copilot (budgets), xAI and Mistral accounts."
+    )
+else:
+    st.caption(
+        "The provider's cap on each whole account, as its last sync read it, beside our "
+        "monthly budget (the account's, else its provider's when it is the only account). "
+        "An alert rule of kind spendlimit warns when the cap is below the budget or missing."
+    )
+    ui.table(
+        caps,
+        {
+            "account": st.column_config.TextColumn("Account"),
+            "provider": st.column_config.TextColumn("Provider"),
+            "provider_cap": st.column_config.NumberColumn(
+                "Provider cap", format="%.2f", help="In the cap's currency"
+            ),
+            "currency": st.column_config.TextColumn("Currency"),
+            "period": st.column_config.TextColumn("Per"),
+            "enforcement": st.column_config.TextColumn("Enforcement"),
+            "budget": ui.money_column("Our budget"),
+            "budget_from": st.column_config.TextColumn("Budget of"),
+            "status": st.column_config.TextColumn("Comparison"),
+            "note": st.column_config.TextColumn("Note", width="large"),
+            "read_at": ui.datetime_column("Read (UTC)"),
+        },
+        money_columns=["budget"],
+        status_column="status",
+        status_levels=CAP_LEVELS,
+    )
+    if not partial.empty:
+        with st.expander(f"Caps on parts of accounts ({len(partial)})"):
+            ui.table(
+                partial,
+                {
+                    "account": st.column_config.TextColumn("Account"),
+                    "provider": st.column_config.TextColumn("Provider"),
+                    "scope": st.column_config.TextColumn("Caps"),
+                    "amount": st.column_config.NumberColumn("Amount", format="%.2f"),
+                    "currency": st.column_config.TextColumn("Currency"),
+                    "period": st.column_config.TextColumn("Per"),
+                    "enforcement": st.column_config.TextColumn("Enforcement"),
+                },
+            )
+
 # --- rules -------------------------------------------------------------------------------------
 
 st.subheader("Alert rules")
@@ -182,7 +234,8 @@ if can_edit:
         threshold = st.text_input(
             "Threshold (empty: the kind's defaults)",
             help="budget and quota default to 50, 75, 90 and 100 %; projected to 100 %; "
-            "variance to 10 %; sync to 6 hours; ratelimit to 10 % remaining; anomaly to any.",
+            "variance to 10 %; sync to 6 hours; ratelimit to 10 % remaining; anomaly to any; "
+            "spendlimit to a provider cap below 100 % of the budget.",
             key="rule_threshold",
         )
         channels = st.text_area(

@@ -74,6 +74,9 @@ with list_tab:
                 "issue_date": ui.date_column("Issued"),
                 "due_date": ui.date_column("Due"),
                 "po_number": st.column_config.TextColumn("PO number"),
+                "source": st.column_config.TextColumn(
+                    "Source", help="Recorded by finance, or read from the provider's billing API"
+                ),
             },
             money_columns=report.MONEY_COLUMNS,
             pinned=["invoice_id"],

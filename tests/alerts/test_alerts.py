@@ -29,6 +29,7 @@ from tracker.core.errors import InvalidInput
 from tracker.models import Account, AlertEvent, Anomaly, SyncRun
 from tracker.planning import budgets
 from tracker.providers import ratelimits
+from tracker.providers.billing import SpendLimit, record_spend_limits
 
 CIPHER = CredentialCipher(base64.urlsafe_b64decode(TEST_ENCRYPTION_KEY))
 
@@ -253,6 +254,7 @@ def test_dry_run_sends_and_stores_nothing(committed_db, tmp_path, hook):
         ("ratelimit", "100", "remaining"),
         ("unpriced", "5", "no --threshold"),
         ("sync", "0", "hours"),
+        ("spendlimit", "1001", "percentage"),
         ("nope", None, "unknown alert kind"),
     ],
 )
@@ -559,3 +561,44 @@ def test_team_scopes_fit_budget_kinds_and_known_teams_only(session):
         rules.add_rule(session=session, kind="quota", scope="team:Web", channels=channels)
     with pytest.raises(NotFound, match="teams list"):
         rules.add_rule(session=session, kind="budget", scope="team:Ghost", channels=channels)
+
+
+def test_spendlimit_fires_once_when_a_provider_cap_and_our_budget_drift_apart(session):
+    below = add_account(session, "prod", budget="500")
+    uncapped = add_account(session, "grok", provider="xai", budget="100")
+    fine = add_account(session, "claude", provider="anthropic", budget="100")
+    record_spend_limits(session, below.id, [SpendLimit(amount=Decimal(300))], NOW)
+    record_spend_limits(session, uncapped.id, [], NOW)  # read: the provider has no cap
+    record_spend_limits(session, fine.id, [SpendLimit(amount=Decimal(250))], NOW)
+    rules.add_rule(cipher=CIPHER, session=session, kind="spendlimit", channels=["email:a@b.co"])
+    fired = evaluate.evaluate(session=session, now=NOW)
+    assert sorted((f.fields["account"], f.fields["status"]) for f in fired) == [
+        ("grok", "no cap at the provider"),
+        ("prod", "cap below budget"),
+    ]
+    prod = next(f for f in fired if f.fields["account"] == "prod")
+    assert prod.period == "2026-05" and prod.fields["provider_cap"] == "300"
+    assert "at OpenAI its spend limit is $300.00" in prod.body
+    assert len(evaluate.record_firings(session=session, firings=fired, now=NOW)) == 2
+    assert evaluate.record_firings(session=session, firings=fired, now=NOW) == []
+    # The cap is raised to the budget: nothing more fires for that account.
+    record_spend_limits(session, below.id, [SpendLimit(amount=Decimal(500))], NOW)
+    assert [f.fields["account"] for f in evaluate.evaluate(session=session, now=NOW)] == ["grok"]
+
+
+def test_a_spendlimit_rule_watches_its_scope_and_threshold(session):
+    account = add_account(session, "prod", budget="500")
+    add_account(session, "other", budget="10")
+    record_spend_limits(session, account.id, [SpendLimit(amount=Decimal(450))], NOW)
+    rule = rules.add_rule(
+        cipher=CIPHER,
+        session=session,
+        kind="spendlimit",
+        scope="account:prod",
+        threshold="90",
+        channels=["email:a@b.co"],
+    )
+    assert rules.rule_json(rule)["unit"] == "% of budget (provider cap below)"
+    assert evaluate.evaluate(session=session, now=NOW) == []  # $450 is 90 % of $500
+    record_spend_limits(session, account.id, [SpendLimit(amount=Decimal(449))], NOW)
+    assert [f.fields["account"] for f in evaluate.evaluate(session=session, now=NOW)] == ["prod"]

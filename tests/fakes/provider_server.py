@@ -8,10 +8,12 @@ between passes. Every request is recorded so tests can count them.
 
 Routes (base URL of an account -> path):
 - OpenAI      `<url>/v1`      /organization/usage/<endpoint>, /organization/costs,
-                              /organization/projects, /organization/users
-- Anthropic   `<url>`         /v1/organizations/usage_report/messages, /cost_report, /me
+                              /organization/projects, /organization/users,
+                              /organization[/projects/<id>]/spend_limit
+- Anthropic   `<url>`         /v1/organizations/usage_report/messages, /cost_report, /me,
+                              /spend_limits
 - GitHub      `<url>`         /orgs/<org>/copilot/billing[/seats],
-                              /organizations/<org>/settings/billing/<report>/usage
+                              /organizations/<org>/settings/billing/<report>/usage, /budgets
 - OpenRouter  `<url>/api/v1`  /key, /credits, /activity
 - DeepSeek    `<url>`         /user/balance
 - Groq        `<url>/openai/v1` /models;  Perplexity `<url>` /models
@@ -161,6 +163,15 @@ class ProviderServer:
             "premium_request": {dt.date(2026, 8, 2): premium},
             "ai_credit": {dt.date(2026, 8, 3): credits},
         }
+        # Spend limits (None: none set, answered 404) and budgets.
+        self.openai_spend_limit: dict[str, Any] | None = load("openai/spend_limit.json")
+        self.openai_project_limits: dict[str, dict[str, Any]] = {
+            "proj_3bW8cRt5Yp2Nd6": load("openai/project_spend_limit.json")
+        }
+        self.anthropic_spend_limits: list[dict[str, Any]] = load("anthropic/spend_limits.json")[
+            "data"
+        ]
+        self.github_budgets: list[dict[str, Any]] = load("github/budgets.json")["budgets"]
         self.openrouter_activity = load("openrouter/activity.json")
         self.openrouter_credits = load("openrouter/credits.json")
         self.deepseek_balance = load("deepseek/balance.json")
@@ -270,7 +281,7 @@ class ProviderServer:
         if provider == "openai":
             return self._openai(path, q)
         if provider == "anthropic":
-            return self._anthropic(path, q)
+            return self._anthropic(path, q, headers)
         if provider == "github":
             return self._github(path, q)
         if provider == "openrouter":
@@ -282,6 +293,13 @@ class ProviderServer:
     # --- OpenAI ---------------------------------------------------------------------------
 
     def _openai(self, path: str, q: dict[str, list[str]]) -> Reply:
+        not_found = Reply(404, {"error": {"message": "No spend limit", "code": "not_found"}})
+        if path == "/v1/organization/spend_limit":
+            limit = self.openai_spend_limit
+            return not_found if limit is None else Reply(200, copy.deepcopy(limit))
+        if path.startswith("/v1/organization/projects/") and path.endswith("/spend_limit"):
+            found = self.openai_project_limits.get(path.split("/")[4])
+            return not_found if found is None else Reply(200, copy.deepcopy(found))
         if path == "/v1/organization/projects":
             return Reply(200, load("openai/organization_projects.json"))
         if path == "/v1/organization/users":
@@ -314,13 +332,17 @@ class ProviderServer:
 
     # --- Anthropic --------------------------------------------------------------------------
 
-    def _anthropic(self, path: str, q: dict[str, list[str]]) -> Reply:
+    def _anthropic(self, path: str, q: dict[str, list[str]], headers: dict[str, str]) -> Reply:
         if path == "/v1/organizations/me":
             return Reply(200, load("anthropic/organization_me.json"))
         if path == "/v1/organizations/workspaces":
             return Reply(200, load("anthropic/workspaces.json"))
         if path == "/v1/organizations/api_keys":
             return Reply(200, load("anthropic/api_keys.json"))
+        if path == "/v1/organizations/spend_limits":
+            if headers.get("anthropic-beta") != "spend-limit-reads-2026-09-26":
+                return Reply(400, {"type": "error", "error": {"message": "beta header needed"}})
+            return Reply(200, self._page(self.anthropic_spend_limits, q, default_limit=20))
         if path == "/v1/organizations/usage_report/messages":
             data = self.anthropic_usage
         elif path == "/v1/organizations/cost_report":
@@ -367,6 +389,12 @@ class ProviderServer:
                 body = {"total_seats": 3, "seats": []}
             return Reply(200, body)
         prefix = f"/organizations/{GITHUB_ORG}/settings/billing/"
+        if path == f"{prefix}budgets":
+            page, size = int(q.get("page", ["1"])[0]), min(int(q.get("per_page", ["10"])[0]), 3)
+            chunk = self.github_budgets[(page - 1) * size : page * size]
+            more = page * size < len(self.github_budgets)
+            return Reply(200, {"budgets": copy.deepcopy(chunk), "has_next_page": more,
+                               "total_count": len(self.github_budgets)})  # fmt: skip
         if path.startswith(prefix) and path.endswith("/usage"):
             report = path[len(prefix) : -len("/usage")]
             if not self.enhanced_billing or report not in self.copilot_reports:

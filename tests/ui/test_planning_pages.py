@@ -24,6 +24,7 @@ from tracker.core.crypto import CredentialCipher
 from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
 from tracker.planning import projections
 from tracker.providers.accounts import add_account
+from tracker.providers.billing import SpendLimit, record_spend_limits
 from tracker.reporting.forecast import floor_to_spend
 from tracker.ui.components import money
 
@@ -202,6 +203,27 @@ def test_budget_figures_equal_the_database_to_the_cent(app_as: AppAs, seeded_db:
         max(org.projected_total, spent)
     )
     assert "Groq CSV" not in " ".join(shown.index)  # no budget, so no line
+
+
+def test_each_provider_cap_is_shown_beside_our_budget(app_as: AppAs, seeded_db: Engine) -> None:
+    with Session(seeded_db) as session, session.begin():
+        account = session.scalar(select(Account).where(Account.name == "OpenAI Prod"))
+        assert account is not None
+        caps = [
+            SpendLimit(amount=Decimal(60), enforcement="hard (enforcing)"),
+            SpendLimit(scope="project:p1", scope_name="support-bot", amount=Decimal(5),
+                       account_wide=False),
+        ]  # fmt: skip
+        record_spend_limits(session, account.id, caps, dt.datetime.now(dt.UTC))
+    at = app_as("fin", "finance")
+    at.switch_page(BUDGETS).run()
+    assert not at.exception
+    shown = next(d.value for d in at.dataframe if "provider_cap" in d.value.columns)
+    row = shown.set_index("account").loc["OpenAI Prod"]
+    assert (row["status"], row["budget_from"]) == ("Cap below budget", "account")
+    assert (cents(row["provider_cap"]), cents(row["budget"])) == (Decimal(60), Decimal(100))
+    assert "Caps on parts of accounts (1)" in [e.label for e in at.expander]
+    assert "spendlimit" in " ".join(str(o) for o in at.selectbox(key="rule_kind").options)
 
 
 def test_admin_sets_a_budget_and_manages_a_rule(app_as: AppAs, seeded_db: Engine) -> None:

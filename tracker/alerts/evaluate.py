@@ -27,7 +27,7 @@ from tracker.alerts.rules import (
     thresholds,
 )
 from tracker.core.errors import TrackerError
-from tracker.core.units import month_bounds
+from tracker.core.units import dec_str, month_bounds
 from tracker.models import (
     Account,
     AccountStatus,
@@ -47,7 +47,9 @@ from tracker.planning.budgets import (
     scope_spend,
     scope_tokens,
 )
+from tracker.planning.spend_limits import compare_caps
 from tracker.providers.ratelimits import rate_limit_readings
+from tracker.providers.registry import display_name
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +436,43 @@ def _eval_ratelimit(
     return firings
 
 
+def _eval_spendlimit(
+    session: Session, rule: AlertRule, scope: Scope, now: dt.datetime
+) -> list[Firing]:
+    (pct,) = thresholds(rule)[:1]
+    period = now.date().strftime("%Y-%m")
+    names = [a.name for a in _accounts_in(session, scope)]
+    firings = []
+    for c in compare_caps(session=session, accounts=names, threshold_pct=pct):
+        if not c.status.drifted or c.budget is None:
+            continue
+        cap = "none" if c.cap is None else _usd(c.cap)
+        firings.append(
+            Firing(
+                rule.id,
+                period,
+                f"{c.account}:{c.status.name}:{dec_str(c.cap)}:{dec_str(c.budget)}"[:160],
+                f"account {c.account}: the {display_name(c.provider)} spend limit and our "
+                f"budget differ ({c.status})",
+                f"Account {c.account} has a monthly budget of {_usd(c.budget)} here; at "
+                f"{display_name(c.provider)} its spend limit is {cap} ({c.note}). Align the "
+                "two: raise or set the cap at the provider, or change the budget on the "
+                "Budgets & alerts page.",
+                {
+                    "kind": "spendlimit",
+                    "account": c.account,
+                    "provider": c.provider,
+                    "status": str(c.status),
+                    "provider_cap": dec_str(c.cap),
+                    "budget": dec_str(c.budget),
+                    "threshold_pct": str(pct),
+                    "period": period,
+                },
+            )
+        )
+    return firings
+
+
 # One evaluator per kind: (session, rule, its parsed scope, now) -> the firings due.
 Evaluator = Callable[[Session, AlertRule, Scope, dt.datetime], list[Firing]]
 EVALUATORS: dict[str, Evaluator] = {
@@ -445,6 +484,7 @@ EVALUATORS: dict[str, Evaluator] = {
     AlertKind.SYNC: _eval_sync,
     AlertKind.ANOMALY: _eval_anomaly,
     AlertKind.RATELIMIT: _eval_ratelimit,
+    AlertKind.SPEND_LIMIT: _eval_spendlimit,
 }
 
 

@@ -12,7 +12,10 @@ threshold means:
   (default 10, and at least $1 apart so cents of rounding never alert);
 - sync: an account's syncs have been failing for N hours (default 6);
 - anomaly: an unacknowledged cost anomaly of at least $N over its baseline (default any);
-- ratelimit: an account's remaining requests or tokens fell below N % of its limit (default 10).
+- ratelimit: an account's remaining requests or tokens fell below N % of its limit (default 10);
+- spendlimit: an account's spend limit at its provider is below N % of our monthly budget for
+  it (default 100), or the provider has none while we budget the account
+  (`tracker.planning.spend_limits`).
 
 Budget and projected rules may watch a team (`team:NAME`): its spend is its chargeback,
 read through `tracker.planning.budgets` like every other scope's.
@@ -64,6 +67,7 @@ class AlertKind(StrEnum):
     SYNC = "sync"
     ANOMALY = "anomaly"
     RATELIMIT = "ratelimit"
+    SPEND_LIMIT = "spendlimit"
 
 
 class DeliveryStatus(StrEnum):
@@ -87,6 +91,7 @@ DEFAULT_THRESHOLDS: dict[str, tuple[Decimal, ...]] = {
     "ratelimit": (Decimal(10),),
     "anomaly": (Decimal(0),),
     "unpriced": (Decimal(0),),
+    "spendlimit": (Decimal(100),),
 }
 THRESHOLD_UNITS = {
     "budget": "% of budget",
@@ -97,6 +102,7 @@ THRESHOLD_UNITS = {
     "ratelimit": "% remaining",
     "anomaly": "USD over baseline",
     "unpriced": "",
+    "spendlimit": "% of budget (provider cap below)",
 }
 # The kinds that watch spend against a budget, the only ones a `team:NAME` scope fits.
 TEAM_KINDS = ("budget", "projected")
@@ -116,7 +122,7 @@ def _parse_threshold(kind: str, raw: Any) -> Decimal | None:
         raise InvalidInput(f"threshold {raw!r} is not a number") from None
     if not value.is_finite() or value < 0:
         raise InvalidInput("the threshold must be a number of zero or more")
-    if kind in ("budget", "quota", "projected") and not 0 < value <= 1000:
+    if kind in ("budget", "quota", "projected", "spendlimit") and not 0 < value <= 1000:
         raise InvalidInput(f"a {kind} threshold is a percentage between 0 and 1000")
     if kind == "ratelimit" and not 0 < value < 100:
         raise InvalidInput("a ratelimit threshold is a percentage remaining between 0 and 100")

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from tracker.core import audit
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.core.units import CENT, dec_str, month_bounds, parse_money, to_dollars
-from tracker.models import Account, Invoice, Service, UsageDaily
+from tracker.models import Account, Invoice, InvoiceSource, Service, UsageDaily
 from tracker.providers.registry import PROVIDERS, display_name
 
 PCT_QUANTUM = Decimal("0.01")
@@ -112,6 +112,7 @@ class InvoiceMatch:
     variance_pct: Decimal | None  # of the invoice amount; None when not comparable or $0
     not_billed: list[ExplainingDay] = field(default_factory=list)  # largest estimate first
     changed: list[ExplainingDay] = field(default_factory=list)  # largest change first
+    source: str = InvoiceSource.RECORDED  # recorded by finance, or read from the provider
 
     @property
     def unbilled_estimate(self) -> Decimal:
@@ -150,6 +151,7 @@ class InvoiceMatch:
             "unbilled_estimate": dec_str(self.unbilled_estimate),
             "not_billed_days": [d.as_json() for d in self.not_billed],
             "changed_days": [d.as_json() for d in self.changed],
+            "source": str(self.source),
         }
 
 
@@ -498,6 +500,7 @@ def list_invoices(
                 variance_pct=c.variance_pct,
                 not_billed=c.not_billed,
                 changed=c.changed,
+                source=inv.source,
             )
         )
     return matches

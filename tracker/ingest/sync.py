@@ -4,7 +4,9 @@ One pass over one account (`sync_account`):
 
 1. Range: the days asked for, else incremental: from the account's last complete day minus
    `settings.resync_window_days` (providers revise recent days) up to today (UTC); a first
-   sync back-fills `settings.backfill_days`. Both ends are inclusive UTC days.
+   sync back-fills `settings.backfill_days`. Both ends are inclusive UTC days. For a provider
+   that reports months (`Connector.month_grain`), the range is widened to whole months, up
+   to today.
 2. A `sync_runs` row is committed as 'running' before anything else, and finished (status,
    rows, duration, error) in its own transaction afterwards, even when the sync fails.
 3. Everything else happens in ONE transaction under a PostgreSQL advisory lock on the account
@@ -12,9 +14,11 @@ One pass over one account (`sync_account`):
    in batches on the natural key (`uq_usage_records_natural_key`, dialect INSERT ... ON
    CONFLICT DO UPDATE), rows the provider no longer reports are deleted on the days its
    answer covered (every report had a bucket for the day; `Connector.covered_days`), the
-   estimated costs are filled in, and the account's status, sync day, balance and rate-limit
-   snapshot are updated. A failure or crash anywhere rolls all of it back: the previous data
-   stay as they were.
+   estimated costs are filled in, the account's status, sync day, balance and rate-limit
+   snapshot are updated, and what a provider's billing API says besides usage is recorded:
+   its spend limits and invoices (`tracker.providers.billing`,
+   `tracker.costs.provider_invoices`). A failure or crash anywhere rolls all of it back:
+   the previous data stay as they were.
 
 Rows with the same natural key inside one pass are added up (e.g. OpenRouter's several
 endpoints of one model); a row from an earlier pass is replaced. Imported rows
@@ -38,8 +42,9 @@ from sqlalchemy.orm import Session
 from tracker.core.db import advisory_lock
 from tracker.core.errors import CredentialError, InvalidInput, NotFound
 from tracker.core.runtime import Runtime
-from tracker.core.units import today_utc
+from tracker.core.units import month_bounds, today_utc
 from tracker.costs.estimate import estimate_range
+from tracker.costs.provider_invoices import record_provider_invoices
 from tracker.ingest.writer import rename_earlier, reported_names, upsert_rows
 from tracker.models import (
     IMPORT_USAGE_TYPE,
@@ -63,6 +68,8 @@ from tracker.providers.base import (
     check_row,
     make_http_session,
 )
+from tracker.providers.billing import record_spend_limits
+from tracker.providers.registry import connector_class
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +219,7 @@ def sync_account(
                     account = session.get(Account, account_id)
                     assert account is not None
                     _mark_success(account, connector, first, last, today, previous_complete, stamp)
+                    _record_billing(session, account, connector, stamp)
                     status = "ok"
                     message = f"{rows} row(s) for {first}..{last}"
                     if not connector.has_usage_api:
@@ -259,6 +267,11 @@ def _sync_range(
         first = today - dt.timedelta(days=settings.backfill_days)
     if first > last:
         raise InvalidInput(f"the start day {first} is after the end day {last}")
+    if connector_class(account.service.name).month_grain:
+        # A provider that reports months (Mistral) rewrites whole months, up to today: a
+        # month's figure is spread over its days, which must all be replaced together.
+        first = first.replace(day=1)
+        last = max(last, min(month_bounds(last)[1], today))
     return first, last
 
 
@@ -385,6 +398,20 @@ def _mark_success(
     if contiguous and (previous_complete is None or complete > previous_complete):
         account.last_complete_day = complete
     record_rate_limits(account, connector)
+
+
+def _record_billing(
+    session: Session, account: Account, connector: Connector, stamp: dt.datetime
+) -> None:
+    """What the provider's billing API says besides usage: its spend limits (replacing the
+    stored ones) and its invoices (matched like the recorded ones). In the pass's
+    transaction: an unreadable answer stores nothing."""
+    limits = connector.fetch_spend_limits()
+    if limits is not None:
+        record_spend_limits(session, account.id, limits, stamp)
+    invoices = connector.fetch_invoices()
+    if invoices is not None:
+        record_provider_invoices(session=session, account=account, invoices=invoices)
 
 
 def _mark_failure(

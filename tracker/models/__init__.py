@@ -477,7 +477,7 @@ class AlertRule(Base):
     __table_args__ = (
         CheckConstraint(
             "kind IN ('budget', 'projected', 'quota', 'unpriced', 'variance', 'sync', "
-            "'anomaly', 'ratelimit')",
+            "'anomaly', 'ratelimit', 'spendlimit')",
             name="kind",
         ),
     )
@@ -569,8 +569,9 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_log_at", "at"),)
 
 
-# Sign-in, attribution, close (`closing`), invoice and credit tables live in modules of their
-# own; importing them here registers them with `Base.metadata` wherever models are imported.
+# Sign-in, attribution, close (`closing`), invoice, credit and spend-limit tables live in
+# modules of their own; importing them here registers them with `Base.metadata` wherever
+# models are imported.
 from tracker.models import closing as closing  # noqa: E402
 from tracker.models.attribution import SharedCostRule as SharedCostRule  # noqa: E402
 from tracker.models.attribution import Team as Team  # noqa: E402
@@ -580,3 +581,5 @@ from tracker.models.identity import SignInSession as SignInSession  # noqa: E402
 from tracker.models.identity import SsoRoleMapping as SsoRoleMapping  # noqa: E402
 from tracker.models.identity import UserToken as UserToken  # noqa: E402
 from tracker.models.invoices import Invoice as Invoice  # noqa: E402
+from tracker.models.invoices import InvoiceSource as InvoiceSource  # noqa: E402
+from tracker.models.limits import ProviderSpendLimit as ProviderSpendLimit  # noqa: E402

@@ -16,6 +16,9 @@ Rows produced, on UTC days:
   amounts as decimal strings in **cents**; they are divided by 100 exactly as Decimals.
   Descriptions are not keyed on (their wording is not documented for every cost type).
   Priority Tier costs are not in the cost report (Anthropic's documented limitation).
+- Spend limits (`fetch_spend_limits`, beta header `spend-limit-reads-2026-09-26`): every
+  scope's cap, cents; the organisation's (and a Console organisation's usage-tier cap)
+  bound the whole account.
 
 `workspace_id` null means the default workspace and `api_key_id` null means Console/Workbench
 usage; both are stored as ''.
@@ -44,6 +47,7 @@ from tracker.providers.base import (
     to_int,
     utc_midnight,
 )
+from tracker.providers.billing import SpendLimit
 
 API_VERSION = "2023-06-01"
 ADMIN_KEY_HINT = (
@@ -52,14 +56,25 @@ ADMIN_KEY_HINT = (
 )
 PAGE_LIMIT = 31  # buckets per page: the maximum for 1d buckets
 CENTS = Decimal(100)
+SPEND_LIMITS_BETA = "spend-limit-reads-2026-09-26"
+SPEND_LIMIT_PAGE = 1000  # the most one page may hold
+MAX_SPEND_LIMIT_PAGES = 1000
+# The scopes whose cap bounds everything the organisation spends.
+ORGANISATION_SCOPES = {"organization": "", "usage_tier": "usage_tier"}
+PERIODS = {"monthly": "month", "daily": "day", "weekly": "week"}
 
 
 class AnthropicConnector(Connector):
     provider: ClassVar[str] = "anthropic"
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
 
+    beta: str | None = None  # the `anthropic-beta` header of the call being made, if any
+
     def auth_headers(self) -> dict[str, str]:
-        return {"x-api-key": self.credential.reveal(), "anthropic-version": API_VERSION}
+        headers = {"x-api-key": self.credential.reveal(), "anthropic-version": API_VERSION}
+        if self.beta:
+            headers["anthropic-beta"] = self.beta
+        return headers
 
     @contextmanager
     def _admin_key_needed(self) -> Iterator[None]:
@@ -91,6 +106,37 @@ class AnthropicConnector(Connector):
     def organization_key(self) -> str | None:
         org_id = self._organization().get("id")
         return f"anthropic:{org_id}" if org_id else None
+
+    def fetch_spend_limits(self) -> list[SpendLimit]:
+        """The organisation's spend limits (`/v1/organizations/spend_limits`, beta), every
+        page. A key that may not list them (documented for Claude Enterprise organisations;
+        Console ones in early access) is recorded as not readable."""
+        found: list[SpendLimit] = []
+        params: dict[str, Any] = {"limit": SPEND_LIMIT_PAGE}
+        seen: set[str] = set()
+        self.beta = SPEND_LIMITS_BETA
+        try:
+            for _ in range(MAX_SPEND_LIMIT_PAGES):
+                body = self.get_object("/v1/organizations/spend_limits", params)
+                data = body.get("data")
+                if not isinstance(data, list):
+                    raise ProviderResponseError("anthropic: the spend limits have no data list")
+                found.extend(_spend_limit(item) for item in data)
+                cursor = body.get("next_page")
+                if not cursor or body.get("has_more") is False:
+                    return found
+                if str(cursor) in seen:
+                    raise ProviderResponseError("anthropic repeated a spend limits page cursor")
+                seen.add(str(cursor))
+                params = {"limit": SPEND_LIMIT_PAGE, "page": str(cursor)}
+            raise ProviderResponseError("anthropic: the spend limits did not end")
+        except (ProviderPermissionError, ProviderResponseError) as exc:
+            if exc.status not in (400, 403, 404):
+                raise
+            note = f"Anthropic does not let this key list spend limits: {exc}"
+            return [SpendLimit(readable=False, note=note)]
+        finally:
+            self.beta = None
 
     def fetch_usage(self, start: dt.date, end: dt.date) -> Iterator[UsageRow]:
         """Yield usage rows then billed rows for UTC days in [start, end)."""
@@ -181,4 +227,30 @@ def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
         # Lowest currency unit (cents) as a decimal string: "123.45" is $1.2345.
         billed_cost=to_decimal(r.get("amount"), "cost amount") / CENTS,
         currency=currency,
+    )
+
+
+def _spend_limit(item: Any) -> SpendLimit:
+    """One of the organisation's spend limits: `amount` is cents as a decimal string (null:
+    no numeric cap at that scope); a limit switched off (`is_enabled` false) caps nothing."""
+    if not isinstance(item, dict) or not isinstance(item.get("scope"), dict):
+        raise ProviderResponseError("anthropic: a spend limit has no scope object")
+    scope = item["scope"]
+    kind = dim(scope.get("type"))
+    ident = next((dim(v) for k, v in scope.items() if k != "type" and v), "")
+    cents = item.get("amount")
+    amount = None if cents is None else to_decimal(cents, "spend limit amount") / CENTS
+    if amount is not None and amount < 0:
+        raise ProviderResponseError(f"anthropic sent a negative spend limit: {amount}")
+    enabled = item.get("is_enabled") is not False
+    wide = kind in ORGANISATION_SCOPES
+    return SpendLimit(
+        scope=ORGANISATION_SCOPES[kind] if wide else f"{kind}:{ident}",
+        scope_name=None if wide else f"{kind.replace('_', ' ')} {ident}".strip(),
+        amount=amount if enabled else None,
+        currency=dim(item.get("currency")).upper()[:3] or "USD",
+        period=PERIODS.get(dim(item.get("period")), dim(item.get("period")) or "month"),
+        enforcement="enabled" if enabled else "switched off",
+        account_wide=wide,
+        note=None if enabled else "switched off at Anthropic: it caps nothing until switched on",
     )

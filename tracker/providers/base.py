@@ -31,6 +31,7 @@ from tracker.core.crypto import Secret
 from tracker.core.errors import TrackerError
 from tracker.models import TOKEN_COLUMNS, USAGE_NATURAL_KEY
 from tracker.models.usage_kinds import Details, part_problems
+from tracker.providers.billing import BillingFacts
 from tracker.providers.http import RETRY_STATUSES as RETRY_STATUSES
 from tracker.providers.http import CredentialSafeSession as CredentialSafeSession
 from tracker.providers.http import Deadline as Deadline
@@ -142,9 +143,7 @@ class RateLimitSnapshot:
             self.observed_at = dt.datetime.now(dt.UTC)
 
 
-# Every header that carries a credential for some provider; none may follow a redirect to
-# another host (requests itself drops only Authorization).
-class Connector(ABC):
+class Connector(BillingFacts, ABC):
     """Base for provider connectors; subclasses implement `test` and `fetch_usage`."""
 
     provider: ClassVar[str]

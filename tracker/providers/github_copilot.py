@@ -21,6 +21,9 @@ Rows produced, on UTC days:
   one call per day), gross quantity in `other_units`, requests in `requests` (premium
   requests only), and `netAmount` (after included allowances) as `billed_cost`. Organizations
   not on the enhanced billing platform answer 404 there: they simply have no such rows.
+- Spend limits (`fetch_spend_limits`): the organisation's GitHub budgets covering a Copilot
+  SKU, in whole dollars; one of the organisation or enterprise that stops usage bounds the
+  account (a budget caps the metered SKUs it names, never the seats).
 """
 
 from __future__ import annotations
@@ -46,12 +49,16 @@ from tracker.providers.base import (
     to_decimal,
     to_int,
 )
+from tracker.providers.billing import SpendLimit
 
 # USD per seat per month, list prices (GitHub docs, data/variables/copilot.yml).
 SEAT_PRICES: dict[str, Decimal] = {"business": Decimal("19"), "enterprise": Decimal("39")}
 SEATS_PER_PAGE = 100
 MAX_SEAT_PAGES = 1000
 MICRO = Decimal("0.000001")
+BUDGETS_PER_PAGE = 10  # the most GitHub documents for an organisation's budgets
+MAX_BUDGET_PAGES = 1000
+COPILOT_SKU_WORDS = ("copilot", "ai_credit", "premium_request")
 BILLING_REPORTS = {
     "premium_requests": "premium_request",
     "ai_credits": "ai_credit",
@@ -120,6 +127,31 @@ class CopilotConnector(Connector):
                     raise
                 yield from _billing_rows(usage_type, day, body)
                 day += dt.timedelta(days=1)
+
+    def fetch_spend_limits(self) -> list[SpendLimit]:
+        """The organisation's GitHub budgets that cover Copilot (`/organizations/{org}/settings/
+        billing/budgets`, every page): whole dollars. A budget of the organisation (or its
+        enterprise) that stops usage bounds the account; other Copilot budgets are kept for
+        the record. An organisation without budgets there (404, 403) is not readable."""
+        found: list[SpendLimit] = []
+        path = f"/organizations/{self.org}/settings/billing/budgets"
+        for page in range(1, MAX_BUDGET_PAGES + 1):
+            try:
+                body = self.get_object(path, {"page": page, "per_page": BUDGETS_PER_PAGE})
+            except ProviderError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                note = f"GitHub does not let this token read the organisation's budgets: {exc}"
+                return [SpendLimit(readable=False, note=note)]
+            budgets = body.get("budgets")
+            if not isinstance(budgets, list):
+                raise ProviderResponseError(
+                    "github_copilot: the budgets answer has no budgets list"
+                )
+            found.extend(limit for item in budgets if (limit := _budget(item)) is not None)
+            if not budgets or body.get("has_next_page") is not True:
+                return found
+        raise ProviderResponseError("github_copilot: the budget list did not end")
 
     def _seats(self) -> list[dict[str, Any]]:
         seats: list[dict[str, Any]] = []
@@ -191,3 +223,26 @@ def _billing_rows(usage_type: str, day: dt.date, body: dict[str, Any]) -> Iterat
             other_unit_name=unit,
             billed_cost=to_decimal(net, "netAmount") if net is not None else None,
         )
+
+
+def _budget(item: Any) -> SpendLimit | None:
+    """A Copilot budget as a spend limit; None for a budget of another product."""
+    if not isinstance(item, dict):
+        raise ProviderResponseError("github_copilot: a budget is not an object")
+    skus = item.get("budget_product_skus") or [item.get("budget_product_sku")]
+    names = [dim(s) for s in skus if s] if isinstance(skus, list) else []
+    if not any(word in n.lower() for n in names for word in COPILOT_SKU_WORDS):
+        return None
+    amount = to_decimal(item.get("budget_amount"), "budget_amount")
+    if amount < 0:
+        raise ProviderResponseError(f"github_copilot sent a negative budget: {amount}")
+    scope = dim(item.get("budget_scope"))
+    stops = item.get("prevent_further_usage") is True
+    entity = dim(item.get("budget_entity_name") or item.get("user"))
+    return SpendLimit(
+        scope=f"budget:{dim(item.get('id'))}",
+        scope_name=" ".join(p for p in (scope, entity, "·", ", ".join(names)) if p),
+        amount=amount,
+        enforcement="stops usage" if stops else "alerts only",
+        account_wide=stops and scope in ("organization", "enterprise"),
+    )

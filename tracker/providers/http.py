@@ -15,7 +15,8 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-# Headers that carry a credential: dropped when a redirect leaves the host.
+# Every header that carries a credential for some provider; none may follow a redirect to
+# another host (requests itself drops only Authorization).
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization", "cookie")
 
 

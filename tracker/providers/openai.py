@@ -22,6 +22,8 @@ Rows produced, all on UTC days (`bucket_width=1d`, windows aligned to 00:00 UTC)
   `other_units`, its `quantity_unit` as reported in `other_unit_name`). The line item is
   kept verbatim (its format is undocumented); the model is taken from the text before its
   first comma ("gpt-4o-2024-08-06, input"), else left empty.
+- Spend limits (`fetch_spend_limits`): the organisation's hard monthly limit and each
+  project's, in cents (none set: 404).
 
 Usage rows and billed rows are deliberately separate rows: summing `billed_cost` over an
 account gives exactly what OpenAI bills, and tokens are never counted twice. Every metric but
@@ -52,6 +54,7 @@ from tracker.providers.base import (
     to_decimal,
     to_int,
 )
+from tracker.providers.billing import SpendLimit
 
 ADMIN_KEY_HINT = (
     "the usage and costs APIs need an organization admin key (sk-admin-...), created by an "
@@ -152,6 +155,46 @@ class OpenAIConnector(Connector):
         for page in self._call("/organization/costs", params):
             for day, result in self.buckets(page, "costs", "start_time", day_of_epoch):
                 yield _named(_cost_row(day, result), names, key_names, user_names)
+
+    def fetch_spend_limits(self) -> list[SpendLimit]:
+        """The organisation's hard spend limit (`/organization/spend_limit`) and each project's
+        that has one (`/organization/projects/{id}/spend_limit`); cents, monthly."""
+        found = [self._spend_limit("/organization/spend_limit", "", None)]
+        projects = self._project_names()
+        for project in list(projects)[:MAX_NAMED_PROJECTS]:
+            path = f"/organization/projects/{project}/spend_limit"
+            limit = self._spend_limit(path, f"project:{project}", projects[project] or project)
+            if limit.amount is not None:
+                found.append(limit)
+        return found
+
+    def _spend_limit(self, path: str, scope: str, name: str | None) -> SpendLimit:
+        """One hard spend limit; 404 means none is set, 403 that the key may not read it."""
+        wide = scope == ""
+        try:
+            body = self.get_object(path)
+        except ProviderPermissionError as exc:
+            return SpendLimit(scope=scope, scope_name=name, account_wide=wide, readable=False,
+                              note=str(exc))  # fmt: skip
+        except ProviderResponseError as exc:
+            if exc.status == 404:
+                return SpendLimit(scope=scope, scope_name=name, account_wide=wide)
+            raise
+        cents = body.get("threshold_amount")
+        amount = None if cents is None else to_decimal(cents, "threshold_amount") / 100
+        if amount is not None and amount < 0:
+            raise ProviderResponseError(f"openai sent a negative spend limit: {amount}")
+        enforcement = body.get("enforcement")
+        status = dim(enforcement.get("status")) if isinstance(enforcement, dict) else ""
+        return SpendLimit(
+            scope=scope,
+            scope_name=name,
+            amount=amount,
+            currency=str(body.get("currency") or "USD").upper()[:3],
+            period=str(body.get("interval") or "month"),
+            enforcement=f"hard ({status})" if status else "hard",
+            account_wide=wide,
+        )
 
     def organization_key(self) -> str | None:
         """The organisation's oldest project (its default one, which cannot be deleted):

@@ -115,6 +115,23 @@ PROVIDERS: dict[str, ProviderInfo] = {
             key_hint="A team Admin API key (key_…): Cursor dashboard > Settings > Advanced > "
             "Admin API Keys.",
         ),
+        ProviderInfo(
+            "xai",
+            "xAI",
+            "tracker.providers.xai:XAIConnector",
+            has_usage_api=True,
+            needs_organization=True,
+            key_hint="A management key (xAI Console > Settings > Management Keys) with billing "
+            "read access; the organization is the team id.",
+        ),
+        ProviderInfo(
+            "mistral",
+            "Mistral",
+            "tracker.providers.mistral:MistralConnector",
+            has_usage_api=True,
+            key_hint="An Admin API key (Mistral Admin Panel, Enterprise plans; a standard API "
+            "key does not work).",
+        ),
         # AI bought through a cloud: the cloud bill's FOCUS export is the source.
         ProviderInfo(
             "aws_bedrock",

@@ -1,5 +1,5 @@
-"""The Budgets & alerts page's read model: budgets against spend and projection, alert rules
-and events.
+"""The Budgets & alerts page's read model: budgets against spend and projection, the
+providers' own spend limits beside them, alert rules and events.
 
 Reads only; changes go through `tracker.planning.budgets` and `tracker.alerts.rules`, which
 validate and audit them. Alert channels are shown masked: a webhook URL is a secret (anyone
@@ -21,6 +21,8 @@ from tracker.core.errors import InvalidInput
 from tracker.models import Account, Service, Team
 from tracker.planning import budgets, projections
 from tracker.planning.budgets import scope_label
+from tracker.planning.spend_limits import Drift, compare_caps, partial_caps
+from tracker.providers.registry import display_name
 from tracker.reporting.forecast import ProjectionSet, floor_to_spend
 
 # --- budgets -----------------------------------------------------------------------------------
@@ -76,6 +78,76 @@ def budget_scopes(*, session: Session) -> list[str]:
         + [f"account:{a}" for a in accounts]
         + [f"team:{t}" for t in teams]
     )
+
+
+# --- the providers' own caps ---------------------------------------------------------------------
+
+# Each comparison as the page says it, and its level in the app's one status palette.
+CAP_LABELS = {
+    Drift.WITHIN: "Cap at or above budget",
+    Drift.BELOW: "Cap below budget",
+    Drift.NO_CAP: "No cap at the provider",
+    Drift.NO_BUDGET: "No budget of ours",
+    Drift.NOT_COMPARABLE: "Not comparable",
+    Drift.NOT_READ: "Could not be read",
+}
+CAP_LEVELS = {
+    "Cap at or above budget": "OK",
+    "Cap below budget": "Warning",
+    "No cap at the provider": "Warning",
+}
+
+
+def provider_cap_frame(*, session: Session) -> pd.DataFrame:
+    """Per account: the provider's cap on the whole account beside our monthly budget."""
+    columns = [
+        "account",
+        "provider",
+        "provider_cap",
+        "currency",
+        "period",
+        "enforcement",
+        "budget",
+        "budget_from",
+        "status",
+        "note",
+        "read_at",
+    ]
+    rows = [
+        (
+            c.account,
+            display_name(c.provider),
+            c.cap,
+            c.currency,
+            c.period,
+            c.enforcement,
+            c.budget,
+            c.budget_from,
+            CAP_LABELS[c.status],
+            c.note,
+            c.read_at,
+        )
+        for c in compare_caps(session=session)
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def partial_cap_frame(*, session: Session) -> pd.DataFrame:
+    """The provider caps on parts of accounts: projects, workspaces, members, one SKU."""
+    columns = ["account", "provider", "scope", "amount", "currency", "period", "enforcement"]
+    rows = [
+        (
+            p.account,
+            display_name(p.provider),
+            p.scope,
+            p.amount,
+            p.currency,
+            p.period,
+            p.enforcement or p.note,
+        )
+        for p in partial_caps(session=session)
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # --- alert rules and events --------------------------------------------------------------------

@@ -34,7 +34,10 @@ INVOICE_COLUMNS = [
     "issue_date",
     "due_date",
     "po_number",
+    "source",
 ]
+# Who put the invoice in: finance, or the provider's billing API at a sync (xAI).
+SOURCE_LABELS = {"recorded": "Recorded", "provider": "Provider's billing API"}
 REASON_LABELS = {"not billed": "Not billed yet", "changed": "Changed since recorded"}
 MONEY_COLUMNS = ["amount", "billed", "variance", "estimated", "billed_then", "billed_now"]
 
@@ -63,6 +66,7 @@ def invoices_frame(matches: list[InvoiceMatch]) -> pd.DataFrame:
             m.issued_on,
             m.due_on,
             m.po_number,
+            SOURCE_LABELS.get(m.source, m.source),
         )
         for m in matches
     ]

@@ -278,6 +278,16 @@ def budgets(today: dt.date) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def provider_caps() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each account's cap at its provider beside our budget, and the caps on its parts."""
+    with _factory()() as session:
+        return (
+            budget_report.provider_cap_frame(session=session),
+            budget_report.partial_cap_frame(session=session),
+        )
+
+
+@st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def budget_scopes() -> list[str]:
     return read(lambda session: budget_report.budget_scopes(session=session))
 
