@@ -280,11 +280,12 @@ def budgets(today: dt.date) -> pd.DataFrame:
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def provider_caps() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each account's cap at its provider beside our budget, and the caps on its parts."""
-    with _factory()() as session:
-        return (
+    return read(
+        lambda session: (
             budget_report.provider_cap_frame(session=session),
             budget_report.partial_cap_frame(session=session),
         )
+    )
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -343,8 +344,7 @@ def credit_ledger(today: dt.date) -> list[AccountCredits]:
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def savings(start: dt.date, end: dt.date) -> pd.DataFrame:
     """The savings ledger over start..end: per month and provider, by kind of saving."""
-    with _factory()() as session:
-        return savings_report.savings_frame(session=session, start=start, end=end)
+    return read(lambda session: savings_report.savings_frame(session=session, start=start, end=end))
 
 
 _FRAME_LOADERS = (
