@@ -5,7 +5,7 @@ clearly synthetic usage rows with COPY, then runs each export in a child process
 `/usr/bin/time -v` (Debian package `time`) and prints rows/s and the peak resident set size.
 The database is dropped at the end, also on failure.
 
-    .venv/bin/python bench/exports.py [--rows 1000000] [--formats csv,focus]
+    .venv/bin/python bench/exports.py [--rows 1000000] [--formats csv,focus,focus-1.4]
 
 BENCH_DATABASE_URL (default: the local server, user postgres) is only used to create and
 drop the throwaway database.
@@ -150,9 +150,16 @@ def run_export(url: str, fmt: str, out_path: str) -> None:
 
     from tracker.core.db import make_engine
     from tracker.exports import export
+    from tracker.exports.rows import TEXT_FORMATS
 
     engine = make_engine(url)
-    with Session(engine) as session, open(out_path, "w", encoding="utf-8", newline="") as out:
+    # The zip formats (xlsx, FOCUS 1.4) are written as bytes.
+    target = (
+        open(out_path, "w", encoding="utf-8", newline="")
+        if fmt in TEXT_FORMATS
+        else open(out_path, "wb")
+    )
+    with Session(engine) as session, target as out:
         stats = export.export(
             session=session,
             fmt=fmt,

@@ -1,5 +1,5 @@
 """Exports (admin and finance): download usage and cost as CSV, JSON, the Excel month pack
-or FOCUS 1.2 for a date range and the usage explorer's filters.
+or FOCUS (1.2, or 1.4's datasets in a zip) for a date range and the usage explorer's filters.
 
 The files are built by `tracker.exports` (the same code as `python -m tracker export`); this
 page only collects the choices. Large ranges are refused here with a pointer to the CLI,
@@ -22,6 +22,8 @@ FORMAT_LABELS = {
     "csv": "CSV: one line per usage record",
     "json": "JSON: one object per usage record, money as exact decimal strings",
     "focus": "FOCUS 1.2 CSV: for FinOps tools (one row per charge)",
+    "focus-1.4": "FOCUS 1.4 (.zip): cost and usage with the team split, billing periods and "
+    "invoices, for FinOps tools",
 }
 
 st.title("Exports")

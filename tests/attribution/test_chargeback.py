@@ -12,12 +12,13 @@ import datetime as dt
 import io
 import json
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from sqlalchemy import func, select
 
 from tracker.attribution import teams
-from tracker.attribution.chargeback import chargeback, team_daily, team_spend
+from tracker.attribution.chargeback import Share, TeamShares, chargeback, team_daily, team_spend
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.costs.spend import ROW_SPEND
 from tracker.exports.export import export
@@ -341,3 +342,48 @@ def test_team_spend_is_team_daily_summed(org, start, end) -> None:
     assert team_spend(session=session, start=start, end=end) == {
         team: sum(days.values()) for team, days in daily.items() if sum(days.values())
     }
+
+
+def test_team_shares_split_one_charge_as_the_chargeback_moves_buckets(org) -> None:
+    """Per charge (the FOCUS 1.4 export's allocated charges): the rules in force, in order,
+    with the chargeback's weights; chained rules compose; spend not above zero stays."""
+    session = org
+    teams.add_mapping(
+        session=session, kind="project", value="web", team="Web", valid_from=NOV, actor="t"
+    )
+    teams.add_mapping(
+        session=session, kind="project", value="ml", team="ML", valid_from=NOV, actor="t"
+    )
+    # Unassigned (Groq's $7) goes evenly to Platform and Web; Platform's then to Web and ML in
+    # proportion to their own spend ($100.003 and $20).
+    teams.add_rule(
+        session=session,
+        source="Unassigned",
+        method="even",
+        targets=[("Platform", None), ("Web", None)],
+        valid_from=NOV,
+        actor="t",
+    )
+    teams.add_rule(
+        session=session, source="Platform", method="proportional", valid_from=NOV, actor="t"
+    )
+    shares = TeamShares(session, teams.TeamResolver(session), NOV)
+    assert shares.of("ML") == (Share("ML", 1, "direct", None),)
+    assert shares.of("Unassigned", positive=False) == (Share("Unassigned", 1, "direct", None),)
+    parts = shares.of("Unassigned")
+    total = sum(p.weight for p in parts)
+    found = {(p.team, p.method, p.shared_from): Fraction(p.weight, total) for p in parts}
+    web_own, ml_own = Fraction(100_003_000), Fraction(20_000_000)
+    platform_share = Fraction(1, 2) / (web_own + ml_own)
+    # Web holds two parts: one from each rule, each with its own method.
+    assert found == {
+        ("Web", "shared_even", "Unassigned"): Fraction(1, 2),
+        ("Web", "shared_proportional", "Platform"): platform_share * web_own,
+        ("ML", "shared_proportional", "Platform"): platform_share * ml_own,
+    }
+    weights = {"ML": platform_share * ml_own}
+    # The $7 split by these shares is the chargeback's, to the micro-dollar.
+    by_team = chargeback(session=session, month=NOV).by_team()
+    assert abs(
+        by_team["ML"] - D(20) - D(7) * D(weights["ML"].numerator) / D(weights["ML"].denominator)
+    ) <= D("0.000001")

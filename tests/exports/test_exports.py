@@ -391,10 +391,49 @@ def test_cli_writes_every_format(
     assert lines and {r["provider"] for r in lines} == {"anthropic"}
 
 
+def test_cli_writes_focus_1_2_by_default_and_1_4_as_a_zip_of_its_datasets(
+    committed_db: Engine, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    total = _seed_committed(committed_db)
+    default = cli("export", "--format", "focus", *ARGS, "--output", "-")
+    explicit = cli("export", "--format", "focus", "--focus-version", "1.2", *ARGS, "--output", "-")
+    assert default.code == explicit.code == 0 and default.out == explicit.out
+    assert list(csv.DictReader(io.StringIO(default.out)))[0].keys() == set(focus.FOCUS_COLUMNS)
+    target = tmp_path / "focus.zip"
+    result = cli(
+        "export", "--format", "focus", "--focus-version", "1.4", *ARGS, "--output", str(target)
+    )
+    assert result.code == 0, result.err
+    assert f"total ${total:,.2f}" in result.out and str(target) in result.out
+    with zipfile.ZipFile(target) as archive:
+        assert sorted(archive.namelist()) == [
+            "BillingPeriod.csv",
+            "CostAndUsage.csv",
+            "InvoiceDetail.csv",
+            "manifest.json",
+        ]
+        rows = list(csv.DictReader(io.StringIO(archive.read("CostAndUsage.csv").decode())))
+    assert sum(Decimal(r["BilledCost"]) for r in rows) == total
+    assert not list(tmp_path.glob(".*.part"))
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (("--format", "xlsx", *ARGS, "--output", "-"), "binary file"),
+        (
+            ("--format", "focus", "--focus-version", "1.4", *ARGS, "--output", "-"),
+            "FOCUS 1.4 is a zip of three datasets; give --output FILE",
+        ),
+        (
+            ("--format", "csv", "--focus-version", "1.4", *ARGS, "--output", "x.csv"),
+            "--focus-version is for --format focus",
+        ),
+        (
+            ("--format", "focus", "--focus-version", "1.3", *ARGS, "--output", "x.csv"),
+            "invalid choice",
+        ),
+        (("--format", "focus-1.4", *ARGS, "--output", "x.zip"), "invalid choice"),
         (
             (
                 "--format",

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.conftest import IN_CI
-from tests.factories.exports import JAN, seed
+from tests.factories.exports import FEB, JAN, seed, seed_books
 from tracker.exports import export
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +130,28 @@ def test_focus_export_passes_the_validator(session: Session, tmp_path: Path) -> 
 
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     assert sum(Decimal(r["BilledCost"]) for r in rows) == seeded.january_cost
+
+
+def test_focus_export_of_a_closed_month_with_its_books_passes_the_validator(
+    session: Session, tmp_path: Path
+) -> None:
+    """January closed by two people with team mappings and a shared-cost rule, a billed line
+    item allocated over usage rows, estimates, a provider restatement after the close (its
+    correction posted to February), a February credit and recorded invoices."""
+    books = seed_books(session)
+    path = tmp_path / "focus.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        stats = export.export(session=session, fmt="focus", start=JAN[0], end=FEB[1], out=out)
+    assert stats.total_cost == books.january_cost + books.february_cost
+
+    statuses, failures, report = run_validator(path)
+    assert not failures, "\n".join(line for line in report.splitlines() if "FAIL" in line)
+    for rule in ("BilledCost-C-001-M", "PricingQuantity-C-001-M", "ChargeCategory-C-002-M"):
+        assert statuses.get(rule) == "PASS", rule
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    assert {r["ChargeCategory"] for r in rows} == {"Usage", "Credit"}
+    assert any(r["x_AllocatedMethodId"] for r in rows)  # the allocated line item
+    assert any('"x_team": "Web"' in r["Tags"] for r in rows)
 
 
 def test_or_exception_only_covers_rules_with_a_passing_or_parent() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -72,6 +73,22 @@ def test_finance_prepares_a_csv(seeded: Decimal) -> None:
         s.value.startswith(f"Ready: 8 usage record(s), total cost {money(seeded)}")
         for s in at.success
     )
+
+
+def test_finance_prepares_the_focus_1_4_datasets(seeded: Decimal) -> None:
+    at = _page("fiona", "finance")
+    at.selectbox(key="export_format").set_value("focus-1.4").run()
+    assert any(c.value.startswith("FOCUS 1.4 (.zip)") for c in at.caption)
+    at.button(key="export_prepare").click().run()
+    assert not at.exception and not at.error
+    choice, payload, stats = at.session_state["export_file"]
+    assert choice[0] == "focus-1.4" and stats.total_cost == seeded
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        assert {"CostAndUsage.csv", "BillingPeriod.csv", "InvoiceDetail.csv"} <= set(
+            archive.namelist()
+        )
+        rows = list(csv.DictReader(io.StringIO(archive.read("CostAndUsage.csv").decode())))
+    assert sum(Decimal(r["BilledCost"]) for r in rows) == seeded
 
 
 def test_an_empty_selection_is_a_warning_not_a_success(seeded: Decimal) -> None:

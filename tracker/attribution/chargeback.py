@@ -19,15 +19,20 @@ then spread over the days its spend came from (by largest remainder again). A mo
 therefore add up to its chargeback exactly, team by team; no second definition of a team's
 spend exists. `team_spend` sums it, reading whole months (and months to date) without their
 days.
+
+`TeamShares` applies the same rules to one charge at a time, as ratios: the FOCUS 1.4 export
+splits each charge into one allocated charge per team part (`tracker.exports.focus14`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -308,22 +313,33 @@ def _monthly_rows(session: Session, first: dt.date) -> Iterable[SpendRow]:
         )  # fmt: skip
 
 
-def _apply(
-    rule: RuleView, pieces: list[Piece], resolver: TeamResolver, own: dict[str, int]
-) -> list[Piece]:
-    """Move what `rule.source` holds to its targets."""
+def _targets(
+    rule: RuleView, resolver: TeamResolver, own: dict[str, int]
+) -> tuple[list[str], list[int]]:
+    """The teams a rule shares its source with, and their weights: fixed percentages, the
+    teams' own (direct) spend of the month, or even (also when none of them has any)."""
     if rule.targets:
         targets = [team for team, _ in rule.targets]
     else:
         targets = [name for name in resolver.teams if name != rule.source]
     if not targets:
-        return pieces
+        return [], []
     if rule.method == "fixed":
         weights = [int(percent * 10_000) for _, percent in rule.targets if percent is not None]
     elif rule.method == "proportional" and any(own.get(t, 0) > 0 for t in targets):
         weights = [max(own.get(t, 0), 0) for t in targets]
     else:
         weights = [1] * len(targets)
+    return targets, weights
+
+
+def _apply(
+    rule: RuleView, pieces: list[Piece], resolver: TeamResolver, own: dict[str, int]
+) -> list[Piece]:
+    """Move what `rule.source` holds to its targets."""
+    targets, weights = _targets(rule, resolver, own)
+    if not targets:
+        return pieces
     books = {team: resolver.books(team) for team in targets}
     method = f"shared_{rule.method}"
     out: list[Piece] = []
@@ -359,3 +375,68 @@ def _spread(days: tuple[tuple[dt.date, int], ...], micros: int) -> tuple[tuple[d
         return ()
     parts = split(micros, [m for _day, m in days])
     return tuple((day, m) for (day, _), m in zip(days, parts, strict=True) if m)
+
+
+# --- the same rules, per charge (the FOCUS 1.4 export's allocated charges) ------------------
+
+
+class Share(NamedTuple):
+    """A team's part of one charge: `weight` out of the sum of the charge's shares."""
+
+    team: str
+    weight: int
+    method: str  # "direct", or "shared_even" / "shared_fixed" / "shared_proportional"
+    shared_from: str | None  # the team (or Unassigned) a shared part came from
+
+
+class TeamShares:
+    """How the month's shared-cost rules split a team's spend, as ratios, so one charge can be
+    split the way `chargeback` moves whole buckets: the rules in force on the month's first
+    day, in the order they were made, with the same weights (a proportional rule weighs the
+    targets' direct spend of the whole month). Like the chargeback, spend that is not above
+    zero stays with its own team. Per charge the parts are rounded one by one, so a team's
+    total over many charges may differ from the chargeback's by micro-dollars."""
+
+    def __init__(self, session: Session, resolver: TeamResolver, month: dt.date) -> None:
+        first = month_start(month)
+        self._resolver = resolver
+        self._rules = [r for r in list_rules(session=session) if r.in_force(first)]
+        self._own: dict[str, int] = defaultdict(int)
+        if any(r.method == "proportional" for r in self._rules):
+            for p in _direct_pieces(session, resolver, first, False, False):
+                self._own[p.team] += p.micros
+        self._cache: dict[str, tuple[Share, ...]] = {}
+
+    def of(self, team: str, *, positive: bool = True) -> tuple[Share, ...]:
+        """The shares of a charge whose own team is `team`, by team name; `positive`: the
+        charge is above zero (only such spend is shared)."""
+        if not positive or not self._rules:
+            return (Share(team, 1, "direct", None),)
+        found = self._cache.get(team)
+        if found is None:
+            found = self._cache[team] = self._shares(team)
+        return found
+
+    def _shares(self, team: str) -> tuple[Share, ...]:
+        # (team, method, source) -> its fraction of the charge: a team that receives parts
+        # by two rules holds two shares, each with the one method that moved it.
+        parts: dict[tuple[str, str, str | None], Fraction] = {(team, "direct", None): Fraction(1)}
+        for rule in self._rules:
+            held = [key for key in parts if key[0] == rule.source]
+            if not held:
+                continue
+            targets, weights = _targets(rule, self._resolver, self._own)
+            if not targets:
+                continue
+            moved = sum((parts.pop(key) for key in held), Fraction(0))
+            total = sum(weights)
+            for target, weight in zip(targets, weights, strict=True):
+                if weight:
+                    key = (target, f"shared_{rule.method}", rule.source)
+                    parts[key] = parts.get(key, Fraction(0)) + moved * weight / total
+        scale = math.lcm(*(f.denominator for f in parts.values()))
+        return tuple(
+            Share(name, int(f * scale), method, source)
+            for (name, method, source), f in sorted(parts.items(), key=lambda p: str(p[0]))
+            if f
+        )

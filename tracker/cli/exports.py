@@ -1,5 +1,6 @@
-"""The `export` command: CSV, JSON, Excel month pack or FOCUS 1.2 for a date range, or the
-journal entry of a closed month (`--format journal --period YYYY-MM`).
+"""The `export` command: CSV, JSON, Excel month pack or FOCUS (1.2, or 1.4 with
+`--focus-version 1.4`) for a date range, or the journal entry of a closed month
+(`--format journal --period YYYY-MM`).
 
 Registered by `tracker.cli.main.build_parser`. The export is written to a temporary file beside
 the target and renamed into place only when it is complete, so a failed export never leaves
@@ -27,16 +28,24 @@ from tracker.providers.registry import PROVIDERS
 from tracker.reporting import sources
 
 JOURNAL = "journal"  # the journal entry of a closed month (tracker.exports.journal)
+# --format: the FOCUS version is its own option (--focus-version), not a format of its own.
+FORMATS = tuple(f for f in rows.FORMATS if f not in rows.FOCUS_VERSIONS.values()) + ("focus",)
 
 
 def register(commands: Any) -> None:
     """Add the `export` command to the CLI's subcommands."""
     p = commands.add_parser(
         "export",
-        help="export usage and cost (csv, json, xlsx month pack, FOCUS 1.2), or the journal "
-        "entry of a closed month",
+        help="export usage and cost (csv, json, xlsx month pack, FOCUS 1.2 or 1.4), or the "
+        "journal entry of a closed month",
     )
-    p.add_argument("--format", required=True, choices=(*rows.FORMATS, JOURNAL), dest="fmt")
+    p.add_argument("--format", required=True, choices=(*FORMATS, JOURNAL), dest="fmt")
+    p.add_argument(
+        "--focus-version",
+        choices=tuple(rows.FOCUS_VERSIONS),
+        help="with --format focus: 1.2 (one CSV, the default) or 1.4 (a zip of the cost and "
+        "usage, billing period and invoice detail datasets)",
+    )
     p.add_argument("--start", type=parse_date, metavar="YYYY-MM-DD", help="UTC day")
     p.add_argument("--end", type=parse_date, metavar="YYYY-MM-DD", help="UTC day, inclusive")
     p.add_argument(
@@ -54,6 +63,10 @@ def register(commands: Any) -> None:
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     """Run one export into --output (atomically for files)."""
+    if args.focus_version is not None and args.fmt != "focus":
+        raise InvalidInput(
+            f"--focus-version is for --format focus; --format {args.fmt} has no version"
+        )
     if args.fmt == JOURNAL:
         return _journal(args, ctx)
     if args.start is None or args.end is None or args.period is not None:
@@ -62,8 +75,15 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
             "for --format journal)"
         )
     rows.check_range(args.start, args.end)
+    if args.fmt == "focus":
+        args.fmt = rows.FOCUS_VERSIONS[args.focus_version or "1.2"]
     if args.output == "-" and args.fmt not in rows.TEXT_FORMATS:
-        raise InvalidInput(f"{args.fmt} is a binary file; give --output FILE, not -")
+        what = (
+            "FOCUS 1.4 is a zip of three datasets"
+            if args.fmt == "focus-1.4"
+            else (f"{args.fmt} is a binary file")
+        )
+        raise InvalidInput(f"{what}; give --output FILE, not -")
     filters = sources.Dimensions(
         providers=tuple(args.provider),
         accounts=tuple(args.account),
@@ -75,6 +95,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     target = None if args.output == "-" else Path(args.output)
     if target is not None:
         _check_target(target)
+    args.invoice_tolerance_pct = ctx.settings.invoice_tolerance_pct
     with ctx.reading() as session:
         if target is None:
             stats = _export(session, args, filters, sys.stdout)
@@ -105,7 +126,13 @@ def _export(
     session: Session, args: argparse.Namespace, filters: sources.Dimensions, out: IO[Any]
 ) -> tabular.ExportStats:
     return export.export(
-        session=session, fmt=args.fmt, start=args.start, end=args.end, filters=filters, out=out
+        session=session,
+        fmt=args.fmt,
+        start=args.start,
+        end=args.end,
+        filters=filters,
+        out=out,
+        invoice_tolerance_pct=args.invoice_tolerance_pct,
     )
 
 

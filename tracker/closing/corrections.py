@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -139,6 +140,56 @@ def _detect(
         )
         session.add(correction)
         out.append(correction)
+    return out
+
+
+@dataclass(frozen=True)
+class PeriodBooks:
+    """A month's close as the exports report it (the FOCUS 1.4 BillingPeriod dataset): its
+    status, when its status last changed, and for a closed month per provider (display name)
+    what its snapshot booked and what has been restated since (the corrections recorded
+    against that snapshot), in micro-dollars."""
+
+    month: dt.date
+    status: str
+    changed_at: dt.datetime | None  # None: the month was never prepared
+    booked: dict[str, int]
+    restated: dict[str, int]
+
+
+def period_books(*, session: Session, months: Iterable[dt.date]) -> dict[dt.date, PeriodBooks]:
+    """The books of the given months (first days); a month never prepared is open."""
+    wanted = sorted(set(months))
+    found = {
+        p.month: p
+        for p in session.scalars(select(BillingPeriod).where(BillingPeriod.month.in_(wanted)))
+    }
+    out = {}
+    for month in wanted:
+        period = found.get(month)
+        booked: dict[str, int] = defaultdict(int)
+        restated: dict[str, int] = defaultdict(int)
+        snap = current_snapshot(session=session, period=period) if period else None
+        if period is not None and period.status == PeriodStatus.CLOSED and snap is not None:
+            for provider, micros in session.execute(
+                select(SnapshotLine.provider, func.sum(SnapshotLine.amount_micros))
+                .where(SnapshotLine.snapshot_id == snap.id)
+                .group_by(SnapshotLine.provider)
+            ):
+                booked[provider] = int(micros or 0)
+            for provider, micros in session.execute(
+                select(PeriodCorrection.provider, func.sum(PeriodCorrection.difference_micros))
+                .where(PeriodCorrection.snapshot_id == snap.id)
+                .group_by(PeriodCorrection.provider)
+            ):
+                restated[provider] = int(micros or 0)
+        out[month] = PeriodBooks(
+            month=month,
+            status=period.status if period is not None else PeriodStatus.OPEN,
+            changed_at=period.updated_at if period is not None else None,
+            booked=dict(booked),
+            restated=dict(restated),
+        )
     return out
 
 

@@ -106,6 +106,7 @@ class InvoiceMatch:
     currency: str
     po_number: str | None
     created_by: str
+    created_at: dt.datetime  # when it was recorded (invoices are never edited)
     billed: Decimal  # the synced billed total of the account and month (USD, exact)
     status: MatchStatus
     variance: Decimal | None  # amount - billed; None when not comparable
@@ -494,6 +495,7 @@ def list_invoices(
                 currency=inv.currency,
                 po_number=inv.po_number,
                 created_by=inv.created_by,
+                created_at=inv.created_at,
                 billed=c.billed,
                 status=c.status,
                 variance=c.variance,

@@ -1,4 +1,5 @@
-"""Exports for finance: usage CSV and JSON, the Excel month pack, and FOCUS 1.2 CSV.
+"""Exports for finance: usage CSV and JSON, the Excel month pack, FOCUS 1.2 CSV and the
+FOCUS 1.4 datasets (a zip).
 
 Every export reads the same filtered row query (`usage_rows`): UTC days `start..end`
 inclusive and the usage explorer's filters (provider, account, model, project, API key).
@@ -25,14 +26,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from decimal import Decimal
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
 from tracker.attribution.teams import TeamResolver
+from tracker.core.config import Settings
 from tracker.core.errors import InvalidInput
 from tracker.costs.pricebook import PriceBook
 from tracker.exports.focus import write_focus
+from tracker.exports.focus14 import write_focus14
 from tracker.exports.rows import FORMATS, check_range, usage_rows
 from tracker.exports.tabular import ExportStats, write_csv, write_json
 from tracker.exports.xlsx import write_xlsx
@@ -49,21 +53,36 @@ def export(
     end: dt.date,
     filters: Dimensions | None = None,
     out: IO[Any],
+    invoice_tolerance_pct: Decimal = Settings.invoice_tolerance_pct,
 ) -> ExportStats:
     """Write an export of UTC days start..end (inclusive) to `out`.
 
-    `out` is a text stream (UTF-8) for csv, json and focus, a binary stream for xlsx; a
-    binary stream is accepted for the text formats too (wrapped as UTF-8).
+    `out` is a text stream (UTF-8) for csv, json and focus, a binary stream for xlsx and
+    focus-1.4 (zip files); a binary stream is accepted for the text formats too (wrapped as
+    UTF-8). `invoice_tolerance_pct`: how far an invoice may be off and still count as within
+    tolerance (FOCUS 1.4's InvoiceDetail says how each recorded invoice matches).
     """
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     check_range(start, end)
     flt = filters or Dimensions()
     rows = usage_rows(session=session, start=start, end=end, filters=flt)
-    if fmt == "xlsx":
+    if fmt in ("xlsx", "focus-1.4"):
         if isinstance(out, io.TextIOBase):
-            raise InvalidInput("xlsx is a binary file; write it to a file, not standard output")
-        return write_xlsx(rows, out, session=session, start=start, end=end, filters=flt)
+            raise InvalidInput(f"{fmt} is a binary file; write it to a file, not standard output")
+        if fmt == "xlsx":
+            return write_xlsx(rows, out, session=session, start=start, end=end, filters=flt)
+        return write_focus14(
+            rows,
+            out,
+            session=session,
+            start=start,
+            end=end,
+            filters=flt,
+            list_book=PriceBook(()),
+            book=PriceBook.from_db(session),
+            invoice_tolerance_pct=invoice_tolerance_pct,
+        )
     text, wrapper = _text_stream(out)
     try:
         if fmt == "csv":
@@ -100,23 +119,40 @@ def export_bytes(
     start: dt.date,
     end: dt.date,
     filters: Dimensions | None = None,
+    invoice_tolerance_pct: Decimal = Settings.invoice_tolerance_pct,
 ) -> tuple[bytes, ExportStats]:
     """The whole export as bytes, with what it holds (for download buttons; small ranges
     only)."""
     buffer = io.BytesIO()
-    stats = export(session=session, fmt=fmt, start=start, end=end, filters=filters, out=buffer)
+    stats = export(
+        session=session,
+        fmt=fmt,
+        start=start,
+        end=end,
+        filters=filters,
+        out=buffer,
+        invoice_tolerance_pct=invoice_tolerance_pct,
+    )
     return buffer.getvalue(), stats
 
 
-FILE_EXTENSIONS: dict[str, str] = {"csv": "csv", "json": "json", "xlsx": "xlsx", "focus": "csv"}
+FILE_EXTENSIONS: dict[str, str] = {
+    "csv": "csv",
+    "json": "json",
+    "xlsx": "xlsx",
+    "focus": "csv",
+    "focus-1.4": "zip",
+}
 MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv",
     "json": "application/json",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "focus": "text/csv",
+    "focus-1.4": "application/zip",
 }
 
 
 def file_name(fmt: str, start: dt.date, end: dt.date) -> str:
-    """A download file name such as `ai-costs-focus-2025-01-01-to-2025-01-31.csv`."""
+    """A download file name such as `ai-costs-focus-2025-01-01-to-2025-01-31.csv` (FOCUS 1.2)
+    or `ai-costs-focus-1.4-2025-01-01-to-2025-01-31.zip`."""
     return f"ai-costs-{fmt}-{start.isoformat()}-to-{end.isoformat()}.{FILE_EXTENSIONS[fmt]}"

@@ -1,7 +1,8 @@
 """FOCUS 1.2 CSV: one row per charge, i.e. per token kind (input, cached input, cache writes,
 output) of a usage row, per request fee, per seat row, per billed line item.
 
-See `docs/exports.md` for the column mapping and the cost columns' meaning.
+See `docs/exports.md` for the column mapping and the cost columns' meaning. The charges
+(`charge_records`) are FOCUS 1.4's too (`tracker.exports.focus14`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
-from typing import IO
+from typing import IO, NamedTuple
 
 from tracker.attribution.teams import TeamResolver
 from tracker.core.units import month_start, next_month
@@ -209,6 +210,11 @@ def _quantity_str(value: Decimal) -> str:
     return decimal_str(value)
 
 
+def service_name(provider: str, display: str | None = None) -> str:
+    """The FOCUS ServiceName of a provider's charges (`OpenAI API`, `GitHub Copilot`, ...)."""
+    return _SERVICE_NAMES.get(provider, f"{display or display_name(provider)} API")
+
+
 def _fixed_columns(row: ExportRow) -> dict[str, str]:
     """The FOCUS columns that depend only on account, provider, project and day."""
     period_start, period_end = month_start(row.day), next_month(row.day)
@@ -233,10 +239,20 @@ def _fixed_columns(row: ExportRow) -> dict[str, str]:
         "ProviderName": display,
         "PublisherName": display,
         "ServiceCategory": service_category,
-        "ServiceName": _SERVICE_NAMES.get(row.provider, f"{display} API"),
+        "ServiceName": service_name(row.provider, display),
         "ServiceSubcategory": service_sub,
         "ServiceProviderName": display,
     }
+
+
+class ChargeRecord(NamedTuple):
+    """One FOCUS charge: its usage record, its kind (`input`, `cached_input`, `cache_write`,
+    `cache_write_1h`, `output`, `request`, `seat`, `line_item`, `units`) and its FOCUS 1.2
+    columns (column -> text, formula-safe; '' is null)."""
+
+    row: ExportRow
+    kind: str
+    rec: dict[str, str]
 
 
 def focus_records(
@@ -246,7 +262,21 @@ def focus_records(
     book: PriceBook,
     teams: TeamResolver | None = None,
 ) -> Iterator[dict[str, str]]:
-    """FOCUS 1.2 rows (column -> text, formula-safe) for usage records: one per charge.
+    """FOCUS 1.2 rows (column -> text, formula-safe) for usage records: one per charge
+    (see `charge_records`)."""
+    for charge in charge_records(rows, list_book=list_book, book=book, teams=teams):
+        yield charge.rec
+
+
+def charge_records(
+    rows: Iterable[ExportRow],
+    *,
+    list_book: PriceBook,
+    book: PriceBook,
+    teams: TeamResolver | None = None,
+) -> Iterator[ChargeRecord]:
+    """The charges of usage records, with their FOCUS 1.2 columns; `teams`: the row's team,
+    cost center and GL account go into its Tags.
 
     Cost columns, per charge (USD):
     - BilledCost: the record's billed cost where reported, else its estimate, else 0; split
@@ -305,11 +335,14 @@ def focus_records(
                 list_raw_cost.quantize(MICRO) if list_raw_cost is not None else contracted_cost
             )
             quantity = charge.quantity
-            contracted_unit = (
-                charge.contracted_unit
-                if charge.contracted_unit is not None and row.estimated_cost is not None
-                else _derived_unit(contracted_cost, quantity)
-            )
+            contracted_unit = charge.contracted_unit
+            if (
+                contracted_unit is None
+                or row.estimated_cost is None
+                # An estimate made at other prices (a re-price pending): its own unit price.
+                or abs(contracted_unit * quantity - contracted_cost) > MICRO
+            ):
+                contracted_unit = _derived_unit(contracted_cost, quantity)
             list_unit = (
                 charge.list_unit
                 if charge.list_unit is not None
@@ -318,19 +351,22 @@ def focus_records(
             sku = f"{sku_base}-{charge.kind}"
             billed_text = decimal_str(billed)
             quantity_text = _quantity_str(quantity)
+            usage = billed >= 0
             rec = dict(fixed)
             rec.update(
                 BilledCost=billed_text,
-                ChargeCategory="Credit" if billed < 0 else "Usage",
+                ChargeCategory="Usage" if usage else "Credit",
                 ChargeDescription=safe_text(charge.description),
                 ChargeFrequency=frequency,
-                ConsumedQuantity=quantity_text,
-                ConsumedUnit=charge.unit,
+                # Consumption is a usage charge's alone (null on a credit).
+                ConsumedQuantity=quantity_text if usage else "",
+                ConsumedUnit=charge.unit if usage else "",
                 ContractedCost=decimal_str(contracted_cost),
-                ContractedUnitPrice=decimal_str(contracted_unit),
+                # A credit has no unit price (a derived one would be negative).
+                ContractedUnitPrice=decimal_str(contracted_unit) if usage else "",
                 EffectiveCost=billed_text,
                 ListCost=decimal_str(list_cost),
-                ListUnitPrice=decimal_str(list_unit),
+                ListUnitPrice=decimal_str(list_unit) if usage else "",
                 PricingQuantity=quantity_text,
                 PricingUnit=charge.unit,
                 SkuId=safe_text(sku),
@@ -341,7 +377,7 @@ def focus_records(
                 x_AllocatedMethodId=method_id,
                 x_AllocatedMethodDetails=method_details,
             )
-            yield rec
+            yield ChargeRecord(row, charge.kind, rec)
 
 
 def _allocated(row: ExportRow) -> tuple[str, str]:
@@ -366,7 +402,9 @@ def _allocated(row: ExportRow) -> tuple[str, str]:
 def _derived_unit(cost: Decimal, quantity: Decimal) -> Decimal:
     if not quantity:
         return Decimal(0)
-    return (cost / quantity).quantize(Decimal("1E-12")).normalize()
+    # Fine enough that unit x quantity stays within a micro-dollar of the cost up to a
+    # billion units.
+    return (cost / quantity).quantize(Decimal("1E-15")).normalize()
 
 
 def _tags(row: ExportRow, teams: TeamResolver | None) -> str:

@@ -25,8 +25,11 @@ from tracker.costs.spend import row_spend
 from tracker.models import Account, CostSource, Service, UsageRecord
 from tracker.reporting.sources import Dimensions, filter_usage
 
-FORMATS = ("csv", "json", "xlsx", "focus")
-# Formats that are text and may go to standard output; xlsx is a zip file and needs a path.
+# "focus" is FOCUS 1.2 (one CSV); "focus-1.4" the FOCUS 1.4 datasets (a zip).
+FORMATS = ("csv", "json", "xlsx", "focus", "focus-1.4")
+FOCUS_VERSIONS = {"1.2": "focus", "1.4": "focus-1.4"}  # the CLI's --focus-version
+# Formats that are text and may go to standard output; xlsx and FOCUS 1.4 are zip files and
+# need a path.
 TEXT_FORMATS = frozenset({"csv", "json", "focus"})
 CHUNK_ROWS = 5_000
 MICRO = Decimal("0.000001")

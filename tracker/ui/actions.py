@@ -137,7 +137,14 @@ def prepare_export(
                 f"{count:,} usage records is too many for a browser download; narrow the "
                 "range or the filters, or run `python -m tracker export` on the server"
             )
-        return export.export_bytes(session=session, fmt=fmt, start=start, end=end, filters=filters)
+        return export.export_bytes(
+            session=session,
+            fmt=fmt,
+            start=start,
+            end=end,
+            filters=filters,
+            invoice_tolerance_pct=runtime.settings.invoice_tolerance_pct,
+        )
 
     return data.read(build)
 
