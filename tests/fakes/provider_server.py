@@ -163,6 +163,19 @@ class ProviderServer:
             "premium_request": {dt.date(2026, 8, 2): premium},
             "ai_credit": {dt.date(2026, 8, 3): credits},
         }
+        # One user's day of a report (`user=<login>`); a user with none gets no items.
+        self.copilot_user_reports: dict[tuple[str, dt.date, str], dict[str, Any]] = {
+            ("ai_credit", dt.date(2026, 8, 3), "dlee-acme"): load(
+                "github/billing_ai_credit_usage_user_dlee.json"
+            ),
+            ("ai_credit", dt.date(2026, 8, 3), "rsingh-acme"): load(
+                "github/billing_ai_credit_usage_user_rsingh.json"
+            ),
+        }
+        # The billing usage report's line items per (year, month): none (no seat SKUs) unless
+        # a test gives them; `seat_links` pages the seat list with Link headers.
+        self.github_usage: dict[tuple[int, int], dict[str, Any]] = {}
+        self.seat_links = False
         # Spend limits (None: none set, answered 404) and budgets.
         self.openai_spend_limit: dict[str, Any] | None = load("openai/spend_limit.json")
         self.openai_project_limits: dict[str, dict[str, Any]] = {
@@ -387,7 +400,16 @@ class ProviderServer:
                 body = copy.deepcopy(self.copilot_seat_pages[page - 1])
             else:
                 body = {"total_seats": 3, "seats": []}
-            return Reply(200, body)
+            headers: dict[str, str] = {}
+            if self.seat_links:
+                body["total_seats"] = 0  # the Link header alone must lead
+                last = len(self.copilot_seat_pages)
+                url = f"{self.url}{path}?per_page=100&page="
+                links = [f'<{url}{last}>; rel="last"']
+                if page < last:
+                    links.insert(0, f'<{url}{page + 1}>; rel="next"')
+                headers["Link"] = ", ".join(links)
+            return Reply(200, body, headers)
         prefix = f"/organizations/{GITHUB_ORG}/settings/billing/"
         if path == f"{prefix}budgets":
             page, size = int(q.get("page", ["1"])[0]), min(int(q.get("per_page", ["10"])[0]), 3)
@@ -395,12 +417,20 @@ class ProviderServer:
             more = page * size < len(self.github_budgets)
             return Reply(200, {"budgets": copy.deepcopy(chunk), "has_next_page": more,
                                "total_count": len(self.github_budgets)})  # fmt: skip
+        if path == f"{prefix}usage":
+            if not self.enhanced_billing:
+                return not_found
+            month = (int(q["year"][0]), int(q["month"][0]))
+            return Reply(200, copy.deepcopy(self.github_usage.get(month, {"usageItems": []})))
         if path.startswith(prefix) and path.endswith("/usage"):
             report = path[len(prefix) : -len("/usage")]
             if not self.enhanced_billing or report not in self.copilot_reports:
                 return not_found
             day = dt.date(int(q["year"][0]), int(q["month"][0]), int(q["day"][0]))
-            body = copy.deepcopy(self.copilot_reports[report].get(day))
+            if "user" in q:
+                body = copy.deepcopy(self.copilot_user_reports.get((report, day, q["user"][0])))
+            else:
+                body = copy.deepcopy(self.copilot_reports[report].get(day))
             if body is None:
                 body = {"timePeriod": {"year": day.year}, "organization": GITHUB_ORG}
                 body["usageItems"] = []

@@ -357,6 +357,25 @@ def test_balances_seats_and_key_checks_appear(runtime, server):
     assert "CSV" in messages["groq"]
 
 
+def test_copilot_billed_seats_and_credits_per_user_resync_to_the_same_rows(runtime, server):
+    server.github_usage[(2026, 8)] = load("github/billing_usage_copilot_seats.json")
+    copilot_id = add(runtime, "github_copilot", "copilot", GITHUB_TOKEN, server.url, GITHUB_ORG)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    before = snapshot(runtime)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    assert snapshot(runtime) == before
+    assert billed_by_day(runtime, copilot_id) == {
+        AUG1: Decimal("1.1"),
+        AUG2: Decimal("1.65") + Decimal(12),  # billed seats + premium requests
+        AUG3: Decimal("1.65") + Decimal(5),  # billed seats + AI credits (three rows)
+    }
+    with runtime.session_factory() as session:
+        users = session.scalars(
+            select(UsageRecord.user_id).where(UsageRecord.usage_type == "ai_credits")
+        ).all()
+    assert sorted(users) == ["", "dlee-acme", "rsingh-acme"]
+
+
 def test_disabled_accounts_are_left_out(runtime, server):
     openai_id = add_openai(runtime, server)
     with runtime.session_factory.begin() as session:
