@@ -97,6 +97,8 @@ def _seconds(value: Any) -> float:
 
 
 # Which project each key of openai/project_api_keys.json belongs to (the API lists per project).
+ANALYTICS_COST = "/v1/organizations/analytics/cost"
+ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
 OPENAI_KEY_PROJECTS = {"key_sb7Qx2": "proj_9fK2aLx0Qm7Tz1", "key_ra4Lm9": "proj_3bW8cRt5Yp2Nd6"}
 
 
@@ -152,6 +154,8 @@ class ProviderServer:
             "anthropic/usage_report_messages_page2.json",
         )
         self.anthropic_costs = _buckets("anthropic/cost_report_grouped.json")
+        # The Usage and Cost Analytics API's cost rows; None: this key may not use it (403).
+        self.anthropic_analytics: list[dict[str, Any]] | None = None
         self.copilot_billing = load("github/copilot_billing.json")
         self.copilot_seat_pages = [
             load("github/copilot_seats_page1.json"),
@@ -356,6 +360,8 @@ class ProviderServer:
             if headers.get("anthropic-beta") != "spend-limit-reads-2026-09-26":
                 return Reply(400, {"type": "error", "error": {"message": "beta header needed"}})
             return Reply(200, self._page(self.anthropic_spend_limits, q, default_limit=20))
+        if path == ANALYTICS_COST:
+            return self._anthropic_analytics(q, headers)
         if path == "/v1/organizations/usage_report/messages":
             data = self.anthropic_usage
         elif path == "/v1/organizations/cost_report":
@@ -379,6 +385,23 @@ class ProviderServer:
                 lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
         return Reply(200, self._page(selected, q, default_limit=7))
+
+    def _anthropic_analytics(self, q: dict[str, list[str]], headers: dict[str, str]) -> Reply:
+        """`GET /v1/organizations/analytics/cost` as documented: the beta header, at most 31
+        days from 2026-01-01, rows filtered by their bucket's start, cursor pages."""
+        if headers.get("anthropic-beta") != ANALYTICS_BETA:
+            return _anthropic_error(400, "the analytics beta header is needed")
+        if self.anthropic_analytics is None:
+            return Reply(403, load("anthropic/error_403_permission.json"))
+        start, end = _iso(q["starting_at"][0]), _iso(q["ending_at"][0])
+        if end - start > dt.timedelta(days=31) or start < dt.datetime(2026, 1, 1, tzinfo=dt.UTC):
+            return _anthropic_error(400, "at most 31 days, from 2026-01-01")
+        if q.get("time_bucket_width") != ["1d"]:
+            return _anthropic_error(400, "time_bucket_width must be 1d")
+        rows = [r for r in self.anthropic_analytics if start <= _iso(r["starting_at"]) < end]
+        body = self._page(rows, q, default_limit=20)
+        body["data_refreshed_at"] = "2026-12-03T09:00:00Z"
+        return Reply(200, body)
 
     def _page(self, buckets: list[Any], q: dict[str, list[str]], default_limit: int) -> Any:
         offset = int(base64.b64decode(q["page"][0][5:]).decode()) if "page" in q else 0
@@ -455,6 +478,11 @@ class ProviderServer:
                 body["data"] = [r for r in body["data"] if r["date"] == q["date"][0]]
             return Reply(200, body)
         return Reply(404, {"error": {"code": 404, "message": "Not found"}})
+
+
+def _anthropic_error(status: int, message: str) -> Reply:
+    error = {"type": "invalid_request_error", "message": message}
+    return Reply(status, {"type": "error", "error": error})
 
 
 def _provider_of(path: str) -> str | None:
