@@ -184,3 +184,29 @@ def test_interrupted_runs_get_their_own_status_and_back(backend, tmp_path, reque
         statuses = conn.execute(text("SELECT status FROM sync_runs ORDER BY id")).scalars().all()
     assert statuses == ["failed", "failed"]
     engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_list_cost_column_migrates_down_and_up(
+    backend: str, tmp_path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'list_cost.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_databases").create()
+    )
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns("usage_records")}
+
+    assert "list_cost" in columns()
+    config = migrate.alembic_config(str(engine.url))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0024-1")  # the revision before this one
+    assert "list_cost" not in columns()
+    migrate.upgrade(engine)
+    assert "list_cost" in columns()
+    engine.dispose()

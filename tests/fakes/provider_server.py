@@ -97,6 +97,8 @@ def _seconds(value: Any) -> float:
 
 
 # Which project each key of openai/project_api_keys.json belongs to (the API lists per project).
+ANALYTICS_COST = "/v1/organizations/analytics/cost"
+ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
 OPENAI_KEY_PROJECTS = {"key_sb7Qx2": "proj_9fK2aLx0Qm7Tz1", "key_ra4Lm9": "proj_3bW8cRt5Yp2Nd6"}
 
 
@@ -152,6 +154,8 @@ class ProviderServer:
             "anthropic/usage_report_messages_page2.json",
         )
         self.anthropic_costs = _buckets("anthropic/cost_report_grouped.json")
+        # The Usage and Cost Analytics API's cost rows; None: this key may not use it (403).
+        self.anthropic_analytics: list[dict[str, Any]] | None = None
         self.copilot_billing = load("github/copilot_billing.json")
         self.copilot_seat_pages = [
             load("github/copilot_seats_page1.json"),
@@ -163,6 +167,19 @@ class ProviderServer:
             "premium_request": {dt.date(2026, 8, 2): premium},
             "ai_credit": {dt.date(2026, 8, 3): credits},
         }
+        # One user's day of a report (`user=<login>`); a user with none gets no items.
+        self.copilot_user_reports: dict[tuple[str, dt.date, str], dict[str, Any]] = {
+            ("ai_credit", dt.date(2026, 8, 3), "dlee-acme"): load(
+                "github/billing_ai_credit_usage_user_dlee.json"
+            ),
+            ("ai_credit", dt.date(2026, 8, 3), "rsingh-acme"): load(
+                "github/billing_ai_credit_usage_user_rsingh.json"
+            ),
+        }
+        # The billing usage report's line items per (year, month): none (no seat SKUs) unless
+        # a test gives them; `seat_links` pages the seat list with Link headers.
+        self.github_usage: dict[tuple[int, int], dict[str, Any]] = {}
+        self.seat_links = False
         # Spend limits (None: none set, answered 404) and budgets.
         self.openai_spend_limit: dict[str, Any] | None = load("openai/spend_limit.json")
         self.openai_project_limits: dict[str, dict[str, Any]] = {
@@ -343,6 +360,8 @@ class ProviderServer:
             if headers.get("anthropic-beta") != "spend-limit-reads-2026-09-26":
                 return Reply(400, {"type": "error", "error": {"message": "beta header needed"}})
             return Reply(200, self._page(self.anthropic_spend_limits, q, default_limit=20))
+        if path == ANALYTICS_COST:
+            return self._anthropic_analytics(q, headers)
         if path == "/v1/organizations/usage_report/messages":
             data = self.anthropic_usage
         elif path == "/v1/organizations/cost_report":
@@ -367,6 +386,23 @@ class ProviderServer:
             )
         return Reply(200, self._page(selected, q, default_limit=7))
 
+    def _anthropic_analytics(self, q: dict[str, list[str]], headers: dict[str, str]) -> Reply:
+        """`GET /v1/organizations/analytics/cost` as documented: the beta header, at most 31
+        days from 2026-01-01, rows filtered by their bucket's start, cursor pages."""
+        if headers.get("anthropic-beta") != ANALYTICS_BETA:
+            return _anthropic_error(400, "the analytics beta header is needed")
+        if self.anthropic_analytics is None:
+            return Reply(403, load("anthropic/error_403_permission.json"))
+        start, end = _iso(q["starting_at"][0]), _iso(q["ending_at"][0])
+        if end - start > dt.timedelta(days=31) or start < dt.datetime(2026, 1, 1, tzinfo=dt.UTC):
+            return _anthropic_error(400, "at most 31 days, from 2026-01-01")
+        if q.get("time_bucket_width") != ["1d"]:
+            return _anthropic_error(400, "time_bucket_width must be 1d")
+        rows = [r for r in self.anthropic_analytics if start <= _iso(r["starting_at"]) < end]
+        body = self._page(rows, q, default_limit=20)
+        body["data_refreshed_at"] = "2026-12-03T09:00:00Z"
+        return Reply(200, body)
+
     def _page(self, buckets: list[Any], q: dict[str, list[str]], default_limit: int) -> Any:
         offset = int(base64.b64decode(q["page"][0][5:]).decode()) if "page" in q else 0
         limit = min(int(q.get("limit", [default_limit])[0]), self.page_size)
@@ -387,7 +423,16 @@ class ProviderServer:
                 body = copy.deepcopy(self.copilot_seat_pages[page - 1])
             else:
                 body = {"total_seats": 3, "seats": []}
-            return Reply(200, body)
+            headers: dict[str, str] = {}
+            if self.seat_links:
+                body["total_seats"] = 0  # the Link header alone must lead
+                last = len(self.copilot_seat_pages)
+                url = f"{self.url}{path}?per_page=100&page="
+                links = [f'<{url}{last}>; rel="last"']
+                if page < last:
+                    links.insert(0, f'<{url}{page + 1}>; rel="next"')
+                headers["Link"] = ", ".join(links)
+            return Reply(200, body, headers)
         prefix = f"/organizations/{GITHUB_ORG}/settings/billing/"
         if path == f"{prefix}budgets":
             page, size = int(q.get("page", ["1"])[0]), min(int(q.get("per_page", ["10"])[0]), 3)
@@ -395,12 +440,20 @@ class ProviderServer:
             more = page * size < len(self.github_budgets)
             return Reply(200, {"budgets": copy.deepcopy(chunk), "has_next_page": more,
                                "total_count": len(self.github_budgets)})  # fmt: skip
+        if path == f"{prefix}usage":
+            if not self.enhanced_billing:
+                return not_found
+            month = (int(q["year"][0]), int(q["month"][0]))
+            return Reply(200, copy.deepcopy(self.github_usage.get(month, {"usageItems": []})))
         if path.startswith(prefix) and path.endswith("/usage"):
             report = path[len(prefix) : -len("/usage")]
             if not self.enhanced_billing or report not in self.copilot_reports:
                 return not_found
             day = dt.date(int(q["year"][0]), int(q["month"][0]), int(q["day"][0]))
-            body = copy.deepcopy(self.copilot_reports[report].get(day))
+            if "user" in q:
+                body = copy.deepcopy(self.copilot_user_reports.get((report, day, q["user"][0])))
+            else:
+                body = copy.deepcopy(self.copilot_reports[report].get(day))
             if body is None:
                 body = {"timePeriod": {"year": day.year}, "organization": GITHUB_ORG}
                 body["usageItems"] = []
@@ -425,6 +478,11 @@ class ProviderServer:
                 body["data"] = [r for r in body["data"] if r["date"] == q["date"][0]]
             return Reply(200, body)
         return Reply(404, {"error": {"code": 404, "message": "Not found"}})
+
+
+def _anthropic_error(status: int, message: str) -> Reply:
+    error = {"type": "invalid_request_error", "message": message}
+    return Reply(status, {"type": "error", "error": error})
 
 
 def _provider_of(path: str) -> str | None:

@@ -357,6 +357,44 @@ def test_balances_seats_and_key_checks_appear(runtime, server):
     assert "CSV" in messages["groq"]
 
 
+def test_copilot_billed_seats_and_credits_per_user_resync_to_the_same_rows(runtime, server):
+    server.github_usage[(2026, 8)] = load("github/billing_usage_copilot_seats.json")
+    copilot_id = add(runtime, "github_copilot", "copilot", GITHUB_TOKEN, server.url, GITHUB_ORG)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    before = snapshot(runtime)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    assert snapshot(runtime) == before
+    assert billed_by_day(runtime, copilot_id) == {
+        AUG1: Decimal("1.1"),
+        AUG2: Decimal("1.65") + Decimal(12),  # billed seats + premium requests
+        AUG3: Decimal("1.65") + Decimal(5),  # billed seats + AI credits (three rows)
+    }
+    with runtime.session_factory() as session:
+        users = session.scalars(
+            select(UsageRecord.user_id).where(UsageRecord.usage_type == "ai_credits")
+        ).all()
+    assert sorted(users) == ["", "dlee-acme", "rsingh-acme"]
+
+
+def test_anthropic_analytics_keeps_billed_and_list_amounts_and_resyncs_the_same(runtime, server):
+    server.anthropic_analytics = provider_server._buckets(
+        "anthropic/analytics/cost_page1.json", "anthropic/analytics/cost_page2.json"
+    )
+    anthropic_id = add_anthropic(runtime, server)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    before = snapshot(runtime)
+    assert sync.run_sync(runtime, start=AUG1, end=AUG3).ok
+    assert snapshot(runtime) == before
+    with runtime.session_factory() as session:
+        listed = session.scalar(
+            select(func.sum(UsageRecord.list_cost)).where(UsageRecord.account_id == anthropic_id)
+        )
+        users = set(session.scalars(select(UsageRecord.user_name).distinct()))
+    assert billed_by_day(runtime, anthropic_id) == ANTHROPIC_BILLED
+    assert listed == Decimal("37.2317")
+    assert "alice@acme.example" in users
+
+
 def test_disabled_accounts_are_left_out(runtime, server):
     openai_id = add_openai(runtime, server)
     with runtime.session_factory.begin() as session:

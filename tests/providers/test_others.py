@@ -58,11 +58,16 @@ def test_copilot_premium_requests_and_ai_credits_are_billed(server, http):
     assert {r.day for r in premium} == {dt.date(2026, 8, 2)}
     assert sum(r.billed_cost for r in premium) == Decimal("12.0")
     assert sum(r.requests for r in premium) == 750
-    assert [(r.model, r.billed_cost, r.other_units) for r in credits] == [
-        ("GPT-5", Decimal("5.0"), Decimal(6200))
+    assert {r.user_id for r in premium} == {""}  # no user's report explains any of it
+    # Per user, and the rest (a user no longer holding a seat) without one: same total.
+    assert sorted((r.user_id, r.model, r.billed_cost, r.other_units) for r in credits) == [
+        ("", "GPT-5", Decimal("0.5"), Decimal(700)),
+        ("dlee-acme", "GPT-5", Decimal("3.0"), Decimal(4000)),
+        ("rsingh-acme", "GPT-5", Decimal("1.5"), Decimal(1500)),
     ]
+    assert sum(r.billed_cost for r in credits) == Decimal("5.0")
     query = server.last(f"/organizations/{GITHUB_ORG}/settings/billing/ai_credit/usage").query
-    assert query == {"year": ["2026"], "month": ["8"], "day": ["3"]}
+    assert query == {"year": ["2026"], "month": ["8"], "day": ["3"], "user": ["rsingh-acme"]}
 
 
 def test_copilot_without_enhanced_billing_still_gives_seats(server, http):

@@ -140,3 +140,28 @@ def test_month_pack_has_the_savings_sheet(session: Session) -> None:
     assert rows[2][5] == 0.75 and rows[2][9] == "yes"  # off-peak, approximate
     assert rows[-1][7] == 8.325  # every saving
     assert "$" in sheet.cell(2, 3).number_format
+
+
+def test_an_unallocated_line_item_with_its_list_amount_counts_as_negotiated(
+    session: Session,
+) -> None:
+    anthropic = _account(session, "anthropic")
+    aug, sep = D(2026, 8, 3), D(2026, 9, 1)
+    rows = [
+        # claude.ai spend with no token rows: $3.44 billed, $4.00 at list.
+        dict(day=aug, usage_type="cost:claude_ai", billed_cost=Decimal("3.44"),
+             list_cost=Decimal("4"), cost_source="billed"),
+        # Allocated to usage rows: its discount is counted there, not again here.
+        dict(day=aug, usage_type="cost:api", billed_cost=Decimal("6"), list_cost=Decimal("7"),
+             cost_source="covered"),
+        # No list amount reported: nothing to compare.
+        dict(day=sep, usage_type="cost:output_tokens", billed_cost=Decimal("1"),
+             cost_source="billed"),
+    ]  # fmt: skip
+    for row in rows:
+        session.add(UsageRecord(account_id=anthropic, **row))
+    session.flush()
+    lines = savings_ledger(session=session, start=aug, end=D(2026, 9, 30))
+    assert [(s.month, s.saved["negotiated"], s.list_cost) for s in lines] == [
+        (D(2026, 8, 1), Decimal("0.56"), Decimal("4"))
+    ]

@@ -79,6 +79,9 @@ def merge_rows(a: UsageRow, b: UsageRow) -> UsageRow:
     billed: Decimal | None = None
     if a.billed_cost is not None or b.billed_cost is not None:
         billed = (a.billed_cost or Decimal(0)) + (b.billed_cost or Decimal(0))
+    listed: Decimal | None = None
+    if a.list_cost is not None or b.list_cost is not None:
+        listed = (a.list_cost or Decimal(0)) + (b.list_cost or Decimal(0))
     return UsageRow(
         day=a.day,
         model=a.model,
@@ -101,6 +104,7 @@ def merge_rows(a: UsageRow, b: UsageRow) -> UsageRow:
         billed_cost=billed,
         currency=a.currency,
         details=added(a.details, b.details),
+        list_cost=listed,
     )
 
 
@@ -141,6 +145,7 @@ def _write_batch(
             r.other_unit_name,
             as_json(r.details),
             r.billed_cost,
+            r.list_cost,
             None,  # estimated_cost: priced after the upsert
             r.currency,
             CostSource.BILLED if r.billed_cost is not None else CostSource.NONE,
@@ -171,6 +176,7 @@ _WRITTEN = (
     "other_unit_name",
     "usage_details",
     "billed_cost",
+    "list_cost",
     "estimated_cost",
     "currency",
     "cost_source",
@@ -232,12 +238,13 @@ def _copy_line(account_id: int, r: UsageRow, tail: str) -> str:
         if r.billed_cost is None
         else (r.billed_cost, CostSource.BILLED)
     )
+    listed = COPY_NULL if r.list_cost is None else r.list_cost
     return (
         f"{account_id}\t{r.day.isoformat()}\t{model}\t{project_id}\t{api_key_id}\t{user_id}\t"
         f"{usage_type}\t{tier}\t{project_name}\t{key_name}\t{user_name}\t{r.input_tokens}\t"
         f"{r.cached_input_tokens}\t{r.cache_write_tokens}\t{r.cache_write_1h_tokens}\t"
         f"{r.output_tokens}\t{r.requests}\t{r.other_units}\t{unit_name}\t{details}\t{billed}\t"
-        f"{COPY_NULL}\t{currency}\t{source}{tail}"
+        f"{listed}\t{COPY_NULL}\t{currency}\t{source}{tail}"
     )
 
 
@@ -282,11 +289,22 @@ def _upsert_set(stmt: Any, pg: bool) -> dict[str, Any]:
         ),
         else_=new.billed_cost,
     )
+    listed = case(
+        (
+            same_pass,
+            case(
+                (and_(old.list_cost.is_(None), new.list_cost.is_(None)), None),
+                else_=func.coalesce(old.list_cost, 0) + func.coalesce(new.list_cost, 0),
+            ),
+        ),
+        else_=new.list_cost,
+    )
     set_: dict[str, Any] = {
         name: case((same_pass, old[name] + new[name]), else_=new[name]) for name in SUMMED
     }
     set_.update(
         billed_cost=billed,
+        list_cost=listed,
         cost_source=case((billed.is_(None), CostSource.NONE), else_=CostSource.BILLED),
         estimated_cost=None,
         pricing_status="pending",

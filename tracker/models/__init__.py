@@ -240,6 +240,9 @@ class UsageRecord(Base):
     # Token parts and units beside the columns (`tracker.models.usage_kinds`); NULL: none.
     usage_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     billed_cost: Mapped[Decimal | None]
+    # The provider's own list-price amount (before negotiated discounts) for a billed row,
+    # where it reports one (Anthropic's analytics `list_amount`); NULL otherwise.
+    list_cost: Mapped[Decimal | None]
     estimated_cost: Mapped[Decimal | None]
     # A covered row's share of the day's billed line items (`tracker.costs.allocate`), and how
     # it was worked out (`AllocationMethod`).

@@ -1,4 +1,4 @@
-"""Anthropic: the Admin API usage report (tokens) and cost report (billed USD).
+"""Anthropic: the Admin API usage report (tokens) and the analytics or cost report (USD).
 
 Needs an **Admin API key** (`sk-ant-admin...`); workspace keys are refused by Anthropic.
 
@@ -10,12 +10,23 @@ Rows produced, on UTC days:
   reads, 5-minute writes and 1-hour writes go to their own columns. Web-search requests are
   kept in `other_units` ("web_search_requests"), which the price book prices per search. No
   money on these rows.
-- Billed rows from `/v1/organizations/cost_report`, grouped by workspace and description, with
-  `usage_type = "cost:<token type or cost type>"` (e.g. `cost:output_tokens`,
-  `cost:web_search`), zero tokens and the amount in `billed_cost`. The cost report gives
-  amounts as decimal strings in **cents**; they are divided by 100 exactly as Decimals.
-  Descriptions are not keyed on (their wording is not documented for every cost type).
-  Priority Tier costs are not in the cost report (Anthropic's documented limitation).
+- Billed rows from the **Usage and Cost Analytics API** (`/v1/organizations/analytics/cost`,
+  beta header `analytics-usage-cost-2026-08-24`) where the key may use it: per day, actor,
+  API key, workspace, model, product and service tier, with `usage_type = "cost:<product>"`
+  (`cost:api`, `cost:claude_code`, `cost:claude_ai`; `cost:other` when none), the row's
+  `amount` (after discounts, before credits) as `billed_cost` and its `list_amount` (before
+  discounts) as `list_cost`, both fractional cents divided by 100. The actor is the user
+  dimension: a user's id (email as its name), a service account's id, nothing for an API
+  key (already the key dimension). It serves days from 2026-01-01 within the last 365 days,
+  asked in ranges of at most 31 days; other days, or a key it refuses (400, 403 or 404, then
+  not asked again in that pass), fall back to the cost report below, so one day's money
+  comes from one of the two only.
+- Otherwise billed rows from `/v1/organizations/cost_report`, grouped by workspace and
+  description, with `usage_type = "cost:<token type or cost type>"` (e.g. `cost:output_tokens`,
+  `cost:web_search`), zero tokens and the amount in `billed_cost`. The cost report gives amounts
+  as decimal strings in **cents**; they are divided by 100 exactly as Decimals. Descriptions are
+  not keyed on (their wording is not documented for every cost type). Priority Tier costs are
+  not in the cost report (Anthropic's documented limitation).
 - Spend limits (`fetch_spend_limits`, beta header `spend-limit-reads-2026-09-26`): every
   scope's cap, cents; the organisation's (and a Console organisation's usage-tier cap)
   bound the whole account.
@@ -33,10 +44,12 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from tracker.core import units
 from tracker.models import LINE_ITEM
 from tracker.providers.base import (
     Connector,
     ProviderAuthError,
+    ProviderError,
     ProviderPermissionError,
     ProviderResponseError,
     UsageRow,
@@ -62,6 +75,14 @@ MAX_SPEND_LIMIT_PAGES = 1000
 # The scopes whose cap bounds everything the organisation spends.
 ORGANISATION_SCOPES = {"organization": "", "usage_tier": "usage_tier"}
 PERIODS = {"monthly": "month", "daily": "day", "weekly": "week"}
+ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
+ANALYTICS_COST = "/v1/organizations/analytics/cost"
+ANALYTICS_FIRST_DAY = dt.date(2026, 1, 1)  # the analytics data starts here
+ANALYTICS_HISTORY_DAYS = 365  # and reaches this far back
+ANALYTICS_MAX_DAYS = 31  # the longest range one request may ask for
+ANALYTICS_GROUPS = ["actor", "api_key_id", "workspace_id", "model", "product", "service_tier"]
+ANALYTICS_REFUSALS = (400, 403, 404)  # the key, the organisation or the beta is not allowed
+ANALYTICS_RESTARTS = 2  # a cursor that expires after a data refresh (410): ask again
 
 
 class AnthropicConnector(Connector):
@@ -69,6 +90,7 @@ class AnthropicConnector(Connector):
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
 
     beta: str | None = None  # the `anthropic-beta` header of the call being made, if any
+    analytics_refused: str | None = None  # why the analytics API is not used in this pass
 
     def auth_headers(self) -> dict[str, str]:
         headers = {"x-api-key": self.credential.reveal(), "anthropic-version": API_VERSION}
@@ -155,10 +177,82 @@ class AnthropicConnector(Connector):
         for page in self._pages("/v1/organizations/usage_report/messages", usage_params):
             for day, r in self.buckets(page, "usage report", "starting_at", day_of_iso):
                 yield _named(_usage_row(day, r), workspaces, keys)
-        cost_params = {**window, "group_by[]": ["workspace_id", "description"]}
+        analytics_days = self._analytics_days(start, end)
+        if analytics_days is not None:
+            first, last = analytics_days
+            try:
+                rows = list(self._analytics_costs(first, last))
+            except ProviderError as exc:
+                if exc.status not in ANALYTICS_REFUSALS:
+                    raise
+                self.analytics_refused = f"the Usage and Cost Analytics API refused: {exc}"
+            else:
+                yield from (_named(row, workspaces, keys) for row in rows)
+                # The days before it (older than it serves) from the cost report.
+                if start < first:
+                    yield from self._cost_report(start, first, workspaces, keys)
+                if last < end:
+                    yield from self._cost_report(last, end, workspaces, keys)
+                return
+        yield from self._cost_report(start, end, workspaces, keys)
+
+    def _cost_report(
+        self, start: dt.date, end: dt.date, workspaces: dict[str, str], keys: dict[str, str]
+    ) -> Iterator[UsageRow]:
+        cost_params = {
+            "starting_at": _rfc3339(start),
+            "ending_at": _rfc3339(end),
+            "bucket_width": "1d",
+            "limit": PAGE_LIMIT,
+            "group_by[]": ["workspace_id", "description"],
+        }
         for page in self._pages("/v1/organizations/cost_report", cost_params):
             for day, r in self.buckets(page, "cost report", "starting_at", day_of_iso):
                 yield _named(_cost_row(day, r), workspaces, keys)
+
+    def _analytics_days(self, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date] | None:
+        """The part of [start, end) the analytics API serves (from 2026-01-01, the last 365
+        days, not after today), or None when it serves none of it or was refused."""
+        if self.analytics_refused is not None:
+            return None
+        today = units.today_utc()
+        first = max(start, ANALYTICS_FIRST_DAY, today - dt.timedelta(days=ANALYTICS_HISTORY_DAYS))
+        last = min(end, today + dt.timedelta(days=1))
+        return (first, last) if first < last else None
+
+    def _analytics_costs(self, start: dt.date, end: dt.date) -> Iterator[UsageRow]:
+        """Cost rows of the analytics API for [start, end), in ranges of at most 31 days."""
+        window = start
+        while window < end:
+            stop = min(end, window + dt.timedelta(days=ANALYTICS_MAX_DAYS))
+            yield from self._analytics_window(window, stop)
+            window = stop
+
+    def _analytics_window(self, start: dt.date, end: dt.date) -> list[UsageRow]:
+        params: dict[str, Any] = {
+            "starting_at": _rfc3339(start),
+            "ending_at": _rfc3339(end),
+            "time_bucket_width": "1d",
+            "group_by[]": ANALYTICS_GROUPS,
+        }
+        self.beta = ANALYTICS_BETA
+        try:
+            for attempt in range(ANALYTICS_RESTARTS + 1):
+                try:
+                    rows: list[UsageRow] = []
+                    for page in self._pages(ANALYTICS_COST, params):
+                        data = page.get("data")
+                        if not isinstance(data, list):
+                            raise ProviderResponseError("anthropic: analytics cost has no data")
+                        rows.extend(_analytics_row(item) for item in data)
+                    return rows
+                except ProviderError as exc:
+                    # 410: the cursor expired because the data was refreshed; start again.
+                    if exc.status != 410 or attempt == ANALYTICS_RESTARTS:
+                        raise
+            raise ProviderResponseError("anthropic: analytics pages kept expiring")
+        finally:
+            self.beta = None
 
     def _names(self, path: str) -> dict[str, str]:
         """Id -> name from an admin listing (workspaces, API keys); empty where the key may
@@ -228,6 +322,43 @@ def _cost_row(day: dt.date, r: dict[str, Any]) -> UsageRow:
         billed_cost=to_decimal(r.get("amount"), "cost amount") / CENTS,
         currency=currency,
     )
+
+
+def _analytics_row(item: Any) -> UsageRow:
+    """One analytics cost row: `cost.amount` and `cost.list_amount` are fractional cents."""
+    if not isinstance(item, dict) or not isinstance(item.get("cost"), dict):
+        raise ProviderResponseError("anthropic: an analytics cost row has no cost object")
+    group: dict[str, Any] = item["group"] if isinstance(item.get("group"), dict) else {}
+    cost = item["cost"]
+    user_id, user_name = _actor(group.get("actor"))
+    listed = cost.get("list_amount")
+    return UsageRow(
+        day=day_of_iso(item.get("starting_at")),
+        model=dim(group.get("model")),
+        project_id=dim(group.get("workspace_id")),
+        api_key_id=dim(group.get("api_key_id")),
+        user_id=user_id,
+        user_name=user_name,
+        usage_type=f"{LINE_ITEM}{dim(group.get('product')) or 'other'}"[:255],
+        service_tier=dim(group.get("service_tier"))[:64],
+        requests=to_int(cost.get("requests")),
+        billed_cost=to_decimal(cost.get("amount"), "analytics amount") / CENTS,
+        list_cost=None if listed is None else to_decimal(listed, "list_amount") / CENTS,
+        currency=dim(cost.get("currency")).upper()[:3] or "USD",
+    )
+
+
+def _actor(actor: Any) -> tuple[str, str | None]:
+    """The user dimension of an analytics actor: a user (id, email as the name), a service
+    account or a federated identity (its id); an API key's is '' (the key dimension has it)."""
+    if not isinstance(actor, dict) or actor.get("type") in (None, "api_actor"):
+        return "", None
+    email = dim(actor.get("email_address") or actor.get("email")) or None
+    ident = next(
+        (dim(v) for k, v in actor.items() if k not in ("type", "email_address", "email") and v),
+        "",
+    )
+    return (ident or email or dim(actor.get("type")))[:255], email
 
 
 def _spend_limit(item: Any) -> SpendLimit:

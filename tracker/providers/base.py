@@ -110,6 +110,7 @@ class UsageRow:
     billed_cost: Decimal | None = None
     currency: str = "USD"
     details: Details = ()  # token parts and units (`tracker.models.usage_kinds`), packed
+    list_cost: Decimal | None = None  # the provider's list-price amount, where it gives one
 
     @property
     def natural_key(self) -> tuple[object, ...]:

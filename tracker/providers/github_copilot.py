@@ -1,4 +1,4 @@
-"""GitHub Copilot: seats (prorated per day) and enhanced-billing premium requests / AI credits.
+"""GitHub Copilot: seats (billed, else prorated list price) and premium requests / AI credits.
 
 Needs a token of an organization owner or billing manager (classic scopes
 `manage_billing:copilot` or `read:org`, plus "Administration: read" for the billing usage
@@ -7,20 +7,34 @@ reports) and the organization's login as the account's organization.
 Rows produced, on UTC days:
 
 - `usage_type = "seats"`: one row per day and plan, with the number of seats assigned that day
-  in `other_units` and their prorated cost in `billed_cost`.
-  **Assumption:** GitHub bills seats monthly at the plan's list price (Business $19, Enterprise
-  $39 per seat and month, `SEAT_PRICES`) and prorates mid-cycle changes; the API gives no
-  seat amount, so a seat costs `price / days in that calendar month` for each day it is
-  assigned, rounded to 6 decimals. A seat counts from the day it was created until (not
-  including) its `pending_cancellation_date`. The seat list is today's: seats removed before
-  the sync are not in it, so days far in the past may be under-counted; the worker's
-  incremental window re-counts only the last few days. Negotiated (non-list) seat prices are
-  not known to the API: correct them with a price override or the reconciliation.
+  in `other_units` and their cost in `billed_cost`. **Billed seats first:** for each calendar
+  month the organisation's billing usage report (`/organizations/{org}/settings/billing/usage`,
+  daily line items) is read; when it has Copilot seat line items (product Copilot, a SKU that
+  is neither premium requests nor AI credits) their `netAmount` per date is the seats' cost
+  for that whole month and the list-price estimate below is not used for it (never both). A
+  line item naming a cost center (`costCenterName`/`costCenter`, present in GitHub's
+  enterprise and CSV reports, not documented for the organisation endpoint) puts it in the
+  project dimension, so a team mapping of kind "project" maps cost centers to teams.
+  **Otherwise (estimate):** GitHub bills seats monthly at the plan's list price (Business $19,
+  Enterprise $39 per seat and month, `SEAT_PRICES`) and prorates mid-cycle changes; without seat
+  line items the API gives no seat amount, so a seat costs `price / days in that calendar month`
+  for each day it is assigned, rounded to 6 decimals. A seat counts from the day it was created
+  until (not including) its `pending_cancellation_date`. The seat list is today's: seats removed
+  before the sync are not in it, so days far in the past may be under-counted; the worker's
+  incremental window re-counts only the last few days. Negotiated (non-list) seat prices are not
+  known to the API: correct them with a price override or the reconciliation.
 - `usage_type = "premium_requests"` / `"ai_credits"`: enhanced-billing usage per day and model
   (`/organizations/{org}/settings/billing/premium_request/usage` and `.../ai_credit/usage`,
   one call per day), gross quantity in `other_units`, requests in `requests` (premium
   requests only), and `netAmount` (after included allowances) as `billed_cost`. Organizations
   not on the enhanced billing platform answer 404 there: they simply have no such rows.
+  **Per user:** the same report is asked per seat holder (`user=<login>`) and day, as long as
+  that stays within `USER_CALLS_PER_REPORT` calls a sync; each user's rows carry the login as
+  `user_id`, and what the users' rows do not explain (users no longer holding a seat) stays
+  as an organisation row with no user, so the rows add up to the organisation's figure.
+  **Never counted twice:** these two dedicated reports are the only source of premium-request
+  and AI-credit money; the same SKUs in the billing usage report and the usage summary are
+  skipped (the summary is not read: it repeats the line items as monthly totals).
 - Spend limits (`fetch_spend_limits`): the organisation's GitHub budgets covering a Copilot
   SKU, in whole dollars; one of the organisation or enterprise that stops usage bounds the
   account (a budget caps the metered SKUs it names, never the seats).
@@ -32,6 +46,7 @@ import calendar
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 
@@ -59,6 +74,8 @@ MICRO = Decimal("0.000001")
 BUDGETS_PER_PAGE = 10  # the most GitHub documents for an organisation's budgets
 MAX_BUDGET_PAGES = 1000
 COPILOT_SKU_WORDS = ("copilot", "ai_credit", "premium_request")
+METERED_SKU_WORDS = ("premium", "credit")  # SKUs read from their own reports, not as seats
+USER_CALLS_PER_REPORT = 1000  # per-user breakdown only while users x days stays under this
 BILLING_REPORTS = {
     "premium_requests": "premium_request",
     "ai_credits": "ai_credit",
@@ -112,21 +129,66 @@ class CopilotConnector(Connector):
         """Yield seat rows and billed premium-request / AI-credit rows for days in [start, end)."""
         billing = self.get_object(f"/orgs/{self.org}/copilot/billing")
         org_plan = str(billing.get("plan_type") or "business")
-        yield from _seat_rows(self._seats(), org_plan, start, end)
+        seats = self._seats()
+        billed_months: set[tuple[int, int]] = set()
+        for row in self._billed_seat_rows(start, end):
+            billed_months.add((row.day.year, row.day.month))
+            yield row
+        estimated = _seat_rows(seats, org_plan, start, end)
+        yield from (r for r in estimated if (r.day.year, r.day.month) not in billed_months)
+        logins = sorted({login for seat in seats if (login := _login(seat))})
+        days = (end - start).days
+        per_user = logins if len(logins) * days <= USER_CALLS_PER_REPORT else []
         for usage_type, report in BILLING_REPORTS.items():
             day = start
             while day < end:
-                try:
-                    body = self.get_object(
-                        f"/organizations/{self.org}/settings/billing/{report}/usage",
-                        {"year": day.year, "month": day.month, "day": day.day},
+                body = self._report(report, day)
+                if body is None:  # not on enhanced billing / no such report
+                    break
+                org_rows = list(_billing_rows(usage_type, day, body))
+                user_rows = [
+                    replace(row, user_id=login, user_name=login)
+                    for login in per_user
+                    for row in _billing_rows(
+                        usage_type, day, self._report(report, day, login) or {}
                     )
-                except ProviderError as exc:
-                    if exc.status in (404, 410):  # not on enhanced billing / no such report
-                        break
-                    raise
-                yield from _billing_rows(usage_type, day, body)
+                ]
+                yield from user_rows
+                yield from _unattributed(org_rows, user_rows)
                 day += dt.timedelta(days=1)
+
+    def _report(self, report: str, day: dt.date, user: str | None = None) -> dict[str, Any] | None:
+        """One day of a premium-request / AI-credit report, None when the org has none (404)."""
+        params: dict[str, Any] = {"year": day.year, "month": day.month, "day": day.day}
+        if user is not None:
+            params["user"] = user
+        try:
+            return self.get_object(
+                f"/organizations/{self.org}/settings/billing/{report}/usage", params
+            )
+        except ProviderError as exc:
+            if exc.status in (404, 410):
+                return None if user is None else {}
+            raise
+
+    def _billed_seat_rows(self, start: dt.date, end: dt.date) -> Iterator[UsageRow]:
+        """Seat line items of the billing usage report, month by month; nothing for an
+        organisation off the enhanced billing platform (404)."""
+        month = dt.date(start.year, start.month, 1)
+        while month < end:
+            try:
+                body = self.get_object(
+                    f"/organizations/{self.org}/settings/billing/usage",
+                    {"year": month.year, "month": month.month},
+                )
+            except ProviderError as exc:
+                if exc.status in (404, 410):
+                    return
+                raise
+            for row in _seat_line_items(body):
+                if start <= row.day < end:
+                    yield row
+            month = (month + dt.timedelta(days=32)).replace(day=1)
 
     def fetch_spend_limits(self) -> list[SpendLimit]:
         """The organisation's GitHub budgets that cover Copilot (`/organizations/{org}/settings/
@@ -154,20 +216,83 @@ class CopilotConnector(Connector):
         raise ProviderResponseError("github_copilot: the budget list did not end")
 
     def _seats(self) -> list[dict[str, Any]]:
+        """Every seat, page by page: GitHub's `Link: rel="next"` leads while it is sent;
+        without it the pages go on until `total_seats` are read or a page is empty."""
         seats: list[dict[str, Any]] = []
+        path = f"/orgs/{self.org}/copilot/billing/seats"
         for page in range(1, MAX_SEAT_PAGES + 1):
-            body = self.get_object(
-                f"/orgs/{self.org}/copilot/billing/seats",
-                {"page": page, "per_page": SEATS_PER_PAGE},
-            )
-            batch = body.get("seats")
+            response = self.get(path, {"page": page, "per_page": SEATS_PER_PAGE})
+            try:
+                body = response.json()
+            except ValueError:
+                raise ProviderResponseError("github_copilot: the seat list is not JSON") from None
+            batch = body.get("seats") if isinstance(body, dict) else None
             if not isinstance(batch, list):
                 raise ProviderResponseError("github_copilot: the seat list has no seats array")
             seats.extend(s for s in batch if isinstance(s, dict))
-            total = to_int(body.get("total_seats"))
-            if not batch or len(seats) >= total:
+            if "link" in response.headers:
+                if "next" not in response.links or not batch:
+                    return seats
+                continue
+            if not batch or len(seats) >= to_int(body.get("total_seats")):
                 return seats
         raise ProviderResponseError("github_copilot: the seat list did not end")
+
+
+def _login(seat: dict[str, Any]) -> str:
+    assignee = seat.get("assignee")
+    return dim(assignee.get("login")) if isinstance(assignee, dict) else ""
+
+
+def _seat_line_items(body: dict[str, Any]) -> Iterator[UsageRow]:
+    """Copilot seat line items of the billing usage report, one row per date, SKU and cost
+    center (their `netAmount` summed)."""
+    items = body.get("usageItems")
+    if not isinstance(items, list):
+        raise ProviderResponseError("github_copilot: the billing usage has no usageItems list")
+    totals: dict[tuple[dt.date, str, str], tuple[Decimal, Decimal]] = {}
+    for item in items:
+        if not isinstance(item, dict) or dim(item.get("product")).lower() != "copilot":
+            continue
+        sku = dim(item.get("sku"))
+        if not sku or any(word in sku.lower() for word in METERED_SKU_WORDS):
+            continue
+        key = (
+            day_of_iso(item.get("date")),
+            sku,
+            dim(item.get("costCenterName") or item.get("costCenter")),
+        )
+        quantity, net = totals.get(key, (Decimal(0), Decimal(0)))
+        totals[key] = (
+            quantity + to_decimal(item.get("quantity", item.get("grossQuantity", 0)), "quantity"),
+            net + to_decimal(item.get("netAmount"), "netAmount"),
+        )
+    for (day, sku, cost_center), (quantity, net) in sorted(totals.items()):
+        plan = next((p for p in SEAT_PRICES if p in sku.lower()), sku.lower())
+        yield UsageRow(
+            day=day,
+            model=f"copilot-{plan}"[:128],
+            usage_type="seats",
+            service_tier=plan[:64],
+            project_id=cost_center,
+            project_name=cost_center or None,
+            other_units=quantity,
+            other_unit_name="seats",
+            billed_cost=net,
+        )
+
+
+def _unattributed(org_rows: list[UsageRow], user_rows: list[UsageRow]) -> Iterator[UsageRow]:
+    """The organisation's rows less what its users' rows explain, per model (the rest)."""
+    for row in org_rows:
+        mine = [r for r in user_rows if r.model == row.model]
+        units = row.other_units - sum((r.other_units for r in mine), Decimal(0))
+        cost = row.billed_cost
+        if cost is not None:
+            cost -= sum((r.billed_cost or Decimal(0) for r in mine), Decimal(0))
+        if not mine or units != 0 or (cost or 0) != 0:
+            requests_left = row.requests - sum(r.requests for r in mine)
+            yield replace(row, other_units=units, billed_cost=cost, requests=requests_left)
 
 
 def _seat_rows(

@@ -11,7 +11,11 @@ organisation override) in several ways, and the differences are the savings:
   estimate used. Daily totals cannot tell the hour, so this assumes the day's usage came when
   the estimate assumes it did: it is marked approximate;
 - **negotiated**: where the provider billed the row (directly, or as its share of a billed
-  line item), the list price at the row's tier minus the bill.
+  line item), the list price at the row's tier minus the bill. A billed line item that no
+  usage row took (unallocated, e.g. Claude Code or claude.ai spend without token rows) counts
+  too when its provider reported its list amount (`list_cost`, Anthropic's analytics
+  `list_amount`): that amount minus the bill. An allocated line item is not counted again:
+  its bill already sits on the usage rows priced above.
 
 **Missed** savings (not in the total): usage that could have taken a cheaper mode the
 organisation already uses with the same provider that month. Embeddings at the standard tier
@@ -127,6 +131,27 @@ def savings_ledger(
             line.uses_batch = True
         elif not tier and usage_type in BATCH_ELIGIBLE:
             line.batch_eligible += _batch_saving(listed, provider, model, day, counts)
+    quoted = (
+        select(Service.name, u.day, func.sum(u.list_cost), func.sum(u.billed_cost))
+        .join(Account, Account.id == u.account_id)
+        .join(Service, Service.id == Account.service_id)
+        .where(
+            u.day >= start,
+            u.day <= end,
+            u.usage_type.startswith(LINE_ITEM),
+            u.cost_source == CostSource.BILLED,
+            u.list_cost.is_not(None),
+            u.billed_cost.is_not(None),
+        )
+        .group_by(Service.name, u.day)
+    )
+    if names:
+        quoted = quoted.where(Service.name.in_(names))
+    for provider, day, list_amount, bill in session.execute(quoted):
+        key = (month_start(day), provider)
+        line = lines.get(key) or lines.setdefault(key, SavingsLine(key[0], provider))
+        line.saved["negotiated"] += Decimal(list_amount or 0) - Decimal(bill or 0)
+        line.list_cost += Decimal(list_amount or 0)
     return sorted(lines.values(), key=lambda s: (s.month, display_name(s.provider)))
 
 
