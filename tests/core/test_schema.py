@@ -205,7 +205,7 @@ def test_the_list_cost_column_migrates_down_and_up(
     config = migrate.alembic_config(str(engine.url))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0024-1")  # the revision before this one
+        command.downgrade(config, "0023-1")  # the revision before this one
     assert "list_cost" not in columns()
     migrate.upgrade(engine)
     assert "list_cost" in columns()

@@ -8,7 +8,7 @@ the savings ledger show what negotiated prices saved on rows the price book cann
 Added and dropped in place (SQLite's ALTER TABLE ... ADD/DROP COLUMN): copying
 usage_records, as a batch operation would, drops its rollup triggers.
 
-Revision ID: 0024
+Revision ID: 0023
 Revises: 0022
 Create Date: 2026-12-03
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024"
+revision: str = "0023"
 down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
