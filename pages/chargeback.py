@@ -33,14 +33,7 @@ grid, pieces = data.chargeback(month)
 team_table, mappings, rules = data.team_frames()
 
 if pieces.empty:
-    st.info(
-        f"No spend in {month:%B %Y}. Pick another month, or "
-        + (
-            "sync or import usage first (Accounts page)."
-            if router.can_open("accounts.py")
-            else "ask an admin to sync or import usage."
-        )
-    )
+    st.info(f"No spend in {month:%B %Y}. Pick another month, or " + router.usage_hint())
 else:
     total = sum(pieces["cost"], start=units.to_dollars(0))
     unassigned = sum(

@@ -99,14 +99,7 @@ figures = data.reconciliation(start, end)
 totals = figures.totals
 
 if figures.days.empty:
-    st.info(
-        f"No usage from {start} to {end}. Pick other dates, or "
-        + (
-            "sync or import usage first (Accounts page)."
-            if router.can_open("accounts.py")
-            else "ask an admin to sync or import usage."
-        )
-    )
+    st.info(f"No usage from {start} to {end}. Pick other dates, or " + router.usage_hint())
 else:
     m1, m2, m3, m4, m5 = st.columns(5)
     m1.metric("Billed", ui.money(totals.billed), help="On the days each provider billed")

@@ -31,14 +31,7 @@ start, end = ui.period_picker("savings", default="This month")
 frame = data.savings(start, end)
 
 if frame.empty:
-    st.info(
-        f"No priced usage from {start} to {end}. Pick other dates, or "
-        + (
-            "sync or import usage first (Accounts page)."
-            if router.can_open("accounts.py")
-            else "ask an admin to sync or import usage."
-        )
-    )
+    st.info(f"No priced usage from {start} to {end}. Pick other dates, or " + router.usage_hint())
     st.stop()
 
 cols = st.columns(len(savings.KINDS) + 1)

@@ -99,6 +99,13 @@ def can_open(page_file: str) -> bool:
     return user is not None and can(user.role, spec.capability, data.get_settings())
 
 
+def usage_hint() -> str:
+    """The end of a "no usage here" message: where its reader gets usage in, or who does."""
+    if can_open("accounts.py"):
+        return "sync or import usage first (Accounts page)."
+    return "ask an admin to sync or import usage."
+
+
 def denied_pages(role: str) -> list[st.Page]:
     """For each page a role may not open, a stand-in at its address that says so (instead of
     Streamlit's "page not found"); the page itself never runs."""
