@@ -296,8 +296,10 @@ def add_teams(conn, first_day: dt.date) -> int:  # type: ignore[no-untyped-def]
 
 
 def make_series(
-    rng: np.random.Generator, n_series: int, account_ids: dict[str, int]
+    rng: np.random.Generator, n_series: int, account_ids: dict[str, int], breadth: float = 1.0
 ) -> list[Series]:
+    """`breadth` widens every account's projects (or keys, for one-project accounts) so that a
+    larger history is more series, not longer ones: 1 up to 5,000,000 rows."""
     weights = np.array([a[2] for a in ACCOUNTS], dtype=float)
     per_account = np.maximum(1, np.round(weights / weights.sum() * n_series)).astype(int)
     out: list[Series] = []
@@ -307,6 +309,10 @@ def make_series(
     ):
         account_id = account_ids[name]
         models = list(MODELS[provider])
+        if n_projects > 1:
+            n_projects = round(n_projects * breadth)
+        else:
+            keys_per_project = round(keys_per_project * breadth)
         tries = 0
         made = 0
         while made < count and tries < count * 20:
@@ -532,7 +538,7 @@ def generate(url: str, rows: int, seed: int) -> tuple[int, float]:
     started = time.perf_counter()
     ids = seed_accounts_and_user(conn)
     n_series = max(len(ACCOUNTS), int(rows / (DAYS * 0.5)))
-    series = make_series(rng, n_series, ids)
+    series = make_series(rng, n_series, ids, breadth=max(1.0, rows / 5_000_000))
     first_day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=DAYS)
     written = 0
     copy_sql = (

@@ -57,6 +57,13 @@ def test_sync_is_scheduled_every_interval(runtime):
     assert [j.name for j in w.jobs][0] == "sync"
 
 
+def test_partition_job_runs_hourly_on_either_backend(runtime):
+    w = worker.Worker(runtime, worker.build_jobs(runtime))
+    [job] = [j for j in w.scheduler.get_jobs() if "partitions" in j.tags]
+    assert job.interval == 60 and job.unit == "minutes"
+    assert w.guarded(next(j for j in w.jobs if j.name == "partitions"))
+
+
 def test_guarded_sync_job_syncs_and_reports_failures(runtime, monkeypatch):
     monkeypatch.setattr(sync, "utc_today", lambda: dt.date(2026, 8, 4))
     with ProviderServer() as server:

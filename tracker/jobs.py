@@ -16,6 +16,7 @@ import requests
 from tracker.alerts.delivery import run_check
 from tracker.alerts.rules import reseal_channels
 from tracker.closing.corrections import detect_corrections
+from tracker.core import partitions, units
 from tracker.core.errors import TrackerError
 from tracker.core.runtime import Runtime
 from tracker.identity import links, sessions
@@ -117,6 +118,15 @@ def housekeeping_job(runtime: Runtime) -> None:
         log.info("housekeeping: removed %d old session(s) and %d old link(s)", ended, used)
 
 
+def partitions_job(runtime: Runtime) -> None:
+    """On PostgreSQL: create the coming months' partitions of usage_records and move rows
+    from its default partition to their month's (`tracker.core.partitions`)."""
+    with runtime.engine.begin() as connection:
+        done = partitions.maintain(connection, units.today_utc())
+    if done.skipped and connection.dialect.name == "postgresql":
+        log.info("partitions: %s", done.skipped)
+
+
 def build_jobs(runtime: Runtime) -> list[Job]:
     """Every job the worker runs, in the order `--once` runs them."""
     every = runtime.settings.sync_interval_minutes
@@ -129,4 +139,7 @@ def build_jobs(runtime: Runtime) -> list[Job]:
         Job("anomalies", anomalies_job, every),
         Job("alerts", alerts_job, every),
         Job("housekeeping", housekeeping_job, 24 * 60),
+        # Hourly though months are made three ahead: a back-fill's old months leave the
+        # default partition within the hour.
+        Job("partitions", partitions_job, 60),
     ]

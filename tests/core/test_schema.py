@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tracker.core import migrate
 from tracker.core.db import make_engine
+from tracker.core.partitions import include_name
 from tracker.models import Account, Base, Service, Team, UsageRecord
 from tracker.providers.registry import PROVIDERS
 
@@ -30,7 +31,8 @@ def make_account(session, name="acct", provider="openai") -> Account:
 
 def test_migrations_match_the_models(engine):
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
     assert migrate.current_revision(engine) == migrate.head_revision()
 
@@ -60,9 +62,14 @@ def test_usage_pages_leave_room_for_resynced_rows_on_postgresql(postgresql_engin
     # fillfactor is a PostgreSQL storage parameter; SQLite has none.
     with postgresql_engine.connect() as conn:
         options = conn.scalar(
-            text("SELECT reloptions FROM pg_class WHERE relname = 'usage_records'")
+            text(
+                "SELECT array_agg(DISTINCT array_to_string(c.reloptions, ',')) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'usage_records'::regclass"
+            )
         )
-    assert "fillfactor=70" in options
+    # Partitioned by month (migration 0024): each partition carries the storage parameter.
+    assert options == ["fillfactor=70"]
 
 
 def test_money_is_exact_and_tokens_are_64_bit(session):

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from tracker.core.db import make_engine
+from tracker.core.partitions import include_name
 from tracker.models import Base
 
 config = context.config
@@ -17,6 +18,7 @@ def run_on(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        include_name=include_name,  # the month partitions of usage_records are not models
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

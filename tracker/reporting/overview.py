@@ -291,7 +291,8 @@ def top_models(*, session: Session, start: dt.date, end: dt.date, limit: int = 1
         .join(Service, Service.id == Account.service_id)
         .where(src.day >= start, src.day <= end)
         .group_by(src.model, Service.display_name)
-        .order_by(cost.desc(), src.model)
+        # Ties (models of no cost under two providers) in a fixed order, not the scan's.
+        .order_by(cost.desc(), src.model, Service.display_name)
         .limit(limit)
     ).all()
     return pd.DataFrame(
