@@ -13,6 +13,8 @@ import datetime as dt
 import streamlit as st
 
 from tracker.core import units
+from tracker.costs.overrides import OTHER_PRICE_KINDS
+from tracker.costs.prices import PRICE_UNIT
 from tracker.models import Role
 from tracker.providers.registry import PROVIDERS
 from tracker.ui import actions, data
@@ -207,9 +209,9 @@ with sso_tab:
 
 with prices_tab:
     st.caption(
-        "Your organisation's own prices (USD per million tokens) or discounts, from a date "
-        "(end date exclusive). Past usage keeps its estimate until re-priced "
-        "(`python -m tracker reprice`)."
+        "Your organisation's own prices (USD per million tokens unless the kind says otherwise) "
+        "or discounts, from a date (end date exclusive), with where each comes from. Past usage "
+        "keeps its estimate until re-priced on the Reconciliation page."
     )
     current = data.overrides_frame()
     if not current.empty:
@@ -232,10 +234,26 @@ with prices_tab:
         o_input = c4.text_input("Input price / 1M", key="ov_input")
         o_cached = c5.text_input("Cached input price / 1M", key="ov_cached")
         o_output = c6.text_input("Output price / 1M", key="ov_output")
+        c4b, c5b, c6b = st.columns(3)
+        o_write = c4b.text_input("Cache write price / 1M", key="ov_write")
+        o_write_1h = c5b.text_input("1-hour cache write price / 1M", key="ov_write_1h")
+        o_request = c6b.text_input("Price per request", key="ov_request")
+        c4c, c5c = st.columns([2, 1])
+        o_other_kind = c4c.selectbox(
+            "Another kind (audio, image, tool calls...)",
+            OTHER_PRICE_KINDS,
+            index=None,
+            format_func=lambda k: f"{k} ({PRICE_UNIT[k]})",
+            key="ov_other_kind",
+        )
+        o_other = c5c.text_input("Its price", key="ov_other")
         c7, c8, c9 = st.columns(3)
         o_discount = c7.text_input("Discount %", key="ov_discount")
         o_from = c8.date_input("Valid from", value=units.month_start(units.today_utc()))
         o_to = c9.date_input("Valid until (exclusive, optional)", value=None)
+        c10, c11 = st.columns([2, 1])
+        o_source = c10.text_input("Source (contract, invoice, price page)", key="ov_source")
+        o_checked = c11.date_input("Checked on (optional)", value=None, key="ov_checked")
         o_note = st.text_input("Note", key="ov_note")
         if st.form_submit_button("Add override", type="primary"):
             ui.attempt_form(
@@ -250,15 +268,33 @@ with prices_tab:
                     input_price=o_input or None,
                     cached_input_price=o_cached or None,
                     output_price=o_output or None,
+                    cache_write_price=o_write or None,
+                    cache_write_1h_price=o_write_1h or None,
+                    request_price=o_request or None,
+                    extra_prices={str(o_other_kind): o_other} if o_other_kind and o_other else None,
                     discount_pct=o_discount or None,
                     note=o_note or None,
+                    source=o_source or None,
+                    checked_on=o_checked if isinstance(o_checked, dt.date) else None,
                 ),
                 failed="Not added: {reason}.",
                 done="Override added; re-price past usage to apply it to history.",
                 reset=dict.fromkeys(
-                    ["ov_model", "ov_input", "ov_cached", "ov_output", "ov_discount", "ov_note"],
+                    [
+                        "ov_model",
+                        "ov_input",
+                        "ov_cached",
+                        "ov_output",
+                        "ov_write",
+                        "ov_write_1h",
+                        "ov_request",
+                        "ov_other",
+                        "ov_discount",
+                        "ov_source",
+                        "ov_note",
+                    ],
                     "",
-                ),
+                ),  # fmt: skip
             )
     if not current.empty:
         ui.remove_picker(

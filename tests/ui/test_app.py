@@ -17,7 +17,7 @@ from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories.dashboard import expected_cost, seed_users
 from tests.ui.conftest import current_user_of, new_app, run_until, signed_in
 from tracker.core.crypto import CredentialCipher
-from tracker.models import Account, AuditLog, SyncRun, User
+from tracker.models import Account, AuditLog, PriceOverride, SyncRun, User
 from tracker.ui.components import money
 
 FINANCE_PAGES = [
@@ -408,10 +408,18 @@ def test_admin_price_overrides(app_as: AppAs, seeded_db: Engine) -> None:
     at.text_input(key="ov_model").input("gpt-4o")
     at.text_input(key="ov_input").input("2.0")
     at.text_input(key="ov_output").input("8")
+    at.selectbox(key="ov_other_kind").select("input_audio")
+    at.text_input(key="ov_other").input("32")
+    at.text_input(key="ov_source").input("MSA 2026 schedule B")
+    at.date_input(key="ov_checked").set_value(dt.date(2026, 11, 30))
     next(b for b in at.button if b.label == "Add override").click()
     at.run()
     assert not at.exception, at.exception
     assert any("Override added" in s.value.replace("\\", "") for s in at.success), errors(at)
+    with Session(seeded_db) as session:
+        stored = session.scalars(select(PriceOverride).where(PriceOverride.model == "gpt-4o")).one()
+        assert (stored.source, stored.checked_on) == ("MSA 2026 schedule B", dt.date(2026, 11, 30))
+        assert stored.extra_prices == {"input_audio": "32"}
     at.button(key="ov_remove_go").click().run()
     assert not at.exception
     assert any("Removed override" in s.value.replace("\\", "") for s in at.success)

@@ -134,6 +134,9 @@ PRICE_FIELDS = (
     "output_price",
     "request_price",
 )
+# The kinds an override prices beside those columns (`extra_prices`): audio and image tokens,
+# tool calls, sessions, characters...
+OTHER_PRICE_KINDS = tuple(k for k in UNIT_FIELDS if f"{k}_price" not in PRICE_FIELDS)
 
 
 def add_override(
@@ -179,10 +182,9 @@ def add_override(
         "request_price": request_price,
     }
     prices = {k: parse_decimal(v, k.replace("_", " ")) for k, v in raw.items()}
-    own_kinds = {"input", "cached_input", "cache_write", "cache_write_1h", "output", "request"}
-    unknown = sorted(set(extra_prices or {}) - (set(UNIT_FIELDS) - own_kinds))
+    unknown = sorted(set(extra_prices or {}) - set(OTHER_PRICE_KINDS))
     if unknown:
-        allowed = ", ".join(f"{k} ({PRICE_UNIT[k]})" for k in UNIT_FIELDS if k not in own_kinds)
+        allowed = ", ".join(f"{k} ({PRICE_UNIT[k]})" for k in OTHER_PRICE_KINDS)
         raise InvalidInput(f"unknown price kind(s) {', '.join(unknown)}; use {allowed}")
     extra = {
         k: value
