@@ -39,9 +39,11 @@ replica could not be used is counted. Each (N, replica) round runs `--repeat` ti
 fresh processes, and pools its samples.
 
 Prints, per round: sign-in p50/p95, page p50/p95 over the three pages, each page's p95, the
-errors, the machine's CPU use during the round (every process, from /proc/stat), the load
-average at its end, and the CPU seconds of the app processes and of this client. Then, per
-half, the largest N's page p95 over the smallest N's: target within 3x (OK / MISSED).
+errors, the machine's CPU use during the round (every process, from /proc/stat: other work
+on the machine shows there too), the load average at its end, the CPU seconds of the app
+processes and of this client, and the rows the queries read on the primary and on the
+standby (pg_stat_database, warm-up included). Then, per half, the largest N's page p95 over
+the smallest N's: target within 3x (OK / MISSED).
 """
 
 from __future__ import annotations
