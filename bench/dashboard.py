@@ -49,12 +49,17 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.generate import DEFAULT_ADMIN_URL, admin_connection, database_url  # noqa: E402
+from bench.generate import (  # noqa: E402
+    DEFAULT_ADMIN_URL,
+    admin_connection,
+    database_url,
+    store_projections,
+)
 from tracker.attribution import chargeback  # noqa: E402
 from tracker.core import migrate, units  # noqa: E402
 from tracker.core.db import make_engine  # noqa: E402
 from tracker.costs import reconcile  # noqa: E402
-from tracker.models import CostProjection, UsageRecord  # noqa: E402
+from tracker.models import UsageRecord  # noqa: E402
 from tracker.planning import projections  # noqa: E402
 from tracker.reporting import overview, sources, usage  # noqa: E402
 from tracker.ui.auth import TOKEN_KEY  # noqa: E402
@@ -218,20 +223,6 @@ def ensure_database(admin_url: str, rows: int) -> str:
         check=True,
     )
     return url
-
-
-def store_projections(engine: Any, today: dt.date) -> None:
-    """Store this month's projections as the worker does after a sync (the Overview's path)."""
-    with Session(engine) as session, session.begin():
-        stored = session.scalar(
-            select(func.count())
-            .select_from(CostProjection)
-            .where(CostProjection.month == today.replace(day=1))
-        )
-        if not stored:
-            started = time.perf_counter()
-            projections.write_projections(session=session, today=today)
-            print(f"  stored projections in {time.perf_counter() - started:.1f} s")
 
 
 def session_token(url: str) -> str:

@@ -46,14 +46,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg2
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tracker.core import migrate  # noqa: E402
 from tracker.core.db import make_engine  # noqa: E402
-from tracker.models import USAGE_NATURAL_KEY  # noqa: E402
+from tracker.models import USAGE_NATURAL_KEY, CostProjection  # noqa: E402
+from tracker.planning import projections  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DAYS = 730
@@ -223,6 +226,21 @@ def finish_migrations(url: str) -> None:
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
+
+
+def store_projections(engine: Engine, today: dt.date) -> None:
+    """Store this month's projections as the worker does after a sync (the Overview reads
+    them), unless they are there already."""
+    with Session(engine) as session, session.begin():
+        stored = session.scalar(
+            select(func.count())
+            .select_from(CostProjection)
+            .where(CostProjection.month == today.replace(day=1))
+        )
+        if not stored:
+            started = time.perf_counter()
+            projections.write_projections(session=session, today=today)
+            print(f"  stored projections in {time.perf_counter() - started:.1f} s")
 
 
 # OpenAI reports who used each key: a synthetic user per (key, model), a few per key, out of

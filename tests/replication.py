@@ -1,11 +1,13 @@
 """A real PostgreSQL streaming pair for tests: a primary made with `initdb` and a standby made
 from it with `pg_basebackup -R`, each on a free loopback port, in a temporary folder that is
-removed at the end.
+removed at the end. The test suite's `streaming_pair` fixture (tests/conftest.py) and
+bench/concurrency.py use it; it needs no pytest.
 
 A cluster of its own, not the shared server on 5432: replication needs a `replication` line
 in pg_hba.conf, and a test may pause, stop and restart the standby. PostgreSQL refuses to
 run as root, so as root the clusters run as the `postgres` user. Without the server binaries
-the tests that need a pair are skipped, except under CI=true, where they fail.
+(`unavailable` says why) the tests that need a pair are skipped, except under CI=true, where
+they fail.
 """
 
 from __future__ import annotations
@@ -17,20 +19,18 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg2
-import pytest
-
-from tests.conftest import IN_CI
 
 SERVER_USER = "postgres"  # the OS user the clusters run as when the tests run as root
 DATABASE = "tracker"
 WAIT_S = 30
+COPY_WAIT_S = 1800  # pg_basebackup of a benchmark's primary (gigabytes) takes minutes
 
 
 def free_port() -> int:
@@ -59,6 +59,7 @@ class StreamingPair:
     primary_port: int
     standby_port: int
     as_root: bool
+    settings: str = ""  # more `-c name=value` server options, for both servers
 
     def url(self, port: int) -> str:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{DATABASE}"
@@ -71,21 +72,21 @@ class StreamingPair:
     def standby_url(self) -> str:
         return self.url(self.standby_port)
 
-    def _run(self, tool: str, *args: str) -> None:
+    def _run(self, tool: str, *args: str, timeout: float = 60) -> None:
         user: dict[str, Any] = {"user": SERVER_USER, "group": SERVER_USER} if self.as_root else {}
         subprocess.run(
             [str(self.bindir / tool), *args],
             check=True,
             capture_output=True,
             cwd=self.folder,
-            timeout=60,
+            timeout=timeout,
             **user,
         )
 
     def _start(self, name: str, port: int) -> None:
         options = (
             f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c shared_buffers=32MB"
+            f"-c shared_buffers=32MB {self.settings}"
         )
         self._run(
             "pg_ctl", "-D", str(self.folder / name), "-l", str(self.folder / f"{name}.log"),
@@ -150,27 +151,34 @@ class StreamingPair:
         )
 
 
-@contextmanager
-def streaming_pair() -> Iterator[StreamingPair]:
-    """Create a primary (with an empty database `tracker`) and a streaming standby of it;
-    stop both and remove their folder at the end."""
+def unavailable() -> str | None:
+    """Why no pair can be made on this machine, or None when one can."""
     bindir = server_bindir()
-    as_root = os.geteuid() == 0
-    missing = None
     if bindir is None or not (bindir / "initdb").exists():
-        missing = "PostgreSQL's server binaries (initdb, pg_basebackup, pg_ctl) are not installed"
-    elif as_root and SERVER_USER not in {entry.pw_name for entry in pwd.getpwall()}:
-        missing = f"no {SERVER_USER!r} user to run PostgreSQL as (it refuses to run as root)"
-    if missing:
-        if IN_CI:
-            pytest.fail(missing + " (CI=true: the read-replica tests must run)")
-        pytest.skip(missing)
+        return "PostgreSQL's server binaries (initdb, pg_basebackup, pg_ctl) are not installed"
+    if os.geteuid() == 0 and SERVER_USER not in {entry.pw_name for entry in pwd.getpwall()}:
+        return f"no {SERVER_USER!r} user to run PostgreSQL as (it refuses to run as root)"
+    return None
+
+
+@contextmanager
+def streaming_pair(
+    *, settings: str = "", before_standby: Callable[[StreamingPair], None] | None = None
+) -> Iterator[StreamingPair]:
+    """Create a primary (with an empty database `tracker`) and a streaming standby of it;
+    stop both and remove their folder at the end. `settings`: more `-c name=value` server
+    options; `before_standby(pair)` fills the primary before the standby is copied from it (a
+    large load is copied as files then, not replayed). Check `unavailable()` first."""
+    if missing := unavailable():
+        raise RuntimeError(missing)
+    bindir = server_bindir()
     assert bindir is not None
+    as_root = os.geteuid() == 0
     folder = Path(tempfile.mkdtemp(prefix="tracker-replica-"))
     if as_root:
         account = pwd.getpwnam(SERVER_USER)
         os.chown(folder, account.pw_uid, account.pw_gid)
-    pair = StreamingPair(bindir, folder, free_port(), free_port(), as_root)
+    pair = StreamingPair(bindir, folder, free_port(), free_port(), as_root, settings)
     started: list[str] = []
     try:
         # initdb's pg_hba.conf trusts local and loopback connections, replication included.
@@ -179,9 +187,11 @@ def streaming_pair() -> Iterator[StreamingPair]:
         pair._start("primary", pair.primary_port)
         started.append("primary")
         pair.query(pair.primary_port, f"CREATE DATABASE {DATABASE}", dbname="postgres")
+        if before_standby is not None:
+            before_standby(pair)
         pair._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(pair.primary_port),
                   "-U", "postgres", "-D", str(folder / "standby"), "-R", "-X", "stream",
-                  "-c", "fast")  # fmt: skip
+                  "-c", "fast", timeout=COPY_WAIT_S)  # fmt: skip
         pair._start("standby", pair.standby_port)
         started.append("standby")
         pair.wait_caught_up()
