@@ -4,7 +4,7 @@ read replica (issue: "Concurrency benchmark").
 
 Usage:
     .venv/bin/python bench/concurrency.py [--url URL] [--replica-url URL]
-        [--users 1 10 25] [--processes 2] [--think 1 3] [--repeat 3] [--seed 7] [--warm]
+        [--users 1 10 25] [--processes 2] [--think 3 12] [--repeat 3] [--seed 7] [--warm]
     .venv/bin/python bench/concurrency.py --pair-rows 5000000 [the same options]
 
 The database: `--url` names an existing benchmark database (bench/generate.py makes them;
@@ -29,9 +29,12 @@ so the client stays light and the cores measure the server):
 1. sign-in: opens the app (the sign-in form), submits username and password, follows the
    `auth_redirect` to `/auth/session?code=...`, which sets the `tracker_session` cookie; timed
    from opening the app to holding the cookie;
-2. opens the app again with the cookie, landing on the Overview; after a think time (seeded,
-   uniform between the two `--think` values, 1-3 s by default) switches to the Usage
-   explorer; thinks again; switches to Exports (opens the page; prepares no file).
+2. once every person of the round has signed in, everyone walks at once: after a think time
+   (seeded, uniform between the two `--think` values, 3-12 s by default: someone reading a
+   page of figures before the next click) opens the app again with the cookie, landing on
+   the Overview; thinks again and switches to the Usage explorer; thinks again and switches
+   to Exports (opens the page; prepares no file). `--think 1 3` is a stress variant: people
+   clicking through without reading.
 A page's time runs from sending its rerun (for the Overview, from opening the websocket) to
 the server's `script_finished`: every element of the page has been sent. Each page is checked
 (its title shown, no exception); a page whose figures came from the primary because the
@@ -218,7 +221,7 @@ class Person:
     username: str
     base: str  # the app process this person's balancer sends them to
     start_at: float  # seconds after the round's start
-    thinks: tuple[float, ...]  # before each page after the first
+    thinks: tuple[float, ...]  # before each page
 
 
 @dataclass
@@ -255,14 +258,24 @@ async def sign_in(base: str, username: str) -> str:
     return await asyncio.to_thread(redeem, base, submitted.redirect)
 
 
-async def walk(person: Person, round_start: float) -> Walked:
-    """Sign in, then the pages of WALK with the person's think times between them."""
+async def arrive(person: Person, round_start: float) -> tuple[str | None, Walked]:
+    """Sign in at the person's moment of the round's first second; return the cookie."""
     walked = Walked()
     await asyncio.sleep(max(round_start + person.start_at - time.perf_counter(), 0))
     try:
         started = time.perf_counter()
         cookie = await sign_in(person.base, person.username)
         walked.sign_in = time.perf_counter() - started
+        return cookie, walked
+    except Exception as exc:  # counted and shown, the round goes on
+        walked.error = f"{person.username}: {type(exc).__name__}: {exc}"
+        return None, walked
+
+
+async def walk(person: Person, cookie: str, walked: Walked) -> Walked:
+    """The pages of WALK, each after one of the person's think times."""
+    try:
+        await asyncio.sleep(person.thinks[0])
         landed = time.perf_counter()
         async with open_session(person.base, cookie) as ws:
             pages: dict[str, str] = {}
@@ -270,7 +283,7 @@ async def walk(person: Person, round_start: float) -> Walked:
                 if index == 0:
                     run = await run_script(ws, rerun(person.base), landed)
                 else:
-                    await asyncio.sleep(person.thinks[index - 1])
+                    await asyncio.sleep(person.thinks[index])
                     message = rerun(person.base, page_hash=pages[path], page=path)
                     run = await run_script(ws, message)
                 _check(run, title)
@@ -433,15 +446,24 @@ def people(
             username=USERNAME.format(i + 1),
             base=bases[i % len(bases)],
             start_at=rng.uniform(0, 1),
-            thinks=tuple(rng.uniform(*think) for _ in WALK[1:]),
+            thinks=tuple(rng.uniform(*think) for _ in WALK),
         )
         for i in range(n)
     ]
 
 
 async def _walk_all(group: list[Person]) -> list[Walked]:
+    """Everyone signs in within the same second; once all are in, everyone walks at once."""
     start = time.perf_counter() + 0.2  # every task scheduled before the first starts
-    return list(await asyncio.gather(*(walk(p, start) for p in group)))
+    arrived = await asyncio.gather(*(arrive(p, start) for p in group))
+    return list(
+        await asyncio.gather(
+            *(
+                walk(person, cookie, walked) if cookie else asyncio.sleep(0, walked)
+                for person, (cookie, walked) in zip(group, arrived, strict=True)
+            )
+        )
+    )
 
 
 def run_round(
@@ -643,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replica-url", help="a streaming standby of --url's server")
     parser.add_argument("--users", type=int, nargs="+", default=[1, 10, 25])
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--think", type=float, nargs=2, default=[1.0, 3.0], metavar=("MIN", "MAX"))
+    parser.add_argument("--think", type=float, nargs=2, default=[3.0, 12.0], metavar=("MIN", "MAX"))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--warm", action="store_true", help="keep the warm-up's frames cached")
