@@ -26,3 +26,13 @@ def test_a_sqlite_path_under_a_file_says_what_to_do(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DatabaseUnavailable, match="cannot create the SQLite database"):
         make_engine(f"sqlite:///{blocker / 'tracker.db'}")
+
+
+def test_postgresql_connections_do_not_jit_compile(pg_databases):
+    # Compiling took longer than the dashboard's short aggregates it would speed up.
+    engine = make_engine(pg_databases.create(), connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(text("SHOW jit")) == "off"
+    finally:
+        engine.dispose()

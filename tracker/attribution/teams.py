@@ -284,6 +284,9 @@ class TeamResolver:
 
     def __init__(self, session: Session) -> None:
         self.teams = {t.name: t for t in list_teams(session=session)}
+        # Read once: a month's chargeback asks for tens of thousands of rows' teams and books.
+        self._books = {t.name: (t.cost_center, t.gl_account) for t in self.teams.values()}
+        self._found: dict[tuple[dt.date, str, str, str, str], str] = {}
         self._mappings: dict[tuple[str, str], list[MappingView]] = {}
         for m in list_mappings(session=session):
             self._mappings.setdefault((m.kind, m.value), []).append(m)
@@ -291,6 +294,13 @@ class TeamResolver:
     def team(
         self, day: dt.date, *, user: str = "", api_key: str, project: str, account: str
     ) -> str:
+        key = (day, user, api_key, project, account)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._team(day, user, api_key, project, account)
+        return found
+
+    def _team(self, day: dt.date, user: str, api_key: str, project: str, account: str) -> str:
         for kind, value in (
             ("user", user),
             ("api_key", api_key),
@@ -315,8 +325,7 @@ class TeamResolver:
 
     def books(self, team: str) -> tuple[str | None, str | None]:
         """(cost center, GL account) of a team; (None, None) for Unassigned."""
-        found = self.teams.get(team)
-        return (found.cost_center, found.gl_account) if found else (None, None)
+        return self._books.get(team, (None, None))
 
 
 # --- shared-cost rules ---------------------------------------------------------------------

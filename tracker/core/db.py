@@ -36,6 +36,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if parsed.get_backend_name() == "postgresql":
+        # No JIT compilation: the app's statements are short aggregates over the rollups, for
+        # which compiling (50-80 ms at 20M usage rows, where the planner's cost passes
+        # jit_above_cost) took longer than the query it sped up (docs/scaling.md).
+        options = kwargs.setdefault("connect_args", {})
+        options["options"] = f"{options.get('options', '')} -c jit=off".strip()
     return create_engine(url, **kwargs)
 
 
