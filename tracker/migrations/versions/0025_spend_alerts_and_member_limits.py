@@ -7,9 +7,9 @@
   member's period-to-date spend); NULL where it says nothing.
 - `email`: the member's address as the provider reports it (matched with our users).
 
-Revision ID: 0024
-Revises: 0023
-Create Date: 2026-12-14
+Revision ID: 0025
+Revises: 0024
+Create Date: 2026-12-04
 """
 
 from collections.abc import Sequence
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024"
-down_revision: str | None = "0023"
+revision: str = "0025"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
