@@ -1,7 +1,8 @@
 """Budgets & alerts (admin and finance edit, unless `BUDGETS_ADMIN_ONLY`): monthly budgets per
 organisation, service, account and team with month-to-date spend, % used and projected
-month-end; each provider's own spend limit beside our budget; the alert rules; the recent
-alert events with their delivery status, failed deliveries included.
+month-end; each provider's own spend limit (and spend alert, which only notifies) beside our
+budget, and its members' effective limits; the alert rules; the recent alert events with
+their delivery status, failed deliveries included.
 
 Budget periods are UTC calendar months; money is USD, billed where the provider reports it
 and estimated otherwise; a team's spend is its chargeback. Every change goes through
@@ -143,17 +144,20 @@ if can_edit:
 # --- the providers' own caps ------------------------------------------------------------------
 
 st.subheader("Provider spend limits")
-caps, partial = data.provider_caps()
+caps, partial, members = data.provider_caps(today)
 if caps.empty:
     st.caption(
-        "No provider spend limit read yet. Each sync reads them for OpenAI, Anthropic, "
-        "GitHub Copilot (budgets), xAI and Mistral accounts."
+        "No provider spend limit read yet. Each sync reads them for OpenAI (with its spend "
+        "alerts), Anthropic (with its members' effective limits), GitHub Copilot (budgets), "
+        "xAI and Mistral accounts."
     )
 else:
     st.caption(
         "The provider's cap on each whole account, as its last sync read it, beside our "
         "monthly budget (the account's, else its provider's when it is the only account). "
-        "An alert rule of kind spendlimit warns when the cap is below the budget or missing."
+        "A provider's spend alert only emails: it is shown beside the cap, never taken for "
+        "one. An alert rule of kind spendlimit warns when the cap is below the budget or "
+        "missing."
     )
     ui.table(
         caps,
@@ -166,6 +170,13 @@ else:
             "currency": st.column_config.TextColumn("Currency"),
             "period": st.column_config.TextColumn("Per"),
             "enforcement": st.column_config.TextColumn("Enforcement"),
+            "provider_alert": st.column_config.NumberColumn(
+                "Provider alert",
+                format="%.2f",
+                help="The lowest spend alert on the whole account (USD a month): the "
+                "provider emails when spend passes it, and stops nothing",
+            ),
+            "alert_status": st.column_config.TextColumn("Alert vs budget"),
             "budget": ui.money_column("Our budget"),
             "budget_from": st.column_config.TextColumn("Budget of"),
             "status": st.column_config.TextColumn("Comparison"),
@@ -190,6 +201,36 @@ else:
                     "enforcement": st.column_config.TextColumn("Enforcement"),
                 },
             )
+if not members.empty:
+    with st.expander(f"Members' effective limits ({len(members)})"):
+        st.caption(
+            "The limit that applies to each member at the provider, per period, where it "
+            "comes from, and the member's spend so far in the period as the provider "
+            "counts it. A member is matched with a user here by email; the team is where "
+            "their spend goes (Chargeback mappings)."
+        )
+        ui.table(
+            members,
+            {
+                "account": st.column_config.TextColumn("Account"),
+                "provider": st.column_config.TextColumn("Provider"),
+                "member": st.column_config.TextColumn("Member"),
+                "email": st.column_config.TextColumn("Email"),
+                "user": st.column_config.TextColumn("User here"),
+                "team": st.column_config.TextColumn("Team"),
+                "limit": st.column_config.NumberColumn(
+                    "Effective limit", format="%.2f", help="Empty: no limit for that period"
+                ),
+                "spent": st.column_config.NumberColumn("Spent this period", format="%.2f"),
+                "used_pct": st.column_config.ProgressColumn(
+                    "Used", format="%.1f%%", min_value=0, max_value=100
+                ),
+                "currency": st.column_config.TextColumn("Currency"),
+                "period": st.column_config.TextColumn("Per"),
+                "source": st.column_config.TextColumn("From", width="large"),
+                "read_at": ui.datetime_column("Read (UTC)"),
+            },
+        )
 
 # --- rules -------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from tracker.alerts import delivery, evaluate, rules
 from tracker.core.config import Settings, load_settings
 from tracker.core.crypto import CredentialCipher
 from tracker.core.db import make_engine, make_session_factory
-from tracker.core.errors import InvalidInput
+from tracker.core.errors import InvalidInput, NotFound
 from tracker.models import Account, AlertEvent, Anomaly, SyncRun
 from tracker.planning import budgets
 from tracker.providers import ratelimits
@@ -275,6 +275,12 @@ def test_rules_need_a_channel_and_a_known_scope(session):
     with pytest.raises(InvalidInput, match="scope"):
         rules.add_rule(
             cipher=CIPHER, session=session, kind="budget", scope="x:y", channels=["email:a@b.co"]
+        )
+    add_account(session, "prod")
+    # The app shows the message too: it names the accounts there are, not a command.
+    with pytest.raises(NotFound, match=r"^no account named 'prd' \(accounts: prod\)$"):
+        rules.add_rule(
+            session=session, kind="budget", scope="account:prd", channels=["email:a@b.co"]
         )
 
 
@@ -553,13 +559,12 @@ def test_a_team_budget_alert_fires_at_its_threshold(session):
 
 def test_team_scopes_fit_budget_kinds_and_known_teams_only(session):
     from tracker.attribution import teams
-    from tracker.core.errors import NotFound
 
     teams.add_team(session=session, name="Web", actor="t")
     channels = ["email:finance@example.org"]
     with pytest.raises(InvalidInput, match="budget and projected kinds only"):
         rules.add_rule(session=session, kind="quota", scope="team:Web", channels=channels)
-    with pytest.raises(NotFound, match="teams list"):
+    with pytest.raises(NotFound, match="teams: Web"):
         rules.add_rule(session=session, kind="budget", scope="team:Ghost", channels=channels)
 
 

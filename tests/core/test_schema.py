@@ -217,3 +217,65 @@ def test_the_list_cost_column_migrates_down_and_up(
     migrate.upgrade(engine)
     assert "list_cost" in columns()
     engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_spend_limit_kinds_migrate_down_and_up(
+    backend: str, tmp_path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'limits.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_databases").create()
+    )
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0023")
+    with engine.begin() as conn:
+        service_id = conn.execute(text("SELECT id FROM services WHERE name = 'openai'")).scalar()
+        conn.execute(
+            text(
+                "INSERT INTO accounts (service_id, name, credential_encrypted, credential_last4,"
+                " status, created_at, updated_at) VALUES (:s, 'a', 'x', '', 'active',"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"s": service_id},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO provider_spend_limits (account_id, scope, amount, currency, period,"
+                " account_wide, readable, read_at) SELECT id, '', 150, 'USD', 'month', true,"
+                " true, CURRENT_TIMESTAMP FROM accounts"
+            )
+        )
+    migrate.upgrade(engine)
+
+    def kinds() -> list[tuple[str, str]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT scope, kind FROM provider_spend_limits ORDER BY scope")
+            )
+            return [(scope, kind) for scope, kind in rows]
+
+    assert kinds() == [("", "cap")]  # every limit read before alerts was a cap
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO provider_spend_limits (account_id, scope, amount, currency, period,"
+                " account_wide, readable, read_at, kind) SELECT account_id, 'alert:a', 90,"
+                " 'USD', 'month', true, true, read_at, 'alert' FROM provider_spend_limits"
+            )
+        )
+        with pytest.raises(IntegrityError):
+            with conn.begin_nested():
+                conn.execute(text("UPDATE provider_spend_limits SET kind = 'hint'"))
+    config = migrate.alembic_config(str(engine.url))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0023")
+    columns = {c["name"] for c in inspect(engine).get_columns("provider_spend_limits")}
+    assert not {"kind", "spent", "email"} & columns
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT scope FROM provider_spend_limits")).scalars().all() == [""]
+    migrate.upgrade(engine)
+    assert kinds() == [("", "cap")]
+    engine.dispose()

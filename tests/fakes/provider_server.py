@@ -9,9 +9,9 @@ between passes. Every request is recorded so tests can count them.
 Routes (base URL of an account -> path):
 - OpenAI      `<url>/v1`      /organization/usage/<endpoint>, /organization/costs,
                               /organization/projects, /organization/users,
-                              /organization[/projects/<id>]/spend_limit
+                              /organization[/projects/<id>]/spend_limit, /spend_alerts
 - Anthropic   `<url>`         /v1/organizations/usage_report/messages, /cost_report, /me,
-                              /spend_limits
+                              /spend_limits[/effective]
 - GitHub      `<url>`         /orgs/<org>/copilot/billing[/seats],
                               /organizations/<org>/settings/billing/<report>/usage, /budgets
 - OpenRouter  `<url>/api/v1`  /key, /credits, /activity
@@ -188,6 +188,15 @@ class ProviderServer:
         self.anthropic_spend_limits: list[dict[str, Any]] = load("anthropic/spend_limits.json")[
             "data"
         ]
+        # OpenAI's organisation spend alerts (listed `after` an id; None: the key may not,
+        # 403) and Anthropic's members' effective limits (paged by member; None: not an
+        # Enterprise organisation, 400).
+        self.openai_spend_alerts: list[dict[str, Any]] | None = load("openai/spend_alerts.json")[
+            "data"
+        ]
+        self.anthropic_effective_limits: list[dict[str, Any]] | None = load(
+            "anthropic/spend_limits_effective.json"
+        )["data"]
         self.github_budgets: list[dict[str, Any]] = load("github/budgets.json")["budgets"]
         self.openrouter_activity = load("openrouter/activity.json")
         self.openrouter_credits = load("openrouter/credits.json")
@@ -317,6 +326,8 @@ class ProviderServer:
         if path.startswith("/v1/organization/projects/") and path.endswith("/spend_limit"):
             found = self.openai_project_limits.get(path.split("/")[4])
             return not_found if found is None else Reply(200, copy.deepcopy(found))
+        if path == "/v1/organization/spend_alerts":
+            return self._openai_alerts(q)
         if path == "/v1/organization/projects":
             return Reply(200, load("openai/organization_projects.json"))
         if path == "/v1/organization/users":
@@ -347,6 +358,25 @@ class ProviderServer:
         body = self._page(selected, q, default_limit=7)
         return Reply(200, {"object": "page", **body})
 
+    def _openai_alerts(self, q: dict[str, list[str]]) -> Reply:
+        """`GET /organization/spend_alerts` as documented: a list object, `limit` (default
+        20) alerts `after` the given id, `first_id`/`last_id`/`has_more`."""
+        if self.openai_spend_alerts is None:
+            return Reply(403, {"error": {"message": "Missing scopes: api.spend_alerts.read",
+                                         "type": "invalid_request_error"}})  # fmt: skip
+        alerts = self.openai_spend_alerts
+        ids = [a["id"] for a in alerts]
+        start = ids.index(q["after"][0]) + 1 if "after" in q else 0
+        size = min(int(q.get("limit", ["20"])[0]), self.page_size)
+        chunk = copy.deepcopy(alerts[start : start + size])
+        return Reply(200, {
+            "object": "list",
+            "data": chunk,
+            "first_id": chunk[0]["id"] if chunk else None,
+            "last_id": chunk[-1]["id"] if chunk else None,
+            "has_more": start + size < len(alerts),
+        })  # fmt: skip
+
     # --- Anthropic --------------------------------------------------------------------------
 
     def _anthropic(self, path: str, q: dict[str, list[str]], headers: dict[str, str]) -> Reply:
@@ -360,6 +390,8 @@ class ProviderServer:
             if headers.get("anthropic-beta") != "spend-limit-reads-2026-09-26":
                 return Reply(400, {"type": "error", "error": {"message": "beta header needed"}})
             return Reply(200, self._page(self.anthropic_spend_limits, q, default_limit=20))
+        if path == "/v1/organizations/spend_limits/effective":
+            return self._anthropic_effective(q)
         if path == ANALYTICS_COST:
             return self._anthropic_analytics(q, headers)
         if path == "/v1/organizations/usage_report/messages":
@@ -401,6 +433,20 @@ class ProviderServer:
         rows = [r for r in self.anthropic_analytics if start <= _iso(r["starting_at"]) < end]
         body = self._page(rows, q, default_limit=20)
         body["data_refreshed_at"] = "2026-12-03T09:00:00Z"
+        return Reply(200, body)
+
+    def _anthropic_effective(self, q: dict[str, list[str]]) -> Reply:
+        """`GET /v1/organizations/spend_limits/effective` as documented: no beta header,
+        `limit` members a page (a member's period rows never split across pages), the
+        `next_page` cursor; a Console organisation gets 400 (here: None, 400)."""
+        if self.anthropic_effective_limits is None:
+            return _anthropic_error(400, "organization_type_not_supported: Enterprise only")
+        members: dict[str, list[dict[str, Any]]] = {}
+        for row in self.anthropic_effective_limits:
+            members.setdefault(row["actor"].get("user_id", ""), []).append(row)
+        body = self._page(list(members.values()), q, default_limit=20)
+        body["data"] = [row for rows in body["data"] for row in rows]
+        del body["has_more"]  # the documented page has only `data` and `next_page`
         return Reply(200, body)
 
     def _page(self, buckets: list[Any], q: dict[str, list[str]], default_limit: int) -> Any:

@@ -1,6 +1,7 @@
 """Sync of the providers whose billing APIs give more than daily usage: xAI's spend, balance
 and invoices land once however often the sync runs, and an unreadable answer stores nothing;
-Mistral's months are rewritten whole."""
+Mistral's months are rewritten whole; OpenAI's caps and spend alerts and Anthropic's members'
+effective limits are stored as each sync reads them."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from tests.factories import add_user
 from tests.fakes.mistral_server import DEFAULT, MISTRAL_KEY, MistralServer
-from tests.fakes.provider_server import OPENAI_KEY, Reply
+from tests.fakes.provider_server import ANTHROPIC_KEY, OPENAI_KEY, Reply
 from tests.fakes.xai_server import PREFIX, XAI_KEY, XAI_TEAM, XAIServer
 from tracker.core.runtime import Runtime
 from tracker.costs.invoices import MatchStatus, add_invoice, list_invoices
 from tracker.ingest import sync
 from tracker.models import Account, AuditLog, Invoice, ProviderSpendLimit, UsageRecord
+from tracker.planning.spend_limits import AlertCheck, Drift, compare_caps, member_limits
 from tracker.providers import accounts
 from tracker.providers.base import make_http_session
 
@@ -256,8 +259,46 @@ def test_openai_sync_records_the_organisation_and_project_limits(runtime, server
     assert sync.sync_account(runtime, account_id, start=AUG1, end=AUG3, http=http).ok
     assert limits(runtime, account_id) == [
         ("", Decimal(1500), True),
+        ("alert:alert_abc123", Decimal(1000), True),  # alerts: stored, never caps
+        ("alert:alert_def456", Decimal(1750), True),
+        ("alert:alert_ghi789", Decimal(500), True),
         ("project:proj_3bW8cRt5Yp2Nd6", Decimal(200), False),
     ]
     server.openai_spend_limit = None  # removed at OpenAI: the sync records that none is set
     assert sync.sync_account(runtime, account_id, start=AUG1, end=AUG3, http=http).ok
     assert limits(runtime, account_id)[0] == ("", None, True)
+    with runtime.session_factory.begin() as session:
+        session.get(Account, account_id).monthly_budget = Decimal(800)
+    with runtime.session_factory() as session:
+        (found,) = compare_caps(session=session)
+    assert (found.status, found.cap, found.alert) == (Drift.NO_CAP, None, Decimal(500))
+    assert found.alert_status is AlertCheck.WITHIN
+    assert "its spend alert at $500.00 only notifies" in found.note
+
+
+def test_anthropic_sync_records_its_members_effective_limits(runtime, server, http):
+    with runtime.session_factory.begin() as session:
+        account_id = accounts.add_account(
+            session=session,
+            cipher=runtime.cipher,
+            provider="anthropic",
+            name="claude-enterprise",
+            api_key=ANTHROPIC_KEY,
+            base_url=server.url,
+        ).id
+        add_user(session, "alice", "viewer").email = "Alice@Example.com"
+    assert sync.sync_account(runtime, account_id, start=AUG1, end=AUG3, http=http).ok
+    with runtime.session_factory() as session:
+        found = member_limits(session=session, today=AUG3)
+    assert [(m.member, m.user, m.amount, m.period) for m in found] == [
+        ("Alice Example", "alice", Decimal(500), "month"),
+        ("Alice Example", "alice", Decimal(50), "day"),
+        ("Bob Example", None, Decimal(200), "month"),
+        ("user_01Gone0000000000000000008 (deleted)", None, None, "month"),
+    ]
+    server.anthropic_effective_limits = None  # no longer readable: said so, not "no limit"
+    assert sync.sync_account(runtime, account_id, start=AUG1, end=AUG3, http=http).ok
+    with runtime.session_factory() as session:
+        (unread,) = member_limits(session=session, today=AUG3)
+    assert (unread.readable, unread.amount) == (False, None)
+    assert "400" in unread.source

@@ -26,7 +26,7 @@ from tests.fakes.provider_server import (
     load,
 )
 from tests.ingest.conftest import MAX_RETRIES, TODAY  # noqa: E402 (shared with the fixtures)
-from tracker.core.errors import InvalidInput
+from tracker.core.errors import InvalidInput, NotFound
 from tracker.core.runtime import Runtime
 from tracker.ingest import sync
 from tracker.ingest.csv_import import import_csv
@@ -119,6 +119,12 @@ def account(runtime: Runtime, account_id: int) -> Account:
         found = session.get(Account, account_id)
         assert found is not None
         return found
+
+
+def test_an_unknown_account_name_lists_the_accounts(runtime, server):
+    add_openai(runtime, server)
+    with pytest.raises(NotFound, match=r"^no account named 'openai' \(accounts: openai-prod\)$"):
+        sync.run_sync(runtime, account_name="openai", start=AUG1, end=AUG3)
 
 
 def test_openai_and_anthropic_billed_totals_match_to_the_cent(runtime, server):

@@ -53,7 +53,18 @@ def test_money_formats():
 
 
 def test_unknown_account_is_not_found(session):
-    with pytest.raises(NotFound, match="accounts list"):
+    # Shown by the app and the CLI alike: the message names the accounts, not a command.
+    with pytest.raises(
+        NotFound, match="no account named 'ghost' \\(no account is connected yet\\)"
+    ):
+        budgets.set_budget(session=session, scope="account:ghost", monthly=Decimal(1))
+    for name in ("beta", "alpha"):
+        add_account(session, name)
+    with pytest.raises(NotFound, match="\\(accounts: alpha, beta\\)$"):
+        budgets.set_budget(session=session, scope="account:ghost", monthly=Decimal(1))
+    for i in range(12):
+        add_account(session, f"extra-{i:02d}")
+    with pytest.raises(NotFound, match="extra-09 and 2 more\\)$"):
         budgets.set_budget(session=session, scope="account:ghost", monthly=Decimal(1))
 
 

@@ -134,8 +134,8 @@ def test_set_get_and_list_a_team_budget(org) -> None:
     assert "team:Web" not in {v.scope for v in budgets.list_budgets(session=session, today=TODAY)}
 
 
-def test_an_unknown_team_says_how_to_list_teams(org) -> None:
-    with pytest.raises(NotFound, match="python -m tracker teams list"):
+def test_an_unknown_team_names_the_teams(org) -> None:
+    with pytest.raises(NotFound, match="no team named 'Ghost' \\(teams: "):
         budgets.set_budget(session=org, scope="team:Ghost", monthly="5")
     with pytest.raises(InvalidInput, match="team:NAME"):
         budgets.parse_scope("team:")
@@ -196,7 +196,7 @@ def test_cli_sets_a_team_budget(cli, committed_db) -> None:
     listed = {row["scope"]: row for row in json.loads(cli("budgets", "list", "--json").out)}
     assert listed["team:Web"]["monthly_budget"] == "500.00"
     bad = cli("budgets", "set", "team:Ghost", "5")
-    assert bad.code == 1 and "teams list" in bad.err
+    assert bad.code == 1 and "no team named 'Ghost' (teams: Web)" in bad.err
     for argv in (("team:Web",), ("team:Web", "5", "--clear"), ("5",)):
         wrong = cli("budgets", "set", *argv)
         assert wrong.code == 1 and "budgets set team:Web 500" in wrong.err, argv

@@ -8,6 +8,7 @@ import datetime as dt
 import socket
 from decimal import ROUND_HALF_UP, Decimal
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -21,7 +22,7 @@ from tests.ui.test_app import AppAs, errors, metrics, today
 from tracker.alerts import rules as alert_rules
 from tracker.alerts.notify import open_channel
 from tracker.core.crypto import CredentialCipher
-from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, Setting
+from tracker.models import Account, AlertEvent, AlertRule, Anomaly, AuditLog, LimitKind, Setting
 from tracker.planning import projections
 from tracker.providers.accounts import add_account
 from tracker.providers.billing import SpendLimit, record_spend_limits
@@ -224,6 +225,53 @@ def test_each_provider_cap_is_shown_beside_our_budget(app_as: AppAs, seeded_db: 
     assert (cents(row["provider_cap"]), cents(row["budget"])) == (Decimal(60), Decimal(100))
     assert "Caps on parts of accounts (1)" in [e.label for e in at.expander]
     assert "spendlimit" in " ".join(str(o) for o in at.selectbox(key="rule_kind").options)
+
+
+def test_provider_alerts_and_members_limits_are_shown_apart_from_caps(
+    app_as: AppAs, seeded_db: Engine
+) -> None:
+    with Session(seeded_db) as session, session.begin():
+        ids = {name: id_ for name, id_ in session.execute(select(Account.name, Account.id))}
+        now = dt.datetime.now(dt.UTC)
+        alerts = [
+            SpendLimit(scope="alert:a1", amount=Decimal(150), enforcement="alert only",
+                       kind=LimitKind.ALERT),
+            SpendLimit(scope="alert:a2", amount=Decimal(300), enforcement="alert only",
+                       kind=LimitKind.ALERT),
+        ]  # fmt: skip
+        record_spend_limits(session, ids["OpenAI Prod"], alerts, now)  # no cap, two alerts
+        members = [
+            SpendLimit(scope="member:user_a:month", scope_name="Alice A", email="alice@example.org",
+                       amount=Decimal(40), spent=Decimal("10.00"), account_wide=False,
+                       kind=LimitKind.MEMBER, note="from seat tier premium"),
+            SpendLimit(scope="member:user_z:month", scope_name="Zed", email="zed@example.com",
+                       amount=None, spent=Decimal(0), account_wide=False,
+                       kind=LimitKind.MEMBER, note="no limit for this period"),
+        ]  # fmt: skip
+        record_spend_limits(session, ids["Anthropic Team"], members, now)
+    at = app_as("fin", "finance")
+    at.switch_page(BUDGETS).run()
+    assert not at.exception
+    caps = next(d.value for d in at.dataframe if "provider_alert" in d.value.columns)
+    openai = caps.set_index("account").loc["OpenAI Prod"]
+    # The alerts are not a cap: no cap at OpenAI, and the first alert comes after our $100.
+    assert openai["status"] == "No cap at the provider" and pd.isna(openai["provider_cap"])
+    assert cents(openai["provider_alert"]) == Decimal(150)
+    assert openai["alert_status"] == "Alert only, above budget"
+    assert "only notifies" in openai["note"]
+    anthropic = caps.set_index("account").loc["Anthropic Team"]
+    assert pd.isna(anthropic["alert_status"])  # Anthropic keeps no spend alerts
+    assert "Members' effective limits (2)" in [e.label for e in at.expander]
+    shown = next(d.value for d in at.dataframe if "member" in d.value.columns)
+    shown = shown.set_index("member")
+    assert (shown.at["Alice A", "user"], cents(shown.at["Alice A", "limit"])) == (
+        "alice",
+        Decimal(40),
+    )
+    assert shown.at["Alice A", "used_pct"] == pytest.approx(25.0)
+    assert shown.at["Alice A", "source"] == "from seat tier premium"
+    assert pd.isna(shown.at["Zed", "user"]) and pd.isna(shown.at["Zed", "limit"])
+    assert "Caps on parts of accounts" not in " ".join(e.label for e in at.expander)
 
 
 def test_admin_sets_a_budget_and_manages_a_rule(app_as: AppAs, seeded_db: Engine) -> None:

@@ -42,18 +42,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracker.alerts.notify import parse_channel, reseal, seal
+from tracker.attribution.teams import get_team
 from tracker.core import audit
 from tracker.core.crypto import CredentialCipher
 from tracker.core.errors import InvalidInput, NotFound
 from tracker.models import (
-    Account,
     AlertEvent,
     AlertRule,
-    Team,
 )
 from tracker.planning.budgets import (
     parse_scope,
 )
+from tracker.providers.accounts import get_account
 
 
 class AlertKind(StrEnum):
@@ -160,25 +160,19 @@ def add_rule(
     if kind not in KINDS:
         raise InvalidInput(f"unknown alert kind {kind!r}; use one of {', '.join(KINDS)}")
     parsed_scope = parse_scope(scope)
-    if (
-        parsed_scope.kind == "account"
-        and session.scalar(select(Account.id).where(Account.name == parsed_scope.name)) is None
-    ):
-        raise NotFound(f"no account named {parsed_scope.name!r}; see `accounts list`")
+    if parsed_scope.kind == "account":
+        get_account(session=session, name=parsed_scope.name)  # NotFound, naming the accounts
     if parsed_scope.kind == "team":
         if kind not in TEAM_KINDS:
             raise InvalidInput(
                 f"a team scope fits the {' and '.join(TEAM_KINDS)} kinds only (a team's spend "
                 f"is its chargeback); for {kind} use org, service:PROVIDER or account:NAME"
             )
-        if session.scalar(select(Team.id).where(Team.name == parsed_scope.name)) is None:
-            raise NotFound(
-                f"no team named {parsed_scope.name!r}; see `python -m tracker teams list`"
-            )
+        get_team(session=session, name=parsed_scope.name)  # NotFound, naming the teams
     value = _parse_threshold(kind, threshold)
     parsed_channels = [parse_channel(c) for c in channels]
     if not parsed_channels:
-        raise InvalidInput("give at least one --channel email:ADDRESS, slack:URL or webhook:URL")
+        raise InvalidInput("give at least one channel: email:ADDRESS, slack:URL or webhook:URL")
     if len({str(c) for c in parsed_channels}) != len(parsed_channels):
         raise InvalidInput("the same channel was given twice")
     if cipher is None and any(c.type != "email" for c in parsed_channels):

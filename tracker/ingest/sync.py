@@ -55,7 +55,12 @@ from tracker.models import (
     UsageRecord,
     utcnow,
 )
-from tracker.providers.accounts import claim_organization, connector_for, record_rate_limits
+from tracker.providers.accounts import (
+    claim_organization,
+    connector_for,
+    get_account,
+    record_rate_limits,
+)
 from tracker.providers.base import (
     Connector,
     Deadline,
@@ -154,8 +159,8 @@ def run_sync(
         if account_name is not None:
             query = query.where(Account.name == account_name)
         accounts = session.execute(query).all()
-    if account_name is not None and not accounts:
-        raise NotFound(f"no account named {account_name!r}; see `python -m tracker accounts list`")
+        if account_name is not None and not accounts:
+            get_account(session=session, name=account_name)  # NotFound, naming the accounts
     session_http = http or http_session_for(runtime)
     summary = SyncSummary()
     for account_id, _name, status in accounts:

@@ -585,4 +585,5 @@ from tracker.models.identity import SsoRoleMapping as SsoRoleMapping  # noqa: E4
 from tracker.models.identity import UserToken as UserToken  # noqa: E402
 from tracker.models.invoices import Invoice as Invoice  # noqa: E402
 from tracker.models.invoices import InvoiceSource as InvoiceSource  # noqa: E402
+from tracker.models.limits import LimitKind as LimitKind  # noqa: E402
 from tracker.models.limits import ProviderSpendLimit as ProviderSpendLimit  # noqa: E402

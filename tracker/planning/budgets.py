@@ -27,10 +27,11 @@ from sqlalchemy.orm import Session
 from tracker.attribution.chargeback import team_daily, team_spend
 from tracker.attribution.teams import get_team
 from tracker.core import audit
-from tracker.core.errors import InvalidInput, NotFound
+from tracker.core.errors import InvalidInput
 from tracker.core.units import month_bounds, parse_money, to_dollars
 from tracker.costs.spend import micros
 from tracker.models import Account, Service, Setting, Team, UsageDaily, all_tokens, utcnow
+from tracker.providers.accounts import get_account
 from tracker.providers.registry import PROVIDERS, display_name, ensure_service
 
 # The organisation's monthly budget (USD) in the `settings` table; when it is not set, the
@@ -101,23 +102,6 @@ def parse_scope(raw: str | None) -> Scope:
     return Scope(kind, name)
 
 
-def _account(session: Session, name: str) -> Account:
-    account = session.scalar(select(Account).where(Account.name == name))
-    if account is None:
-        raise NotFound(f"no account named {name!r}; see `python -m tracker accounts list`")
-    return account
-
-
-def _team(session: Session, name: str) -> Team:
-    try:
-        return get_team(session=session, name=name)
-    except NotFound:
-        raise NotFound(
-            f"no team named {name!r}; see `python -m tracker teams list` (or add it on the "
-            "Chargeback page)"
-        ) from None
-
-
 def _service_budget(session: Session, name: str) -> Decimal | None:
     return session.scalar(select(Service.monthly_budget).where(Service.name == name))
 
@@ -143,9 +127,9 @@ def set_budget(
     elif parsed.kind == "service":
         ensure_service(session, parsed.name).monthly_budget = value
     elif parsed.kind == "team":
-        _team(session, parsed.name).monthly_budget = value
+        get_team(session=session, name=parsed.name).monthly_budget = value
     else:
-        _account(session, parsed.name).monthly_budget = value
+        get_account(session=session, name=parsed.name).monthly_budget = value
     audit.record(
         session=session,
         actor=actor,
@@ -165,8 +149,8 @@ def get_budget(*, session: Session, scope: str | Scope) -> Decimal | None:
     if parsed.kind == "service":
         return _service_budget(session, parsed.name)
     if parsed.kind == "team":
-        return _team(session, parsed.name).monthly_budget
-    return _account(session, parsed.name).monthly_budget
+        return get_team(session=session, name=parsed.name).monthly_budget
+    return get_account(session=session, name=parsed.name).monthly_budget
 
 
 # --- spend -------------------------------------------------------------------------------------

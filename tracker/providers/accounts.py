@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tracker.core import audit
@@ -136,12 +136,30 @@ _NO_KEY = (
 )
 
 
+MAX_NAMED_ACCOUNTS = 12  # an unknown name's message lists at most this many
+
+
 def get_account(*, session: Session, name: str) -> Account:
+    """The account named `name`; unknown: NotFound naming the accounts there are (the app
+    and the CLI show the message alike, so it names no command and no page)."""
     account = session.scalar(select(Account).where(Account.name == name))
     if account is None:
-        # Shown by the app and the CLI alike, so it names no command.
-        raise NotFound(f"no account named {name!r}; check the name in the list of accounts")
+        raise NotFound(f"no account named {name!r} ({known_accounts(session)})")
     return account
+
+
+def known_accounts(session: Session) -> str:
+    """The account names, for a message about a name that is not one: "accounts: A, B"."""
+    names = list(
+        session.scalars(select(Account.name).order_by(Account.name).limit(MAX_NAMED_ACCOUNTS + 1))
+    )
+    if not names:
+        return "no account is connected yet"
+    if len(names) > MAX_NAMED_ACCOUNTS:
+        total = session.scalar(select(func.count()).select_from(Account)) or 0
+        more = total - MAX_NAMED_ACCOUNTS
+        return f"accounts: {', '.join(names[:MAX_NAMED_ACCOUNTS])} and {more} more"
+    return f"accounts: {', '.join(names)}"
 
 
 def add_account(

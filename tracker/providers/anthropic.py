@@ -29,7 +29,12 @@ Rows produced, on UTC days:
   not in the cost report (Anthropic's documented limitation).
 - Spend limits (`fetch_spend_limits`, beta header `spend-limit-reads-2026-09-26`): every
   scope's cap, cents; the organisation's (and a Console organisation's usage-tier cap)
-  bound the whole account.
+  bound the whole account. Then each member's effective limit per period
+  (`/v1/organizations/spend_limits/effective`, paged by member; Claude Enterprise
+  organisations): the cap that applies to the member, where it comes from (the member's
+  own, a seat tier's, a group's, the organisation's default) and the member's spend so
+  far in the period. A key or organisation it is not for (400, 403, 404) is recorded as
+  not readable, never as "no limit".
 
 `workspace_id` null means the default workspace and `api_key_id` null means Console/Workbench
 usage; both are stored as ''.
@@ -45,7 +50,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from tracker.core import units
-from tracker.models import LINE_ITEM
+from tracker.models import LINE_ITEM, LimitKind
 from tracker.providers.base import (
     Connector,
     ProviderAuthError,
@@ -72,6 +77,9 @@ CENTS = Decimal(100)
 SPEND_LIMITS_BETA = "spend-limit-reads-2026-09-26"
 SPEND_LIMIT_PAGE = 1000  # the most one page may hold
 MAX_SPEND_LIMIT_PAGES = 1000
+SPEND_LIMITS = "/v1/organizations/spend_limits"
+EFFECTIVE_LIMITS = "/v1/organizations/spend_limits/effective"
+REFUSALS = (400, 403, 404)  # the key, the organisation's type or the beta is not allowed
 # The scopes whose cap bounds everything the organisation spends.
 ORGANISATION_SCOPES = {"organization": "", "usage_tier": "usage_tier"}
 PERIODS = {"monthly": "month", "daily": "day", "weekly": "week"}
@@ -130,35 +138,58 @@ class AnthropicConnector(Connector):
         return f"anthropic:{org_id}" if org_id else None
 
     def fetch_spend_limits(self) -> list[SpendLimit]:
-        """The organisation's spend limits (`/v1/organizations/spend_limits`, beta), every
-        page. A key that may not list them (documented for Claude Enterprise organisations;
-        Console ones in early access) is recorded as not readable."""
-        found: list[SpendLimit] = []
-        params: dict[str, Any] = {"limit": SPEND_LIMIT_PAGE}
-        seen: set[str] = set()
+        """The organisation's spend limits, then its members' effective limits."""
+        return self._organisation_limits() + self._member_limits()
+
+    def _organisation_limits(self) -> list[SpendLimit]:
+        """Every scope's configured limit (`/v1/organizations/spend_limits`, beta). A key
+        that may not list them (documented for Claude Enterprise organisations; Console
+        ones in early access) is recorded as not readable."""
         self.beta = SPEND_LIMITS_BETA
         try:
-            for _ in range(MAX_SPEND_LIMIT_PAGES):
-                body = self.get_object("/v1/organizations/spend_limits", params)
-                data = body.get("data")
-                if not isinstance(data, list):
-                    raise ProviderResponseError("anthropic: the spend limits have no data list")
-                found.extend(_spend_limit(item) for item in data)
-                cursor = body.get("next_page")
-                if not cursor or body.get("has_more") is False:
-                    return found
-                if str(cursor) in seen:
-                    raise ProviderResponseError("anthropic repeated a spend limits page cursor")
-                seen.add(str(cursor))
-                params = {"limit": SPEND_LIMIT_PAGE, "page": str(cursor)}
-            raise ProviderResponseError("anthropic: the spend limits did not end")
+            return [_spend_limit(item) for item in self._listed(SPEND_LIMITS, "spend limits")]
         except (ProviderPermissionError, ProviderResponseError) as exc:
-            if exc.status not in (400, 403, 404):
+            if exc.status not in REFUSALS:
                 raise
             note = f"Anthropic does not let this key list spend limits: {exc}"
             return [SpendLimit(readable=False, note=note)]
         finally:
             self.beta = None
+
+    def _member_limits(self) -> list[SpendLimit]:
+        """Each member's effective limit per period (documented without a beta header).
+        Refused (a Console organisation: 400; the key: 403; 404): one row saying the
+        members' limits could not be read, which is not "no limit"."""
+        try:
+            items = self._listed(EFFECTIVE_LIMITS, "effective limits")
+        except (ProviderPermissionError, ProviderResponseError) as exc:
+            if exc.status not in REFUSALS:
+                raise
+            note = f"Anthropic does not let this key read its members' effective limits: {exc}"
+            return [SpendLimit(scope="members", kind=LimitKind.MEMBER, account_wide=False,
+                               readable=False, note=note)]  # fmt: skip
+        return [_member_limit(item) for item in items]
+
+    def _listed(self, path: str, what: str) -> list[Any]:
+        """The items of every page of a `data`/`next_page` listing (its `has_more` may be
+        absent: the cursor decides), a thousand a page."""
+        items: list[Any] = []
+        params: dict[str, Any] = {"limit": SPEND_LIMIT_PAGE}
+        seen: set[str] = set()
+        for _ in range(MAX_SPEND_LIMIT_PAGES):
+            body = self.get_object(path, params)
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise ProviderResponseError(f"anthropic: the {what} have no data list")
+            items.extend(data)
+            cursor = body.get("next_page")
+            if not cursor or body.get("has_more") is False:
+                return items
+            if str(cursor) in seen:
+                raise ProviderResponseError(f"anthropic repeated a {what} page cursor")
+            seen.add(str(cursor))
+            params = {"limit": SPEND_LIMIT_PAGE, "page": str(cursor)}
+        raise ProviderResponseError(f"anthropic: the {what} did not end")
 
     def fetch_usage(self, start: dt.date, end: dt.date) -> Iterator[UsageRow]:
         """Yield usage rows then billed rows for UTC days in [start, end)."""
@@ -384,4 +415,64 @@ def _spend_limit(item: Any) -> SpendLimit:
         enforcement="enabled" if enabled else "switched off",
         account_wide=wide,
         note=None if enabled else "switched off at Anthropic: it caps nothing until switched on",
+    )
+
+
+# Where a member's effective limit comes from, as the page says it (`source.type`).
+SOURCES = {
+    "user": "the member's own limit",
+    "seat_tier": "seat tier",
+    "rbac_group": "group",
+    "organization_service": "organisation default for",
+    "organization": "the organisation's default",
+    "workspace": "workspace",
+}
+
+
+def _member_limit(item: Any) -> SpendLimit:
+    """One member's effective limit for one period: `amount` and `period_to_date_spend` are
+    cents as decimal strings (`amount` null: no limit applies for that period); the actor
+    is a user (`user_id`, `email_address`, `name`) or a scoped Admin API key."""
+    if not isinstance(item, dict) or not isinstance(item.get("actor"), dict):
+        raise ProviderResponseError("anthropic: an effective limit has no actor")
+    actor = item["actor"]
+    ident = dim(actor.get("user_id") or actor.get("scoped_api_key_id"))
+    if not ident:
+        raise ProviderResponseError("anthropic: an effective limit's actor has no id")
+    cents = item.get("amount")
+    amount = None if cents is None else to_decimal(cents, "effective limit amount") / CENTS
+    spent_cents = item.get("period_to_date_spend")
+    spent = None if spent_cents is None else to_decimal(spent_cents, "period_to_date_spend")
+    if (amount is not None and amount < 0) or (spent is not None and spent < 0):
+        raise ProviderResponseError(f"anthropic sent a negative effective limit for {ident}")
+    raw_period = dim(item.get("period"))
+    period = PERIODS.get(raw_period, raw_period or "month")
+    email = dim(actor.get("email_address")) or None
+    name = dim(actor.get("name")) or email or ident
+    if actor.get("deleted") is True:
+        name = f"{name} (deleted)"
+    return SpendLimit(
+        scope=f"member:{ident}:{period}",
+        scope_name=name,
+        amount=amount,
+        currency=dim(item.get("currency")).upper()[:3] or "USD",
+        period=period,
+        account_wide=False,
+        note=_source(item.get("source")) if amount is not None else "no limit for this period",
+        kind=LimitKind.MEMBER,
+        spent=None if spent is None else spent / CENTS,
+        email=email,
+    )
+
+
+def _source(source: Any) -> str:
+    """Where an effective limit comes from: "from seat tier premium", "from the
+    organisation's default", ..."""
+    if not isinstance(source, dict):
+        return "from an unnamed scope"
+    kind = dim(source.get("type"))
+    ident = next((dim(v) for k, v in source.items() if k != "type" and v), "")
+    said = SOURCES.get(kind, kind.replace("_", " ") or "an unnamed scope")
+    return (
+        f"from {said} {ident}".strip() if kind not in ("user", "organization") else f"from {said}"
     )

@@ -1,5 +1,6 @@
 """What a connector may read about an account besides its usage: the provider's spend limits
-and its invoices, and whether the provider reports whole months rather than days.
+(its caps, its spend alerts, its members' effective limits) and its invoices, and whether the
+provider reports whole months rather than days.
 
 Every `Connector` has these (`BillingFacts` is one of its bases); a connector whose provider
 publishes them overrides the methods. The sync calls them after the usage, in the same
@@ -18,21 +19,25 @@ from typing import ClassVar
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from tracker.models import ProviderSpendLimit
+from tracker.models import LimitKind, ProviderSpendLimit
 
 ACCOUNT_WIDE = ""  # the scope of a limit on everything the account's key reads
+ALERT_ONLY = "alert only"  # the enforcement of an alert: it notifies, it never stops spend
 
 
 @dataclass(frozen=True)
 class SpendLimit:
-    """One cap the provider keeps on spending, as it reports it.
+    """One cap the provider keeps on spending, one spend alert, or one member's effective
+    limit, as the provider reports it (`kind`: `LimitKind`).
 
     `scope` is `ACCOUNT_WIDE` for a cap on the whole organisation or team the key reads,
-    else what it caps, e.g. `project:proj_1`, `workspace:wrkspc_1`, `budget:<id>`.
-    `amount` None: no cap at that scope (the provider says so). `readable` False: the
-    provider would not tell (`note` says why), which is not the same as no cap.
-    `account_wide` marks the caps that bound the whole account's spend (what is compared
-    with the account's budget).
+    else what it caps, e.g. `project:proj_1`, `workspace:wrkspc_1`, `budget:<id>`,
+    `alert:<id>`, `member:<user id>:<period>`. `amount` None: no cap (or alert) at that
+    scope (the provider says so). `readable` False: the provider would not tell (`note`
+    says why), which is not the same as no cap. `account_wide` marks the limits on the
+    whole account's spend (a cap there is what is compared with the account's budget; an
+    alert there is shown beside it, never as a cap). A member's `spent` is the provider's
+    figure for the current period, its `email` the member's address.
     """
 
     scope: str = ACCOUNT_WIDE
@@ -44,6 +49,9 @@ class SpendLimit:
     account_wide: bool = True
     readable: bool = True
     note: str | None = None
+    kind: LimitKind = LimitKind.CAP
+    spent: Decimal | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,10 @@ def record_spend_limits(
     session: Session, account_id: int, limits: list[SpendLimit], stamp: dt.datetime
 ) -> None:
     """Replace the account's stored spend limits with what the provider said at `stamp`. A
-    list without a cap on the whole account records that there is none (it was read)."""
+    list without a cap on the whole account records that there is none (it was read): an
+    alert there does not count as one."""
     session.execute(delete(ProviderSpendLimit).where(ProviderSpendLimit.account_id == account_id))
-    if not any(limit.account_wide for limit in limits):
+    if not any(limit.account_wide and limit.kind == LimitKind.CAP for limit in limits):
         limits = [SpendLimit(), *limits]
     seen: set[str] = set()
     for limit in limits:
@@ -102,6 +111,9 @@ def record_spend_limits(
                 readable=limit.readable,
                 note=limit.note[:500] if limit.note else None,
                 read_at=stamp,
+                kind=limit.kind,
+                spent=limit.spent,
+                email=limit.email[:254] if limit.email else None,
             )
         )
     session.flush()

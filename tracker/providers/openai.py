@@ -23,7 +23,9 @@ Rows produced, all on UTC days (`bucket_width=1d`, windows aligned to 00:00 UTC)
   kept verbatim (its format is undocumented); the model is taken from the text before its
   first comma ("gpt-4o-2024-08-06, input"), else left empty.
 - Spend limits (`fetch_spend_limits`): the organisation's hard monthly limit and each
-  project's, in cents (none set: 404).
+  project's, in cents (none set: 404), and the organisation's spend alerts
+  (`/organization/spend_alerts`, paged): thresholds in cents at which OpenAI emails, kept
+  as alerts (they never stop spend, so they are never taken for a cap).
 
 Usage rows and billed rows are deliberately separate rows: summing `billed_cost` over an
 account gives exactly what OpenAI bills, and tokens are never counted twice. Every metric but
@@ -39,7 +41,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from tracker.core.units import today_utc
-from tracker.models import LINE_ITEM
+from tracker.models import LINE_ITEM, LimitKind
 from tracker.models.usage_kinds import pack
 from tracker.providers.base import (
     Connector,
@@ -54,7 +56,7 @@ from tracker.providers.base import (
     to_decimal,
     to_int,
 )
-from tracker.providers.billing import SpendLimit
+from tracker.providers.billing import ALERT_ONLY, SpendLimit
 
 ADMIN_KEY_HINT = (
     "the usage and costs APIs need an organization admin key (sk-admin-...), created by an "
@@ -92,6 +94,7 @@ COSTS_PAGE_LIMIT = 180
 MAX_NAMED_PROJECTS = 200
 # The finest grain the Costs API bills at: each amount then names the key that spent it.
 COSTS_GROUPS = ["project_id", "line_item", "api_key_id"]
+MAX_ALERT_PAGES = 100  # of the default 20 alerts each: far more than an organisation sets
 
 
 class OpenAIConnector(Connector):
@@ -157,8 +160,9 @@ class OpenAIConnector(Connector):
                 yield _named(_cost_row(day, result), names, key_names, user_names)
 
     def fetch_spend_limits(self) -> list[SpendLimit]:
-        """The organisation's hard spend limit (`/organization/spend_limit`) and each project's
-        that has one (`/organization/projects/{id}/spend_limit`); cents, monthly."""
+        """The organisation's hard spend limit (`/organization/spend_limit`), each project's
+        that has one (`/organization/projects/{id}/spend_limit`) and the organisation's spend
+        alerts (`/organization/spend_alerts`); cents, monthly."""
         found = [self._spend_limit("/organization/spend_limit", "", None)]
         projects = self._project_names()
         for project in list(projects)[:MAX_NAMED_PROJECTS]:
@@ -166,7 +170,37 @@ class OpenAIConnector(Connector):
             limit = self._spend_limit(path, f"project:{project}", projects[project] or project)
             if limit.amount is not None:
                 found.append(limit)
-        return found
+        return found + self._spend_alerts()
+
+    def _spend_alerts(self) -> list[SpendLimit]:
+        """The organisation's spend alerts, every page (`after` the last id while `has_more`).
+        None set: one row saying so; a key that may not list them (403, or 404 where the API
+        has no such list): one row saying it could not be read, which is not "none"."""
+        alerts: list[SpendLimit] = []
+        params: dict[str, Any] = {}
+        seen: set[str] = set()
+        try:
+            for _ in range(MAX_ALERT_PAGES):
+                body = self.get_object("/organization/spend_alerts", params)
+                data = body.get("data")
+                if not isinstance(data, list):
+                    raise ProviderResponseError("openai: the spend alerts have no data list")
+                alerts.extend(_spend_alert(item) for item in data)
+                last = body.get("last_id") or (data[-1].get("id") if data else None)
+                if not body.get("has_more") or not data:
+                    break
+                if not last or str(last) in seen:
+                    raise ProviderResponseError("openai repeated a spend alerts page")
+                seen.add(str(last))
+                params = {"after": str(last)}
+            else:
+                raise ProviderResponseError("openai: the spend alerts did not end")
+        except (ProviderPermissionError, ProviderResponseError) as exc:
+            if exc.status not in (403, 404):
+                raise
+            note = f"OpenAI does not let this key list spend alerts: {exc}"
+            return [_no_alerts(readable=False, note=note)]
+        return alerts or [_no_alerts(readable=True, note="no spend alert is set at OpenAI")]
 
     def _spend_limit(self, path: str, scope: str, name: str | None) -> SpendLimit:
         """One hard spend limit; 404 means none is set, 403 that the key may not read it."""
@@ -252,6 +286,31 @@ class OpenAIConnector(Connector):
         except (ProviderPermissionError, ProviderResponseError):
             return names
         return names
+
+
+def _spend_alert(item: Any) -> SpendLimit:
+    """One organisation spend alert: `threshold_amount` in cents, per `interval`."""
+    if not isinstance(item, dict) or not item.get("id"):
+        raise ProviderResponseError("openai: a spend alert has no id")
+    cents = item.get("threshold_amount")
+    if cents is None:
+        raise ProviderResponseError("openai: a spend alert has no threshold_amount")
+    amount = to_decimal(cents, "threshold_amount") / 100
+    if amount < 0:
+        raise ProviderResponseError(f"openai sent a negative spend alert: {amount}")
+    return SpendLimit(
+        scope=f"alert:{item['id']}",
+        scope_name="organisation spend alert",
+        amount=amount,
+        currency=str(item.get("currency") or "USD").upper()[:3],
+        period=str(item.get("interval") or "month"),
+        enforcement=ALERT_ONLY,
+        kind=LimitKind.ALERT,
+    )
+
+
+def _no_alerts(*, readable: bool, note: str) -> SpendLimit:
+    return SpendLimit(scope="alerts", kind=LimitKind.ALERT, readable=readable, note=note)
 
 
 def _usage_row(endpoint: str, day: dt.date, r: dict[str, Any]) -> UsageRow:

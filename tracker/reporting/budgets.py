@@ -21,7 +21,13 @@ from tracker.core.errors import InvalidInput
 from tracker.models import Account, Service, Team
 from tracker.planning import budgets, projections
 from tracker.planning.budgets import scope_label
-from tracker.planning.spend_limits import Drift, compare_caps, partial_caps
+from tracker.planning.spend_limits import (
+    AlertCheck,
+    Drift,
+    compare_caps,
+    member_limits,
+    partial_caps,
+)
 from tracker.providers.registry import display_name
 from tracker.reporting.forecast import ProjectionSet, floor_to_spend
 
@@ -96,6 +102,15 @@ CAP_LEVELS = {
     "Cap below budget": "Warning",
     "No cap at the provider": "Warning",
 }
+# A provider's spend alert (it notifies, it stops nothing) against our budget.
+ALERT_LABELS = {
+    AlertCheck.WITHIN: "Alert only, at or below budget",
+    AlertCheck.ABOVE: "Alert only, above budget",
+    AlertCheck.NONE: "No alert at the provider",
+    AlertCheck.NO_BUDGET: "Alert only, no budget of ours",
+    AlertCheck.NOT_COMPARABLE: "Alert only, not comparable",
+    AlertCheck.NOT_READ: "Alerts could not be read",
+}
 
 
 def provider_cap_frame(*, session: Session) -> pd.DataFrame:
@@ -107,6 +122,8 @@ def provider_cap_frame(*, session: Session) -> pd.DataFrame:
         "currency",
         "period",
         "enforcement",
+        "provider_alert",
+        "alert_status",
         "budget",
         "budget_from",
         "status",
@@ -121,6 +138,8 @@ def provider_cap_frame(*, session: Session) -> pd.DataFrame:
             c.currency,
             c.period,
             c.enforcement,
+            c.alert,
+            None if c.alert_status is None else ALERT_LABELS[c.alert_status],
             c.budget,
             c.budget_from,
             CAP_LABELS[c.status],
@@ -146,6 +165,45 @@ def partial_cap_frame(*, session: Session) -> pd.DataFrame:
             p.enforcement or p.note,
         )
         for p in partial_caps(session=session)
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def member_limit_frame(*, session: Session, today: dt.date) -> pd.DataFrame:
+    """Each member's effective limit at the provider per period, with the member's spend so
+    far in it, the user of ours with the member's email and the member's team."""
+    columns = [
+        "account",
+        "provider",
+        "member",
+        "email",
+        "user",
+        "team",
+        "limit",
+        "spent",
+        "used_pct",
+        "currency",
+        "period",
+        "source",
+        "read_at",
+    ]
+    rows = [
+        (
+            m.account,
+            display_name(m.provider),
+            m.member if m.readable else "(every member)",
+            m.email,
+            m.user,
+            m.team,
+            m.amount,
+            m.spent,
+            None if not m.amount or m.spent is None else float(m.spent / m.amount * 100),
+            m.currency,
+            m.period,
+            m.source,
+            m.read_at,
+        )
+        for m in member_limits(session=session, today=today)
     ]
     return pd.DataFrame(rows, columns=columns)
 

@@ -278,12 +278,14 @@ def budgets(today: dt.date) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=FRAME_TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def provider_caps() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each account's cap at its provider beside our budget, and the caps on its parts."""
+def provider_caps(today: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Each account's cap (and spend alert) at its provider beside our budget, the caps on
+    its parts, and its members' effective limits."""
     return read(
         lambda session: (
             budget_report.provider_cap_frame(session=session),
             budget_report.partial_cap_frame(session=session),
+            budget_report.member_limit_frame(session=session, today=today),
         )
     )
 
