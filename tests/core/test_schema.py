@@ -229,7 +229,7 @@ def test_spend_limit_kinds_migrate_down_and_up(
         else request.getfixturevalue("pg_databases").create()
     )
     engine = make_engine(url)
-    migrate.upgrade(engine, "0023")
+    migrate.upgrade(engine, "0024")
     with engine.begin() as conn:
         service_id = conn.execute(text("SELECT id FROM services WHERE name = 'openai'")).scalar()
         conn.execute(
@@ -271,7 +271,7 @@ def test_spend_limit_kinds_migrate_down_and_up(
     config = migrate.alembic_config(str(engine.url))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0023")
+        command.downgrade(config, "0024")
     columns = {c["name"] for c in inspect(engine).get_columns("provider_spend_limits")}
     assert not {"kind", "spent", "email"} & columns
     with engine.connect() as conn:

@@ -27,9 +27,11 @@ splits each charge into one allocated charge per team part (`tracker.exports.foc
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -163,7 +165,8 @@ def _month_pieces(
     """The pieces of the month starting `first`: direct, then moved by the shared-cost rules
     in force on `first`; with `with_days`, each piece says which days its spend came from;
     with `estimated_only`, of the estimated spend only (see `chargeback`)."""
-    pieces = _direct_pieces(session, resolver, first, with_days, estimated_only)
+    with _collector_paused():
+        pieces = _direct_pieces(session, resolver, first, with_days, estimated_only)
     own: dict[str, int] = defaultdict(int)
     weighed = _direct_pieces(session, resolver, first, False, False) if estimated_only else pieces
     for p in weighed:
@@ -173,6 +176,21 @@ def _month_pieces(
             pieces = _apply(rule, pieces, resolver, own)
     pieces.sort(key=_PIECE_ORDER)
     return pieces
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a month's rows become pieces: tens of thousands of
+    tuples, none in a cycle, whose allocations would otherwise set off full collections of
+    the app's whole heap (Streamlit, pandas, Plotly loaded): a third of the time at 20M usage
+    rows (docs/scaling.md). Process-wide, so it is switched back on only if it was on."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def _direct_pieces(
@@ -272,7 +290,7 @@ def _daily_rows(
             _u.model,
         )  # fmt: skip
     )
-    for row in session.execute(stmt):
+    for row in session.connection().execute(stmt):
         yield (*row[:10], int(row[10] or 0))
 
 
@@ -281,7 +299,7 @@ def _monthly_rows(session: Session, first: dt.date) -> Iterable[SpendRow]:
     label rollup holds: every day of such a month resolves alike."""
     labels: dict[tuple[str, int, str], str] = {}
     lm = UsageLabelMonthly
-    for kind, account_id, ident, label in session.execute(
+    for kind, account_id, ident, label in session.connection().execute(
         select(lm.kind, lm.account_id, lm.ident, func.max(lm.label))
         .where(lm.month == first)
         .group_by(lm.kind, lm.account_id, lm.ident)
@@ -303,7 +321,8 @@ def _monthly_rows(session: Session, first: dt.date) -> Iterable[SpendRow]:
         .join(Service, Service.id == Account.service_id)
         .where(a.month == first)
     )
-    for account_id, account, provider, project, key, user, model, micros in session.execute(stmt):
+    rows = session.connection().execute(stmt)  # plain rows: no ORM loading per row
+    for account_id, account, provider, project, key, user, model, micros in rows:
         yield (
             first, account, provider,
             project, labels.get(("project", account_id, project), project),
