@@ -115,18 +115,19 @@ ALERT_LABELS = {
 
 def provider_cap_frame(*, session: Session) -> pd.DataFrame:
     """Per account: the provider's cap on the whole account beside our monthly budget."""
+    # The verdict first, then the two figures it compares: a wide table scrolls sideways.
     columns = [
         "account",
         "provider",
+        "status",
         "provider_cap",
+        "budget",
+        "budget_from",
+        "provider_alert",
+        "alert_status",
         "currency",
         "period",
         "enforcement",
-        "provider_alert",
-        "alert_status",
-        "budget",
-        "budget_from",
-        "status",
         "note",
         "read_at",
     ]
@@ -134,15 +135,15 @@ def provider_cap_frame(*, session: Session) -> pd.DataFrame:
         (
             c.account,
             display_name(c.provider),
+            CAP_LABELS[c.status],
             c.cap,
+            c.budget,
+            c.budget_from,
+            c.alert,
+            None if c.alert_status is None else ALERT_LABELS[c.alert_status],
             c.currency,
             c.period,
             c.enforcement,
-            c.alert,
-            None if c.alert_status is None else ALERT_LABELS[c.alert_status],
-            c.budget,
-            c.budget_from,
-            CAP_LABELS[c.status],
             c.note,
             c.read_at,
         )
