@@ -16,7 +16,7 @@ from tracker.core import units
 from tracker.costs.overrides import OTHER_PRICE_KINDS
 from tracker.costs.prices import PRICE_UNIT
 from tracker.models import Role
-from tracker.providers.registry import PROVIDERS
+from tracker.providers.registry import PROVIDERS, display_name
 from tracker.ui import actions, data
 from tracker.ui import components as ui
 
@@ -227,7 +227,9 @@ with prices_tab:
     ui.form_state("override_add")
     with st.form("override_add"):
         c1, c2, c3 = st.columns(3)
-        o_provider = c1.selectbox("Provider", list(PROVIDERS), key="ov_provider")
+        o_provider = c1.selectbox(
+            "Provider", list(PROVIDERS), format_func=display_name, key="ov_provider"
+        )
         o_model = c2.text_input("Model (empty: every model, discounts only)", key="ov_model")
         o_kind = c3.selectbox("Kind", ["price", "discount"], key="ov_kind")
         c4, c5, c6 = st.columns(3)

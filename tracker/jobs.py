@@ -123,8 +123,8 @@ def partitions_job(runtime: Runtime) -> None:
     from its default partition to their month's (`tracker.core.partitions`)."""
     with runtime.engine.begin() as connection:
         done = partitions.maintain(connection, units.today_utc())
-    if done.skipped and connection.dialect.name == "postgresql":
-        log.info("partitions: %s", done.skipped)
+    if done.skipped:
+        log.debug("partitions: %s", done.skipped)
 
 
 def build_jobs(runtime: Runtime) -> list[Job]:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
+from tracker.core.units import month_start, next_month
+
 log = logging.getLogger(__name__)
 
 PARENT = "usage_records"
@@ -42,7 +44,7 @@ FILLFACTOR = 70
 LOCK_TIMEOUT = "5s"
 # Two workers never create the same partition at once.
 _ADVISORY_KEY = 0x7573_6167  # "usag"
-_NAME = re.compile(rf"^{PARENT}_(y\d{{4}}m\d{{2}}|default)$")
+_MONTH_NAME = re.compile(rf"^{PARENT}_y(\d{{4}})m(\d{{2}})$")
 
 
 def partition_name(month: dt.date) -> str:
@@ -51,30 +53,13 @@ def partition_name(month: dt.date) -> str:
 
 def is_partition(table_name: str | None) -> bool:
     """True for the name of a partition of `usage_records` (the models know only the parent)."""
-    return bool(table_name and _NAME.match(table_name))
+    return table_name == DEFAULT_PARTITION or bool(table_name and _MONTH_NAME.match(table_name))
 
 
 def include_name(name: str | None, type_: str, _parent_names: object) -> bool:
     """Alembic's `include_name` hook: compare the models with the tables they define, not with
     the month partitions under `usage_records`."""
     return not (type_ == "table" and is_partition(name))
-
-
-def month_start(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
-def next_month(month: dt.date) -> dt.date:
-    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-
-
-def months_between(first: dt.date, last: dt.date) -> list[dt.date]:
-    """The first days of every month from `first`'s to `last`'s, both included."""
-    months, month = [], month_start(first)
-    while month <= last:
-        months.append(month)
-        month = next_month(month)
-    return months
 
 
 def months_ahead_of(today: dt.date, months_ahead: int = MONTHS_AHEAD) -> list[dt.date]:
@@ -105,8 +90,7 @@ def month_partitions(connection: Connection) -> dict[dt.date, str]:
     )
     found = {}
     for name in names:
-        match = re.match(rf"^{PARENT}_y(\d{{4}})m(\d{{2}})$", name)
-        if match:
+        if match := _MONTH_NAME.match(name):
             found[dt.date(int(match[1]), int(match[2]), 1)] = name
     return found
 
@@ -160,7 +144,10 @@ class Maintenance:
 
     created: list[str] = field(default_factory=list)
     moved_rows: int = 0
-    skipped: str | None = None  # why nothing was done (another worker, a lock held too long)
+    # Why nothing was done: not partitioned (SQLite), or another process holds the job's lock.
+    # A table lock not granted within LOCK_TIMEOUT raises instead (the worker logs it and the
+    # next hour's run tries again).
+    skipped: str | None = None
 
 
 def maintain(

@@ -177,24 +177,9 @@ class OpenAIConnector(Connector):
         None set: one row saying so; a key that may not list them (403, or 404 where the API
         has no such list): one row saying it could not be read, which is not "none"."""
         alerts: list[SpendLimit] = []
-        params: dict[str, Any] = {}
-        seen: set[str] = set()
         try:
-            for _ in range(MAX_ALERT_PAGES):
-                body = self.get_object("/organization/spend_alerts", params)
-                data = body.get("data")
-                if not isinstance(data, list):
-                    raise ProviderResponseError("openai: the spend alerts have no data list")
+            for data in self._after_pages("/organization/spend_alerts", {}, MAX_ALERT_PAGES):
                 alerts.extend(_spend_alert(item) for item in data)
-                last = body.get("last_id") or (data[-1].get("id") if data else None)
-                if not body.get("has_more") or not data:
-                    break
-                if not last or str(last) in seen:
-                    raise ProviderResponseError("openai repeated a spend alerts page")
-                seen.add(str(last))
-                params = {"after": str(last)}
-            else:
-                raise ProviderResponseError("openai: the spend alerts did not end")
         except (ProviderPermissionError, ProviderResponseError) as exc:
             if exc.status not in (403, 404):
                 raise
@@ -245,17 +230,12 @@ class OpenAIConnector(Connector):
         optional: the ids stay)."""
         names: dict[str, str] = {}
         for project in projects[:MAX_NAMED_PROJECTS]:
-            params: dict[str, Any] = {"limit": 100}
+            path = f"/organization/projects/{project}/api_keys"
             try:
-                for _ in range(100):
-                    body = self.get_object(f"/organization/projects/{project}/api_keys", params)
-                    data = body.get("data") or []
+                for data in self._after_pages(path, {"limit": 100}, 100):
                     for key in data:
                         if isinstance(key, dict) and key.get("id") and key.get("name"):
                             names[str(key["id"])] = str(key["name"])[:255]
-                    if not body.get("has_more") or not data:
-                        break
-                    params = {**params, "after": body.get("last_id") or data[-1].get("id")}
             except (ProviderPermissionError, ProviderResponseError):
                 continue
         return names
@@ -271,21 +251,40 @@ class OpenAIConnector(Connector):
     def _listed_names(self, path: str, extra: dict[str, Any], *fields: str) -> dict[str, str]:
         """id -> the first non-empty of `fields`, over every page of an admin listing."""
         names: dict[str, str] = {}
-        params: dict[str, Any] = {"limit": 100, **extra}
         try:
-            for _ in range(1000):
-                body = self.get_object(path, params)
-                data = body.get("data") or []
+            for data in self._after_pages(path, {"limit": 100, **extra}, 1000):
                 for item in data:
                     if isinstance(item, dict) and item.get("id"):
                         name = next((str(item[f]) for f in fields if item.get(f)), "")
                         names[str(item["id"])] = name[:255]
-                if not body.get("has_more") or not data:
-                    break
-                params = {**params, "after": body.get("last_id") or data[-1].get("id")}
         except (ProviderPermissionError, ProviderResponseError):
             return names
         return names
+
+    def _after_pages(
+        self, path: str, params: dict[str, Any], max_pages: int
+    ) -> Iterator[list[Any]]:
+        """The `data` list of every page of an admin listing paged by `after` (the previous
+        page's `last_id`, else its last item's id) while `has_more`. A page without a data
+        list, an id seen twice or more than `max_pages` pages is a ProviderResponseError."""
+        seen: set[str] = set()
+        query = dict(params)
+        for _ in range(max_pages):
+            body = self.get_object(path, query)
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise ProviderResponseError(f"openai answered {path} without a data list")
+            yield data
+            if not body.get("has_more") or not data:
+                return
+            last = body.get("last_id") or (
+                data[-1].get("id") if isinstance(data[-1], dict) else None
+            )
+            if not last or str(last) in seen:
+                raise ProviderResponseError(f"openai repeated a page of {path}")
+            seen.add(str(last))
+            query = {**params, "after": str(last)}
+        raise ProviderResponseError(f"openai returned more than {max_pages} pages of {path}")
 
 
 def _spend_alert(item: Any) -> SpendLimit:
